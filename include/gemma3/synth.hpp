@@ -1,0 +1,155 @@
+// The checkpoint synthesiser: config.json + model.safetensors (sharded with an index above 4 GiB) in
+// exactly the published layout and names, filled with seeded random weights of realistic scale.
+// This is how tests, demos and benchmarks get checkpoints of the real shapes without a download.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gemma3/config.hpp"
+#include "gemma3/io/hf_names.hpp"
+#include "gemma3/io/safetensors.hpp"
+#include "gemma3/weights.hpp"
+
+namespace gemma3 {
+
+// A small, portable, seedable generator: the same (seed, tensor name) gives the same weights on every
+// machine and standard library (std::normal_distribution is not specified bit-exactly).
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in (0, 1).
+  double uniform() { return (double(next() >> 11) + 0.5) * 0x1.0p-53; }
+  // Standard normal by Box-Muller.
+  double normal() {
+    const double u1 = uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+// FNV-1a of the seed and the tensor name: each tensor has its own stream.
+inline uint64_t tensor_seed(uint64_t seed, const std::string& name) {
+  uint64_t h = 0xcbf29ce484222325ull ^ seed;
+  for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+// Mean and standard deviation of each initialisation (the fixtures' scheme; see weights.hpp).
+inline std::pair<double, double> init_distribution(Init init, const Shape& shape) {
+  switch (init) {
+    case Init::Embedding: return {0.0, 0.3};
+    case Init::Linear: return {0.0, 1.0 / std::sqrt(double(shape.back()))};
+    case Init::RmsNorm: return {0.0, 0.1};
+    case Init::LayerNormWeight: return {1.0, 0.1};
+    case Init::Bias: return {0.0, 0.02};
+    case Init::LayerNormBias: return {0.0, 0.05};
+    case Init::PatchEmbedding: return {0.0, 1.0 / std::sqrt(double(shape[1] * shape[2] * shape[3]))};
+    case Init::PositionEmbedding: return {0.0, 0.2};
+    case Init::Projection: return {0.0, 1.0 / std::sqrt(double(shape.front()))};
+  }
+  return {0.0, 1.0};
+}
+
+// The bytes of one synthesised tensor in `dtype`.
+inline std::vector<std::byte> synthesize_tensor(uint64_t seed, const std::string& name,
+                                                const Shape& shape, Init init, DType dtype) {
+  SplitMix64 rng(tensor_seed(seed, name));
+  const auto [mean, stddev] = init_distribution(init, shape);
+  const int64_t n = num_elements(shape);
+  std::vector<std::byte> bytes(std::size_t(n) * dtype_size(dtype));
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = float(mean + stddev * rng.normal());
+    if (dtype == DType::BF16) {
+      const uint16_t b = float_to_bf16(v);
+      std::memcpy(bytes.data() + 2 * i, &b, 2);
+    } else if (dtype == DType::F16) {
+      const Eigen::half h(v);
+      std::memcpy(bytes.data() + 2 * i, &h, 2);
+    } else {
+      std::memcpy(bytes.data() + 4 * i, &v, 4);
+    }
+  }
+  return bytes;
+}
+
+struct SynthOptions {
+  uint64_t seed = 0;
+  DType dtype = DType::BF16;
+  // Checkpoints larger than this are split into shards with a model.safetensors.index.json.
+  std::size_t max_shard_bytes = std::size_t(4) << 30;
+};
+
+// Writes config.json and the safetensors file(s) for `cfg` into `out_dir` (created if needed).
+// Returns the total number of tensor bytes written.
+inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::filesystem::path& out_dir,
+                                         const SynthOptions& opt = {}) {
+  validate(cfg);
+  std::filesystem::create_directories(out_dir);
+  {
+    std::ofstream out(out_dir / "config.json");
+    if (!out) throw IoError((out_dir / "config.json").string(), "cannot create");
+    out << config_to_json(cfg).dump(2) << "\n";
+  }
+  const NameScheme& scheme = published_name_scheme(cfg);
+  struct Pending {
+    Shape shape;
+    Init init;
+  };
+  std::map<std::string, Pending> tensors;  // sorted by name, as save_pretrained lays them out
+  ModelWeights unused;
+  for_each_tensor(cfg, unused, [&](Module m, const std::string& rel, TensorView&, const Shape& shape, Init init) {
+    tensors.emplace(scheme.full_name(m, rel), Pending{shape, init});
+  });
+
+  // Greedy sharding in name order.
+  std::vector<SafetensorsWriter> shards(1);
+  std::size_t current = 0, total = 0;
+  for (const auto& [name, t] : tensors) {
+    const std::size_t bytes = std::size_t(num_elements(t.shape)) * dtype_size(opt.dtype);
+    if (current > 0 && current + bytes > opt.max_shard_bytes) {
+      shards.emplace_back();
+      current = 0;
+    }
+    shards.back().add(name, opt.dtype, t.shape, [seed = opt.seed, name, t, dtype = opt.dtype] {
+      return synthesize_tensor(seed, name, t.shape, t.init, dtype);
+    });
+    current += bytes;
+    total += bytes;
+  }
+  std::filesystem::remove(out_dir / TensorStore::kSingleFile);
+  std::filesystem::remove(out_dir / TensorStore::kIndexFile);
+  if (shards.size() == 1) {
+    shards[0].write(out_dir / TensorStore::kSingleFile);
+    return total;
+  }
+  nlohmann::json index{{"metadata", {{"total_size", total}}}, {"weight_map", nlohmann::json::object()}};
+  for (std::size_t s = 0; s < shards.size(); ++s) {
+    char file[64];
+    std::snprintf(file, sizeof file, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+    shards[s].write(out_dir / file);
+    for (const auto& name : shards[s].names()) index["weight_map"][name] = file;
+  }
+  std::ofstream out(out_dir / TensorStore::kIndexFile);
+  out << index.dump(2) << "\n";
+  if (!out) throw IoError((out_dir / TensorStore::kIndexFile).string(), "write failed");
+  return total;
+}
+
+}  // namespace gemma3

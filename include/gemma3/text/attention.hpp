@@ -1,0 +1,107 @@
+// Gemma 3 self-attention over a chunk of new tokens and the KV cache (spec §2.4).
+//
+//   q, k, v = h·W_qᵀ, h·W_kᵀ, h·W_vᵀ
+//   q, k    = RMSNorm per head (q_norm, k_norm), then RoPE at each token's absolute position
+//   s       = q·kᵀ · query_pre_attn_scalar^-½ (+ optional soft-cap), masked, softmax over keys
+//   o       = Σ p·v per head; heads concatenated; out = o·W_oᵀ
+// GQA: query head h reads KV head h / (heads / kv_heads).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "gemma3/config.hpp"
+#include "gemma3/kernels/reference.hpp"
+#include "gemma3/observer.hpp"
+#include "gemma3/text/kv_cache.hpp"
+#include "gemma3/text/mask.hpp"
+#include "gemma3/text/rope.hpp"
+#include "gemma3/weights.hpp"
+
+namespace gemma3 {
+
+// Everything one layer's attention needs besides its projection matrices.
+template <typename T>
+struct AttentionParams {
+  LayerKind kind = LayerKind::Global;
+  int64_t window = 0;  // sliding_window, used by local layers
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  T scale = T(1);  // query_pre_attn_scalar^-1/2
+  std::optional<double> softcap;
+  double eps = 1e-6;
+  Vec<T> q_norm, k_norm;  // stored w of the per-head RMSNorms
+  Rope<T> rope;  // the table of this layer's kind
+};
+
+// Attention of n new tokens at positions [pos0, pos0 + n). Keys and values of earlier positions come
+// from `cache`; the new ones are written to it. `groups` gives each new token's image group (-1 for
+// text); an image must lie entirely inside one chunk for its tokens to see each other.
+template <typename T, typename Obs, typename Name>
+Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const AttentionParams<T>& p,
+                      LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups, Obs& obs,
+                      const Name& name) {
+  const int64_t n = h.rows(), D = p.head_dim;
+  Mat<T> q = ref::linear<T>(h, w.q_proj);  // [n, heads*D]
+  Mat<T> k = ref::linear<T>(h, w.k_proj);  // [n, kv_heads*D]
+  Mat<T> v = ref::linear<T>(h, w.v_proj);  // [n, kv_heads*D]
+  notify(obs, [&] { return name("self_attn.q_proj"); }, q);
+  notify(obs, [&] { return name("self_attn.k_proj"); }, k);
+  notify(obs, [&] { return name("self_attn.v_proj"); }, v);
+
+  // q/k norm: one RMSNorm over each head's D values; viewing [n, heads*D] as [n*heads, D].
+  MatMap<T>(q.data(), n * p.heads, D) = ref::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
+  MatMap<T>(k.data(), n * p.kv_heads, D) =
+      ref::rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps);
+  notify(obs, [&] { return name("self_attn.q_norm"); }, q);
+  notify(obs, [&] { return name("self_attn.k_norm"); }, k);
+  p.rope.apply(q, D, pos0);
+  p.rope.apply(k, D, pos0);
+  notify(obs, [&] { return name("self_attn.q_rope"); }, q);
+  notify(obs, [&] { return name("self_attn.k_rope"); }, k);
+
+  // Keys visible to this chunk: cached positions [first, pos0) then the n new ones.
+  const int64_t first = p.kind == LayerKind::Global ? 0 : std::max<int64_t>(0, pos0 - p.window + 1);
+  const int64_t n_past = pos0 - first, S = n_past + n;
+  Mat<T> keys(S, k.cols()), values(S, v.cols());
+  for (int64_t s = 0; s < n_past; ++s) {
+    keys.row(s) = cache.k.row(cache.row_of(first + s));
+    values.row(s) = cache.v.row(cache.row_of(first + s));
+  }
+  keys.bottomRows(n) = k;
+  values.bottomRows(n) = v;
+  for (int64_t r = 0; r < n; ++r) {
+    cache.k.row(cache.row_of(pos0 + r)) = k.row(r);
+    cache.v.row(cache.row_of(pos0 + r)) = v.row(r);
+  }
+
+  const int64_t group_size = p.heads / p.kv_heads;
+  Mat<T> out(n, p.heads * D);  // attention output before o_proj
+  Mat<T> weights;              // [heads*n, S], only when observed
+  if constexpr (Obs::enabled) weights.resize(p.heads * n, S);
+  for (int64_t head = 0; head < p.heads; ++head) {
+    const int64_t g = head / group_size;
+    Mat<T> scores = q.middleCols(head * D, D) * keys.middleCols(g * D, D).transpose() * p.scale;  // [n, S]
+    if (p.softcap) ref::soft_cap<T>(scores, *p.softcap);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t j = s - n_past;  // index of the key among the new tokens, < 0 if cached
+        const bool same_image = j >= 0 && groups[r] >= 0 && groups[r] == groups[j];
+        if (!may_attend(p.kind, p.window, pos0 + r, first + s, same_image))
+          scores(r, s) = -std::numeric_limits<T>::infinity();
+      }
+    ref::softmax_rows<T>(scores);
+    if constexpr (Obs::enabled) weights.middleRows(head * n, n) = scores;
+    out.middleCols(head * D, D).noalias() = scores * values.middleCols(g * D, D);
+  }
+  notify(obs, [&] { return name("self_attn.attn_weights"); }, weights);
+  notify(obs, [&] { return name("self_attn.attn_output"); }, out);
+  Mat<T> o = ref::linear<T>(out, w.o_proj);
+  notify(obs, [&] { return name("self_attn"); }, o);
+  return o;
+}
+
+}  // namespace gemma3

@@ -1,0 +1,26 @@
+// The GeGLU feed-forward block: down( gelu_tanh(gate(m)) ⊙ up(m) ) (spec §2.3, HF-mod Gemma3MLP).
+#pragma once
+
+#include <string>
+
+#include "gemma3/kernels/reference.hpp"
+#include "gemma3/observer.hpp"
+#include "gemma3/weights.hpp"
+
+namespace gemma3 {
+
+template <typename T, typename Obs, typename Name>
+Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Obs& obs, const Name& name) {
+  Mat<T> gate = ref::linear<T>(m, w.gate_proj);  // [n, intermediate]
+  Mat<T> up = ref::linear<T>(m, w.up_proj);      // [n, intermediate]
+  notify(obs, [&] { return name("mlp.gate_proj"); }, gate);
+  notify(obs, [&] { return name("mlp.up_proj"); }, up);
+  Mat<T> act = gate.unaryExpr([](T u) { return ref::gelu_tanh(u); });
+  notify(obs, [&] { return name("mlp.act_fn"); }, act);
+  act.array() *= up.array();
+  Mat<T> down = ref::linear<T>(act, w.down_proj);  // [n, hidden]
+  notify(obs, [&] { return name("mlp"); }, down);
+  return down;
+}
+
+}  // namespace gemma3

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything gemma3 needs from Debian's packages, non-interactively.
+# Idempotent: when every package is already present it only checks and returns.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ccache pkg-config
+  libeigen3-dev libxsimd-dev libomp-dev
+  libsentencepiece-dev libstb-dev
+  catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev
+  python3 python3-numpy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
