@@ -4,6 +4,7 @@
 include(CMakeFindDependencyMacro)
 
 find_dependency(Eigen3 3.4 NO_MODULE)   # libeigen3-dev
+find_dependency(xtl)                    # xtl-dev: xsimd's exported target links "xtl"
 find_dependency(xsimd)                  # libxsimd-dev
 find_dependency(OpenMP)                 # libgomp (gcc) or libomp-dev (clang)
 find_dependency(nlohmann_json 3)        # nlohmann-json3-dev

@@ -5,10 +5,10 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ccache pkg-config
-  libeigen3-dev libxsimd-dev libomp-dev
+  libeigen3-dev libxsimd-dev xtl-dev libomp-dev
   libsentencepiece-dev libstb-dev
   catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev
-  python3 python3-numpy
+  python3 python3-numpy python3-sentencepiece python3-protobuf npm
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <gemma3/checkpoint.hpp>
+#include <gemma3/synth.hpp>
 #include <gemma3/text/model.hpp>
 
 #include "test_helpers.hpp"

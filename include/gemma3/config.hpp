@@ -178,20 +178,21 @@ namespace detail {
 inline TextConfig text_preset(int64_t vocab, int64_t hidden, int64_t inter, int64_t layers,
                               int64_t heads, int64_t kv_heads, int64_t head_dim, double qpas,
                               int64_t window, int64_t max_pos, double global_factor) {
-  TextConfig t{.vocab_size = vocab,
-               .hidden_size = hidden,
-               .intermediate_size = inter,
-               .num_hidden_layers = layers,
-               .num_attention_heads = heads,
-               .num_key_value_heads = kv_heads,
-               .head_dim = head_dim,
-               .query_pre_attn_scalar = qpas,
-               .sliding_window = window,
-               .max_position_embeddings = max_pos,
-               .rope_local = {.theta = 10000.0},
-               .rope_global = {.theta = 1000000.0, .linear_factor = global_factor},
-               .layer_types = layer_types_from_pattern(layers, 6),
-               .eos_token_ids = {1, 106}};
+  TextConfig t;
+  t.vocab_size = vocab;
+  t.hidden_size = hidden;
+  t.intermediate_size = inter;
+  t.num_hidden_layers = layers;
+  t.num_attention_heads = heads;
+  t.num_key_value_heads = kv_heads;
+  t.head_dim = head_dim;
+  t.query_pre_attn_scalar = qpas;
+  t.sliding_window = window;
+  t.max_position_embeddings = max_pos;
+  t.rope_local = {.theta = 10000.0};
+  t.rope_global = {.theta = 1000000.0, .linear_factor = global_factor};
+  t.layer_types = layer_types_from_pattern(layers, 6);
+  t.eos_token_ids = {1, 106};
   return t;
 }
 

@@ -66,7 +66,7 @@ struct NpyArray {
   // All elements converted to T.
   template <typename T>
   std::vector<T> values() const {
-    std::vector<T> out(std::size_t(numel()));
+    std::vector<T> out(static_cast<std::size_t>(numel()));
     auto read = [&]<typename S>(S) {
       for (std::size_t i = 0; i < out.size(); ++i) {
         S s;
