@@ -1,0 +1,140 @@
+// gemma3 synth — write a checkpoint of a preset's exact published layout with seeded random weights.
+// gemma3 inspect — print what a checkpoint holds before running anything.
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <gemma3/checkpoint.hpp>
+#include <gemma3/synth.hpp>
+#include <gemma3/text/kv_cache.hpp>
+
+#include "commands.hpp"
+
+namespace gemma3::cli {
+namespace {
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char s[32];
+  std::snprintf(s, sizeof s, u ? "%.2f %s" : "%.0f %s", b, units[u]);
+  return s;
+}
+
+std::string thousands(int64_t n) {
+  std::string s = std::to_string(n), out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+void inspect(const std::string& dir) {
+  const auto ck = Checkpoint::open(dir);
+  const ModelConfig& cfg = ck.config();
+  const TextConfig& t = cfg.text;
+  std::printf("checkpoint   %s\n", dir.c_str());
+  std::printf("model_type   %s (%s)\n", cfg.model_type.c_str(), ck.name_scheme().label);
+  std::printf("files        ");
+  for (const auto& f : ck.store().files()) std::printf("%s ", f.filename().c_str());
+  std::printf("\n\ntext decoder\n");
+  std::printf("  vocab %ld, hidden %ld, intermediate %ld, layers %ld\n", long(t.vocab_size),
+              long(t.hidden_size), long(t.intermediate_size), long(t.num_hidden_layers));
+  std::printf("  heads %ld (kv %ld) x head_dim %ld, query_pre_attn_scalar %g\n", long(t.num_attention_heads),
+              long(t.num_key_value_heads), long(t.head_dim), t.query_pre_attn_scalar);
+  std::string kinds;
+  int64_t n_global = 0;
+  for (int64_t i = 0; i < t.num_hidden_layers; ++i) {
+    const bool global = layer_kind(t, i) == LayerKind::Global;
+    kinds += global ? 'G' : 'L';
+    n_global += global;
+  }
+  std::printf("  layers       %s  (%ld local, %ld global)\n", kinds.c_str(), long(t.num_hidden_layers - n_global),
+              long(n_global));
+  std::printf("  sliding_window %ld, max_position_embeddings %ld, rms_norm_eps %g\n", long(t.sliding_window),
+              long(t.max_position_embeddings), t.rms_norm_eps);
+  std::printf("  rope local theta %g x1/%g, global theta %g x1/%g\n", t.rope_local.theta,
+              t.rope_local.linear_factor, t.rope_global.theta, t.rope_global.linear_factor);
+  std::printf("  softcapping  final %s, attention %s; embeddings %s\n",
+              t.final_logit_softcapping ? std::to_string(*t.final_logit_softcapping).c_str() : "none",
+              t.attn_logit_softcapping ? std::to_string(*t.attn_logit_softcapping).c_str() : "none",
+              t.tie_word_embeddings ? "tied" : "untied");
+  if (cfg.vision) {
+    const auto& v = *cfg.vision;
+    std::printf("\nvision tower (SigLIP)\n  image %ld px, patch %ld (%ld patches), hidden %ld, intermediate %ld, "
+                "layers %ld, heads %ld\n  %ld soft tokens per image; boi %ld, eoi %ld, image token %ld\n",
+                long(v.image_size), long(v.patch_size), long(v.num_patches()), long(v.hidden_size),
+                long(v.intermediate_size), long(v.num_hidden_layers), long(v.num_attention_heads),
+                long(cfg.mm_tokens_per_image), long(cfg.boi_token_index), long(cfg.eoi_token_index),
+                long(cfg.image_token_index));
+  }
+
+  // Parameters and bytes by component and dtype.
+  struct Tally {
+    int64_t params = 0, bytes = 0, tensors = 0;
+  };
+  std::map<std::string, Tally> by_component;
+  std::map<std::string, Tally> by_dtype;
+  ModelWeights w;
+  for_each_tensor(cfg, w, [&](Module m, const std::string& rel, TensorView&, const Shape&, Init) {
+    const auto& view = ck.store().at(ck.name_scheme().full_name(m, rel));
+    const char* component = m == Module::Vision       ? "vision tower"
+                            : m == Module::Projector  ? "projector"
+                            : m == Module::LmHead     ? "lm_head"
+                            : rel == "embed_tokens.weight" ? "embedding"
+                                                           : "text (non-embedding)";
+    for (auto* tally : {&by_component[component], &by_dtype[dtype_name(view.dtype)]}) {
+      tally->params += view.numel();
+      tally->bytes += int64_t(view.nbytes());
+      tally->tensors += 1;
+    }
+  });
+  std::printf("\n%-22s %8s %18s %12s\n", "component", "tensors", "parameters", "bytes");
+  Tally total;
+  for (const auto& [name, tally] : by_component) {
+    std::printf("%-22s %8ld %18s %12s\n", name.c_str(), long(tally.tensors), thousands(tally.params).c_str(),
+                human_bytes(double(tally.bytes)).c_str());
+    total.params += tally.params, total.bytes += tally.bytes, total.tensors += tally.tensors;
+  }
+  std::printf("%-22s %8ld %18s %12s\n", "total", long(total.tensors), thousands(total.params).c_str(),
+              human_bytes(double(total.bytes)).c_str());
+  std::printf("dtypes      ");
+  for (const auto& [name, tally] : by_dtype) std::printf(" %s: %ld tensors", name.c_str(), long(tally.tensors));
+  std::printf("\n\nKV cache (f32, one sequence):");
+  for (int64_t ctx : {int64_t(8192), int64_t(32768), int64_t(131072)})
+    if (ctx <= t.max_position_embeddings)
+      std::printf("  %ldK %s", long(ctx / 1024), human_bytes(double(KVCache<float>::bytes_needed(t, ctx))).c_str());
+  std::printf("\n");
+}
+
+}  // namespace
+
+void add_checkpoint_commands(CLI::App& app) {
+  auto* synth = app.add_subcommand("synth", "write a checkpoint with seeded random weights in the published layout");
+  auto preset_name = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto seed = std::make_shared<uint64_t>(0);
+  auto dtype = std::make_shared<std::string>("bf16");
+  synth->add_option("--preset", *preset_name, "model size")
+      ->required()
+      ->check(CLI::IsMember(preset_names()));
+  synth->add_option("--seed", *seed, "random seed");
+  synth->add_option("--dtype", *dtype, "weight dtype")->check(CLI::IsMember({"bf16", "f32"}));
+  synth->add_option("--out", *out, "output directory")->required();
+  synth->callback([=] {
+    const ModelConfig cfg = preset(*preset_name);
+    const std::size_t bytes = synthesize_checkpoint(
+        cfg, *out, {.seed = *seed, .dtype = *dtype == "bf16" ? DType::BF16 : DType::F32});
+    std::printf("wrote %s (%s, %s of weights)\n", out->c_str(), preset_name->c_str(), human_bytes(double(bytes)).c_str());
+  });
+
+  auto* insp = app.add_subcommand("inspect", "print a checkpoint's config, tensors and sizes");
+  auto model = std::make_shared<std::string>();
+  insp->add_option("--model", *model, "checkpoint directory")->required();
+  insp->callback([=] { inspect(*model); });
+}
+
+}  // namespace gemma3::cli

@@ -1,0 +1,130 @@
+// gemma3 dump — run a forward pass and write its intermediates as .npy files named like the
+// reference fixtures (minus their p{k}_ prefix), to compare against other backends with
+// scripts/compare_npy.py.
+//
+//   embed.npy [T, hidden]   layers.npy [layers, T, hidden]   final_norm.npy [T, hidden]
+//   logits.npy [T, vocab]   decode_logits.npy [T-P+1, vocab] (with --prefill P)
+//   --all: every other observable intermediate, one <module path>.npy each
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gemma3/checkpoint.hpp>
+#include <gemma3/io/npy.hpp>
+#include <gemma3/text/model.hpp>
+
+#include "commands.hpp"
+
+namespace gemma3::cli {
+namespace {
+
+struct DumpOptions {
+  std::string model, ids, ids_npy, out, dtype = "f32";
+  int64_t prefill = 0;
+  bool all = false;
+};
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      std::size_t used = 0;
+      const long v = std::stol(item, &used);
+      if (used != item.size() || v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(item);
+      ids.push_back(int32_t(v));
+    } catch (const std::exception&) {
+      throw InvalidArgument("--ids", "'" + item + "' is not a token id (expected e.g. 2,818,5279)");
+    }
+  }
+  return ids;
+}
+
+// Keeps every intermediate it is shown (only the fixture names unless `all`).
+template <typename T>
+struct Recorder : Observer<T> {
+  bool all = false;
+  std::vector<std::pair<std::string, Mat<T>>> seen;  // in forward order
+  void observe(const std::string& name, MatRef<T> v) override {
+    const bool residual = name.rfind("model.layers.", 0) == 0 && name.find('.', 13) == std::string::npos;
+    if (all || residual || name == "model.inputs_embeds" || name == "model.norm") seen.emplace_back(name, v);
+  }
+};
+
+void write_f32(const std::filesystem::path& path, const Shape& shape, const auto& m) {
+  const Mat<float> f = m.template cast<float>();
+  write_npy(path, shape, f.data());
+}
+
+template <typename T>
+void dump(const DumpOptions& o) {
+  const auto ck = Checkpoint::open(o.model);
+  const TextModel<T> model(ck);
+  const TextConfig& cfg = ck.config().text;
+  std::vector<int32_t> ids =
+      o.ids_npy.empty() ? parse_ids(o.ids) : read_npy(o.ids_npy).values<int32_t>();
+  const auto n = static_cast<int64_t>(ids.size());
+  if (o.prefill < 0 || o.prefill > n)
+    throw InvalidArgument("--prefill", "must be in [1, " + std::to_string(n) + "], got " + std::to_string(o.prefill));
+  const std::filesystem::path out(o.out);
+  std::filesystem::create_directories(out);
+
+  Recorder<T> rec;
+  rec.all = o.all;
+  const Mat<T> logits = model.forward(ids, rec);
+  const int64_t H = cfg.hidden_size;
+  Mat<T> layers(cfg.num_hidden_layers * n, H);
+  int64_t layer = 0;
+  for (const auto& [name, m] : rec.seen) {
+    const bool residual = name.rfind("model.layers.", 0) == 0 && name.find('.', 13) == std::string::npos;
+    if (name == "model.inputs_embeds") write_f32(out / "embed.npy", {n, H}, m);
+    else if (name == "model.norm") write_f32(out / "final_norm.npy", {n, H}, m);
+    else if (residual) layers.middleRows(n * layer++, n) = m;
+    if (!o.all) continue;
+    Shape shape{m.rows(), m.cols()};
+    if (name.ends_with("attn_weights")) shape = {cfg.num_attention_heads, n, m.cols()};
+    write_f32(out / (name + ".npy"), shape, m);
+  }
+  write_f32(out / "layers.npy", {cfg.num_hidden_layers, n, H}, layers);
+  write_f32(out / "logits.npy", {n, cfg.vocab_size}, logits);
+  if (o.prefill > 0) {
+    // Prefill [0, P), then one token at a time; row r = logits at position P - 1 + r.
+    KVCache<T> cache(cfg, n);
+    Mat<T> decode(n - o.prefill + 1, cfg.vocab_size);
+    decode.row(0) = model.forward(std::span(ids).first(o.prefill), cache, /*all_logits=*/false);
+    for (int64_t t = o.prefill; t < n; ++t)
+      decode.row(t - o.prefill + 1) = model.forward(std::span(ids).subspan(t, 1), cache);
+    write_f32(out / "decode_logits.npy", {decode.rows(), decode.cols()}, decode);
+  }
+  std::printf("wrote %s: %ld tokens, %s compute%s\n", o.out.c_str(), long(n), o.dtype.c_str(),
+              o.all ? ", every intermediate" : "");
+}
+
+}  // namespace
+
+void add_dump_command(CLI::App& app) {
+  auto o = std::make_shared<DumpOptions>();
+  auto* cmd = app.add_subcommand("dump", "write a forward pass's intermediates as .npy files");
+  cmd->add_option("--model", o->model, "checkpoint directory")->required();
+  auto* ids = cmd->add_option("--ids", o->ids, "comma-separated token ids, e.g. 2,818,5279");
+  auto* ids_npy = cmd->add_option("--ids-npy", o->ids_npy, "token ids from an int .npy file");
+  ids->excludes(ids_npy);
+  cmd->add_option("--out", o->out, "output directory")->required();
+  cmd->add_option("--dtype", o->dtype, "compute precision (files are always float32)")
+      ->check(CLI::IsMember({"f32", "f64"}));
+  cmd->add_option("--prefill", o->prefill, "also prefill [0,P) then decode the rest: decode_logits.npy");
+  cmd->add_flag("--all", o->all, "also write every other intermediate, named by module path");
+  cmd->callback([o, ids, ids_npy] {
+    if (ids->count() == 0 && ids_npy->count() == 0)
+      throw InvalidArgument("--ids", "give the tokens with --ids or --ids-npy");
+    if (o->dtype == "f64") dump<double>(*o);
+    else dump<float>(*o);
+  });
+}
+
+}  // namespace gemma3::cli

@@ -1,0 +1,11 @@
+// The `gemma3` command line: each command group registers its subcommands on the CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace gemma3::cli {
+
+void add_checkpoint_commands(CLI::App& app);  // synth, inspect
+void add_dump_command(CLI::App& app);         // dump
+
+}  // namespace gemma3::cli

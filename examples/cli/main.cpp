@@ -1,0 +1,31 @@
+// gemma3 — run, inspect and check Gemma 3 checkpoints on the CPU.
+//
+// Exit codes: 0 success, 1 runtime error (bad file, bad input), 2 usage error (bad arguments).
+// Every error is one line on stderr.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include <gemma3/error.hpp>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gemma3: a CPU reference implementation of Gemma 3"};
+  app.require_subcommand(1);
+  gemma3::cli::add_checkpoint_commands(app);
+  gemma3::cli::add_dump_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  } catch (const gemma3::InvalidArgument& e) {
+    std::fprintf(stderr, "gemma3: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gemma3: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
