@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   gemma3::cli::add_checkpoint_commands(app);
   gemma3::cli::add_dump_command(app);
+  gemma3::cli::add_tokenize_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

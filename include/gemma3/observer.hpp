@@ -16,7 +16,7 @@
 //   model.layers.3.self_attn.attn_output         [T, heads*head_dim] before o_proj
 //   model.layers.3.self_attn                     [T, hidden] o_proj output
 //   model.layers.3.post_attention_layernorm, .attn_residual, .pre_feedforward_layernorm
-//   model.layers.3.mlp.gate_proj / up_proj / act_fn (gelu(gate)·up) / model.layers.3.mlp
+//   model.layers.3.mlp.gate_proj / up_proj / act_fn (gelu(gate)) / model.layers.3.mlp
 //   model.layers.3.post_feedforward_layernorm
 //   model.layers.3                               [T, hidden] residual stream after the layer
 //   model.norm                                   [T, hidden] after the final norm

@@ -1,0 +1,86 @@
+// gemma3 tokenize / detokenize — JSON lines in, JSON lines out:
+//   gemma3 tokenize --tokenizer tokenizer.model [--bos] [--parse-special] < in.jsonl > out.jsonl
+//     adds "ids" to every object with a "text" field;
+//   gemma3 detokenize --tokenizer tokenizer.model < in.jsonl > out.jsonl
+//     adds "text" to every object with an "ids" field.
+// Other fields pass through unchanged, so references can travel with the data.
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include <gemma3/tokenizer/tokenizer.hpp>
+
+#include "commands.hpp"
+
+namespace gemma3::cli {
+namespace {
+
+struct TokenizeOptions {
+  std::string tokenizer;
+  bool bos = false, parse_special = false, skip_special = false;
+};
+
+// Applies `f` to each JSON line of stdin and prints the result; errors name the line.
+template <typename F>
+void map_lines(F&& f) {
+  std::string line;
+  for (int64_t n = 1; std::getline(std::cin, line); ++n) {
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError("stdin line " + std::to_string(n), std::string("invalid JSON: ") + e.what());
+    }
+    try {
+      f(j);
+    } catch (const Error& e) {
+      throw FormatError("stdin line " + std::to_string(n), e.what());
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError("stdin line " + std::to_string(n), e.what());
+    }
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict) << '\n';
+  }
+}
+
+std::string tokenizer_path(const std::string& given) {
+  if (!given.empty()) return given;
+  if (const char* env = std::getenv("GEMMA3_TOKENIZER")) return env;
+  throw InvalidArgument("--tokenizer", "give the tokenizer.model path (or set GEMMA3_TOKENIZER)");
+}
+
+}  // namespace
+
+void add_tokenize_commands(CLI::App& app) {
+  auto o = std::make_shared<TokenizeOptions>();
+  auto* tok = app.add_subcommand("tokenize", "JSON lines with \"text\" -> the same with \"ids\" added");
+  tok->add_option("--tokenizer", o->tokenizer, "tokenizer.model (default: $GEMMA3_TOKENIZER)");
+  tok->add_flag("--bos", o->bos, "prepend <bos>");
+  tok->add_flag("--parse-special", o->parse_special,
+                "Hugging Face mode: split added tokens such as <bos> out of the text first");
+  tok->callback([o] {
+    const Tokenizer t(tokenizer_path(o->tokenizer));
+    map_lines([&](nlohmann::json& j) {
+      if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
+        throw InvalidArgument("text", "expected an object with a string \"text\" field");
+      j["ids"] = t.encode(j["text"].get<std::string>(), {.add_bos = o->bos, .parse_special = o->parse_special});
+    });
+  });
+
+  auto* detok = app.add_subcommand("detokenize", "JSON lines with \"ids\" -> the same with \"text\" added");
+  detok->add_option("--tokenizer", o->tokenizer, "tokenizer.model (default: $GEMMA3_TOKENIZER)");
+  detok->add_flag("--skip-special", o->skip_special, "leave control tokens out of the text");
+  detok->callback([o] {
+    const Tokenizer t(tokenizer_path(o->tokenizer));
+    map_lines([&](nlohmann::json& j) {
+      if (!j.is_object() || !j.contains("ids") || !j["ids"].is_array())
+        throw InvalidArgument("ids", "expected an object with an \"ids\" list");
+      j["text"] = t.decode(j["ids"].get<std::vector<int32_t>>(), o->skip_special);
+    });
+  });
+}
+
+}  // namespace gemma3::cli
