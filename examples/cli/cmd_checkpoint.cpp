@@ -1,6 +1,7 @@
 // gemma3 synth — write a checkpoint of a preset's exact published layout with seeded random weights.
 // gemma3 inspect — print what a checkpoint holds before running anything.
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -124,10 +125,16 @@ void add_checkpoint_commands(CLI::App& app) {
   synth->add_option("--seed", *seed, "random seed");
   synth->add_option("--dtype", *dtype, "weight dtype")->check(CLI::IsMember({"bf16", "f32"}));
   synth->add_option("--out", *out, "output directory")->required();
+  auto tokenizer = std::make_shared<std::string>();
+  synth->add_option("--tokenizer", *tokenizer, "copy this tokenizer.model into the checkpoint, as published")
+      ->check(CLI::ExistingFile);
   synth->callback([=] {
     const ModelConfig cfg = preset(*preset_name);
     const std::size_t bytes = synthesize_checkpoint(
         cfg, *out, {.seed = *seed, .dtype = *dtype == "bf16" ? DType::BF16 : DType::F32});
+    if (!tokenizer->empty())
+      std::filesystem::copy_file(*tokenizer, std::filesystem::path(*out) / "tokenizer.model",
+                                 std::filesystem::copy_options::overwrite_existing);
     std::printf("wrote %s (%s, %s of weights)\n", out->c_str(), preset_name->c_str(), human_bytes(double(bytes)).c_str());
   });
 

@@ -96,8 +96,12 @@ class Conversation {
   // included) is encoded by SentencePiece, so a literal "<bos>" typed by a user stays text unless
   // `parse_special` asks for Hugging Face's behaviour. Adjacent text is encoded as one string, so
   // newline runs merge across the image's "\n\n" exactly as HF tokenizes the expanded prompt.
+  //
+  // With `from_message` > 0 only the tokens of messages [from_message, ...) (and the generation
+  // prompt) are rendered, without <bos>: what a chat session appends to a cache holding the rest.
   std::vector<int32_t> render_ids(const Tokenizer& tok, int64_t mm_tokens_per_image = 256,
-                                  bool add_generation_prompt = true, bool parse_special = false) const {
+                                  bool add_generation_prompt = true, bool parse_special = false,
+                                  std::size_t from_message = 0) const {
     std::vector<int32_t> ids;
     std::string text;
     auto flush = [&] {
@@ -105,7 +109,7 @@ class Conversation {
       ids.insert(ids.end(), enc.begin(), enc.end());
       text.clear();
     };
-    for (const auto& seg : segments(add_generation_prompt)) {
+    for (const auto& seg : segments(add_generation_prompt, from_message)) {
       if (seg.marker == Marker::None) {
         text += seg.text;
         continue;
@@ -136,8 +140,9 @@ class Conversation {
   };
 
   // The template, statement by statement (tokenizer_config.json chat_template of google/gemma-3-*-it).
-  std::vector<Segment> segments(bool add_generation_prompt) const {
-    std::vector<Segment> out{{Marker::Bos, "<bos>"}};
+  std::vector<Segment> segments(bool add_generation_prompt, std::size_t from_message = 0) const {
+    std::vector<Segment> out;
+    if (from_message == 0) out.push_back({Marker::Bos, "<bos>"});
     std::string first_user_prefix;
     std::size_t first = 0;
     if (!messages_.empty() && messages_[0].role == "system") {
@@ -152,6 +157,7 @@ class Conversation {
       if ((m.role == "user") != (index0 % 2 == 0))
         throw InvalidArgument("conversation", "roles must alternate user/assistant/user/assistant/... (message " +
                                                   std::to_string(i) + " has role '" + m.role + "')");
+      if (i < from_message) continue;
       const std::string role = m.role == "assistant" ? "model" : m.role;
       out.push_back({Marker::StartOfTurn, "<start_of_turn>"});
       out.push_back({Marker::None, role + "\n" + (index0 == 0 ? first_user_prefix : "")});

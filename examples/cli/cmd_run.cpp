@@ -1,0 +1,216 @@
+// gemma3 run  — one prompt in, the streamed answer out, then a stats line.
+// gemma3 chat — an interactive multi-turn REPL whose KV cache is reused across turns.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <gemma3/checkpoint.hpp>
+#include <gemma3/session.hpp>
+
+#include "commands.hpp"
+
+namespace gemma3::cli {
+
+std::string default_tokenizer_path(const std::string& given, const std::string& model_dir) {
+  if (!given.empty()) return given;
+  const std::filesystem::path beside = std::filesystem::path(model_dir) / "tokenizer.model";
+  if (std::filesystem::exists(beside)) return beside.string();
+  if (const char* env = std::getenv("GEMMA3_TOKENIZER")) return env;
+  // Where scripts/setup.sh (scripts/get_tokenizer.sh) builds it.
+  std::filesystem::path cache;
+  if (const char* c = std::getenv("GEMMA3_CACHE")) cache = c;
+  else if (const char* home = std::getenv("HOME")) cache = std::filesystem::path(home) / ".cache" / "gemma3";
+  const auto built = cache / "tokenizer" / "tokenizer.model";
+  if (std::filesystem::exists(built)) return built.string();
+  throw InvalidArgument("--tokenizer", "no tokenizer.model in " + model_dir +
+                                           ", none given, and none built by scripts/setup.sh");
+}
+
+namespace {
+
+struct RunOptions {
+  std::string model, tokenizer, prompt, system;
+  int64_t max_new_tokens = 256, context = 4096;
+  SamplerConfig sampling;
+  int threads = 0;
+  bool raw = false, json = false;
+  std::vector<std::string> stop;
+};
+
+void add_common_options(CLI::App* cmd, RunOptions& o) {
+  cmd->add_option("--model", o.model, "checkpoint directory (config.json + safetensors)")->required();
+  cmd->add_option("--tokenizer", o.tokenizer,
+                  "tokenizer.model (default: the model directory's, then $GEMMA3_TOKENIZER, then the one "
+                  "scripts/setup.sh built)");
+  cmd->add_option("--system", o.system, "system prompt, folded into the first user turn");
+  cmd->add_option("--max-new-tokens", o.max_new_tokens, "most tokens to generate per answer")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--context", o.context, "KV cache size in tokens (prompt + answers)")->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", o.sampling.temperature, "softmax temperature; 0 = greedy")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", o.sampling.top_k, "keep the k most likely tokens; 0 = off")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", o.sampling.top_p, "nucleus: smallest set with probability mass >= p")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--min-p", o.sampling.min_p, "drop tokens below min-p x the top probability")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--repetition-penalty", o.sampling.repetition_penalty, "HF-style repetition penalty; 1 = off")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o.sampling.seed, "random seed: the same seed gives the same tokens");
+  cmd->add_option("--stop", o.stop, "stop generating at this string (repeatable)");
+  cmd->add_option("--threads", o.threads, "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", o.json, "print one JSON object per answer instead of streaming text");
+}
+
+long peak_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+void set_threads(int threads) {
+  if (threads <= 0)
+    if (const char* env = std::getenv("GEMMA3_NUM_THREADS")) threads = std::atoi(env);
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+// Everything a run or chat needs, loaded once.
+struct Loaded {
+  Checkpoint checkpoint;
+  TextModel<float> model;
+  Tokenizer tokenizer;
+
+  explicit Loaded(const RunOptions& o)
+      : checkpoint(Checkpoint::open(o.model)),
+        model(checkpoint),
+        tokenizer(default_tokenizer_path(o.tokenizer, o.model)) {
+    if (tokenizer.vocab_size() > checkpoint.config().text.vocab_size)
+      throw InvalidArgument("--tokenizer", "the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                                               " pieces but the model's embedding only " +
+                                               std::to_string(checkpoint.config().text.vocab_size) + " rows");
+  }
+  int64_t image_token_id() const {
+    return checkpoint.config().is_multimodal() ? checkpoint.config().image_token_index : -1;
+  }
+};
+
+nlohmann::json result_json(const GenerateResult& r) {
+  return {{"text", r.text},
+          {"ids", r.ids},
+          {"stop_reason", to_string(r.reason)},
+          {"prefill_tokens", r.prefill_tokens},
+          {"generated_tokens", r.ids.size()},
+          {"prefill_tokens_per_s", r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0},
+          {"decode_tokens_per_s", r.decode_seconds > 0 ? double(r.ids.size()) / r.decode_seconds : 0.0},
+          {"time_to_first_token_s", r.time_to_first_token},
+          {"peak_rss_mib", double(peak_rss_kib()) / 1024.0}};
+}
+
+void print_stats(const GenerateResult& r) {
+  std::fprintf(stderr,
+               "[%ld prompt tokens, prefill %.1f tok/s, decode %.1f tok/s (%zu tokens, %s), "
+               "first token after %.2f s, peak RSS %.0f MiB]\n",
+               long(r.prefill_tokens), r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0,
+               r.decode_seconds > 0 ? double(r.ids.size()) / r.decode_seconds : 0.0, r.ids.size(),
+               to_string(r.reason), r.time_to_first_token, double(peak_rss_kib()) / 1024.0);
+}
+
+PieceCallback streamer(bool json) {
+  if (json) return {};
+  return [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+}
+
+void run(const RunOptions& o) {
+  set_threads(o.threads);
+  Loaded l(o);
+  Session<float> session(l.model, l.tokenizer, o.context, o.sampling, l.image_token_id());
+  const GenerateOptions gen{.max_new_tokens = o.max_new_tokens, .stop_strings = o.stop};
+  GenerateResult r;
+  if (o.raw) {
+    r = session.generate(l.tokenizer.encode(o.prompt, {.add_bos = true}), gen, streamer(o.json));
+  } else {
+    Conversation conv;
+    if (!o.system.empty()) conv.system(o.system);
+    conv.user(o.prompt);
+    r = session.generate(conv.render_ids(l.tokenizer), gen, streamer(o.json));
+  }
+  if (o.json) {
+    std::printf("%s\n", result_json(r).dump().c_str());
+  } else {
+    std::printf("\n");
+    print_stats(r);
+  }
+}
+
+void chat(const RunOptions& o) {
+  set_threads(o.threads);
+  Loaded l(o);
+  Session<float> session(l.model, l.tokenizer, o.context, o.sampling, l.image_token_id());
+  const GenerateOptions gen{.max_new_tokens = o.max_new_tokens, .stop_strings = o.stop};
+  const bool tty = isatty(STDIN_FILENO);
+  if (tty)
+    std::fprintf(stderr, "gemma3 chat — /reset clears the history, /stats shows the cache, Ctrl-D leaves\n");
+  bool first = true;
+  GenerateResult last;
+  std::string line;
+  while (true) {
+    if (tty) std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    if (line == "/reset") {
+      session.reset();
+      first = true;
+      std::fprintf(stderr, "[history cleared]\n");
+      continue;
+    }
+    if (line == "/stats") {
+      std::fprintf(stderr, "[%ld of %ld context positions used, %zu turns]\n", long(session.cache().length()),
+                   long(session.context()), session.conversation().messages().size());
+      continue;
+    }
+    if (first && !o.system.empty()) session.chat_system(o.system);
+    first = false;
+    last = session.chat(Message{"user", {ContentPart::Text(line)}, true}, gen, streamer(o.json));
+    if (o.json) {
+      auto j = result_json(last);
+      j["context_used"] = session.cache().length();
+      std::printf("%s\n", j.dump().c_str());
+      std::fflush(stdout);
+    } else {
+      std::printf("\n");
+      print_stats(last);
+    }
+  }
+}
+
+}  // namespace
+
+void add_run_commands(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  auto* r = app.add_subcommand("run", "generate an answer to one prompt (chat template applied)");
+  add_common_options(r, *o);
+  r->add_option("--prompt", o->prompt, "the user's message")->required();
+  r->add_flag("--raw", o->raw, "no chat template: the prompt is encoded as is, after <bos>");
+  r->callback([o] { run(*o); });
+
+  auto c = std::make_shared<RunOptions>();
+  auto* ch = app.add_subcommand("chat", "interactive multi-turn chat on stdin (KV cache reused across turns)");
+  add_common_options(ch, *c);
+  ch->callback([c] { chat(*c); });
+}
+
+}  // namespace gemma3::cli
