@@ -1,0 +1,444 @@
+// stb_image, compiled privately for gemma3: the decoder behind gemma3::load_image / decode_image.
+//
+// The library is header-only, so stb_image's implementation has to be compiled in every translation
+// unit that includes this header, without clashing with a copy of stb_image the user compiles (or
+// merely declares) in the same program or even in the same translation unit, in either order. How:
+//
+//   1. STB_IMAGE_STATIC: every stb function gets internal linkage, so N translation units hold N
+//      private copies and the linker never sees a duplicate symbol.
+//   2. The whole header is included inside `namespace gemma3::detail::stb`, so its types and its
+//      static helpers (stbi__*) cannot collide with a global copy in the same translation unit.
+//   3. stb declares its public functions `extern "C"`, and C-language-linkage names ignore
+//      namespaces: GCC would emit two `stbi_load_from_memory` symbols into one object file when the
+//      user's implementation sits in the same translation unit. So every public name is renamed
+//      (`#define stbi_load_from_memory gemma3_detail_stbi_load_from_memory`) for the duration of the
+//      include; the only entry points are the wrappers at the bottom, compiled while the names are
+//      mapped.
+//   4. Every configuration macro stb reads (STBI_NO_PNG, STBI_ASSERT, STBIDEF, its include guard,
+//      ...) is saved with push_macro and cleared before the include, then restored after it, so the
+//      user's configuration neither leaks into our copy nor is changed by it; stb's internal macros
+//      (stbi__err, STBI__CASE, ...) are cleared before and after, so a user implementation earlier or
+//      later in the same translation unit compiles unchanged.
+//   5. Every C header stb includes is included first at global scope, so the nested #includes inside
+//      the namespace are no-ops (stdio.h, assert.h, math.h and the SIMD headers are not needed: see
+//      the configuration below).
+//
+// Our configuration: no stdio (files are read by gemma3 itself, so errors name the file), no HDR /
+// float loading, no SIMD (the scalar decoders give the same pixels on every CPU), user-facing failure
+// strings. Checked against stb_image v2.27 (Debian libstb-dev 0.0~git20220908); tests/test_vision.cpp
+// compiles a global stb_image implementation after this header in the same translation unit.
+#pragma once
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+
+// ---- save and clear the user's stb macros ----
+#pragma push_macro("STB_IMAGE_IMPLEMENTATION")
+#undef STB_IMAGE_IMPLEMENTATION
+#pragma push_macro("STB_IMAGE_STATIC")
+#undef STB_IMAGE_STATIC
+#pragma push_macro("STBI_INCLUDE_STB_IMAGE_H")
+#undef STBI_INCLUDE_STB_IMAGE_H
+#pragma push_macro("STBIDEF")
+#undef STBIDEF
+#pragma push_macro("STBI_EXTERN")
+#undef STBI_EXTERN
+#pragma push_macro("STBI_VERSION")
+#undef STBI_VERSION
+#pragma push_macro("STBI_ASSERT")
+#undef STBI_ASSERT
+#pragma push_macro("STBI_MALLOC")
+#undef STBI_MALLOC
+#pragma push_macro("STBI_REALLOC")
+#undef STBI_REALLOC
+#pragma push_macro("STBI_REALLOC_SIZED")
+#undef STBI_REALLOC_SIZED
+#pragma push_macro("STBI_FREE")
+#undef STBI_FREE
+#pragma push_macro("STBI_MAX_DIMENSIONS")
+#undef STBI_MAX_DIMENSIONS
+#pragma push_macro("STBI_NOTUSED")
+#undef STBI_NOTUSED
+#pragma push_macro("STBI_HAS_LROTL")
+#undef STBI_HAS_LROTL
+#pragma push_macro("STBI_NO_STDIO")
+#undef STBI_NO_STDIO
+#pragma push_macro("STBI_NO_LINEAR")
+#undef STBI_NO_LINEAR
+#pragma push_macro("STBI_NO_HDR")
+#undef STBI_NO_HDR
+#pragma push_macro("STBI_NO_SIMD")
+#undef STBI_NO_SIMD
+#pragma push_macro("STBI_NEON")
+#undef STBI_NEON
+#pragma push_macro("STBI_SSE2")
+#undef STBI_SSE2
+#pragma push_macro("STBI_MINGW_ENABLE_SSE2")
+#undef STBI_MINGW_ENABLE_SSE2
+#pragma push_macro("STBI_SIMD_ALIGN")
+#undef STBI_SIMD_ALIGN
+#pragma push_macro("STBI_NO_JPEG")
+#undef STBI_NO_JPEG
+#pragma push_macro("STBI_NO_PNG")
+#undef STBI_NO_PNG
+#pragma push_macro("STBI_NO_BMP")
+#undef STBI_NO_BMP
+#pragma push_macro("STBI_NO_PSD")
+#undef STBI_NO_PSD
+#pragma push_macro("STBI_NO_TGA")
+#undef STBI_NO_TGA
+#pragma push_macro("STBI_NO_GIF")
+#undef STBI_NO_GIF
+#pragma push_macro("STBI_NO_PIC")
+#undef STBI_NO_PIC
+#pragma push_macro("STBI_NO_PNM")
+#undef STBI_NO_PNM
+#pragma push_macro("STBI_NO_ZLIB")
+#undef STBI_NO_ZLIB
+#pragma push_macro("STBI_ONLY_JPEG")
+#undef STBI_ONLY_JPEG
+#pragma push_macro("STBI_ONLY_PNG")
+#undef STBI_ONLY_PNG
+#pragma push_macro("STBI_ONLY_BMP")
+#undef STBI_ONLY_BMP
+#pragma push_macro("STBI_ONLY_PSD")
+#undef STBI_ONLY_PSD
+#pragma push_macro("STBI_ONLY_TGA")
+#undef STBI_ONLY_TGA
+#pragma push_macro("STBI_ONLY_GIF")
+#undef STBI_ONLY_GIF
+#pragma push_macro("STBI_ONLY_HDR")
+#undef STBI_ONLY_HDR
+#pragma push_macro("STBI_ONLY_PIC")
+#undef STBI_ONLY_PIC
+#pragma push_macro("STBI_ONLY_PNM")
+#undef STBI_ONLY_PNM
+#pragma push_macro("STBI_ONLY_ZLIB")
+#undef STBI_ONLY_ZLIB
+#pragma push_macro("STBI_SUPPORT_ZLIB")
+#undef STBI_SUPPORT_ZLIB
+#pragma push_macro("STBI_NO_FAILURE_STRINGS")
+#undef STBI_NO_FAILURE_STRINGS
+#pragma push_macro("STBI_FAILURE_USERMSG")
+#undef STBI_FAILURE_USERMSG
+#pragma push_macro("STBI_NO_THREAD_LOCALS")
+#undef STBI_NO_THREAD_LOCALS
+#pragma push_macro("STBI_THREAD_LOCAL")
+#undef STBI_THREAD_LOCAL
+#pragma push_macro("STBI_WINDOWS_UTF8")
+#undef STBI_WINDOWS_UTF8
+#undef STBI__X86_TARGET
+#undef STBI__X64_TARGET
+#undef STBI__BYTECAST
+#undef STBI__CASE
+#undef STBI__COMBO
+#undef STBI__HDR_BUFLEN
+#undef STBI__IDCT_1D
+#undef STBI__MARKER_none
+#undef STBI__PNG_TYPE
+#undef STBI__RESTART
+#undef STBI__ZFAST_BITS
+#undef STBI__ZFAST_MASK
+#undef STBI__ZNSYMS
+#undef FAST_BITS
+#undef stbi_inline
+#undef stbi_lrot
+#undef stbi__err
+#undef stbi__errpf
+#undef stbi__errpuc
+#undef stbi__f2f
+#undef stbi__float2fixed
+#undef stbi__float2int
+#undef stbi__fsh
+#undef stbi__div16
+#undef stbi__div4
+#undef stbi__DNL
+#undef stbi__EOI
+#undef stbi__SOF
+#undef stbi__SOF_progressive
+#undef stbi__SOI
+#undef stbi__SOS
+#undef stbi__de_iphone_flag
+#undef stbi__unpremultiply_on_load
+#undef stbi__vertically_flip_on_load
+
+// ---- our configuration ----
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO
+#define STBI_NO_HDR
+#define STBI_NO_LINEAR
+#define STBI_NO_SIMD
+#define STBI_FAILURE_USERMSG
+#define STBI_ASSERT(x) assert(x)
+#define stbi_convert_iphone_png_to_rgb gemma3_detail_stbi_convert_iphone_png_to_rgb
+#define stbi_convert_iphone_png_to_rgb_thread gemma3_detail_stbi_convert_iphone_png_to_rgb_thread
+#define stbi_convert_wchar_to_utf8 gemma3_detail_stbi_convert_wchar_to_utf8
+#define stbi_failure_reason gemma3_detail_stbi_failure_reason
+#define stbi_hdr_to_ldr_gamma gemma3_detail_stbi_hdr_to_ldr_gamma
+#define stbi_hdr_to_ldr_scale gemma3_detail_stbi_hdr_to_ldr_scale
+#define stbi_image_free gemma3_detail_stbi_image_free
+#define stbi_info gemma3_detail_stbi_info
+#define stbi_info_from_callbacks gemma3_detail_stbi_info_from_callbacks
+#define stbi_info_from_file gemma3_detail_stbi_info_from_file
+#define stbi_info_from_memory gemma3_detail_stbi_info_from_memory
+#define stbi_is_16_bit gemma3_detail_stbi_is_16_bit
+#define stbi_is_16_bit_from_callbacks gemma3_detail_stbi_is_16_bit_from_callbacks
+#define stbi_is_16_bit_from_file gemma3_detail_stbi_is_16_bit_from_file
+#define stbi_is_16_bit_from_memory gemma3_detail_stbi_is_16_bit_from_memory
+#define stbi_is_hdr gemma3_detail_stbi_is_hdr
+#define stbi_is_hdr_from_callbacks gemma3_detail_stbi_is_hdr_from_callbacks
+#define stbi_is_hdr_from_file gemma3_detail_stbi_is_hdr_from_file
+#define stbi_is_hdr_from_memory gemma3_detail_stbi_is_hdr_from_memory
+#define stbi_ldr_to_hdr_gamma gemma3_detail_stbi_ldr_to_hdr_gamma
+#define stbi_ldr_to_hdr_scale gemma3_detail_stbi_ldr_to_hdr_scale
+#define stbi_load gemma3_detail_stbi_load
+#define stbi_load_16 gemma3_detail_stbi_load_16
+#define stbi_load_16_from_callbacks gemma3_detail_stbi_load_16_from_callbacks
+#define stbi_load_16_from_memory gemma3_detail_stbi_load_16_from_memory
+#define stbi_load_from_callbacks gemma3_detail_stbi_load_from_callbacks
+#define stbi_load_from_file gemma3_detail_stbi_load_from_file
+#define stbi_load_from_file_16 gemma3_detail_stbi_load_from_file_16
+#define stbi_load_from_memory gemma3_detail_stbi_load_from_memory
+#define stbi_load_gif_from_memory gemma3_detail_stbi_load_gif_from_memory
+#define stbi_loadf gemma3_detail_stbi_loadf
+#define stbi_loadf_from_callbacks gemma3_detail_stbi_loadf_from_callbacks
+#define stbi_loadf_from_file gemma3_detail_stbi_loadf_from_file
+#define stbi_loadf_from_memory gemma3_detail_stbi_loadf_from_memory
+#define stbi_set_flip_vertically_on_load gemma3_detail_stbi_set_flip_vertically_on_load
+#define stbi_set_flip_vertically_on_load_thread gemma3_detail_stbi_set_flip_vertically_on_load_thread
+#define stbi_set_unpremultiply_on_load gemma3_detail_stbi_set_unpremultiply_on_load
+#define stbi_set_unpremultiply_on_load_thread gemma3_detail_stbi_set_unpremultiply_on_load_thread
+#define stbi_zlib_decode_buffer gemma3_detail_stbi_zlib_decode_buffer
+#define stbi_zlib_decode_malloc gemma3_detail_stbi_zlib_decode_malloc
+#define stbi_zlib_decode_malloc_guesssize gemma3_detail_stbi_zlib_decode_malloc_guesssize
+#define stbi_zlib_decode_malloc_guesssize_headerflag gemma3_detail_stbi_zlib_decode_malloc_guesssize_headerflag
+#define stbi_zlib_decode_noheader_buffer gemma3_detail_stbi_zlib_decode_noheader_buffer
+#define stbi_zlib_decode_noheader_malloc gemma3_detail_stbi_zlib_decode_noheader_malloc
+
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Weverything"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#elif defined(_MSC_VER)
+#pragma warning(push, 0)
+#endif
+
+namespace gemma3::detail::stb {
+#include <stb/stb_image.h>
+
+// The entry points gemma3 uses (the names above map to the renamed, internal-linkage functions).
+inline int info_from_memory(const unsigned char* data, int len, int* w, int* h, int* channels) {
+  return stbi_info_from_memory(data, len, w, h, channels);
+}
+inline unsigned char* load_from_memory(const unsigned char* data, int len, int* w, int* h, int* channels,
+                                       int desired_channels) {
+  return stbi_load_from_memory(data, len, w, h, channels, desired_channels);
+}
+inline void image_free(void* p) { stbi_image_free(p); }
+inline const char* failure_reason() { return stbi_failure_reason(); }
+}  // namespace gemma3::detail::stb
+
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#elif defined(_MSC_VER)
+#pragma warning(pop)
+#endif
+
+// ---- clear ours, restore the user's ----
+#undef stbi_convert_iphone_png_to_rgb
+#undef stbi_convert_iphone_png_to_rgb_thread
+#undef stbi_convert_wchar_to_utf8
+#undef stbi_failure_reason
+#undef stbi_hdr_to_ldr_gamma
+#undef stbi_hdr_to_ldr_scale
+#undef stbi_image_free
+#undef stbi_info
+#undef stbi_info_from_callbacks
+#undef stbi_info_from_file
+#undef stbi_info_from_memory
+#undef stbi_is_16_bit
+#undef stbi_is_16_bit_from_callbacks
+#undef stbi_is_16_bit_from_file
+#undef stbi_is_16_bit_from_memory
+#undef stbi_is_hdr
+#undef stbi_is_hdr_from_callbacks
+#undef stbi_is_hdr_from_file
+#undef stbi_is_hdr_from_memory
+#undef stbi_ldr_to_hdr_gamma
+#undef stbi_ldr_to_hdr_scale
+#undef stbi_load
+#undef stbi_load_16
+#undef stbi_load_16_from_callbacks
+#undef stbi_load_16_from_memory
+#undef stbi_load_from_callbacks
+#undef stbi_load_from_file
+#undef stbi_load_from_file_16
+#undef stbi_load_from_memory
+#undef stbi_load_gif_from_memory
+#undef stbi_loadf
+#undef stbi_loadf_from_callbacks
+#undef stbi_loadf_from_file
+#undef stbi_loadf_from_memory
+#undef stbi_set_flip_vertically_on_load
+#undef stbi_set_flip_vertically_on_load_thread
+#undef stbi_set_unpremultiply_on_load
+#undef stbi_set_unpremultiply_on_load_thread
+#undef stbi_zlib_decode_buffer
+#undef stbi_zlib_decode_malloc
+#undef stbi_zlib_decode_malloc_guesssize
+#undef stbi_zlib_decode_malloc_guesssize_headerflag
+#undef stbi_zlib_decode_noheader_buffer
+#undef stbi_zlib_decode_noheader_malloc
+#undef STBI__X86_TARGET
+#undef STBI__X64_TARGET
+#undef STBI__BYTECAST
+#undef STBI__CASE
+#undef STBI__COMBO
+#undef STBI__HDR_BUFLEN
+#undef STBI__IDCT_1D
+#undef STBI__MARKER_none
+#undef STBI__PNG_TYPE
+#undef STBI__RESTART
+#undef STBI__ZFAST_BITS
+#undef STBI__ZFAST_MASK
+#undef STBI__ZNSYMS
+#undef FAST_BITS
+#undef stbi_inline
+#undef stbi_lrot
+#undef stbi__err
+#undef stbi__errpf
+#undef stbi__errpuc
+#undef stbi__f2f
+#undef stbi__float2fixed
+#undef stbi__float2int
+#undef stbi__fsh
+#undef stbi__div16
+#undef stbi__div4
+#undef stbi__DNL
+#undef stbi__EOI
+#undef stbi__SOF
+#undef stbi__SOF_progressive
+#undef stbi__SOI
+#undef stbi__SOS
+#undef stbi__de_iphone_flag
+#undef stbi__unpremultiply_on_load
+#undef stbi__vertically_flip_on_load
+#undef STB_IMAGE_IMPLEMENTATION
+#pragma pop_macro("STB_IMAGE_IMPLEMENTATION")
+#undef STB_IMAGE_STATIC
+#pragma pop_macro("STB_IMAGE_STATIC")
+#undef STBI_INCLUDE_STB_IMAGE_H
+#pragma pop_macro("STBI_INCLUDE_STB_IMAGE_H")
+#undef STBIDEF
+#pragma pop_macro("STBIDEF")
+#undef STBI_EXTERN
+#pragma pop_macro("STBI_EXTERN")
+#undef STBI_VERSION
+#pragma pop_macro("STBI_VERSION")
+#undef STBI_ASSERT
+#pragma pop_macro("STBI_ASSERT")
+#undef STBI_MALLOC
+#pragma pop_macro("STBI_MALLOC")
+#undef STBI_REALLOC
+#pragma pop_macro("STBI_REALLOC")
+#undef STBI_REALLOC_SIZED
+#pragma pop_macro("STBI_REALLOC_SIZED")
+#undef STBI_FREE
+#pragma pop_macro("STBI_FREE")
+#undef STBI_MAX_DIMENSIONS
+#pragma pop_macro("STBI_MAX_DIMENSIONS")
+#undef STBI_NOTUSED
+#pragma pop_macro("STBI_NOTUSED")
+#undef STBI_HAS_LROTL
+#pragma pop_macro("STBI_HAS_LROTL")
+#undef STBI_NO_STDIO
+#pragma pop_macro("STBI_NO_STDIO")
+#undef STBI_NO_LINEAR
+#pragma pop_macro("STBI_NO_LINEAR")
+#undef STBI_NO_HDR
+#pragma pop_macro("STBI_NO_HDR")
+#undef STBI_NO_SIMD
+#pragma pop_macro("STBI_NO_SIMD")
+#undef STBI_NEON
+#pragma pop_macro("STBI_NEON")
+#undef STBI_SSE2
+#pragma pop_macro("STBI_SSE2")
+#undef STBI_MINGW_ENABLE_SSE2
+#pragma pop_macro("STBI_MINGW_ENABLE_SSE2")
+#undef STBI_SIMD_ALIGN
+#pragma pop_macro("STBI_SIMD_ALIGN")
+#undef STBI_NO_JPEG
+#pragma pop_macro("STBI_NO_JPEG")
+#undef STBI_NO_PNG
+#pragma pop_macro("STBI_NO_PNG")
+#undef STBI_NO_BMP
+#pragma pop_macro("STBI_NO_BMP")
+#undef STBI_NO_PSD
+#pragma pop_macro("STBI_NO_PSD")
+#undef STBI_NO_TGA
+#pragma pop_macro("STBI_NO_TGA")
+#undef STBI_NO_GIF
+#pragma pop_macro("STBI_NO_GIF")
+#undef STBI_NO_PIC
+#pragma pop_macro("STBI_NO_PIC")
+#undef STBI_NO_PNM
+#pragma pop_macro("STBI_NO_PNM")
+#undef STBI_NO_ZLIB
+#pragma pop_macro("STBI_NO_ZLIB")
+#undef STBI_ONLY_JPEG
+#pragma pop_macro("STBI_ONLY_JPEG")
+#undef STBI_ONLY_PNG
+#pragma pop_macro("STBI_ONLY_PNG")
+#undef STBI_ONLY_BMP
+#pragma pop_macro("STBI_ONLY_BMP")
+#undef STBI_ONLY_PSD
+#pragma pop_macro("STBI_ONLY_PSD")
+#undef STBI_ONLY_TGA
+#pragma pop_macro("STBI_ONLY_TGA")
+#undef STBI_ONLY_GIF
+#pragma pop_macro("STBI_ONLY_GIF")
+#undef STBI_ONLY_HDR
+#pragma pop_macro("STBI_ONLY_HDR")
+#undef STBI_ONLY_PIC
+#pragma pop_macro("STBI_ONLY_PIC")
+#undef STBI_ONLY_PNM
+#pragma pop_macro("STBI_ONLY_PNM")
+#undef STBI_ONLY_ZLIB
+#pragma pop_macro("STBI_ONLY_ZLIB")
+#undef STBI_SUPPORT_ZLIB
+#pragma pop_macro("STBI_SUPPORT_ZLIB")
+#undef STBI_NO_FAILURE_STRINGS
+#pragma pop_macro("STBI_NO_FAILURE_STRINGS")
+#undef STBI_FAILURE_USERMSG
+#pragma pop_macro("STBI_FAILURE_USERMSG")
+#undef STBI_NO_THREAD_LOCALS
+#pragma pop_macro("STBI_NO_THREAD_LOCALS")
+#undef STBI_THREAD_LOCAL
+#pragma pop_macro("STBI_THREAD_LOCAL")
+#undef STBI_WINDOWS_UTF8
+#pragma pop_macro("STBI_WINDOWS_UTF8")

@@ -1,0 +1,197 @@
+// The SigLIP vision tower of Gemma 3 (spec §3.1–3.3; HF-sig modeling_siglip.py SiglipVisionTransformer
+// with vision_use_head = false):
+//
+//   x = unfold(pixels) · W_patchᵀ + b_patch + P        patch embedding + position embedding
+//   for each layer:
+//     x += out_proj( MHA( layer_norm1(x) ) )            pre-LN, biases everywhere, no mask
+//     x += fc2( gelu_tanh( fc1( layer_norm2(x) ) ) )
+//   last_hidden_state = post_layernorm(x)                [P², vh], P = image_size / patch_size
+//
+// Input layout: pixel values [3, S*S] row-major (channel c, column y*S + x), as ImageProcessor makes
+// them. Observer names (HF module paths under `vision_tower.vision_model.`):
+//   embeddings                                  [P², vh] patch + position embeddings
+//   encoder.layers.N.layer_norm1                [P², vh]
+//   encoder.layers.N.self_attn.q_proj / k_proj / v_proj   [P², vh] with bias
+//   encoder.layers.N.self_attn.attn_weights     [heads*P², P²] softmax probabilities, head-major
+//   encoder.layers.N.self_attn                  [P², vh] out_proj output
+//   encoder.layers.N.layer_norm2                [P², vh]
+//   encoder.layers.N.mlp.fc1                    [P², v_intermediate] before the activation
+//   encoder.layers.N.mlp                        [P², vh] fc2 output
+//   encoder.layers.N                            [P², vh] residual stream after the layer
+//   post_layernorm                              [P², vh] = last_hidden_state
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gemma3/config.hpp"
+#include "gemma3/error.hpp"
+#include "gemma3/kernels/reference.hpp"
+#include "gemma3/observer.hpp"
+#include "gemma3/tensor.hpp"
+#include "gemma3/weights.hpp"
+
+namespace gemma3 {
+
+namespace detail {
+// y = x · Wᵀ + b for an nn.Linear with bias (W [out, in], b [out]).
+template <typename T>
+Mat<T> linear_bias(const ConstMatRef<T>& x, const TensorView& w, const Vec<T>& b) {
+  Mat<T> y = ref::linear<T>(x, w);
+  y.rowwise() += b.transpose();
+  return y;
+}
+}  // namespace detail
+
+// One SigLIP encoder layer (HF-sig SiglipEncoderLayer).
+template <typename T>
+class SiglipEncoderLayer {
+ public:
+  SiglipEncoderLayer(const VisionConfig& cfg, int64_t index, const VisionLayerWeights& w)
+      : index_(index), heads_(cfg.num_attention_heads), head_dim_(cfg.head_dim()), eps_(cfg.layer_norm_eps), w_(w) {
+    // SiglipAttention.scale = head_dim**-0.5, a Python float multiplied into the f32 scores.
+    scale_ = T(std::pow(double(head_dim_), -0.5));
+    ln1_w_ = w.layer_norm1_weight.vec<T>();
+    ln1_b_ = w.layer_norm1_bias.vec<T>();
+    ln2_w_ = w.layer_norm2_weight.vec<T>();
+    ln2_b_ = w.layer_norm2_bias.vec<T>();
+    q_b_ = w.q_proj_bias.vec<T>();
+    k_b_ = w.k_proj_bias.vec<T>();
+    v_b_ = w.v_proj_bias.vec<T>();
+    out_b_ = w.out_proj_bias.vec<T>();
+    fc1_b_ = w.fc1_bias.vec<T>();
+    fc2_b_ = w.fc2_bias.vec<T>();
+  }
+
+  int64_t index() const { return index_; }
+  const VisionLayerWeights& weights() const { return w_; }
+
+  // Runs the layer on the residual stream x [n, vh] in place.
+  template <typename Obs = NullObserver>
+  void forward(MatRef<T> x, Obs& obs) const {
+    auto name = [this](const char* what) {
+      return "vision_tower.vision_model.encoder.layers." + std::to_string(index_) + "." + what;
+    };
+    Mat<T> h = ref::layer_norm<T>(x, ln1_w_, ln1_b_, eps_);
+    notify(obs, [&] { return name("layer_norm1"); }, h);
+    x += self_attention(h, obs, name);
+
+    h = ref::layer_norm<T>(x, ln2_w_, ln2_b_, eps_);
+    notify(obs, [&] { return name("layer_norm2"); }, h);
+    Mat<T> m = detail::linear_bias<T>(h, w_.fc1_weight, fc1_b_);  // [n, v_intermediate]
+    notify(obs, [&] { return name("mlp.fc1"); }, m);
+    m = m.unaryExpr([](T u) { return ref::gelu_tanh(u); });
+    m = detail::linear_bias<T>(m, w_.fc2_weight, fc2_b_);  // [n, vh]
+    notify(obs, [&] { return name("mlp"); }, m);
+    x += m;
+    notify(obs, [&] { return "vision_tower.vision_model.encoder.layers." + std::to_string(index_); }, x);
+  }
+
+ private:
+  // Full bidirectional multi-head attention with biases (HF-sig SiglipAttention, eager path).
+  template <typename Obs, typename Name>
+  Mat<T> self_attention(const ConstMatRef<T>& h, Obs& obs, const Name& name) const {
+    const int64_t n = h.rows(), D = head_dim_;
+    Mat<T> q = detail::linear_bias<T>(h, w_.q_proj_weight, q_b_);  // [n, heads*D]
+    Mat<T> k = detail::linear_bias<T>(h, w_.k_proj_weight, k_b_);
+    Mat<T> v = detail::linear_bias<T>(h, w_.v_proj_weight, v_b_);
+    notify(obs, [&] { return name("self_attn.q_proj"); }, q);
+    notify(obs, [&] { return name("self_attn.k_proj"); }, k);
+    notify(obs, [&] { return name("self_attn.v_proj"); }, v);
+    Mat<T> out(n, heads_ * D);  // heads concatenated, before out_proj
+    Mat<T> weights;             // [heads*n, n], only when observed
+    if constexpr (Obs::enabled) weights.resize(heads_ * n, n);
+    for (int64_t head = 0; head < heads_; ++head) {
+      Mat<T> scores = q.middleCols(head * D, D) * k.middleCols(head * D, D).transpose() * scale_;  // [n, n]
+      ref::softmax_rows<T>(scores);
+      if constexpr (Obs::enabled) weights.middleRows(head * n, n) = scores;
+      out.middleCols(head * D, D).noalias() = scores * v.middleCols(head * D, D);
+    }
+    notify(obs, [&] { return name("self_attn.attn_weights"); }, weights);
+    Mat<T> o = detail::linear_bias<T>(out, w_.out_proj_weight, out_b_);
+    notify(obs, [&] { return name("self_attn"); }, o);
+    return o;
+  }
+
+  int64_t index_, heads_, head_dim_;
+  double eps_;
+  T scale_;
+  VisionLayerWeights w_;
+  Vec<T> ln1_w_, ln1_b_, ln2_w_, ln2_b_, q_b_, k_b_, v_b_, out_b_, fc1_b_, fc2_b_;
+};
+
+// The vision tower: pixels [3, S*S] → last_hidden_state [P², vh].
+template <typename T = float>
+class SiglipVisionModel {
+ public:
+  // The weights are views: the Checkpoint they come from must outlive the model.
+  SiglipVisionModel(const VisionConfig& cfg, const VisionWeights& w)
+      : cfg_(cfg), patch_embedding_(w.patch_embedding_weight), position_embedding_(w.position_embedding) {
+    validate(cfg);
+    const int64_t vh = cfg.hidden_size;
+    expect_shape(patch_embedding_, Shape{vh, cfg.num_channels, cfg.patch_size, cfg.patch_size}, "vision tower");
+    expect_shape(position_embedding_, Shape{cfg.num_patches(), vh}, "vision tower");
+    if (static_cast<int64_t>(w.layers.size()) != cfg.num_hidden_layers)
+      throw InvalidArgument("vision weights", "have " + std::to_string(w.layers.size()) +
+                                                  " layers, the config says " + std::to_string(cfg.num_hidden_layers));
+    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers_.emplace_back(cfg, i, w.layers[i]);
+    patch_bias_ = w.patch_embedding_bias.vec<T>();
+    post_w_ = w.post_layernorm_weight.vec<T>();
+    post_b_ = w.post_layernorm_bias.vec<T>();
+  }
+
+  const VisionConfig& config() const { return cfg_; }
+  const std::vector<SiglipEncoderLayer<T>>& layers() const { return layers_; }
+
+  // Patch embedding as a matmul over unfolded patches (spec §3.1): patch n = py * P + px (row-major
+  // over the conv output grid) is the vector u[c*p*p + ky*p + kx] = pixel[c][(py*p + ky)*S + px*p + kx],
+  // matching the [vh, 3, p, p] Conv2d weight seen as [vh, 3*p*p]. Then + position_embedding[n].
+  Mat<T> embeddings(const ConstMatRef<T>& pixel_values) const {
+    check_input(pixel_values);
+    const int64_t S = cfg_.image_size, p = cfg_.patch_size, P = cfg_.patches_per_side(), C = cfg_.num_channels;
+    Mat<T> patches(P * P, C * p * p);  // [P², 3*p*p]
+    for (int64_t py = 0; py < P; ++py)
+      for (int64_t px = 0; px < P; ++px)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t ky = 0; ky < p; ++ky)
+            patches.row(py * P + px).segment(c * p * p + ky * p, p) =
+                pixel_values.row(c).segment((py * p + ky) * S + px * p, p);
+    Mat<T> x = detail::linear_bias<T>(patches, patch_embedding_, patch_bias_);  // [P², vh]
+    x += position_embedding_.as<T>();
+    return x;
+  }
+
+  // last_hidden_state [P², vh] of one image.
+  template <typename Obs = NullObserver>
+  Mat<T> forward(const ConstMatRef<T>& pixel_values, Obs& obs) const {
+    Mat<T> x = embeddings(pixel_values);
+    notify(obs, [] { return std::string("vision_tower.vision_model.embeddings"); }, x);
+    for (const auto& layer : layers_) layer.forward(x, obs);
+    Mat<T> y = ref::layer_norm<T>(x, post_w_, post_b_, cfg_.layer_norm_eps);
+    notify(obs, [] { return std::string("vision_tower.vision_model.post_layernorm"); }, y);
+    return y;
+  }
+  Mat<T> forward(const ConstMatRef<T>& pixel_values) const {
+    NullObserver none;
+    return forward(pixel_values, none);
+  }
+
+ private:
+  void check_input(const ConstMatRef<T>& px) const {
+    const int64_t S = cfg_.image_size;
+    if (px.rows() != cfg_.num_channels || px.cols() != S * S)
+      throw InvalidArgument("pixel_values", "expected [" + std::to_string(cfg_.num_channels) + ", " +
+                                                std::to_string(S * S) + "] (channels x " + std::to_string(S) +
+                                                "*" + std::to_string(S) + " pixels), got [" +
+                                                std::to_string(px.rows()) + ", " + std::to_string(px.cols()) + "]");
+  }
+
+  VisionConfig cfg_;
+  TensorView patch_embedding_;     // [vh, 3, p, p]  embeddings.patch_embedding.weight
+  TensorView position_embedding_;  // [P², vh]       embeddings.position_embedding.weight
+  std::vector<SiglipEncoderLayer<T>> layers_;
+  Vec<T> patch_bias_, post_w_, post_b_;
+};
+
+}  // namespace gemma3
