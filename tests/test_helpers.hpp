@@ -34,6 +34,22 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
   return dir;
 }
 
+// "p3_": the file-name prefix of a fixture's prompt k. (Built by appending: GCC 12 warns falsely,
+// -Wrestrict, on "p" + std::to_string(k).)
+inline std::string prompt_prefix(int k) {
+  std::string p = "p";
+  p += std::to_string(k);
+  p += '_';
+  return p;
+}
+
+// How many prompts a fixture case has (p0_, p1_, ... with an input_ids file).
+inline int prompt_count(const std::filesystem::path& dir) {
+  int k = 0;
+  while (std::filesystem::exists(dir / (prompt_prefix(k) + "input_ids.npy"))) ++k;
+  return k;
+}
+
 inline std::vector<int32_t> read_ids(const std::filesystem::path& path) {
   return gemma3::read_npy(path).values<int32_t>();
 }

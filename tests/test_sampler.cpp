@@ -348,7 +348,7 @@ TEST_CASE("the draw is the inverse CDF and never picks a zero weight", "[sampler
   CHECK(weights[2] == std::exp(-6.0));
 }
 
-TEST_CASE("-inf logits are never sampled", "[sampler]") {
+TEST_CASE("logits of -inf are never sampled", "[sampler]") {
   const std::vector<float> l{-kInf, 1, -kInf, 0.5f, -kInf};
   for (SamplerConfig c : {SamplerConfig{}, SamplerConfig{.top_k = 0, .top_p = 1},
                           SamplerConfig{.temperature = 5, .top_k = 4, .top_p = 1, .min_p = 0}}) {

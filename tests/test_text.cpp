@@ -15,11 +15,6 @@ namespace {
 // implementations (<= 1.5e-5), and below every structural mistake (>= 2e-4, see docs/validation.md).
 constexpr double kTolerance = 1e-4;
 
-int prompt_count(const std::filesystem::path& dir) {
-  int k = 0;
-  while (std::filesystem::exists(dir / ("p" + std::to_string(k) + "_input_ids.npy"))) ++k;
-  return k;
-}
 
 // Records the residual stream after each layer and the final norm.
 template <typename T>
@@ -39,8 +34,8 @@ void check_fixture(const std::string& name) {
   const auto ck = Checkpoint::open(dir);
   const TextModel<T> model(ck);
   const int64_t L = ck.config().text.num_hidden_layers, H = ck.config().text.hidden_size;
-  for (int k = 0; k < prompt_count(dir); ++k) {
-    const std::string p = "p" + std::to_string(k) + "_";
+  for (int k = 0; k < test::prompt_count(dir); ++k) {
+    const std::string p = test::prompt_prefix(k);
     INFO(name << " prompt " << k);
     const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
     LayerRecorder<T> rec;
@@ -80,9 +75,9 @@ TEST_CASE("attention masks equal the fixtures' mask_global / mask_local", "[text
   for (const std::string name : {"text-tiny-a", "text-tiny-b", "mm-tiny-a"}) {
     const auto dir = test::fixture(name);
     const auto cfg = load_config(dir / "config.json");
-    for (int k = 0; k < prompt_count(dir); ++k) {
+    for (int k = 0; k < test::prompt_count(dir); ++k) {
       INFO(name << " prompt " << k);
-      const std::string p = "p" + std::to_string(k) + "_";
+      const std::string p = test::prompt_prefix(k);
       const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
       const auto groups = image_groups(ids, cfg.is_multimodal() ? cfg.image_token_index : -1);
       for (auto [kind, file] : {std::pair{LayerKind::Global, "mask_global.npy"}, std::pair{LayerKind::Local, "mask_local.npy"}}) {
@@ -101,7 +96,7 @@ TEST_CASE("decode one token at a time equals the fixtures' decode_logits and the
     for (const auto& prompt : test::manifest(name)["prompts"]) {
       if (!prompt.contains("decode")) continue;
       const int64_t P = prompt["decode"]["prefill_len"];
-      const std::string p = "p" + std::to_string(prompt["index"].get<int>()) + "_";
+      const std::string p = test::prompt_prefix(prompt["index"].get<int>());
       INFO(name << " " << p << " prefill " << P);
       const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
       const auto n = static_cast<int64_t>(ids.size());

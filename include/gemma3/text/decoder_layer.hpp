@@ -20,7 +20,8 @@ namespace gemma3 {
 template <typename T>
 class DecoderLayer {
  public:
-  DecoderLayer(const TextConfig& cfg, int64_t index, const LayerWeights& w, const Rope<T>& rope)
+  DecoderLayer(const TextConfig& cfg, int64_t index, const LayerWeights& w, const Rope<T>& rope,
+               Backend backend = Backend::Reference)
       : index_(index), eps_(cfg.rms_norm_eps), w_(w) {
     input_layernorm_ = w.input_layernorm.vec<T>();
     post_attention_layernorm_ = w.post_attention_layernorm.vec<T>();
@@ -36,7 +37,8 @@ class DecoderLayer {
                                .eps = cfg.rms_norm_eps,
                                .q_norm = w.q_norm.vec<T>(),
                                .k_norm = w.k_norm.vec<T>(),
-                               .rope = rope};
+                               .rope = rope,
+                               .backend = backend};
   }
 
   int64_t index() const { return index_; }
@@ -61,7 +63,7 @@ class DecoderLayer {
 
     h = ref::rms_norm<T>(x, pre_feedforward_layernorm_, eps_);
     notify(obs, [&] { return name("pre_feedforward_layernorm"); }, h);
-    h = mlp<T>(h, w_, obs, name);
+    h = mlp<T>(h, w_, attn_.backend, obs, name);
     h = ref::rms_norm<T>(h, post_feedforward_layernorm_, eps_);
     notify(obs, [&] { return name("post_feedforward_layernorm"); }, h);
     x += h;

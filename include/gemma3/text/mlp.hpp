@@ -3,22 +3,22 @@
 
 #include <string>
 
-#include "gemma3/kernels/reference.hpp"
+#include "gemma3/kernels/ops.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/weights.hpp"
 
 namespace gemma3 {
 
 template <typename T, typename Obs, typename Name>
-Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Obs& obs, const Name& name) {
-  Mat<T> gate = ref::linear<T>(m, w.gate_proj);  // [n, intermediate]
-  Mat<T> up = ref::linear<T>(m, w.up_proj);      // [n, intermediate]
+Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend, Obs& obs, const Name& name) {
+  Mat<T> gate = linear<T>(m, w.gate_proj, backend);  // [n, intermediate]
+  Mat<T> up = linear<T>(m, w.up_proj, backend);      // [n, intermediate]
   notify(obs, [&] { return name("mlp.gate_proj"); }, gate);
   notify(obs, [&] { return name("mlp.up_proj"); }, up);
   Mat<T> act = gate.unaryExpr([](T u) { return ref::gelu_tanh(u); });
   notify(obs, [&] { return name("mlp.act_fn"); }, act);
   act.array() *= up.array();
-  Mat<T> down = ref::linear<T>(act, w.down_proj);  // [n, hidden]
+  Mat<T> down = linear<T>(act, w.down_proj, backend);  // [n, hidden]
   notify(obs, [&] { return name("mlp"); }, down);
   return down;
 }

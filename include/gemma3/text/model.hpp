@@ -13,12 +13,13 @@
 #include <cmath>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "gemma3/checkpoint.hpp"
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
-#include "gemma3/kernels/reference.hpp"
+#include "gemma3/kernels/ops.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/text/decoder_layer.hpp"
 #include "gemma3/text/kv_cache.hpp"
@@ -32,21 +33,26 @@ template <typename T = float>
 class TextModel {
  public:
   // The weights are views: the Checkpoint they come from must outlive the model.
-  TextModel(const TextConfig& cfg, const TextWeights& w) : cfg_(cfg), w_(w) {
+  // `backend` picks the kernels of the float path (double always runs the reference).
+  TextModel(const TextConfig& cfg, const TextWeights& w, Backend backend = Backend::Fast)
+      : cfg_(cfg), w_(w), backend_(std::is_same_v<T, float> ? backend : Backend::Reference) {
     validate(cfg);
     const Rope<T> local(cfg.rope_local, cfg.head_dim), global(cfg.rope_global, cfg.head_dim);
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
-      layers_.emplace_back(cfg, i, w.layers.at(i), layer_kind(cfg, i) == LayerKind::Local ? local : global);
+      layers_.emplace_back(cfg, i, w.layers.at(i), layer_kind(cfg, i) == LayerKind::Local ? local : global,
+                           backend_);
     norm_ = w.norm.vec<T>();
     // sqrt(hidden) is an f32 buffer in the reference, cast to the compute dtype (spec §2.1).
     embed_scale_ = T(std::sqrt(double(cfg.hidden_size)));
   }
-  explicit TextModel(const Checkpoint& ck) : TextModel(ck.config().text, ck.weights().text) {}
+  explicit TextModel(const Checkpoint& ck, Backend backend = Backend::Fast)
+      : TextModel(ck.config().text, ck.weights().text, backend) {}
 
   const TextConfig& config() const { return cfg_; }
   const TextWeights& weights() const { return w_; }
   const std::vector<DecoderLayer<T>>& layers() const { return layers_; }
   T embed_scale() const { return embed_scale_; }
+  Backend backend() const { return backend_; }
 
   // The scaled embeddings of `ids` [n, hidden]: E[id] · sqrt(hidden).
   Mat<T> embed(std::span<const int32_t> ids) const {
@@ -76,7 +82,7 @@ class TextModel {
 
   // Logits [n, vocab] = normed · lm_headᵀ (tied: the embedding), soft-capped if the config says so.
   Mat<T> lm_head(const ConstMatRef<T>& normed) const {
-    Mat<T> logits = ref::linear<T>(normed, w_.lm_head);
+    Mat<T> logits = linear<T>(normed, w_.lm_head, backend_);
     if (cfg_.final_logit_softcapping) ref::soft_cap<T>(logits, *cfg_.final_logit_softcapping);
     return logits;
   }
@@ -137,6 +143,7 @@ class TextModel {
 
   TextConfig cfg_;
   TextWeights w_;
+  Backend backend_;
   std::vector<DecoderLayer<T>> layers_;
   Vec<T> norm_;
   T embed_scale_;

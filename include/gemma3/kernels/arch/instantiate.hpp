@@ -1,0 +1,20 @@
+// Explicit instantiation of every SIMD kernel for one instruction set; each kernels/arch/*.cpp
+// includes this with its Arch, compiled with that instruction set's flags.
+#pragma once
+
+#include "gemma3/kernels/simd.hpp"
+
+#define GEMMA3_INSTANTIATE_KERNELS(...)                                                                    \
+  namespace gemma3::kernels::simd {                                                                       \
+  template void GemvBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t, const float*, \
+                                                  const float*, const float*, float*) const;              \
+  template void GemvF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, const float*,    \
+                                                 float*) const;                                           \
+  template int64_t GemmPanelWidth::operator()<__VA_ARGS__>(__VA_ARGS__) const;                            \
+  template void GemmPanel<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, const float*, \
+                                                             int64_t, int64_t, float*, int64_t, float*) const; \
+  template void GemmPanel<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, const float*,     \
+                                                          int64_t, int64_t, float*, int64_t, float*) const;    \
+  template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, const KeySegment*,     \
+                                                     int64_t, float, float, float*) const;                \
+  }

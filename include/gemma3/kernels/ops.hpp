@@ -1,0 +1,27 @@
+// The operations the model calls, routed to the reference (plain Eigen) or the fast (SIMD + OpenMP)
+// implementation. The reference is the definition; the fast path is tested against it.
+#pragma once
+
+#include <type_traits>
+
+#include "gemma3/kernels/fast.hpp"
+#include "gemma3/kernels/reference.hpp"
+
+namespace gemma3 {
+
+enum class Backend {
+  Reference,  // plain Eigen, reads like the spec; the only path for T = double
+  Fast,       // SIMD kernels with run-time instruction-set dispatch, OpenMP threads
+};
+
+inline const char* to_string(Backend b) { return b == Backend::Fast ? "fast" : "reference"; }
+
+// y = x · Wᵀ for a published [out, in] weight.
+template <typename T>
+Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w, Backend backend) {
+  if constexpr (std::is_same_v<T, float>)
+    if (backend == Backend::Fast) return fast::linear(x, w);
+  return ref::linear<T>(x, w);
+}
+
+}  // namespace gemma3

@@ -1,0 +1,192 @@
+// The SIMD bodies of the hot kernels (declared in kernels/simd_decl.hpp), written once with xsimd and
+// templated on the instruction set (Arch). kernels/dispatch.hpp picks the Arch: at compile time in
+// header-only use, or at run time when the project links gemma3::kernels, which compiles these
+// bodies once per instruction set (kernels/arch/*.cpp).
+//
+// Each functor has a plain twin (kernels/reference.hpp) and is tested against it. This header uses
+// nothing but xsimd: it is compiled with -mavx512bw and the like, and a shared inline function
+// compiled that way could otherwise be picked by the linker for code that runs on older CPUs (the
+// helpers below are `static` for the same reason).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <xsimd/xsimd.hpp>
+
+#include "gemma3/kernels/simd_decl.hpp"
+
+namespace gemma3::kernels::simd {
+
+static inline float bf16_scalar(uint16_t b) {
+  const uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+static inline float widen(float w) { return w; }
+static inline float widen(uint16_t w) { return bf16_scalar(w); }
+
+// A bf16 pair (w[2i], w[2i+1]) read as one little-endian u32: w[2i] is the low half. Shifting the
+// low half up, or masking the high half, gives each as an f32 (bf16 is the top half of an f32), so
+// any instruction set widens bf16 with two integer ops and no shuffles. The even and odd elements
+// land in separate registers, so x is split the same way once per call (x_even = x[0::2], ...).
+template <class Arch>
+static inline void widen_bf16_pairs(const uint16_t* p, xsimd::batch<float, Arch>& even,
+                                    xsimd::batch<float, Arch>& odd) {
+  using u32 = xsimd::batch<uint32_t, Arch>;
+  const u32 pairs = u32::load_unaligned(reinterpret_cast<const uint32_t*>(p));
+  even = xsimd::bitwise_cast<xsimd::batch<float, Arch>>(u32(pairs << 16));
+  odd = xsimd::bitwise_cast<xsimd::batch<float, Arch>>(u32(pairs & u32(0xffff0000u)));
+}
+
+// Four rows at a time share each load of x; every weight byte is read once.
+template <class Arch>
+void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const float* x, const float* x_even,
+                          const float* x_odd, float* y) const {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  const int64_t pairs_end = (in / (2 * B)) * (2 * B);  // bf16 elements covered by full batches
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const uint16_t* row[4] = {w + r * in, w + (r + 1) * in, w + (r + 2) * in, w + (r + 3) * in};
+    batch acc[4] = {batch(0.f), batch(0.f), batch(0.f), batch(0.f)};
+    for (int64_t i = 0; i < pairs_end; i += 2 * B) {
+      const batch xe = batch::load_unaligned(x_even + i / 2), xo = batch::load_unaligned(x_odd + i / 2);
+      for (int k = 0; k < 4; ++k) {
+        batch e, o;
+        widen_bf16_pairs<Arch>(row[k] + i, e, o);
+        acc[k] = xsimd::fma(e, xe, xsimd::fma(o, xo, acc[k]));
+      }
+    }
+    for (int k = 0; k < 4; ++k) {
+      float s = xsimd::hadd(acc[k]);
+      for (int64_t i = pairs_end; i < in; ++i) s += bf16_scalar(row[k][i]) * x[i];
+      y[r + k] = s;
+    }
+  }
+  for (; r < rows; ++r) {
+    const uint16_t* row = w + r * in;
+    batch acc(0.f);
+    for (int64_t i = 0; i < pairs_end; i += 2 * B) {
+      batch e, o;
+      widen_bf16_pairs<Arch>(row + i, e, o);
+      acc = xsimd::fma(e, batch::load_unaligned(x_even + i / 2), xsimd::fma(o, batch::load_unaligned(x_odd + i / 2), acc));
+    }
+    float s = xsimd::hadd(acc);
+    for (int64_t i = pairs_end; i < in; ++i) s += bf16_scalar(row[i]) * x[i];
+    y[r] = s;
+  }
+}
+
+template <class Arch>
+void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const float* x, float* y) const {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  const int64_t end = (in / B) * B;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = w + r * in;
+    batch acc(0.f);
+    for (int64_t i = 0; i < end; i += B) acc = xsimd::fma(batch::load_unaligned(row + i), batch::load_unaligned(x + i), acc);
+    float s = xsimd::hadd(acc);
+    for (int64_t i = end; i < in; ++i) s += row[i] * x[i];
+    y[r] = s;
+  }
+}
+
+template <class Arch>
+int64_t GemmPanelWidth::operator()(Arch) const {
+  return 2 * int64_t(xsimd::batch<float, Arch>::size);
+}
+
+// The GEMM micro-kernel: C[MR, NR] += A[MR, kc] · P[kc, NR], A row-major with leading dimension lda,
+// P a packed panel, C with leading dimension ldc. NR is two registers wide, so MR·2 accumulators
+// stay in registers for the whole kc loop (register blocking); each step broadcasts one element of
+// each row of A and issues 2·MR FMAs.
+template <int MR, class Arch>
+static inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t kc, float* c, int64_t ldc,
+                              int64_t cols) {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  batch acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = batch(0.f);
+  for (int64_t k = 0; k < kc; ++k) {
+    const batch b0 = batch::load_unaligned(panel + k * 2 * B), b1 = batch::load_unaligned(panel + k * 2 * B + B);
+    for (int i = 0; i < MR; ++i) {
+      const batch ai(a[i * lda + k]);
+      acc[i][0] = xsimd::fma(ai, b0, acc[i][0]);
+      acc[i][1] = xsimd::fma(ai, b1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    if (cols == 2 * B) {
+      (batch::load_unaligned(ci) + acc[i][0]).store_unaligned(ci);
+      (batch::load_unaligned(ci + B) + acc[i][1]).store_unaligned(ci + B);
+    } else {
+      alignas(64) float tmp[2 * B];
+      acc[i][0].store_unaligned(tmp);
+      acc[i][1].store_unaligned(tmp + B);
+      for (int64_t j = 0; j < cols; ++j) ci[j] += tmp[j];
+    }
+  }
+}
+
+// K is cut into blocks of KC: each block of the panel is packed (widened to f32 and transposed to
+// [KC, NR]) into `scratch`, small enough to stay in L1/L2, then swept by the micro-kernel over every
+// MR-row tile of X (cache blocking).
+template <class W>
+template <class Arch>
+void GemmPanel<W>::operator()(Arch, const W* w, int64_t cols, const float* x, int64_t T, int64_t K, float* y,
+                              int64_t ldy, float* scratch) const {
+  const int64_t NR = 2 * int64_t(xsimd::batch<float, Arch>::size);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < cols; ++c) y[t * ldy + c] = 0.f;
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int64_t kc = K - k0 < KC ? K - k0 : KC;
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t c = 0; c < NR; ++c) scratch[k * NR + c] = c < cols ? widen(w[c * K + k0 + k]) : 0.f;
+    int64_t t = 0;
+    for (; t + MR <= T; t += MR) gemm_micro<MR, Arch>(x + t * K + k0, K, scratch, kc, y + t * ldy, ldy, cols);
+    for (; t < T; ++t) gemm_micro<1, Arch>(x + t * K + k0, K, scratch, kc, y + t * ldy, ldy, cols);
+  }
+}
+
+// Online softmax (running max m, running sum l, unnormalised output o), so nothing grows with the
+// number of keys: for each key j, s = scale·q·k_j (soft-capped if cap > 0), m' = max(m, s),
+// o = o·e^(m-m') + e^(s-m')·v_j, l = l·e^(m-m') + e^(s-m'); finally o / l.
+template <class Arch>
+void AttendQuery::operator()(Arch, const float* q, int64_t d, const KeySegment* segs, int64_t n_segs, float scale,
+                             float cap, float* out) const {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  const int64_t end = (d / B) * B;
+  float m = -__builtin_inff(), l = 0.f;
+  for (int64_t i = 0; i < d; ++i) out[i] = 0.f;
+  for (int64_t s = 0; s < n_segs; ++s) {
+    const KeySegment& seg = segs[s];
+    for (int64_t j = 0; j < seg.count; ++j) {
+      const float* k = seg.k + j * seg.stride;
+      const float* v = seg.v + j * seg.stride;
+      batch acc(0.f);
+      for (int64_t i = 0; i < end; i += B) acc = xsimd::fma(batch::load_unaligned(q + i), batch::load_unaligned(k + i), acc);
+      float score = xsimd::hadd(acc);
+      for (int64_t i = end; i < d; ++i) score += q[i] * k[i];
+      score *= scale;
+      if (cap > 0.f) score = cap * __builtin_tanhf(score / cap);
+      const float m_new = score > m ? score : m;
+      const float correction = __builtin_expf(m - m_new), p = __builtin_expf(score - m_new);
+      l = l * correction + p;
+      m = m_new;
+      const batch bc(correction), bp(p);
+      for (int64_t i = 0; i < end; i += B)
+        xsimd::fma(batch::load_unaligned(out + i), bc, bp * batch::load_unaligned(v + i)).store_unaligned(out + i);
+      for (int64_t i = end; i < d; ++i) out[i] = out[i] * correction + p * v[i];
+    }
+  }
+  const float inv = 1.f / l;
+  for (int64_t i = 0; i < d; ++i) out[i] *= inv;
+}
+
+}  // namespace gemma3::kernels::simd

@@ -1,0 +1,56 @@
+// Declarations of the SIMD kernel functors (kernels/simd.hpp defines them). Code that dispatches at
+// run time sees only these: the bodies for AVX-512 & co. are compiled in their own translation
+// units (kernels/arch/*.cpp) with the matching compiler flags, never in generic code.
+#pragma once
+
+#include <cstdint>
+
+namespace gemma3::kernels::simd {
+
+// y[r] = Σ_i W[r, i]·x[i] for rows [0, rows) of a bf16 matrix with `in` columns (decode GEMV);
+// x_even = x[0::2] and x_odd = x[1::2] (see widen_bf16_pairs).
+struct GemvBf16 {
+  template <class Arch>
+  void operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const float* x, const float* x_even,
+                  const float* x_odd, float* y) const;
+};
+
+// The same for an f32 matrix.
+struct GemvF32 {
+  template <class Arch>
+  void operator()(Arch, const float* w, int64_t rows, int64_t in, const float* x, float* y) const;
+};
+
+// Panel width NR of the GEMM on this instruction set: two registers of floats.
+struct GemmPanelWidth {
+  template <class Arch>
+  int64_t operator()(Arch) const;
+};
+
+// Y[:, 0:cols] = X[T, K] · W[0:cols, K]ᵀ for one panel of cols <= NR weight rows (prefill GEMM);
+// `scratch` holds GemmPanel::KC · NR floats.
+template <class W>
+struct GemmPanel {
+  static constexpr int64_t KC = 256;
+  static constexpr int MR = 6;
+  template <class Arch>
+  void operator()(Arch, const W* w, int64_t cols, const float* x, int64_t T, int64_t K, float* y, int64_t ldy,
+                  float* scratch) const;
+};
+
+// A contiguous run of cached keys and values.
+struct KeySegment {
+  const float* k;  // first key row
+  const float* v;  // first value row
+  int64_t count;   // rows
+  int64_t stride;  // floats between consecutive rows
+};
+
+// One query's attention over segments of keys, with an online softmax: out = Σ softmax(s)·v.
+struct AttendQuery {
+  template <class Arch>
+  void operator()(Arch, const float* q, int64_t d, const KeySegment* segs, int64_t n_segs, float scale, float cap,
+                  float* out) const;
+};
+
+}  // namespace gemma3::kernels::simd

@@ -1,0 +1,188 @@
+// Every fast kernel against its plain twin, on every instruction set this CPU runs, across sizes and
+// tail lengths; then the fast model against the reference model and the fixtures.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include <gemma3/checkpoint.hpp>
+#include <gemma3/kernels/fast.hpp>
+#include <gemma3/synth.hpp>
+#include <gemma3/text/model.hpp>
+
+#include "test_helpers.hpp"
+
+using namespace gemma3;
+
+namespace {
+
+// Calls f(Arch{}, name) for every instruction set the kernels were built for and this CPU supports.
+template <typename F>
+void for_each_isa(F&& f) {
+#if GEMMA3_KERNEL_DISPATCH
+  const unsigned best = xsimd::available_architectures().best;
+  auto run = [&]<class Arch>(Arch) {
+    if (Arch::version() <= best) f(Arch{}, Arch::name());
+  };
+  [&]<class... Archs>(xsimd::arch_list<Archs...>) { (run(Archs{}), ...); }(kernels::dispatch_archs{});
+#else
+  f(xsimd::default_arch{}, xsimd::default_arch::name());
+#endif
+}
+
+struct RandomWeight {
+  std::vector<std::byte> bytes;
+  TensorView view;
+  RandomWeight(int64_t rows, int64_t cols, DType dtype, uint64_t seed) {
+    bytes = synthesize_tensor(seed, "w", {rows, cols}, Init::Linear, dtype);
+    view = TensorView{.name = "w", .dtype = dtype, .shape = {rows, cols}, .data = bytes.data()};
+  }
+};
+
+Mat<float> random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  Mat<float> m(rows, cols);
+  for (auto& v : m.reshaped()) v = normal(rng);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("GEMV kernels equal the reference on every ISA, all tail lengths", "[kernels]") {
+  // Tolerance: relative 1e-5 of sum |w·x| (float reassociation of up to 2560 products).
+  for (const DType dtype : {DType::BF16, DType::F32})
+    for (const int64_t in : {1, 2, 7, 8, 31, 255, 256, 2560})
+      for (const int64_t rows : {1, 3, 4, 7, 66}) {
+        const RandomWeight w(rows, in, dtype, uint64_t(in * 131 + rows));
+        const Mat<float> x = random_matrix(1, in, uint64_t(in));
+        const Mat<float> expected = ref::linear<float>(x, w.view);
+        const double bound = 1e-5 * (x.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
+        for_each_isa([&](auto arch, const char* isa) {
+          INFO(dtype_name(dtype) << " rows " << rows << " in " << in << " " << isa);
+          Mat<float> y(1, rows);
+          if (dtype == DType::BF16) {
+            std::vector<float> xe((in + 1) / 2), xo(in / 2 + 1);
+            for (int64_t i = 0; i < in; ++i) (i % 2 ? xo : xe)[i / 2] = x(0, i);
+            kernels::simd::GemvBf16{}(arch, reinterpret_cast<const uint16_t*>(w.view.data), rows, in, x.data(),
+                                       xe.data(), xo.data(), y.data());
+          } else {
+            kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(w.view.data), rows, in, x.data(), y.data());
+          }
+          CHECK(test::max_abs_diff(y, expected) <= bound);
+        });
+      }
+}
+
+TEST_CASE("GEMM panel kernel equals the reference on every ISA, all tile tails", "[kernels]") {
+  for (const DType dtype : {DType::BF16, DType::F32})
+    for (const int64_t tokens : {1, 5, 6, 7, 13, 64})
+      for (const auto& [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 255}, {33, 256}, {64, 300}, {70, 513}}) {
+        const RandomWeight w(out, in, dtype, uint64_t(out * 7 + in));
+        const Mat<float> x = random_matrix(tokens, in, uint64_t(tokens));
+        const Mat<float> expected = ref::linear<float>(x, w.view);
+        const double bound = 1e-5 * (x.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
+        for_each_isa([&](auto arch, const char* isa) {
+          INFO(dtype_name(dtype) << " tokens " << tokens << " out " << out << " in " << in << " " << isa);
+          const int64_t nr = kernels::simd::GemmPanelWidth{}(arch);
+          Mat<float> y(tokens, out);
+          std::vector<float> scratch(std::size_t(256 * nr));
+          for (int64_t c0 = 0; c0 < out; c0 += nr) {
+            const int64_t cols = std::min(nr, out - c0);
+            if (dtype == DType::BF16)
+              kernels::simd::GemmPanel<uint16_t>{}(arch, reinterpret_cast<const uint16_t*>(w.view.data) + c0 * in, cols,
+                                                   x.data(), tokens, in, y.data() + c0, out, scratch.data());
+            else
+              kernels::simd::GemmPanel<float>{}(arch, reinterpret_cast<const float*>(w.view.data) + c0 * in, cols,
+                                                x.data(), tokens, in, y.data() + c0, out, scratch.data());
+          }
+          CHECK(test::max_abs_diff(y, expected) <= bound);
+        });
+        // And the public fast::linear (dispatch, threads, GEMV/GEMM switch).
+        INFO("fast::linear " << dtype_name(dtype) << " tokens " << tokens << " out " << out << " in " << in);
+        CHECK(test::max_abs_diff(fast::linear(x, w.view), expected) <= bound);
+      }
+}
+
+TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[kernels]") {
+  for (const int64_t d : {1, 16, 33, 256})
+    for (const int64_t keys : {1, 5, 300}) {
+      const Mat<float> q = random_matrix(1, d, 1), k = random_matrix(keys, d, 2), v = random_matrix(keys, d, 3);
+      const float scale = 1.f / std::sqrt(float(d));
+      for (const float cap : {0.f, 5.f}) {
+        Mat<float> s = q * k.transpose() * scale;
+        if (cap > 0) ref::soft_cap<float>(s, cap);
+        ref::softmax_rows<float>(s);
+        const Mat<float> expected = s * v;
+        // Split the keys into two segments, as a wrapped ring buffer does.
+        const int64_t split = keys / 3;
+        const kernels::simd::KeySegment segs[2] = {{k.data(), v.data(), split, d},
+                                                   {k.data() + split * d, v.data() + split * d, keys - split, d}};
+        for_each_isa([&](auto arch, const char* isa) {
+          INFO("d " << d << " keys " << keys << " cap " << cap << " " << isa);
+          Mat<float> out(1, d);
+          kernels::simd::AttendQuery{}(arch, q.data(), d, segs, 2, scale, cap, out.data());
+          CHECK(test::max_abs_diff(out, expected) <= 1e-5);
+        });
+      }
+    }
+}
+
+TEST_CASE("fast model: fixtures within 1e-4 and the reference path within 2e-5", "[kernels][fixtures]") {
+  for (const auto& name : test::text_fixtures()) {
+    const auto dir = test::fixture(name);
+    const auto ck = Checkpoint::open(dir);
+    const TextModel<float> fast(ck, Backend::Fast), reference(ck, Backend::Reference);
+    for (int k = 0; k < test::prompt_count(dir); ++k) {
+      INFO(name << " prompt " << k);
+      const std::string p = test::prompt_prefix(k);
+      const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
+      const Mat<float> logits = fast.forward(ids);
+      CHECK(test::max_abs_diff(logits, read_npy(dir / (p + "logits.npy")).matrix<double>()) <= 1e-4);
+      CHECK(test::max_abs_diff(logits, reference.forward(ids)) <= 2e-5);
+    }
+  }
+}
+
+TEST_CASE("fast model: decode equals prefill across the window, images bidirectional, threads don't matter",
+          "[kernels][decode]") {
+  ModelConfig cfg = preset("tiny");
+  cfg.text.vocab_size = 300;
+  cfg.text.sliding_window = 5;
+  cfg.text.num_hidden_layers = 2;
+  cfg.text.layer_types = {LayerKind::Local, LayerKind::Global};
+  const auto dir = test::scratch_dir("fast_decode");
+  synthesize_checkpoint(cfg, dir, {.seed = 11});
+  const auto ck = Checkpoint::open(dir);
+  const TextModel<float> fast(ck, Backend::Fast), reference(ck, Backend::Reference);
+  std::vector<int32_t> ids(23);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 53 + 7) % 300);
+  // Tokens 8..11 and 15..17 play two images: bidirectional within each.
+  std::vector<int32_t> groups(ids.size(), -1);
+  for (int i = 8; i < 12; ++i) groups[i] = 0;
+  for (int i = 15; i < 18; ++i) groups[i] = 1;
+  NullObserver none;
+  auto run = [&](const TextModel<float>& m) {
+    KVCache<float> cache(cfg.text, 23);
+    Mat<float> x = m.embed(ids);
+    return Mat<float>(m.forward_embeddings(x, groups, cache, none));
+  };
+  const Mat<float> expected = run(reference);
+  CHECK(test::max_abs_diff(run(fast), expected) <= 2e-5);
+
+  const Mat<float> full = fast.forward(ids);
+  for (const int64_t P : {1, 4, 6, 12}) {
+    INFO("prefill " << P);
+    KVCache<float> cache(cfg.text, 23);
+    fast.forward(std::span(ids).first(P), cache);
+    for (int64_t t = P; t < 23; ++t)
+      CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), cache), full.row(t)) <= 1e-5);
+  }
+
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const Mat<float> one = fast.forward(ids);
+  omp_set_num_threads(2);
+  const Mat<float> two = fast.forward(ids);
+  omp_set_num_threads(threads);
+  CHECK(test::max_abs_diff(one, two) == 0.0);  // no reduction is split across threads
+}
