@@ -36,6 +36,19 @@ used2=$(echo "$out" | json 'd[1]["context_used"]')
 expected2=$(echo '{"text": "\nuser\nTell me more.\nmodel\n"}' | "$gemma3" tokenize --tokenizer "$tokenizer" | json 'len(d[0]["ids"]) + 4')
 [ "$pre2" = "$expected2" ] || fail "turn 2 prefilled $pre2 tokens, expected $expected2"
 
+# An image through the whole multimodal path (a tiny 4b-like checkpoint: SigLIP, projector, merge).
+image="$here/tests/data/reference/mm-tiny-a/image0.png"
+"$gemma3" synth --preset tiny-mm --seed 2 --out "$work/mm" --tokenizer "$tokenizer" >/dev/null
+"$gemma3" run --model "$work/mm" --image "$image" --prompt "Describe this image." --max-new-tokens 4 \
+  --seed 1 >"$work/out" 2>"$work/err" || fail "run --image: $(cat "$work/err")"
+grep -q "vision encoder" "$work/err" || fail "run --image printed no image timings"
+prefill=$(grep -o "^\[[0-9]* prompt tokens" "$work/err" | grep -o "[0-9]*")
+[ "$prefill" -gt 16 ] || fail "the image's 16 soft tokens are not in the prompt ($prefill tokens)"
+set +e
+"$gemma3" run --model "$work/tiny" --image "$image" --prompt x 2>"$work/err"; rc=$?
+set -e
+[ $rc != 0 ] && grep -q "no vision tower" "$work/err" || fail "image on a text-only model: rc $rc"
+
 # Bad flags: a useful message and exit code 2; bad files: exit code 1.
 set +e
 "$gemma3" run --model "$work/tiny" --prompt x --top-p 2 2>"$work/err"; rc=$?

@@ -15,7 +15,7 @@
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/io/npy.hpp>
-#include <gemma3/text/model.hpp>
+#include <gemma3/multimodal.hpp>
 
 #include "commands.hpp"
 
@@ -24,6 +24,7 @@ namespace {
 
 struct DumpOptions {
   std::string model, ids, ids_npy, out, dtype = "f32";
+  std::vector<std::string> images;
   int64_t prefill = 0;
   bool all = false;
 };
@@ -64,7 +65,7 @@ void write_f32(const std::filesystem::path& path, const Shape& shape, const auto
 template <typename T>
 void dump(const DumpOptions& o) {
   const auto ck = Checkpoint::open(o.model);
-  const TextModel<T> model(ck);
+  const Gemma3<T> model(ck);
   const TextConfig& cfg = ck.config().text;
   std::vector<int32_t> ids =
       o.ids_npy.empty() ? parse_ids(o.ids) : read_npy(o.ids_npy).values<int32_t>();
@@ -76,7 +77,28 @@ void dump(const DumpOptions& o) {
 
   Recorder<T> rec;
   rec.all = o.all;
-  const Mat<T> logits = model.forward(ids, rec);
+  // Images: pixel values, SigLIP output and soft tokens, under the fixtures' names.
+  ImageEmbeddings<T> images;
+  if (!o.images.empty()) {
+    const auto& vc = model.vision().vision_config();
+    const int64_t n_img = int64_t(o.images.size()), S = vc.image_size;
+    Mat<float> pixels(n_img * 3, S * S);
+    Mat<T> hidden(n_img * vc.num_patches(), vc.hidden_size);
+    Mat<T> soft(n_img * model.vision().tokens_per_image(), cfg.hidden_size);
+    for (int64_t i = 0; i < n_img; ++i) {
+      const auto pv = model.pixel_values(load_image(o.images[i]));
+      if (pv.size() != 1) throw InvalidArgument("--image", "dump feeds images without pan & scan crops");
+      pixels.middleRows(3 * i, 3) = pv[0];
+      hidden.middleRows(i * vc.num_patches(), vc.num_patches()) =
+          model.vision().last_hidden_state(pv[0].template cast<T>(), rec);
+      images.push_back(model.vision().project(hidden.middleRows(i * vc.num_patches(), vc.num_patches())));
+      soft.middleRows(i * images.back().rows(), images.back().rows()) = images.back();
+    }
+    write_f32(out / "pixel_values.npy", {n_img, 3, S, S}, pixels);
+    write_f32(out / "vision_last_hidden_state.npy", {n_img, vc.num_patches(), vc.hidden_size}, hidden);
+    write_f32(out / "image_soft_tokens.npy", {n_img, model.vision().tokens_per_image(), cfg.hidden_size}, soft);
+  }
+  const Mat<T> logits = model.forward(ids, images, rec);
   const int64_t H = cfg.hidden_size;
   Mat<T> layers(cfg.num_hidden_layers * n, H);
   int64_t layer = 0;
@@ -94,11 +116,13 @@ void dump(const DumpOptions& o) {
   write_f32(out / "logits.npy", {n, cfg.vocab_size}, logits);
   if (o.prefill > 0) {
     // Prefill [0, P), then one token at a time; row r = logits at position P - 1 + r.
+    // Images must lie inside the prefill (their tokens see each other within one chunk).
     KVCache<T> cache(cfg, n);
+    NullObserver none;
     Mat<T> decode(n - o.prefill + 1, cfg.vocab_size);
-    decode.row(0) = model.forward(std::span(ids).first(o.prefill), cache, /*all_logits=*/false);
+    decode.row(0) = model.forward(std::span(ids).first(o.prefill), images, cache, none, /*all_logits=*/false);
     for (int64_t t = o.prefill; t < n; ++t)
-      decode.row(t - o.prefill + 1) = model.forward(std::span(ids).subspan(t, 1), cache);
+      decode.row(t - o.prefill + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache, none);
     write_f32(out / "decode_logits.npy", {decode.rows(), decode.cols()}, decode);
   }
   std::printf("wrote %s: %ld tokens, %s compute%s\n", o.out.c_str(), long(n), o.dtype.c_str(),
@@ -119,6 +143,9 @@ void add_dump_command(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "f64"}));
   cmd->add_option("--prefill", o->prefill, "also prefill [0,P) then decode the rest: decode_logits.npy");
   cmd->add_flag("--all", o->all, "also write every other intermediate, named by module path");
+  cmd->add_option("--image", o->images,
+                  "an image for the next run of image placeholders in the ids (repeatable, in order)")
+      ->check(CLI::ExistingFile);
   cmd->callback([o, ids, ids_npy] {
     if (ids->count() == 0 && ids_npy->count() == 0)
       throw InvalidArgument("--ids", "give the tokens with --ids or --ids-npy");

@@ -1,6 +1,8 @@
 // gemma3 run  — one prompt in, the streamed answer out, then a stats line.
 // gemma3 chat — an interactive multi-turn REPL whose KV cache is reused across turns.
+#include <chrono>
 #include <cstdio>
+#include <optional>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -15,6 +17,7 @@
 #include <omp.h>
 
 #include <gemma3/checkpoint.hpp>
+#include <gemma3/multimodal.hpp>
 #include <gemma3/session.hpp>
 
 #include "commands.hpp"
@@ -40,6 +43,8 @@ namespace {
 
 struct RunOptions {
   std::string model, tokenizer, prompt, system;
+  std::vector<std::string> images;
+  bool pan_and_scan = false;
   int64_t max_new_tokens = 256, context = 4096;
   SamplerConfig sampling;
   int threads = 0;
@@ -70,6 +75,8 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("--threads", o.threads, "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o.json, "print one JSON object per answer instead of streaming text");
+  cmd->add_flag("--pan-and-scan", o.pan_and_scan,
+                "also feed crops of images whose aspect ratio is far from square (HF's do_pan_and_scan)");
 }
 
 long peak_rss_kib() {
@@ -87,20 +94,48 @@ void set_threads(int threads) {
 // Everything a run or chat needs, loaded once.
 struct Loaded {
   Checkpoint checkpoint;
-  TextModel<float> model;
+  Gemma3<float> model;
   Tokenizer tokenizer;
+  std::optional<ImageProcessor> processor;  // with the --pan-and-scan choice applied
 
   explicit Loaded(const RunOptions& o)
       : checkpoint(Checkpoint::open(o.model)),
         model(checkpoint),
         tokenizer(default_tokenizer_path(o.tokenizer, o.model)) {
+    if (model.has_vision()) {
+      ImageProcessorConfig pc = model.processor().config();
+      pc.do_pan_and_scan = o.pan_and_scan;
+      processor.emplace(pc);
+    }
     if (tokenizer.vocab_size() > checkpoint.config().text.vocab_size)
       throw InvalidArgument("--tokenizer", "the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
                                                " pieces but the model's embedding only " +
                                                std::to_string(checkpoint.config().text.vocab_size) + " rows");
   }
-  int64_t image_token_id() const {
-    return checkpoint.config().is_multimodal() ? checkpoint.config().image_token_index : -1;
+
+  // Loads, preprocesses and encodes image files: the prompt parts and their soft tokens.
+  std::pair<std::vector<ContentPart>, ImageEmbeddings<float>> images(const std::vector<std::string>& files,
+                                                                    bool report) const {
+    std::vector<ContentPart> parts;
+    ImageEmbeddings<float> embeddings;
+    if (files.empty()) return {parts, embeddings};
+    model.vision();  // throws for a text-only checkpoint
+    using clock = std::chrono::steady_clock;
+    double preprocess_s = 0, encode_s = 0;
+    for (const auto& f : files) {
+      auto t0 = clock::now();
+      const ProcessedImage p = (*processor)(load_image(f));
+      auto t1 = clock::now();
+      for (const auto& pv : p.pixel_values) embeddings.push_back(model.encode(pv));
+      auto t2 = clock::now();
+      preprocess_s += std::chrono::duration<double>(t1 - t0).count();
+      encode_s += std::chrono::duration<double>(t2 - t1).count();
+      parts.push_back(ContentPart::Image(p.num_crops));
+    }
+    if (report)
+      std::fprintf(stderr, "[%zu image(s), %zu encoded (crops included): preprocessing %.2f s, vision encoder %.2f s]\n",
+                   files.size(), embeddings.size(), preprocess_s, encode_s);
+    return {parts, embeddings};
   }
 };
 
@@ -137,16 +172,20 @@ PieceCallback streamer(bool json) {
 void run(const RunOptions& o) {
   set_threads(o.threads);
   Loaded l(o);
-  Session<float> session(l.model, l.tokenizer, o.context, o.sampling, l.image_token_id());
+  Session<float> session(l.model, l.tokenizer, o.context, o.sampling);
   const GenerateOptions gen{.max_new_tokens = o.max_new_tokens, .stop_strings = o.stop};
   GenerateResult r;
   if (o.raw) {
+    if (!o.images.empty()) throw InvalidArgument("--image", "needs the chat template (drop --raw)");
     r = session.generate(l.tokenizer.encode(o.prompt, {.add_bos = true}), gen, streamer(o.json));
   } else {
+    auto [parts, embeddings] = l.images(o.images, !o.json);
+    parts.push_back(ContentPart::Text(o.prompt));  // images first, then the question, as HF's examples
     Conversation conv;
     if (!o.system.empty()) conv.system(o.system);
-    conv.user(o.prompt);
-    r = session.generate(conv.render_ids(l.tokenizer), gen, streamer(o.json));
+    conv.user(parts);
+    const int64_t mm = l.checkpoint.config().mm_tokens_per_image;
+    r = session.generate(conv.render_ids(l.tokenizer, mm), gen, streamer(o.json), embeddings);
   }
   if (o.json) {
     std::printf("%s\n", result_json(r).dump().c_str());
@@ -159,11 +198,14 @@ void run(const RunOptions& o) {
 void chat(const RunOptions& o) {
   set_threads(o.threads);
   Loaded l(o);
-  Session<float> session(l.model, l.tokenizer, o.context, o.sampling, l.image_token_id());
+  Session<float> session(l.model, l.tokenizer, o.context, o.sampling);
   const GenerateOptions gen{.max_new_tokens = o.max_new_tokens, .stop_strings = o.stop};
   const bool tty = isatty(STDIN_FILENO);
   if (tty)
-    std::fprintf(stderr, "gemma3 chat — /reset clears the history, /stats shows the cache, Ctrl-D leaves\n");
+    std::fprintf(stderr,
+                 "gemma3 chat — /image FILE attaches an image to your next message, /reset clears the history, "
+                 "/stats shows the cache, Ctrl-D leaves\n");
+  std::vector<std::string> pending_images = o.images;
   bool first = true;
   GenerateResult last;
   std::string line;
@@ -182,9 +224,17 @@ void chat(const RunOptions& o) {
                    long(session.context()), session.conversation().messages().size());
       continue;
     }
+    if (line.rfind("/image ", 0) == 0) {
+      pending_images.push_back(line.substr(7));
+      continue;
+    }
     if (first && !o.system.empty()) session.chat_system(o.system);
     first = false;
-    last = session.chat(Message{"user", {ContentPart::Text(line)}, true}, gen, streamer(o.json));
+    auto [parts, embeddings] = l.images(pending_images, !o.json);
+    pending_images.clear();
+    parts.push_back(ContentPart::Text(line));
+    last = session.chat(Message{"user", parts, parts.size() == 1}, gen, streamer(o.json), embeddings,
+                        l.checkpoint.config().mm_tokens_per_image);
     if (o.json) {
       auto j = result_json(last);
       j["context_used"] = session.cache().length();
@@ -205,11 +255,14 @@ void add_run_commands(CLI::App& app) {
   add_common_options(r, *o);
   r->add_option("--prompt", o->prompt, "the user's message")->required();
   r->add_flag("--raw", o->raw, "no chat template: the prompt is encoded as is, after <bos>");
+  r->add_option("--image", o->images, "an image for the prompt (repeatable; multimodal checkpoints)")
+      ->check(CLI::ExistingFile);
   r->callback([o] { run(*o); });
 
   auto c = std::make_shared<RunOptions>();
   auto* ch = app.add_subcommand("chat", "interactive multi-turn chat on stdin (KV cache reused across turns)");
   add_common_options(ch, *c);
+  ch->add_option("--image", c->images, "an image for the first message (repeatable)")->check(CLI::ExistingFile);
   ch->callback([c] { chat(*c); });
 }
 

@@ -19,6 +19,7 @@
 #include "gemma3/sample/sampler.hpp"
 #include "gemma3/text/kv_cache.hpp"
 #include "gemma3/text/mask.hpp"
+#include "gemma3/multimodal.hpp"
 #include "gemma3/text/model.hpp"
 #include "gemma3/tokenizer/chat.hpp"
 #include "gemma3/tokenizer/tokenizer.hpp"
@@ -56,20 +57,12 @@ struct GenerateResult {
 // string. Returning false stops generation.
 using PieceCallback = std::function<bool(const std::string& piece)>;
 
-// Image soft tokens to merge into a prompt: one [mm_tokens_per_image, hidden] matrix per image, in
-// the order the images' placeholder runs appear in the ids.
-template <typename T>
-using ImageEmbeddings = std::vector<Mat<T>>;
-
 template <typename T = float>
 class Session {
  public:
-  // `context` is the most positions this session will hold (cache size); `image_token_id` is the
-  // placeholder id of multimodal checkpoints (-1 for text-only ones).
-  Session(const TextModel<T>& model, const Tokenizer& tok, int64_t context, const SamplerConfig& sampling = {},
-          int64_t image_token_id = -1)
-      : model_(&model), tok_(&tok), cache_(model.config(), context), sampler_(sampling),
-        image_token_id_(image_token_id) {}
+  // `context` is the most positions this session will hold (its KV cache's size).
+  Session(const Gemma3<T>& model, const Tokenizer& tok, int64_t context, const SamplerConfig& sampling = {})
+      : model_(&model), tok_(&tok), cache_(model.config().text, context), sampler_(sampling) {}
 
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int64_t context() const { return cache_.capacity(); }
@@ -94,11 +87,8 @@ class Session {
       throw InvalidArgument("prompt", std::to_string(ids.size()) + " tokens do not fit: " +
                                           std::to_string(cache_.length()) + " of the context's " +
                                           std::to_string(cache_.capacity()) + " positions are in use");
-    Mat<T> x = model_->embed(ids);
-    const auto groups = image_groups(ids, image_token_id_);
-    merge_images(x, ids, images);
     NullObserver none;
-    Mat<T> logits = model_->forward_embeddings(x, groups, cache_, none, /*all_logits=*/false);
+    Mat<T> logits = model_->forward(ids, images, cache_, none, /*all_logits=*/false);
     tokens_.insert(tokens_.end(), ids.begin(), ids.end());
     return logits.row(0).transpose();
   }
@@ -204,32 +194,10 @@ class Session {
   }
 
  private:
-  void merge_images(Mat<T>& x, std::span<const int32_t> ids, const ImageEmbeddings<T>& images) const {
-    int64_t placeholders = 0;
-    for (const int32_t id : ids) placeholders += id == image_token_id_;
-    int64_t expected = 0;
-    for (const auto& img : images) expected += img.rows();
-    if (placeholders != expected)
-      throw InvalidArgument("images", std::to_string(placeholders) + " image placeholder tokens in the prompt but " +
-                                          std::to_string(images.size()) + " image(s) with " +
-                                          std::to_string(expected) + " soft tokens");
-    std::size_t image = 0;
-    int64_t row = 0;
-    for (std::size_t t = 0; t < ids.size(); ++t) {
-      if (ids[t] != image_token_id_) continue;
-      if (images[image].cols() != x.cols())
-        throw InvalidArgument("images", "soft tokens have width " + std::to_string(images[image].cols()) +
-                                            ", the model's hidden size is " + std::to_string(x.cols()));
-      x.row(t) = images[image].row(row);
-      if (++row == images[image].rows()) ++image, row = 0;
-    }
-  }
-
-  const TextModel<T>* model_;
+  const Gemma3<T>* model_;
   const Tokenizer* tok_;
   KVCache<T> cache_;
   Sampler sampler_;
-  int64_t image_token_id_;
   std::vector<int32_t> tokens_;
   Conversation conversation_;
   bool turn_open_ = false;  // the last answer's <end_of_turn> has not been fed yet

@@ -18,9 +18,10 @@ namespace gemma3 {
 struct ContentPart {
   enum class Kind { Text, Image } kind = Kind::Text;
   std::string text;
+  int64_t crops = 0;  // an image's pan & scan crops (each enters the prompt as one more image)
 
-  static ContentPart Text(std::string t) { return {Kind::Text, std::move(t)}; }
-  static ContentPart Image() { return {Kind::Image, {}}; }
+  static ContentPart Text(std::string t) { return {Kind::Text, std::move(t), 0}; }
+  static ContentPart Image(int64_t crops = 0) { return {Kind::Image, {}, crops}; }
 };
 
 struct Message {
@@ -76,10 +77,11 @@ class Conversation {
   Conversation& model(std::string text) { return add({"assistant", {ContentPart::Text(std::move(text))}, true}); }
 
   const std::vector<Message>& messages() const { return messages_; }
+  // Images in the prompt, pan & scan crops included: how many soft-token runs render_ids emits.
   int64_t num_images() const {
     int64_t n = 0;
     for (const auto& m : messages_)
-      for (const auto& p : m.content) n += p.kind == ContentPart::Kind::Image;
+      for (const auto& p : m.content) n += p.kind == ContentPart::Kind::Image ? 1 + p.crops : 0;
     return n;
   }
 
@@ -115,12 +117,27 @@ class Conversation {
         continue;
       }
       if (seg.marker == Marker::Image) {
-        text += "\n\n";
-        flush();
-        ids.push_back(tok.start_of_image());
-        ids.insert(ids.end(), std::size_t(mm_tokens_per_image), tok.image_soft_token());
-        ids.push_back(tok.end_of_image());
-        text += "\n\n";
+        // The processor's full image sequence (HF-proc full_image_sequence).
+        auto image_sequence = [&] {
+          text += "\n\n";
+          flush();
+          ids.push_back(tok.start_of_image());
+          ids.insert(ids.end(), std::size_t(mm_tokens_per_image), tok.image_soft_token());
+          ids.push_back(tok.end_of_image());
+          text += "\n\n";
+        };
+        if (seg.crops == 0) {
+          image_sequence();
+          continue;
+        }
+        // Pan & scan (HF-proc: the <start_of_image> is replaced by this sentence).
+        text += "Here is the original image ";
+        image_sequence();
+        text += " and here are some crops to help you see better ";
+        for (int64_t c = 0; c < seg.crops; ++c) {
+          if (c > 0) text += " ";
+          image_sequence();
+        }
         continue;
       }
       flush();
@@ -137,6 +154,7 @@ class Conversation {
   struct Segment {
     Marker marker;
     std::string text;
+    int64_t crops = 0;
   };
 
   // The template, statement by statement (tokenizer_config.json chat_template of google/gemma-3-*-it).
@@ -163,7 +181,7 @@ class Conversation {
       out.push_back({Marker::None, role + "\n" + (index0 == 0 ? first_user_prefix : "")});
       for (const auto& part : m.content) {
         if (part.kind == ContentPart::Kind::Image)
-          out.push_back({Marker::Image, "<start_of_image>"});
+          out.push_back({Marker::Image, "<start_of_image>", part.crops});
         else
           out.push_back({Marker::None, detail::python_strip(part.text)});
       }
