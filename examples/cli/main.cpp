@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   gemma3::cli::add_dump_command(app);
   gemma3::cli::add_tokenize_commands(app);
   gemma3::cli::add_run_commands(app);
+  gemma3::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -189,4 +189,33 @@ void AttendQuery::operator()(Arch, const float* q, int64_t d, const KeySegment* 
   for (int64_t i = 0; i < d; ++i) out[i] *= inv;
 }
 
+// 12 independent accumulators cover the FMA latency × throughput of current x86 and ARM cores.
+template <class Arch>
+double FmaPeak::operator()(Arch, int64_t iterations, float* sink) const {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int kChains = 12;
+  batch acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = batch(float(c) * 1e-3f);
+  const batch a(0.999999f), b(1e-7f);
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int c = 0; c < kChains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
+  batch total(0.f);
+  for (int c = 0; c < kChains; ++c) total += acc[c];
+  *sink = xsimd::hadd(total);  // keeps the loop alive
+  return 2.0 * double(iterations) * kChains * double(batch::size);
+}
+
+template <class Arch>
+float SumF32::operator()(Arch, const float* x, int64_t n) const {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  batch acc[4] = {batch(0.f), batch(0.f), batch(0.f), batch(0.f)};
+  int64_t i = 0;
+  for (; i + 4 * B <= n; i += 4 * B)
+    for (int k = 0; k < 4; ++k) acc[k] += batch::load_unaligned(x + i + k * B);
+  float s = xsimd::hadd((acc[0] + acc[1]) + (acc[2] + acc[3]));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
 }  // namespace gemma3::kernels::simd

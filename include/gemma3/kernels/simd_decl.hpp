@@ -53,4 +53,17 @@ struct AttendQuery {
                   float* out) const;
 };
 
+// Runs `iterations` rounds of independent FMA chains in registers and returns the floating-point
+// operations done (2 per lane per FMA): the machine's f32 FMA peak, measured.
+struct FmaPeak {
+  template <class Arch>
+  double operator()(Arch, int64_t iterations, float* sink) const;
+};
+
+// Σ x[i] over n floats with independent accumulators: a pure read sweep at memory speed.
+struct SumF32 {
+  template <class Arch>
+  float operator()(Arch, const float* x, int64_t n) const;
+};
+
 }  // namespace gemma3::kernels::simd

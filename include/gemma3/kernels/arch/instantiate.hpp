@@ -17,4 +17,6 @@
                                                           int64_t, int64_t, float*, int64_t, float*) const;    \
   template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, const KeySegment*,     \
                                                      int64_t, float, float, float*) const;                \
+  template double FmaPeak::operator()<__VA_ARGS__>(__VA_ARGS__, int64_t, float*) const;                    \
+  template float SumF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t) const;                \
   }

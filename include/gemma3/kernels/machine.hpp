@@ -1,0 +1,75 @@
+// What this machine can do, measured in the same run as a benchmark: the memory bandwidth (a
+// STREAM-like triad, and a pure read sweep, which is what decode does to the weights) and the f32
+// FMA peak. Decode is judged against bytes-per-token ÷ read bandwidth, prefill against the peak.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include <omp.h>
+
+#include "gemma3/kernels/dispatch.hpp"
+
+namespace gemma3 {
+
+struct MachineBandwidth {
+  double triad_gb_s = 0;  // a[i] = b[i] + s·c[i]: 3 × 4 bytes per element (STREAM's count)
+  double read_gb_s = 0;   // Σ a[i]: 4 bytes per element
+};
+
+// Best of `repeats` sweeps over arrays of `bytes_per_array` (much larger than the last-level cache),
+// all OpenMP threads, static schedule (each thread touches the pages it first wrote).
+inline MachineBandwidth measure_bandwidth(std::size_t bytes_per_array = std::size_t(256) << 20, int repeats = 5) {
+  const int64_t n = int64_t(bytes_per_array / sizeof(float));
+  const auto size = static_cast<std::size_t>(n);
+  std::vector<float> a(size), b(size), c(size);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) a[i] = 0.f, b[i] = 1.f, c[i] = 2.f;
+  using clock = std::chrono::steady_clock;
+  MachineBandwidth best;
+  volatile float sink = 0;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = clock::now();
+    const float s = 0.5f + float(r);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
+    auto t1 = clock::now();
+    float sum = 0.f;
+#pragma omp parallel reduction(+ : sum)
+    {
+      // The same static split as the triad, so each thread reads the pages it wrote.
+      const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t begin = n * t / threads, end = n * (t + 1) / threads;
+      sum += kernels::call(kernels::simd::SumF32{}, a.data() + begin, end - begin);
+    }
+    auto t2 = clock::now();
+    sink = sink + sum;
+    best.triad_gb_s = std::max(best.triad_gb_s, 3.0 * double(n) * 4 / std::chrono::duration<double>(t1 - t0).count() / 1e9);
+    best.read_gb_s = std::max(best.read_gb_s, double(n) * 4 / std::chrono::duration<double>(t2 - t1).count() / 1e9);
+  }
+  return best;
+}
+
+// The f32 FMA peak in GFLOP/s over all OpenMP threads, on the instruction set the kernels use.
+inline double measure_fma_peak_gflops(double seconds = 0.3) {
+  using clock = std::chrono::steady_clock;
+  const int64_t iterations = 1 << 20;
+  double flops = 0;
+  float sink = 0;
+  const auto t0 = clock::now();
+  while (std::chrono::duration<double>(clock::now() - t0).count() < seconds) {
+#pragma omp parallel reduction(+ : flops)
+    {
+      float s = 0;
+      flops += kernels::call(kernels::simd::FmaPeak{}, iterations, &s);
+#pragma omp atomic
+      sink += s;
+    }
+  }
+  const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
+  return (flops + 0 * sink) / elapsed / 1e9;
+}
+
+}  // namespace gemma3
