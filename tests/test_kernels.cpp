@@ -76,7 +76,7 @@ TEST_CASE("GEMV kernels equal the reference on every ISA, all tail lengths", "[k
 TEST_CASE("GEMM panel kernel equals the reference on every ISA, all tile tails", "[kernels]") {
   for (const DType dtype : {DType::BF16, DType::F32})
     for (const int64_t tokens : {1, 5, 6, 7, 13, 64})
-      for (const auto& [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 255}, {33, 256}, {64, 300}, {70, 513}}) {
+      for (const auto& [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 255}, {33, 256}, {64, 300}, {70, 513}, {260, 1100}}) {
         const RandomWeight w(out, in, dtype, uint64_t(out * 7 + in));
         const Mat<float> x = random_matrix(tokens, in, uint64_t(tokens));
         const Mat<float> expected = ref::linear<float>(x, w.view);
@@ -96,6 +96,16 @@ TEST_CASE("GEMM panel kernel equals the reference on every ISA, all tile tails",
                                                 x.data(), tokens, in, y.data() + c0, out, scratch.data());
           }
           CHECK(test::max_abs_diff(y, expected) <= bound);
+          if (dtype != DType::BF16) return;
+          // The unpacked dot-product GEMM for bf16 weights.
+          const int64_t half = (in + 1) / 2;
+          std::vector<float> xe(std::size_t(tokens * half)), xo(std::size_t(tokens * half));
+          for (int64_t t = 0; t < tokens; ++t)
+            for (int64_t i = 0; i < in; ++i) (i % 2 ? xo : xe)[std::size_t(t * half + i / 2)] = x(t, i);
+          Mat<float> y2(tokens, out);
+          kernels::simd::GemmDotBf16{}(arch, reinterpret_cast<const uint16_t*>(w.view.data), out, in, xe.data(),
+                                       xo.data(), tokens, y2.data(), out);
+          CHECK(test::max_abs_diff(y2, expected) <= bound);
         });
         // And the public fast::linear (dispatch, threads, GEMV/GEMM switch).
         INFO("fast::linear " << dtype_name(dtype) << " tokens " << tokens << " out " << out << " in " << in);

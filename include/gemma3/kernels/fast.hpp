@@ -47,6 +47,23 @@ inline void gemv(const TensorView& w, const float* x, float* y) {
   }
 }
 
+// Y = X·Wᵀ for many tokens and bf16 weights: blocks of weight rows split over threads; each block is
+// multiplied in place (no packing) by register tiles of dot products, X split into even/odd columns
+// once so that the bf16 weights widen in registers.
+inline void gemm_bf16(const uint16_t* w, int64_t out, int64_t in, const float* x, int64_t tokens, float* y) {
+  const int64_t half = (in + 1) / 2;
+  std::vector<float> x_even(std::size_t(tokens * half)), x_odd(std::size_t(tokens * half));
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t i = 0; i < in; ++i) (i % 2 ? x_odd : x_even)[std::size_t(t * half + i / 2)] = x[t * in + i];
+  constexpr int64_t kRows = kernels::simd::GemmDotBf16::RB;
+  const int64_t blocks = (out + kRows - 1) / kRows;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * kRows, n = std::min(kRows, out - r0);
+    kernels::call(kernels::simd::GemmDotBf16{}, w + r0 * in, n, in, x_even.data(), x_odd.data(), tokens, y + r0, out);
+  }
+}
+
 // Y = X·Wᵀ for many tokens: panels of NR weight rows split over threads, each packed and swept by
 // the register-blocked micro-kernel.
 template <class W>
@@ -74,7 +91,7 @@ inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w) {
   if (tokens < kGemmMinTokens) {
     for (int64_t t = 0; t < tokens; ++t) detail::gemv(w, xc.row(t).data(), y.row(t).data());
   } else if (w.dtype == DType::BF16) {
-    detail::gemm(reinterpret_cast<const uint16_t*>(w.data), out, in, xc.data(), tokens, y.data());
+    detail::gemm_bf16(reinterpret_cast<const uint16_t*>(w.data), out, in, xc.data(), tokens, y.data());
   } else {
     detail::gemm(reinterpret_cast<const float*>(w.data), out, in, xc.data(), tokens, y.data());
   }

@@ -153,6 +153,69 @@ void GemmPanel<W>::operator()(Arch, const W* w, int64_t cols, const float* x, in
   }
 }
 
+// A TM x RN tile of dot products over k in [k0, k1) (k0, k1 multiples of 2B, except the last block
+// whose tail is done in scalar): TM tokens share each weight load, RN weight rows share each X load;
+// TM·RN accumulators stay in registers and are reduced (hadd) once per k block.
+template <int TM, int RN, class Arch>
+static inline void gemm_dot_tile(const uint16_t* const* wrow, const float* xe, const float* xo, int64_t half_k,
+                                 int64_t k0, int64_t k1, float* y, int64_t ldy) {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  batch acc[TM][RN];
+  for (int t = 0; t < TM; ++t)
+    for (int r = 0; r < RN; ++r) acc[t][r] = batch(0.f);
+  const int64_t vec_end = k0 + ((k1 - k0) / (2 * B)) * (2 * B);
+  for (int64_t k = k0; k < vec_end; k += 2 * B) {
+    batch we[RN], wo[RN];
+    for (int r = 0; r < RN; ++r) widen_bf16_pairs<Arch>(wrow[r] + k, we[r], wo[r]);
+    for (int t = 0; t < TM; ++t) {
+      const batch e = batch::load_unaligned(xe + t * half_k + k / 2), o = batch::load_unaligned(xo + t * half_k + k / 2);
+      for (int r = 0; r < RN; ++r) acc[t][r] = xsimd::fma(we[r], e, xsimd::fma(wo[r], o, acc[t][r]));
+    }
+  }
+  for (int t = 0; t < TM; ++t)
+    for (int r = 0; r < RN; ++r) {
+      float s = xsimd::hadd(acc[t][r]);
+      for (int64_t k = vec_end; k < k1; ++k)
+        s += bf16_scalar(wrow[r][k]) * (k % 2 ? xo[t * half_k + k / 2] : xe[t * half_k + k / 2]);
+      y[t * ldy + r] += s;
+    }
+}
+
+template <class Arch>
+void GemmDotBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t K, const float* x_even, const float* x_odd,
+                             int64_t T, float* y, int64_t ldy) const {
+  constexpr int TM = 4, RN = 3;
+  const int64_t half_k = (K + 1) / 2;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < rows; ++r) y[t * ldy + r] = 0.f;
+  for (int64_t r0 = 0; r0 < rows; r0 += RB) {
+    const int64_t r1 = r0 + RB < rows ? r0 + RB : rows;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      const int64_t k1 = k0 + KC < K ? k0 + KC : K;
+      int64_t t = 0;
+      for (; t < T; t += TM) {
+        const int64_t tm = T - t < TM ? T - t : TM;
+        const float* xe = x_even + t * half_k;
+        const float* xo = x_odd + t * half_k;
+        int64_t r = r0;
+        for (; r + RN <= r1; r += RN) {
+          const uint16_t* wrow[RN] = {w + r * K, w + (r + 1) * K, w + (r + 2) * K};
+          if (tm == TM) gemm_dot_tile<TM, RN, Arch>(wrow, xe, xo, half_k, k0, k1, y + t * ldy + r, ldy);
+          else
+            for (int64_t u = 0; u < tm; ++u)
+              gemm_dot_tile<1, RN, Arch>(wrow, xe + u * half_k, xo + u * half_k, half_k, k0, k1, y + (t + u) * ldy + r, ldy);
+        }
+        for (; r < r1; ++r) {
+          const uint16_t* wrow[1] = {w + r * K};
+          for (int64_t u = 0; u < tm; ++u)
+            gemm_dot_tile<1, 1, Arch>(wrow, xe + u * half_k, xo + u * half_k, half_k, k0, k1, y + (t + u) * ldy + r, ldy);
+        }
+      }
+    }
+  }
+}
+
 // Online softmax (running max m, running sum l, unnormalised output o), so nothing grows with the
 // number of keys: for each key j, s = scale·q·k_j (soft-capped if cap > 0), m' = max(m, s),
 // o = o·e^(m-m') + e^(s-m')·v_j, l = l·e^(m-m') + e^(s-m'); finally o / l.

@@ -38,6 +38,17 @@ struct GemmPanel {
                   float* scratch) const;
 };
 
+// Y[t, r] = Σ_k X[t, k]·W[r, k] for rows [0, rows) of a bf16 matrix and all T tokens (prefill GEMM
+// without packing): X comes split into its even and odd columns (x_even/x_odd [T, K/2]) so that bf16
+// pairs widen in registers; Y has leading dimension ldy.
+struct GemmDotBf16 {
+  static constexpr int64_t KC = 512;  // k block: 4 tokens x KC of X stay in L1
+  static constexpr int64_t RB = 256;  // row block: RB x KC of W stay in L2
+  template <class Arch>
+  void operator()(Arch, const uint16_t* w, int64_t rows, int64_t K, const float* x_even, const float* x_odd,
+                  int64_t T, float* y, int64_t ldy) const;
+};
+
 // A contiguous run of cached keys and values.
 struct KeySegment {
   const float* k;  // first key row

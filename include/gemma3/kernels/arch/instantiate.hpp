@@ -19,4 +19,6 @@
                                                      int64_t, float, float, float*) const;                \
   template double FmaPeak::operator()<__VA_ARGS__>(__VA_ARGS__, int64_t, float*) const;                    \
   template float SumF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t) const;                \
+  template void GemmDotBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t,        \
+                                                     const float*, const float*, int64_t, float*, int64_t) const; \
   }
