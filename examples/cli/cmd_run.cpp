@@ -5,6 +5,7 @@
 #include <optional>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/multimodal.hpp>
+#include <gemma3/sample/tool_call.hpp>
 #include <gemma3/session.hpp>
 
 #include "commands.hpp"
@@ -42,7 +44,7 @@ std::string default_tokenizer_path(const std::string& given, const std::string& 
 namespace {
 
 struct RunOptions {
-  std::string model, tokenizer, prompt, system;
+  std::string model, tokenizer, prompt, system, tools;
   std::vector<std::string> images;
   bool pan_and_scan = false;
   int64_t max_new_tokens = 256, context = 4096;
@@ -206,6 +208,22 @@ void chat(const RunOptions& o) {
                  "gemma3 chat — /image FILE attaches an image to your next message, /reset clears the history, "
                  "/stats shows the cache, Ctrl-D leaves\n");
   std::vector<std::string> pending_images = o.images;
+  // Function calling: the declarations go before the first message; a tool_code block in an answer
+  // is parsed and shown, and the next line you type is the tool's result (JSON), sent back to the
+  // model as a tool_output block.
+  std::string tool_preamble;
+  if (!o.tools.empty()) {
+    std::ifstream in(o.tools);
+    if (!in) throw IoError(o.tools, "cannot open tools file");
+    nlohmann::json tools;
+    try {
+      tools = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(o.tools, std::string("invalid JSON: ") + e.what());
+    }
+    tool_preamble = render_tool_declarations(tools);
+  }
+  bool awaiting_tool_result = false;
   bool first = true;
   GenerateResult last;
   std::string line;
@@ -228,6 +246,18 @@ void chat(const RunOptions& o) {
       pending_images.push_back(line.substr(7));
       continue;
     }
+    if (awaiting_tool_result) {
+      nlohmann::json result;
+      try {
+        result = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception&) {
+        result = line;  // plain text is a string result
+      }
+      line = render_tool_output(result);
+      awaiting_tool_result = false;
+    } else if (first && !tool_preamble.empty()) {
+      line = tool_preamble + "\n\n" + line;
+    }
     if (first && !o.system.empty()) session.chat_system(o.system);
     first = false;
     auto [parts, embeddings] = l.images(pending_images, !o.json);
@@ -235,15 +265,28 @@ void chat(const RunOptions& o) {
     parts.push_back(ContentPart::Text(line));
     last = session.chat(Message{"user", parts, parts.size() == 1}, gen, streamer(o.json), embeddings,
                         l.checkpoint.config().mm_tokens_per_image);
+    std::optional<ToolCall> call;
+    if (!tool_preamble.empty()) {
+      try {
+        call = find_tool_call(last.text);
+      } catch (const ToolCallError& e) {
+        std::fprintf(stderr, "[malformed tool call: %s]\n", e.what());
+      }
+      awaiting_tool_result = call.has_value();
+    }
     if (o.json) {
       auto j = result_json(last);
       j["context_used"] = session.cache().length();
+      if (call) j["tool_call"] = {{"name", call->name}, {"arguments", call->arguments}, {"positional", call->positional}};
       std::printf("%s\n", j.dump().c_str());
       std::fflush(stdout);
     } else {
       std::printf("\n");
       print_stats(last);
     }
+    if (call && tty)
+      std::fprintf(stderr, "[tool call: %s — type the tool's result (JSON) as your next line]\n",
+                   render_tool_call(*call).c_str());
   }
 }
 
@@ -263,6 +306,10 @@ void add_run_commands(CLI::App& app) {
   auto* ch = app.add_subcommand("chat", "interactive multi-turn chat on stdin (KV cache reused across turns)");
   add_common_options(ch, *c);
   ch->add_option("--image", c->images, "an image for the first message (repeatable)")->check(CLI::ExistingFile);
+  ch->add_option("--tools", c->tools,
+                 "function declarations (JSON list); the model may answer with a tool_code call, and "
+                 "the line after it is the tool's result")
+      ->check(CLI::ExistingFile);
   ch->callback([c] { chat(*c); });
 }
 
