@@ -66,7 +66,10 @@ template <typename T>
 void softmax_rows(MatRef<T> s) {
   for (Eigen::Index r = 0; r < s.rows(); ++r) {
     const T max = s.row(r).maxCoeff();
-    s.row(r) = (s.row(r).array() - max).exp();
+    // Masked scores (-inf) must get probability exactly 0. Eigen's vectorised exp clamps its argument
+    // (to about -88 in float), so exp(-inf) would give a masked key a denormal weight (~1e-40).
+    s.row(r) = (s.row(r).array() == -std::numeric_limits<T>::infinity())
+                   .select(T(0), (s.row(r).array() - max).exp());
     s.row(r) /= s.row(r).sum();
   }
 }
