@@ -6,7 +6,7 @@ this is a small one of our own. Load it in gdb (or put the line in ~/.gdbinit):
     (gdb) source scripts/gdb/eigen_printers.py
 
 Then `print` shows a dense matrix, vector, Map, Ref or direct-access Block as its shape and values,
-NumPy style, with long dimensions elided (set eigen_printers.MAX_ROWS / MAX_COLS to see more):
+NumPy style, with long dimensions elided (`python MAX_ROWS = 12`, or MAX_COLS, shows more):
 
     (gdb) p q
     $1 = Eigen::Matrix<float> [6 x 128] row-major =
