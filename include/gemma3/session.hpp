@@ -41,7 +41,7 @@ inline const char* to_string(StopReason r) {
 
 struct GenerateOptions {
   int64_t max_new_tokens = 512;
-  std::vector<std::string> stop_strings;  // generation ends where the text first contains one
+  std::vector<std::string> stop_strings{};  // generation ends where the text first contains one
 };
 
 struct GenerateResult {

@@ -29,8 +29,9 @@ inline void gemv(const TensorView& w, const float* x, float* y) {
   constexpr int64_t kBlock = 64;
   const int64_t blocks = (rows + kBlock - 1) / kBlock;
   if (w.dtype == DType::BF16) {
-    std::vector<float> x_even((in + 1) / 2), x_odd(in / 2 + 1);
-    for (int64_t i = 0; i < in; ++i) (i % 2 ? x_odd : x_even)[i / 2] = x[i];
+    Vec<float> x_even((in + 1) / 2), x_odd(in / 2 + 1);
+    for (int64_t i = 0; i < in / 2; ++i) x_even[i] = x[2 * i], x_odd[i] = x[2 * i + 1];
+    if (in % 2) x_even[in / 2] = x[in - 1];
     const auto* wp = reinterpret_cast<const uint16_t*>(w.data);
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
@@ -52,9 +53,12 @@ inline void gemv(const TensorView& w, const float* x, float* y) {
 // once so that the bf16 weights widen in registers.
 inline void gemm_bf16(const uint16_t* w, int64_t out, int64_t in, const float* x, int64_t tokens, float* y) {
   const int64_t half = (in + 1) / 2;
-  std::vector<float> x_even(std::size_t(tokens * half)), x_odd(std::size_t(tokens * half));
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t i = 0; i < in; ++i) (i % 2 ? x_odd : x_even)[std::size_t(t * half + i / 2)] = x[t * in + i];
+  Mat<float> x_even(tokens, half), x_odd(tokens, half);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* row = x + t * in;
+    for (int64_t i = 0; i < in / 2; ++i) x_even(t, i) = row[2 * i], x_odd(t, i) = row[2 * i + 1];
+    if (in % 2) x_even(t, half - 1) = row[in - 1], x_odd(t, half - 1) = 0.f;
+  }
   constexpr int64_t kRows = kernels::simd::GemmDotBf16::RB;
   const int64_t blocks = (out + kRows - 1) / kRows;
 #pragma omp parallel for schedule(static)
@@ -87,13 +91,16 @@ inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w) {
   if (w.dtype == DType::F16) return ref::linear<float>(x, w);
   const int64_t tokens = x.rows(), out = w.rows(), in = w.cols();
   Mat<float> y(tokens, out);
-  const Mat<float> xc = x;  // contiguous rows
+  // The kernels read rows of x contiguously; copy only a strided view.
+  Mat<float> copy;
+  const float* xp = x.data();
+  if (x.outerStride() != in) xp = (copy = x).data();
   if (tokens < kGemmMinTokens) {
-    for (int64_t t = 0; t < tokens; ++t) detail::gemv(w, xc.row(t).data(), y.row(t).data());
+    for (int64_t t = 0; t < tokens; ++t) detail::gemv(w, xp + t * in, y.row(t).data());
   } else if (w.dtype == DType::BF16) {
-    detail::gemm_bf16(reinterpret_cast<const uint16_t*>(w.data), out, in, xc.data(), tokens, y.data());
+    detail::gemm_bf16(reinterpret_cast<const uint16_t*>(w.data), out, in, xp, tokens, y.data());
   } else {
-    detail::gemm(reinterpret_cast<const float*>(w.data), out, in, xc.data(), tokens, y.data());
+    detail::gemm(reinterpret_cast<const float*>(w.data), out, in, xp, tokens, y.data());
   }
   return y;
 }

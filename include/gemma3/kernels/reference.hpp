@@ -60,6 +60,14 @@ T gelu_tanh(T u) {
   return T(0.5) * u * (T(1) + std::tanh(sqrt_2_over_pi * (u + T(0.044715) * u * u * u)));
 }
 
+// The same over a whole matrix of pre-activations, as one vectorised Eigen expression.
+template <typename T>
+Mat<T> gelu_tanh(const ConstMatRef<T>& u) {
+  const T sqrt_2_over_pi = T(0.7978845608028654);
+  const auto a = u.array();
+  return (T(0.5) * a * (T(1) + (sqrt_2_over_pi * (a + T(0.044715) * a.cube())).tanh())).matrix();
+}
+
 // Softmax of each row in place; entries equal to -inf get probability 0. A row that is entirely
 // -inf would be 0/0: the masks never produce one (every query sees itself).
 template <typename T>

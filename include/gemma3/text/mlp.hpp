@@ -15,7 +15,7 @@ Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend, Obs&
   Mat<T> up = linear<T>(m, w.up_proj, backend);      // [n, intermediate]
   notify(obs, [&] { return name("mlp.gate_proj"); }, gate);
   notify(obs, [&] { return name("mlp.up_proj"); }, up);
-  Mat<T> act = gate.unaryExpr([](T u) { return ref::gelu_tanh(u); });
+  Mat<T> act = ref::gelu_tanh<T>(gate);
   notify(obs, [&] { return name("mlp.act_fn"); }, act);
   act.array() *= up.array();
   Mat<T> down = linear<T>(act, w.down_proj, backend);  // [n, hidden]

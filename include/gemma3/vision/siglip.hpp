@@ -81,7 +81,7 @@ class SiglipEncoderLayer {
     notify(obs, [&] { return name("layer_norm2"); }, h);
     Mat<T> m = detail::linear_bias<T>(h, w_.fc1_weight, fc1_b_);  // [n, v_intermediate]
     notify(obs, [&] { return name("mlp.fc1"); }, m);
-    m = m.unaryExpr([](T u) { return ref::gelu_tanh(u); });
+    m = ref::gelu_tanh<T>(m);
     m = detail::linear_bias<T>(m, w_.fc2_weight, fc2_b_);  // [n, vh]
     notify(obs, [&] { return name("mlp"); }, m);
     x += m;
