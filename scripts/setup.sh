@@ -9,6 +9,7 @@ packages=(
   libsentencepiece-dev libstb-dev
   catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev
   python3 python3-numpy python3-sentencepiece python3-protobuf
+  clang libclang-rt-dev
 )
 
 missing=()

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -105,15 +106,33 @@ inline std::vector<LayerKind> layer_types_from_pattern(int64_t num_layers, int64
   return kinds;
 }
 
+// Limits that bound what a config alone makes the loader allocate or compute before any tensor is
+// checked (docs/robustness.md): the published models have at most 62 text and 27 vision layers, and
+// every tensor a config implies must have fewer than 2^62 elements, so that no size overflows.
+inline constexpr int64_t kMaxLayers = 4096;
+inline constexpr int64_t kMaxVisionImageSize = 16384;  // the preprocessor's kMaxImageSide
+
+namespace detail {
+// True when the product of `dims` (all positive) stays below 2^62.
+inline bool product_fits(std::initializer_list<int64_t> dims) {
+  int64_t p = 1;
+  for (const int64_t d : dims)
+    if (d <= 0 || __builtin_mul_overflow(p, d, &p) || p > (int64_t(1) << 62)) return false;
+  return true;
+}
+}  // namespace detail
+
 // Rejects configs the model cannot run, naming the field.
 inline void validate(const TextConfig& c) {
   auto require = [](bool ok, const char* field, const std::string& what) {
     if (!ok) throw ConfigError(field, what);
   };
+  const auto positive = [](double x) { return std::isfinite(x) && x > 0; };
   require(c.vocab_size > 0, "vocab_size", "must be positive");
   require(c.hidden_size > 0, "hidden_size", "must be positive");
   require(c.intermediate_size > 0, "intermediate_size", "must be positive");
-  require(c.num_hidden_layers > 0, "num_hidden_layers", "must be positive");
+  require(c.num_hidden_layers > 0 && c.num_hidden_layers <= kMaxLayers, "num_hidden_layers",
+          "must be in [1, " + std::to_string(kMaxLayers) + "], got " + std::to_string(c.num_hidden_layers));
   require(c.num_attention_heads > 0, "num_attention_heads", "must be positive");
   require(c.num_key_value_heads > 0, "num_key_value_heads", "must be positive");
   require(c.num_attention_heads % c.num_key_value_heads == 0, "num_key_value_heads",
@@ -121,19 +140,27 @@ inline void validate(const TextConfig& c) {
               std::to_string(c.num_key_value_heads));
   require(c.head_dim > 0 && c.head_dim % 2 == 0, "head_dim",
           "must be positive and even (RoPE rotates halves), got " + std::to_string(c.head_dim));
-  require(c.query_pre_attn_scalar > 0, "query_pre_attn_scalar", "must be positive");
+  const std::string too_big = "makes a tensor of 2^62 or more elements";
+  require(detail::product_fits({c.vocab_size, c.hidden_size}), "vocab_size", too_big + " (vocab_size x hidden_size)");
+  require(detail::product_fits({c.intermediate_size, c.hidden_size}), "intermediate_size",
+          too_big + " (intermediate_size x hidden_size)");
+  require(detail::product_fits({c.num_attention_heads, c.head_dim, c.hidden_size}), "head_dim",
+          too_big + " (num_attention_heads x head_dim x hidden_size)");
+  require(positive(c.query_pre_attn_scalar), "query_pre_attn_scalar", "must be positive");
   require(c.sliding_window > 0, "sliding_window", "must be positive");
   require(c.max_position_embeddings > 0, "max_position_embeddings", "must be positive");
-  require(c.rms_norm_eps > 0, "rms_norm_eps", "must be positive");
-  require(c.rope_local.theta > 1 && c.rope_global.theta > 1, "rope_theta", "must be > 1");
-  require(c.rope_local.linear_factor > 0 && c.rope_global.linear_factor > 0, "rope_scaling.factor",
+  require(positive(c.rms_norm_eps), "rms_norm_eps", "must be positive");
+  require(std::isfinite(c.rope_local.theta) && std::isfinite(c.rope_global.theta) && c.rope_local.theta > 1 &&
+              c.rope_global.theta > 1,
+          "rope_theta", "must be > 1");
+  require(positive(c.rope_local.linear_factor) && positive(c.rope_global.linear_factor), "rope_scaling.factor",
           "must be positive");
   require(static_cast<int64_t>(c.layer_types.size()) == c.num_hidden_layers, "layer_types",
           "has " + std::to_string(c.layer_types.size()) + " entries, expected num_hidden_layers = " +
               std::to_string(c.num_hidden_layers));
-  require(!c.final_logit_softcapping || *c.final_logit_softcapping > 0, "final_logit_softcapping",
+  require(!c.final_logit_softcapping || positive(*c.final_logit_softcapping), "final_logit_softcapping",
           "must be positive or null");
-  require(!c.attn_logit_softcapping || *c.attn_logit_softcapping > 0, "attn_logit_softcapping",
+  require(!c.attn_logit_softcapping || positive(*c.attn_logit_softcapping), "attn_logit_softcapping",
           "must be positive or null");
 }
 
@@ -143,20 +170,31 @@ inline void validate(const VisionConfig& v) {
   };
   require(v.hidden_size > 0, "hidden_size", "must be positive");
   require(v.intermediate_size > 0, "intermediate_size", "must be positive");
-  require(v.num_hidden_layers > 0, "num_hidden_layers", "must be positive");
+  require(v.num_hidden_layers > 0 && v.num_hidden_layers <= kMaxLayers, "num_hidden_layers",
+          "must be in [1, " + std::to_string(kMaxLayers) + "]");
   require(v.num_attention_heads > 0 && v.hidden_size % v.num_attention_heads == 0,
           "num_attention_heads", "must be positive and divide hidden_size");
   require(v.num_channels == 3, "num_channels", "must be 3 (RGB)");
-  require(v.patch_size > 0 && v.image_size > 0 && v.image_size % v.patch_size == 0, "patch_size",
+  require(v.image_size > 0 && v.image_size <= kMaxVisionImageSize, "image_size",
+          "must be in [1, " + std::to_string(kMaxVisionImageSize) + "]");
+  require(v.patch_size > 0 && v.image_size % v.patch_size == 0, "patch_size",
           "must be positive and divide image_size");
-  require(v.layer_norm_eps > 0, "layer_norm_eps", "must be positive");
+  require(detail::product_fits({v.hidden_size, v.hidden_size}) &&
+              detail::product_fits({v.intermediate_size, v.hidden_size}) &&
+              detail::product_fits({v.num_patches(), v.hidden_size}) &&
+              detail::product_fits({v.hidden_size, v.num_channels, v.patch_size, v.patch_size}),
+          "hidden_size", "makes a tensor of 2^62 or more elements");
+  require(std::isfinite(v.layer_norm_eps) && v.layer_norm_eps > 0, "layer_norm_eps", "must be positive");
 }
 
 inline void validate(const ModelConfig& m) {
   validate(m.text);
   if (!m.vision) return;
   validate(*m.vision);
-  const auto side = static_cast<int64_t>(std::llround(std::sqrt(double(m.mm_tokens_per_image))));
+  // (Soft tokens pool patches, so there are at most as many; the bound keeps side * side in range.)
+  const int64_t side = m.mm_tokens_per_image > 0 && m.mm_tokens_per_image <= m.vision->num_patches()
+                           ? static_cast<int64_t>(std::llround(std::sqrt(double(m.mm_tokens_per_image))))
+                           : 0;
   if (m.mm_tokens_per_image <= 0 || side * side != m.mm_tokens_per_image ||
       m.vision->patches_per_side() % side != 0)
     throw ConfigError("mm_tokens_per_image",
@@ -386,7 +424,9 @@ inline TextConfig parse_text_config(const nlohmann::json& j, const std::string& 
     }
   } else {
     if (pattern <= 0) throw ConfigError(prefix + "sliding_window_pattern", "must be positive");
-    if (c.num_hidden_layers > 0) c.layer_types = layer_types_from_pattern(c.num_hidden_layers, pattern);
+    // (validate() reports a layer count outside [1, kMaxLayers] before allocating anything for it.)
+    if (c.num_hidden_layers > 0 && c.num_hidden_layers <= kMaxLayers)
+      c.layer_types = layer_types_from_pattern(c.num_hidden_layers, pattern);
   }
   return c;
 }

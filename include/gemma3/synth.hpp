@@ -127,7 +127,8 @@ inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::file
       shards.emplace_back();
       current = 0;
     }
-    shards.back().add(name, opt.dtype, t.shape, [seed = opt.seed, name, t, dtype = opt.dtype] {
+    // Init-captures: clang before 16 cannot capture structured bindings by name.
+    shards.back().add(name, opt.dtype, t.shape, [seed = opt.seed, name = name, t = t, dtype = opt.dtype] {
       return synthesize_tensor(seed, name, t.shape, t.init, dtype);
     });
     current += bytes;

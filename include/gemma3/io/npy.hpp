@@ -6,9 +6,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "gemma3/error.hpp"
@@ -63,7 +65,9 @@ struct NpyArray {
 
   int64_t numel() const { return num_elements(shape); }
 
-  // All elements converted to T.
+  // All elements converted to T. Integer T (token ids) takes only values it holds exactly: a
+  // fraction, an infinity, a NaN or a value out of T's range is an InvalidArgument, not a silently
+  // different id.
   template <typename T>
   std::vector<T> values() const {
     std::vector<T> out(static_cast<std::size_t>(numel()));
@@ -71,6 +75,19 @@ struct NpyArray {
       for (std::size_t i = 0; i < out.size(); ++i) {
         S s;
         std::memcpy(&s, bytes.data() + i * sizeof(S), sizeof(S));
+        if constexpr (std::is_integral_v<T>) {
+          bool exact;
+          if constexpr (std::is_floating_point_v<S>) {
+            // [min, max + 1): both bounds are powers of two (or 0), exact in S; NaN fails both.
+            const S lo = S(std::numeric_limits<T>::min()), hi = S(2) * S(std::numeric_limits<T>::max() / 2 + 1);
+            exact = s >= lo && s < hi && S(static_cast<T>(s)) == s;
+          } else {
+            exact = std::in_range<T>(s);
+          }
+          if (!exact)
+            throw InvalidArgument("npy", "element " + std::to_string(i) + " of a " + descr + " array (" +
+                                             std::to_string(s) + ") is not a value of the requested integer type");
+        }
         out[i] = static_cast<T>(s);
       }
     };

@@ -121,10 +121,12 @@ class SafetensorsFile {
         throw FormatError(what, "missing or non-list \"shape\"");
       Shape shape;
       uint64_t numel = 1;
+      // At most 2^62 bytes, so that neither the element count nor the byte count can wrap.
+      const uint64_t max_numel = (uint64_t(1) << 62) / dtype_size(*dtype);
       for (const auto& d : entry["shape"]) {
         if (!d.is_number_unsigned()) throw FormatError(what, "shape has a non-integer or negative dimension");
         const uint64_t v = d.get<uint64_t>();
-        if (v != 0 && numel > (uint64_t(1) << 62) / v) throw FormatError(what, "shape overflows");
+        if (v != 0 && numel > max_numel / v) throw FormatError(what, "shape overflows");
         numel *= v;
         shape.push_back(static_cast<int64_t>(v));
       }

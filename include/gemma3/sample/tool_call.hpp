@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gemma3/error.hpp"
+#include "gemma3/tokenizer/utf8.hpp"
 
 namespace gemma3 {
 
@@ -200,7 +201,8 @@ class PythonCallParser {
   ToolCall statement() {
     skip_space();
     const std::size_t start = pos_;
-    if (text_.substr(pos_, 5) == "print" && call_ahead()) {
+    // (print only as a whole name: print_report(...) and printer.status(...) are calls of their own)
+    if (text_.substr(pos_, 5) == "print" && !is_identifier_char(peek(5)) && peek(5) != '.' && call_ahead()) {
       pos_ += 5;
       expect('(', "after print");
       skip_space();
@@ -404,6 +406,10 @@ class PythonCallParser {
       const char c = text_[pos_];
       if (c == quote && (!triple || (peek(1) == quote && peek(2) == quote))) {
         pos_ += triple ? 3 : 1;
+        // Escapes are ASCII and decode to whole UTF-8 sequences, so the value is valid UTF-8 (what a
+        // JSON string must be) exactly when the literal's own bytes are.
+        if (const auto bad = find_invalid_utf8(text_.substr(start, pos_ - start)); bad != std::string_view::npos)
+          fail(start + bad, "invalid UTF-8 in a string literal");
         return out;
       }
       if (c == '\n' && !triple)
@@ -482,7 +488,18 @@ class PythonCallParser {
   std::size_t pos_, end_;
 };
 
-// A JSON value as a Python literal: None/True/False, "..." strings (JSON's escapes are Python's too).
+// A string as a Python literal: JSON's escapes are Python's too. A backtick is escaped (\x60) so that
+// a value holding ``` cannot close the ```tool_code block it is rendered into.
+inline std::string python_string(const nlohmann::json& s) {
+  std::string out;
+  for (const char c : s.dump()) {
+    if (c == '`') out += "\\x60";
+    else out += c;
+  }
+  return out;
+}
+
+// A JSON value as a Python literal: None/True/False, "..." strings, numbers, lists and dicts.
 inline void append_python(std::string& out, const nlohmann::json& v) {
   if (v.is_null()) out += "None";
   else if (v.is_boolean()) out += v.get<bool>() ? "True" : "False";
@@ -499,10 +516,12 @@ inline void append_python(std::string& out, const nlohmann::json& v) {
     for (const auto& [key, item] : v.items()) {
       if (!first) out += ", ";
       first = false;
-      out += nlohmann::json(key).dump() + ": ";
+      out += python_string(key) + ": ";
       append_python(out, item);
     }
     out += '}';
+  } else if (v.is_string()) {
+    out += python_string(v);
   } else {
     out += v.dump();
   }

@@ -7,8 +7,15 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <new>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
@@ -26,33 +33,88 @@ struct LayerKVCache {
   int64_t row_of(int64_t pos) const { return ring ? pos % rows() : pos; }
 };
 
+namespace detail {
+// Bytes of memory this process can still get, or -1 when unknown: the smaller of the kernel's
+// estimate of what can be allocated without swapping (MemAvailable in /proc/meminfo, Linux >= 3.14;
+// else free pages from sysconf) and what the cgroup v2 memory limit leaves (containers).
+inline int64_t available_memory_bytes() {
+  int64_t avail = -1;
+  if (std::ifstream meminfo("/proc/meminfo"); meminfo) {
+    std::string key;
+    int64_t kib = 0;
+    while (meminfo >> key >> kib) {
+      if (key == "MemAvailable:") {
+        avail = kib * 1024;
+        break;
+      }
+      meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+  }
+#ifdef _SC_AVPHYS_PAGES
+  if (avail < 0) {
+    const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) avail = int64_t(pages) * page;
+  }
+#endif
+  int64_t limit = 0, used = 0;
+  std::ifstream max_file("/sys/fs/cgroup/memory.max"), current_file("/sys/fs/cgroup/memory.current");
+  if (max_file >> limit && current_file >> used && limit > used)  // "max" (no limit) does not parse
+    avail = avail < 0 ? limit - used : std::min(avail, limit - used);
+  return avail;
+}
+
+inline std::string gib(int64_t bytes) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.2f GiB", double(bytes) / double(int64_t(1) << 30));
+  return s;
+}
+}  // namespace detail
+
 template <typename T>
 class KVCache {
  public:
-  // A cache for sequences of up to `capacity` positions.
+  // A cache for sequences of up to `capacity` positions. Refuses (InvalidArgument "context") a
+  // capacity whose cache needs more memory than the system has available, before allocating it.
   KVCache(const TextConfig& cfg, int64_t capacity) : capacity_(capacity) {
     if (capacity <= 0) throw InvalidArgument("capacity", "KV cache capacity must be positive");
     if (capacity > cfg.max_position_embeddings)
       throw InvalidArgument("capacity", "KV cache capacity " + std::to_string(capacity) +
                                             " exceeds max_position_embeddings " +
                                             std::to_string(cfg.max_position_embeddings));
+    const int64_t needed = bytes_needed(cfg, capacity);
+    if (const int64_t available = detail::available_memory_bytes(); available >= 0 && needed > available)
+      throw InvalidArgument("context", "a KV cache of " + std::to_string(capacity) + " positions needs " +
+                                           detail::gib(needed) + ", only " + detail::gib(available) +
+                                           " of memory is available");
     const int64_t kv_dim = cfg.num_key_value_heads * cfg.head_dim;
-    layers_.resize(cfg.num_hidden_layers);
-    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-      const bool local = layer_kind(cfg, i) == LayerKind::Local;
-      const int64_t rows = local ? std::min(cfg.sliding_window, capacity) : capacity;
-      layers_[i].ring = local;
-      layers_[i].k.setZero(rows, kv_dim);
-      layers_[i].v.setZero(rows, kv_dim);
+    try {
+      layers_.resize(cfg.num_hidden_layers);
+      for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
+        const bool local = layer_kind(cfg, i) == LayerKind::Local;
+        const int64_t rows = local ? std::min(cfg.sliding_window, capacity) : capacity;
+        layers_[i].ring = local;
+        layers_[i].k.setZero(rows, kv_dim);
+        layers_[i].v.setZero(rows, kv_dim);
+      }
+    } catch (const std::bad_alloc&) {
+      throw InvalidArgument("context", "out of memory allocating a KV cache of " + std::to_string(capacity) +
+                                           " positions (" + detail::gib(needed) + ")");
     }
   }
 
-  // Bytes a cache of `capacity` positions needs for `cfg` with elements of `bytes_per_value`.
+  // Bytes a cache of `capacity` positions needs for `cfg` with elements of `bytes_per_value`
+  // (INT64_MAX when that does not fit in 64 bits).
   static int64_t bytes_needed(const TextConfig& cfg, int64_t capacity, int64_t bytes_per_value = sizeof(T)) {
+    constexpr int64_t kTooMany = std::numeric_limits<int64_t>::max();
     int64_t rows = 0;
-    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
-      rows += layer_kind(cfg, i) == LayerKind::Local ? std::min(cfg.sliding_window, capacity) : capacity;
-    return rows * 2 * cfg.num_key_value_heads * cfg.head_dim * bytes_per_value;
+    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
+      const int64_t layer_rows = layer_kind(cfg, i) == LayerKind::Local ? std::min(cfg.sliding_window, capacity) : capacity;
+      if (__builtin_add_overflow(rows, layer_rows, &rows)) return kTooMany;
+    }
+    int64_t bytes = rows;  // x 2 (keys and values) x kv_dim x bytes_per_value
+    for (const int64_t factor : {int64_t(2), cfg.num_key_value_heads, cfg.head_dim, bytes_per_value})
+      if (__builtin_mul_overflow(bytes, factor, &bytes)) return kTooMany;
+    return bytes;
   }
 
   int64_t capacity() const { return capacity_; }

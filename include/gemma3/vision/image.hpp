@@ -1,5 +1,6 @@
 // Images: an 8-bit RGB pixel buffer, decoded from a file or from memory (PNG, JPEG, BMP, GIF, TGA,
-// PSD, PIC, PNM — whatever stb_image reads), converted to RGB exactly as the reference does it.
+// PSD, PNM — what stb_image reads, less Softimage PIC, which PIL cannot open either), converted to
+// RGB exactly as the reference does it.
 //
 // The reference's conversion. Gemma3ImageProcessor calls transformers' generic `convert_to_rgb`
 // (src/transformers/image_transforms.py), which for any non-RGB PIL image returns
@@ -40,6 +41,14 @@ namespace gemma3 {
 // RGB image is 768 MiB; the model sees 896 x 896).
 inline constexpr int64_t kMaxImageSide = 16384;
 
+// No format stb_image reads packs more pixels into a byte of file than this: the densest are a 1-bit
+// PNG at deflate's best ratio (1032:1, so 8256 pixels per byte); run-length TGA and PSD, GIF's LZW
+// and JPEG stay far below (at most a few thousand), and so would Softimage PIC's 16-bit runs (about
+// 9400) if it were enabled. An image whose header claims more
+// pixels than its bytes can hold at this rate is a decompression bomb (stb allocates the claimed size
+// before it decodes), and is refused from the header.
+inline constexpr int64_t kMaxPixelsPerByte = 16384;
+
 // An 8-bit RGB image, row-major HWC: channel c of pixel (x, y) is pixels[(y * width + x) * 3 + c].
 struct Image {
   int64_t width = 0, height = 0;
@@ -75,8 +84,9 @@ inline Image crop(const Image& image, int64_t x, int64_t y, int64_t width, int64
 }
 
 // Decodes an encoded image held in memory. `name` is what errors call it (a path, a URL, ...).
-// Throws FormatError on empty, unrecognised, corrupt or truncated data and on images with a side
-// above kMaxImageSide (checked from the header, before decoding).
+// Throws FormatError on empty, unrecognised, corrupt or truncated data, on images with a side above
+// kMaxImageSide and on headers claiming more than kMaxPixelsPerByte pixels per byte of data (both
+// checked from the header, before decoding).
 inline Image decode_image(std::span<const std::byte> bytes, const std::string& name = "<memory>") {
   if (bytes.empty()) throw FormatError(name, "empty image data");
   if (bytes.size() > static_cast<std::size_t>(INT_MAX))
@@ -86,17 +96,32 @@ inline Image decode_image(std::span<const std::byte> bytes, const std::string& n
   int w = 0, h = 0, channels = 0;
   if (!detail::stb::info_from_memory(data, len, &w, &h, &channels))
     throw FormatError(name, std::string("not a readable image (") + detail::stb::failure_reason() +
-                                "): corrupt, truncated, too large, or not PNG, JPEG, BMP, GIF, TGA, PSD, "
-                                "PIC or PNM");
+                                "): corrupt, truncated, too large, or not PNG, JPEG, BMP, GIF, TGA, PSD or "
+                                "PNM");
   if (w <= 0 || h <= 0 || w > kMaxImageSide || h > kMaxImageSide)
     throw FormatError(name, "image is " + std::to_string(w) + " x " + std::to_string(h) +
                                 " pixels; each side must be between 1 and " + std::to_string(kMaxImageSide));
-  // Three channels requested: stb drops alpha and replicates grey, as PIL's convert("RGB") does.
+  if (int64_t(w) * h > kMaxPixelsPerByte * int64_t(bytes.size()))
+    throw FormatError(name, "claims " + std::to_string(w) + " x " + std::to_string(h) + " pixels in " +
+                                std::to_string(bytes.size()) +
+                                " bytes, more than any image format can encode in them (at most " +
+                                std::to_string(kMaxPixelsPerByte) + " pixels per byte)");
+  // The image's own channels (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA), converted to RGB below as PIL's
+  // convert("RGB") does: grey replicated, alpha dropped. (Asking stb for 3 channels gives the same
+  // pixels, but stb_image 2.27 then converts 16-bit PNM data with its 8-bit routine and reads past
+  // the buffer: found by tests/fuzz/fuzz_image.)
   std::unique_ptr<unsigned char, void (*)(void*)> decoded(
-      detail::stb::load_from_memory(data, len, &w, &h, &channels, 3), detail::stb::image_free);
+      detail::stb::load_from_memory(data, len, &w, &h, &channels, 0), detail::stb::image_free);
   if (!decoded) throw FormatError(name, std::string("cannot decode image (") + detail::stb::failure_reason() + ")");
+  if (channels < 1 || channels > 4) throw FormatError(name, "image has " + std::to_string(channels) + " channels");
   Image image(w, h);
-  std::memcpy(image.pixels.data(), decoded.get(), image.pixels.size());
+  const unsigned char* src = decoded.get();
+  uint8_t* dst = image.pixels.data();
+  for (std::size_t i = 0, n = std::size_t(w) * std::size_t(h); i < n; ++i, src += channels, dst += 3) {
+    dst[0] = src[0];
+    dst[1] = src[channels >= 3 ? 1 : 0];
+    dst[2] = src[channels >= 3 ? 2 : 0];
+  }
   return image;
 }
 

@@ -24,7 +24,7 @@
 //      the configuration below).
 //
 // Our configuration: no stdio (files are read by gemma3 itself, so errors name the file), no HDR /
-// float loading, no SIMD (the scalar decoders give the same pixels on every CPU), user-facing failure
+// float loading, no Softimage PIC, no SIMD (the scalar decoders give the same pixels on every CPU), user-facing failure
 // strings. Checked against stb_image v2.27 (Debian libstb-dev 0.0~git20220908); tests/test_vision.cpp
 // compiles a global stb_image implementation after this header in the same translation unit.
 #pragma once
@@ -176,6 +176,9 @@
 #define STBI_NO_STDIO
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
+// No Softimage PIC: PIL (so the reference) cannot open it, and stb_image 2.27's PIC loader converts a
+// NULL buffer after a failed decode (found by tests/fuzz/fuzz_image).
+#define STBI_NO_PIC
 #define STBI_NO_SIMD
 #define STBI_FAILURE_USERMSG
 #define STBI_ASSERT(x) assert(x)
@@ -249,12 +252,87 @@
 namespace gemma3::detail::stb {
 #include <stb/stb_image.h>
 
+// stb_image 2.27 (Debian 12's libstb-dev) trusts the 16 code counts of a JPEG Huffman table (DHT):
+// when they add up to more than 256, stbi__build_huffman and the DHT reader write past the table's
+// arrays (size[257], values[256]) into the rest of the decoder's state — heap corruption from a
+// ~30-byte file (found by tests/fuzz/fuzz_image; newer stb_image refuses such a table as "bad DHT
+// header"). Until the system copy does, gemma3 checks every DHT table before stb reads the file,
+// walking the marker segments as stb does (junk between segments skipped up to the next 0xFF,
+// entropy-coded data up to the next marker that is not a stuffed 0xFF00 or an RSTn) and checking
+// more tables than stb could reach, never fewer. Returns false for a table of more than 256 codes.
+inline bool jpeg_huffman_tables_ok(const unsigned char* p, int len) {
+  long i = 0;  // SOI, after any number of 0xFF fill bytes (stb skips them too)
+  while (i < len && p[i] == 0xFF) ++i;
+  if (i == 0 || i >= len || p[i] != 0xD8) return true;  // not a JPEG
+  const auto at = [&](long k) { return k < len ? int(p[k]) : 0; };  // stb reads zeros past the end
+  ++i;
+  while (i + 1 < len) {
+    if (p[i] != 0xFF || p[i + 1] == 0xFF) {  // junk or a fill byte
+      ++i;
+      continue;
+    }
+    const int marker = p[i + 1];
+    i += 2;
+    if (marker == 0xD9) break;                                                         // EOI
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;  // no length
+    const long length = (at(i) << 8) | at(i + 1);  // includes its own two bytes
+    if (marker == 0xC4)
+      for (long table = i + 2; table < i + length;) {  // tables start inside the segment
+        int codes = 0;
+        for (int k = 0; k < 16; ++k) codes += at(table + 1 + k);
+        if (codes > 256) return false;
+        table += 17 + codes;
+      }
+    i += length;
+    if (marker == 0xDA)  // SOS: entropy-coded data follows
+      while (i + 1 < len && !(p[i] == 0xFF && p[i + 1] != 0x00 && !(p[i + 1] >= 0xD0 && p[i + 1] <= 0xD7))) ++i;
+  }
+  return true;
+}
+
+// stb_image 2.27 reads the numbers of a PNM (P5/P6) header without an overflow check: a long run of
+// digits is signed overflow, undefined behaviour (found by tests/fuzz/fuzz_image; newer stb refuses
+// it, "integer parse overflow"). gemma3 reads the header as stb does (whitespace and # comments
+// before each of width, height and maxval; a digit in the file's last byte is not read) and returns
+// false when a number does not fit in an int.
+inline bool pnm_header_ok(const unsigned char* p, int len) {
+  if (len < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6')) return true;  // not a PGM/PPM
+  int pos = 2;
+  const auto eof = [&] { return pos >= len; };
+  const auto get = [&] { return pos < len ? char(p[pos++]) : char(0); };
+  const auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  char c = get();
+  for (int field = 0; field < 3; ++field) {
+    for (;;) {
+      while (!eof() && space(c)) c = get();
+      if (eof() || c != '#') break;
+      while (!eof() && c != '\n' && c != '\r') c = get();
+    }
+    long long value = 0;
+    while (!eof() && c >= '0' && c <= '9') {
+      value = value * 10 + (c - '0');
+      if (value > INT_MAX) return false;
+      c = get();
+    }
+  }
+  return true;
+}
+
+// The checks above, run before stb sees the data; false sets stb's failure reason.
+inline bool input_ok(const unsigned char* data, int len) {
+  if (!jpeg_huffman_tables_ok(data, len)) return stbi__err("bad DHT header", "Corrupt JPEG");
+  if (!pnm_header_ok(data, len)) return stbi__err("integer parse overflow", "Corrupt PNM header: a number overflows");
+  return true;
+}
+
 // The entry points gemma3 uses (the names above map to the renamed, internal-linkage functions).
 inline int info_from_memory(const unsigned char* data, int len, int* w, int* h, int* channels) {
+  if (!input_ok(data, len)) return 0;
   return stbi_info_from_memory(data, len, w, h, channels);
 }
 inline unsigned char* load_from_memory(const unsigned char* data, int len, int* w, int* h, int* channels,
                                        int desired_channels) {
+  if (!input_ok(data, len)) return nullptr;
   return stbi_load_from_memory(data, len, w, h, channels, desired_channels);
 }
 inline void image_free(void* p) { stbi_image_free(p); }
