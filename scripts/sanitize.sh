@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the test suite under sanitizers (docs/robustness.md):
-#   1. AddressSanitizer + UndefinedBehaviorSanitizer, GCC, in build-asan: every test but the slow
-#      consumer_* ones (they configure and build separate projects without sanitizers);
+#   1. AddressSanitizer + UndefinedBehaviorSanitizer, GCC, in build-asan: every test but those labelled
+#      consumer (they configure and build separate projects, without sanitizers);
 #   2. ThreadSanitizer, clang with LLVM's libomp and its Archer tool (libarcher.so, which tells TSan
 #      about OpenMP's barriers and fork/join), in build-tsan: the tests that run the OpenMP paths
 #      (kernels, the text decoder, the multimodal model) with 4 threads.
@@ -34,11 +34,11 @@ if [ "$what" != tsan ]; then
     -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS_DEBUG="$flags" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
   cmake --build "$build" -j "$jobs"
-  echo "== AddressSanitizer + UndefinedBehaviorSanitizer (GCC): ctest -E consumer"
+  echo "== AddressSanitizer + UndefinedBehaviorSanitizer (GCC): ctest -LE consumer"
   (cd "$build" &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --output-on-failure -j 1 -E consumer)
+    ctest --output-on-failure -j 1 -LE consumer)
 fi
 
 if [ "$what" != asan ]; then
