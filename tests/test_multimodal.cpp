@@ -54,7 +54,8 @@ TEST_CASE("multimodal fixture: decode after a prefill holding the image equals d
   const auto ck = Checkpoint::open(dir);
   const Gemma3<float> model(ck);
   const auto images = model.encode(std::vector<Image>{load_image(dir / "image0.png")});
-  for (const auto& prompt : test::manifest("mm-tiny-a")["prompts"]) {
+  const auto manifest = test::manifest("mm-tiny-a");  // (a range-for over a temporary's element dangles)
+  for (const auto& prompt : manifest["prompts"]) {
     if (!prompt.contains("decode")) continue;
     const int64_t P = prompt["decode"]["prefill_len"];
     const auto ids = test::read_ids(dir / (test::prompt_prefix(prompt["index"]) + "input_ids.npy"));

@@ -387,6 +387,12 @@ TEST_CASE("robustness: token ids out of range", "[robustness]") {
   const std::vector<int32_t> recent{9};
   CHECK_ERROR(InvalidArgument, s.sample(row, recent), "recent_tokens",
               "token id 9 at position 0 is outside the vocabulary [0, 4)");
+  // ... and through the public penalty stages (the ASan build caught a test writing past the row).
+  std::vector<float> two{1.f, 1.f};
+  CHECK_ERROR(InvalidArgument, sampling::apply_presence_frequency_penalties(two, recent, 0.5f, 0.f), "recent_tokens",
+              "token id 9 at position 0 is outside the vocabulary [0, 2)");
+  CHECK_ERROR(InvalidArgument, sampling::apply_repetition_penalty(two, recent, 1.5f), "recent_tokens",
+              "token id 9 at position 0 is outside the vocabulary [0, 2)");
   // R62: ids read from a .npy that does not hold integers (found by fuzz_npy: undefined behaviour
   // before; fixed).
   const auto dir = test::scratch_dir("rob_ids");

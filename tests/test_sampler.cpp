@@ -370,9 +370,9 @@ TEST_CASE("penalties: exact values", "[sampler]") {
   const std::vector<int32_t> seen{0, 0, 0, 2};
   smp::apply_presence_frequency_penalties(m, seen, 0.5f, 0.25f);
   CHECK(m == std::vector<float>{1 - (3 * 0.25f + 0.5f), 1, 1 - (0.25f + 0.5f), 1});
-  std::vector<float> n{1, 1};
+  std::vector<float> n{1, 1, 1};  // (every id in `seen` must index the row)
   smp::apply_presence_frequency_penalties(n, seen, -1.0f, 0.0f);  // negative: encourage
-  CHECK(n == std::vector<float>{2, 1});
+  CHECK(n == std::vector<float>{2, 1, 2});
 
   // Through the sampler, the window is the last `penalty_window` recent tokens.
   const std::vector<float> row{5, 4.9f, 1};

@@ -93,7 +93,8 @@ TEST_CASE("decode one token at a time equals the fixtures' decode_logits and the
     const auto dir = test::fixture(name);
     const auto ck = Checkpoint::open(dir);
     const TextModel<float> model(ck);
-    for (const auto& prompt : test::manifest(name)["prompts"]) {
+    const auto manifest = test::manifest(name);  // (a range-for over a temporary's element dangles)
+    for (const auto& prompt : manifest["prompts"]) {
       if (!prompt.contains("decode")) continue;
       const int64_t P = prompt["decode"]["prefill_len"];
       const std::string p = test::prompt_prefix(prompt["index"].get<int>());

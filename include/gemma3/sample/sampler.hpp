@@ -215,6 +215,7 @@ inline std::vector<std::pair<int32_t, int32_t>> token_counts(std::span<const int
 // is divided by r, a negative one multiplied by r.
 inline void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> recent, float r) {
   if (r == 1.0f) return;
+  check_token_ids(recent, logits.size());
   for (const auto& [id, count] : token_counts(recent)) {
     float& l = logits[std::size_t(id)];
     l = l < 0 ? l * r : l / r;
@@ -226,6 +227,7 @@ inline void apply_repetition_penalty(std::span<float> logits, std::span<const in
 inline void apply_presence_frequency_penalties(std::span<float> logits, std::span<const int32_t> recent,
                                                float presence, float frequency) {
   if (presence == 0.0f && frequency == 0.0f) return;
+  check_token_ids(recent, logits.size());
   for (const auto& [id, count] : token_counts(recent))
     logits[std::size_t(id)] -= float(count) * frequency + presence;
 }
