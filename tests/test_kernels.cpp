@@ -76,7 +76,8 @@ TEST_CASE("GEMV kernels equal the reference on every ISA, all tail lengths", "[k
 TEST_CASE("GEMM panel kernel equals the reference on every ISA, all tile tails", "[kernels]") {
   for (const DType dtype : {DType::BF16, DType::F32})
     for (const int64_t tokens : {1, 5, 6, 7, 13, 64})
-      for (const auto& [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 255}, {33, 256}, {64, 300}, {70, 513}, {260, 1100}}) {
+      for (const auto& shape : {std::pair<int64_t, int64_t>{1, 1}, {7, 255}, {33, 256}, {64, 300}, {70, 513}, {260, 1100}}) {
+        const int64_t out = shape.first, in = shape.second;  // (clang < 16 cannot capture structured bindings)
         const RandomWeight w(out, in, dtype, uint64_t(out * 7 + in));
         const Mat<float> x = random_matrix(tokens, in, uint64_t(tokens));
         const Mat<float> expected = ref::linear<float>(x, w.view);
