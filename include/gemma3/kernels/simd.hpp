@@ -1,6 +1,6 @@
-// The SIMD bodies of the hot kernels (declared in kernels/simd_decl.hpp), written once with xsimd and
-// templated on the instruction set (Arch). kernels/dispatch.hpp picks the Arch: at compile time in
-// header-only use, or at run time when the project links gemma3::kernels, which compiles these
+// The SIMD bodies of the hot kernels (declared in kernels/simd_decl.hpp), written once with xsimd
+// and templated on the instruction set (Arch). kernels/dispatch.hpp picks the Arch: at compile time
+// in header-only use, or at run time when the project links gemma3::kernels, which compiles these
 // bodies once per instruction set (kernels/arch/*.cpp).
 //
 // Each functor has a plain twin (kernels/reference.hpp) and is tested against it. This header uses
@@ -25,8 +25,12 @@ static inline float bf16_scalar(uint16_t b) {
   std::memcpy(&f, &u, 4);
   return f;
 }
-static inline float widen(float w) { return w; }
-static inline float widen(uint16_t w) { return bf16_scalar(w); }
+static inline float widen(float w) {
+  return w;
+}
+static inline float widen(uint16_t w) {
+  return bf16_scalar(w);
+}
 
 // A bf16 pair (w[2i], w[2i+1]) read as one little-endian u32: w[2i] is the low half. Shifting the
 // low half up, or masking the high half, gives each as an f32 (bf16 is the top half of an f32), so
@@ -41,55 +45,68 @@ static inline void widen_bf16_pairs(const uint16_t* p, xsimd::batch<float, Arch>
   odd = xsimd::bitwise_cast<xsimd::batch<float, Arch>>(u32(pairs & u32(0xffff0000u)));
 }
 
-// Four rows at a time share each load of x; every weight byte is read once.
+// How far ahead of the weight row being read the GEMVs ask for memory: a decode GEMV is one
+// sequential read of the matrix, and a software prefetch 4 KiB ahead (measured: 2-16 KiB all do)
+// keeps enough cache-line misses in flight for one core to reach the read bandwidth of SumF32.
+static constexpr int64_t kGemvPrefetchBytes = 4096;
+
+// One row at a time, so that the matrix is read as one sequential stream (rows are contiguous):
+// interleaving 4 rows, as an earlier version did to share the loads of x, made 4 short streams per
+// group of rows; x_even/x_odd come from L1 anyway. Every weight byte is read once.
+//
+// The vector loop starts at the row's first 64-byte boundary (the elements before it are done in
+// scalar): tensors in a checkpoint sit at arbitrary offsets, and a stream of loads that each
+// straddle two cache lines reached only 0.55 of the read bandwidth against 1.0 aligned (measured,
+// AVX-512). From an odd element on, the low half of each bf16 pair is an odd element of x: x_odd
+// and x_even swap roles, shifted by one.
 template <class Arch>
-void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const float* x, const float* x_even,
-                          const float* x_odd, float* y) const {
+void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const float* x,
+                          const float* x_even, const float* x_odd, float* y) const {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
-  const int64_t pairs_end = (in / (2 * B)) * (2 * B);  // bf16 elements covered by full batches
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const uint16_t* row[4] = {w + r * in, w + (r + 1) * in, w + (r + 2) * in, w + (r + 3) * in};
-    batch acc[4] = {batch(0.f), batch(0.f), batch(0.f), batch(0.f)};
-    for (int64_t i = 0; i < pairs_end; i += 2 * B) {
-      const batch xe = batch::load_unaligned(x_even + i / 2), xo = batch::load_unaligned(x_odd + i / 2);
-      for (int k = 0; k < 4; ++k) {
-        batch e, o;
-        widen_bf16_pairs<Arch>(row[k] + i, e, o);
-        acc[k] = xsimd::fma(e, xe, xsimd::fma(o, xo, acc[k]));
-      }
-    }
-    for (int k = 0; k < 4; ++k) {
-      float s = xsimd::hadd(acc[k]);
-      for (int64_t i = pairs_end; i < in; ++i) s += bf16_scalar(row[k][i]) * x[i];
-      y[r + k] = s;
-    }
-  }
-  for (; r < rows; ++r) {
+  constexpr int64_t kAlign =
+      2 * B * int64_t(sizeof(uint16_t));  // bytes of one vector of bf16 pairs
+  for (int64_t r = 0; r < rows; ++r) {
     const uint16_t* row = w + r * in;
-    batch acc(0.f);
-    for (int64_t i = 0; i < pairs_end; i += 2 * B) {
-      batch e, o;
-      widen_bf16_pairs<Arch>(row + i, e, o);
-      acc = xsimd::fma(e, batch::load_unaligned(x_even + i / 2), xsimd::fma(o, batch::load_unaligned(x_odd + i / 2), acc));
+    const auto address = reinterpret_cast<uintptr_t>(row);
+    int64_t head = address % 2 ? 0 : int64_t((kAlign - address % kAlign) % kAlign) / 2;
+    head = head < in ? head : in;
+    float s = 0.f;
+    for (int64_t i = 0; i < head; ++i) s += bf16_scalar(row[i]) * x[i];
+    const float* x_lo =
+        head % 2 ? x_odd + (head - 1) / 2 : x_even + head / 2;  // pairs x with low halves
+    const float* x_hi =
+        head % 2 ? x_even + (head + 1) / 2 : x_odd + head / 2;  // ... and with high halves
+    const int64_t end = head + ((in - head) / (2 * B)) * (2 * B);
+    batch acc_lo(0.f), acc_hi(0.f);
+    for (int64_t i = head, j = 0; i < end; i += 2 * B, j += B) {
+      __builtin_prefetch(row + i + kGemvPrefetchBytes / 2, 0, 0);
+      batch lo, hi;
+      widen_bf16_pairs<Arch>(row + i, lo, hi);
+      acc_lo = xsimd::fma(lo, batch::load_unaligned(x_lo + j), acc_lo);
+      acc_hi = xsimd::fma(hi, batch::load_unaligned(x_hi + j), acc_hi);
     }
-    float s = xsimd::hadd(acc);
-    for (int64_t i = pairs_end; i < in; ++i) s += bf16_scalar(row[i]) * x[i];
+    s += xsimd::hadd(acc_lo + acc_hi);
+    for (int64_t i = end; i < in; ++i) s += bf16_scalar(row[i]) * x[i];
     y[r] = s;
   }
 }
 
 template <class Arch>
-void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const float* x, float* y) const {
+void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const float* x,
+                         float* y) const {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
-  const int64_t end = (in / B) * B;
+  const int64_t end = (in / (2 * B)) * (2 * B);
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w + r * in;
-    batch acc(0.f);
-    for (int64_t i = 0; i < end; i += B) acc = xsimd::fma(batch::load_unaligned(row + i), batch::load_unaligned(x + i), acc);
-    float s = xsimd::hadd(acc);
+    batch acc0(0.f), acc1(0.f);
+    for (int64_t i = 0; i < end; i += 2 * B) {
+      __builtin_prefetch(row + i + kGemvPrefetchBytes / 4, 0, 0);
+      acc0 = xsimd::fma(batch::load_unaligned(row + i), batch::load_unaligned(x + i), acc0);
+      acc1 = xsimd::fma(batch::load_unaligned(row + i + B), batch::load_unaligned(x + i + B), acc1);
+    }
+    float s = xsimd::hadd(acc0 + acc1);
     for (int64_t i = end; i < in; ++i) s += row[i] * x[i];
     y[r] = s;
   }
@@ -100,19 +117,20 @@ int64_t GemmPanelWidth::operator()(Arch) const {
   return 2 * int64_t(xsimd::batch<float, Arch>::size);
 }
 
-// The GEMM micro-kernel: C[MR, NR] += A[MR, kc] · P[kc, NR], A row-major with leading dimension lda,
-// P a packed panel, C with leading dimension ldc. NR is two registers wide, so MR·2 accumulators
-// stay in registers for the whole kc loop (register blocking); each step broadcasts one element of
-// each row of A and issues 2·MR FMAs.
+// The GEMM micro-kernel: C[MR, NR] += A[MR, kc] · P[kc, NR], A row-major with leading dimension
+// lda, P a packed panel, C with leading dimension ldc. NR is two registers wide, so MR·2
+// accumulators stay in registers for the whole kc loop (register blocking); each step broadcasts
+// one element of each row of A and issues 2·MR FMAs.
 template <int MR, class Arch>
-static inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t kc, float* c, int64_t ldc,
-                              int64_t cols) {
+static inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t kc, float* c,
+                              int64_t ldc, int64_t cols) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   batch acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = batch(0.f);
   for (int64_t k = 0; k < kc; ++k) {
-    const batch b0 = batch::load_unaligned(panel + k * 2 * B), b1 = batch::load_unaligned(panel + k * 2 * B + B);
+    const batch b0 = batch::load_unaligned(panel + k * 2 * B),
+                b1 = batch::load_unaligned(panel + k * 2 * B + B);
     for (int i = 0; i < MR; ++i) {
       const batch ai(a[i * lda + k]);
       acc[i][0] = xsimd::fma(ai, b0, acc[i][0]);
@@ -134,31 +152,33 @@ static inline void gemm_micro(const float* a, int64_t lda, const float* panel, i
 }
 
 // K is cut into blocks of KC: each block of the panel is packed (widened to f32 and transposed to
-// [KC, NR]) into `scratch`, small enough to stay in L1/L2, then swept by the micro-kernel over every
-// MR-row tile of X (cache blocking).
+// [KC, NR]) into `scratch`, small enough to stay in L1/L2, then swept by the micro-kernel over
+// every MR-row tile of X (cache blocking).
 template <class W>
 template <class Arch>
-void GemmPanel<W>::operator()(Arch, const W* w, int64_t cols, const float* x, int64_t T, int64_t K, float* y,
-                              int64_t ldy, float* scratch) const {
+void GemmPanel<W>::operator()(Arch, const W* w, int64_t cols, const float* x, int64_t T, int64_t K,
+                              float* y, int64_t ldy, float* scratch) const {
   const int64_t NR = 2 * int64_t(xsimd::batch<float, Arch>::size);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < cols; ++c) y[t * ldy + c] = 0.f;
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int64_t kc = K - k0 < KC ? K - k0 : KC;
     for (int64_t k = 0; k < kc; ++k)
-      for (int64_t c = 0; c < NR; ++c) scratch[k * NR + c] = c < cols ? widen(w[c * K + k0 + k]) : 0.f;
+      for (int64_t c = 0; c < NR; ++c)
+        scratch[k * NR + c] = c < cols ? widen(w[c * K + k0 + k]) : 0.f;
     int64_t t = 0;
-    for (; t + MR <= T; t += MR) gemm_micro<MR, Arch>(x + t * K + k0, K, scratch, kc, y + t * ldy, ldy, cols);
+    for (; t + MR <= T; t += MR)
+      gemm_micro<MR, Arch>(x + t * K + k0, K, scratch, kc, y + t * ldy, ldy, cols);
     for (; t < T; ++t) gemm_micro<1, Arch>(x + t * K + k0, K, scratch, kc, y + t * ldy, ldy, cols);
   }
 }
 
 // A TM x RN tile of dot products over k in [k0, k1) (k0, k1 multiples of 2B, except the last block
-// whose tail is done in scalar): TM tokens share each weight load, RN weight rows share each X load;
-// TM·RN accumulators stay in registers and are reduced (hadd) once per k block.
+// whose tail is done in scalar): TM tokens share each weight load, RN weight rows share each X
+// load; TM·RN accumulators stay in registers and are reduced (hadd) once per k block.
 template <int TM, int RN, class Arch>
-static inline void gemm_dot_tile(const uint16_t* const* wrow, const float* xe, const float* xo, int64_t half_k,
-                                 int64_t k0, int64_t k1, float* y, int64_t ldy) {
+static inline void gemm_dot_tile(const uint16_t* const* wrow, const float* xe, const float* xo,
+                                 int64_t half_k, int64_t k0, int64_t k1, float* y, int64_t ldy) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   batch acc[TM][RN];
@@ -169,8 +189,10 @@ static inline void gemm_dot_tile(const uint16_t* const* wrow, const float* xe, c
     batch we[RN], wo[RN];
     for (int r = 0; r < RN; ++r) widen_bf16_pairs<Arch>(wrow[r] + k, we[r], wo[r]);
     for (int t = 0; t < TM; ++t) {
-      const batch e = batch::load_unaligned(xe + t * half_k + k / 2), o = batch::load_unaligned(xo + t * half_k + k / 2);
-      for (int r = 0; r < RN; ++r) acc[t][r] = xsimd::fma(we[r], e, xsimd::fma(wo[r], o, acc[t][r]));
+      const batch e = batch::load_unaligned(xe + t * half_k + k / 2),
+                  o = batch::load_unaligned(xo + t * half_k + k / 2);
+      for (int r = 0; r < RN; ++r)
+        acc[t][r] = xsimd::fma(we[r], e, xsimd::fma(wo[r], o, acc[t][r]));
     }
   }
   for (int t = 0; t < TM; ++t)
@@ -183,8 +205,8 @@ static inline void gemm_dot_tile(const uint16_t* const* wrow, const float* xe, c
 }
 
 template <class Arch>
-void GemmDotBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t K, const float* x_even, const float* x_odd,
-                             int64_t T, float* y, int64_t ldy) const {
+void GemmDotBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t K, const float* x_even,
+                             const float* x_odd, int64_t T, float* y, int64_t ldy) const {
   constexpr int TM = 4, RN = 3;
   const int64_t half_k = (K + 1) / 2;
   for (int64_t t = 0; t < T; ++t)
@@ -201,15 +223,18 @@ void GemmDotBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t K, c
         int64_t r = r0;
         for (; r + RN <= r1; r += RN) {
           const uint16_t* wrow[RN] = {w + r * K, w + (r + 1) * K, w + (r + 2) * K};
-          if (tm == TM) gemm_dot_tile<TM, RN, Arch>(wrow, xe, xo, half_k, k0, k1, y + t * ldy + r, ldy);
+          if (tm == TM)
+            gemm_dot_tile<TM, RN, Arch>(wrow, xe, xo, half_k, k0, k1, y + t * ldy + r, ldy);
           else
             for (int64_t u = 0; u < tm; ++u)
-              gemm_dot_tile<1, RN, Arch>(wrow, xe + u * half_k, xo + u * half_k, half_k, k0, k1, y + (t + u) * ldy + r, ldy);
+              gemm_dot_tile<1, RN, Arch>(wrow, xe + u * half_k, xo + u * half_k, half_k, k0, k1,
+                                         y + (t + u) * ldy + r, ldy);
         }
         for (; r < r1; ++r) {
           const uint16_t* wrow[1] = {w + r * K};
           for (int64_t u = 0; u < tm; ++u)
-            gemm_dot_tile<1, 1, Arch>(wrow, xe + u * half_k, xo + u * half_k, half_k, k0, k1, y + (t + u) * ldy + r, ldy);
+            gemm_dot_tile<1, 1, Arch>(wrow, xe + u * half_k, xo + u * half_k, half_k, k0, k1,
+                                      y + (t + u) * ldy + r, ldy);
         }
       }
     }
@@ -220,8 +245,8 @@ void GemmDotBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t K, c
 // number of keys: for each key j, s = scale·q·k_j (soft-capped if cap > 0), m' = max(m, s),
 // o = o·e^(m-m') + e^(s-m')·v_j, l = l·e^(m-m') + e^(s-m'); finally o / l.
 template <class Arch>
-void AttendQuery::operator()(Arch, const float* q, int64_t d, const KeySegment* segs, int64_t n_segs, float scale,
-                             float cap, float* out) const {
+void AttendQuery::operator()(Arch, const float* q, int64_t d, const KeySegment* segs,
+                             int64_t n_segs, float scale, float cap, float* out) const {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   const int64_t end = (d / B) * B;
@@ -233,7 +258,8 @@ void AttendQuery::operator()(Arch, const float* q, int64_t d, const KeySegment* 
       const float* k = seg.k + j * seg.stride;
       const float* v = seg.v + j * seg.stride;
       batch acc(0.f);
-      for (int64_t i = 0; i < end; i += B) acc = xsimd::fma(batch::load_unaligned(q + i), batch::load_unaligned(k + i), acc);
+      for (int64_t i = 0; i < end; i += B)
+        acc = xsimd::fma(batch::load_unaligned(q + i), batch::load_unaligned(k + i), acc);
       float score = xsimd::hadd(acc);
       for (int64_t i = end; i < d; ++i) score += q[i] * k[i];
       score *= scale;
@@ -244,7 +270,8 @@ void AttendQuery::operator()(Arch, const float* q, int64_t d, const KeySegment* 
       m = m_new;
       const batch bc(correction), bp(p);
       for (int64_t i = 0; i < end; i += B)
-        xsimd::fma(batch::load_unaligned(out + i), bc, bp * batch::load_unaligned(v + i)).store_unaligned(out + i);
+        xsimd::fma(batch::load_unaligned(out + i), bc, bp * batch::load_unaligned(v + i))
+            .store_unaligned(out + i);
       for (int64_t i = end; i < d; ++i) out[i] = out[i] * correction + p * v[i];
     }
   }
