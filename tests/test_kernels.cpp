@@ -1,7 +1,8 @@
-// Every fast kernel against its plain twin, on every instruction set this CPU runs, across sizes and
-// tail lengths; then the fast model against the reference model and the fixtures.
+// Every fast kernel against its plain twin, on every instruction set this CPU runs, across sizes
+// and tail lengths; then the fast model against the reference model and the fixtures.
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <random>
 
 #include <gemma3/checkpoint.hpp>
@@ -23,7 +24,9 @@ void for_each_isa(F&& f) {
   auto run = [&]<class Arch>(Arch) {
     if (Arch::version() <= best) f(Arch{}, Arch::name());
   };
-  [&]<class... Archs>(xsimd::arch_list<Archs...>) { (run(Archs{}), ...); }(kernels::dispatch_archs{});
+  [&]<class... Archs>(xsimd::arch_list<Archs...>) {
+    (run(Archs{}), ...);
+  }(kernels::dispatch_archs{});
 #else
   f(xsimd::default_arch{}, xsimd::default_arch::name());
 #endif
@@ -56,60 +59,80 @@ TEST_CASE("GEMV kernels equal the reference on every ISA, all tail lengths", "[k
         const RandomWeight w(rows, in, dtype, uint64_t(in * 131 + rows));
         const Mat<float> x = random_matrix(1, in, uint64_t(in));
         const Mat<float> expected = ref::linear<float>(x, w.view);
-        const double bound = 1e-5 * (x.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
+        const double bound =
+            1e-5 * (x.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
+        // The weights at every offset from a cache line: the bf16 kernel starts its vector loop at
+        // the first 64-byte boundary of each row (an even or an odd element).
+        std::vector<uint16_t> shifted(w.bytes.size() / 2 + 32);
         for_each_isa([&](auto arch, const char* isa) {
           INFO(dtype_name(dtype) << " rows " << rows << " in " << in << " " << isa);
           Mat<float> y(1, rows);
           if (dtype == DType::BF16) {
             std::vector<float> xe((in + 1) / 2), xo(in / 2 + 1);
-            for (int64_t i = 0; i < in; ++i) (i % 2 ? xo : xe)[i / 2] = x(0, i);
-            kernels::simd::GemvBf16{}(arch, reinterpret_cast<const uint16_t*>(w.view.data), rows, in, x.data(),
-                                       xe.data(), xo.data(), y.data());
+            fast::split_even_odd(x.data(), in, xe.data(), xo.data());
+            for (const int shift : {0, 1, 2, 5, 31}) {
+              INFO("shifted by " << shift << " elements");
+              std::memcpy(shifted.data() + shift, w.bytes.data(), w.bytes.size());
+              kernels::simd::GemvBf16{}(arch, shifted.data() + shift, rows, in, x.data(), xe.data(),
+                                        xo.data(), y.data());
+              CHECK(test::max_abs_diff(y, expected) <= bound);
+            }
           } else {
-            kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(w.view.data), rows, in, x.data(), y.data());
+            kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(w.view.data), rows, in,
+                                     x.data(), y.data());
           }
           CHECK(test::max_abs_diff(y, expected) <= bound);
         });
       }
 }
 
-TEST_CASE("GEMM panel kernel equals the reference on every ISA, all tile tails", "[kernels]") {
+TEST_CASE("GEMM kernel equals the reference on every ISA, all tile tails", "[kernels]") {
   for (const DType dtype : {DType::BF16, DType::F32})
-    for (const int64_t tokens : {1, 5, 6, 7, 13, 64})
-      for (const auto& shape : {std::pair<int64_t, int64_t>{1, 1}, {7, 255}, {33, 256}, {64, 300}, {70, 513}, {260, 1100}}) {
-        const int64_t out = shape.first, in = shape.second;  // (clang < 16 cannot capture structured bindings)
+    for (const int64_t tokens : {1, 5, 6, 7, 13, 64, 100})
+      for (const auto& shape : {std::pair<int64_t, int64_t>{1, 1},
+                                {7, 255},
+                                {33, 256},
+                                {64, 300},
+                                {70, 513},
+                                {260, 1100}}) {
+        const int64_t out = shape.first,
+                      in = shape.second;  // (clang < 16 cannot capture structured bindings)
         const RandomWeight w(out, in, dtype, uint64_t(out * 7 + in));
         const Mat<float> x = random_matrix(tokens, in, uint64_t(tokens));
         const Mat<float> expected = ref::linear<float>(x, w.view);
-        const double bound = 1e-5 * (x.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
+        const double bound =
+            1e-5 * (x.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
         for_each_isa([&](auto arch, const char* isa) {
-          INFO(dtype_name(dtype) << " tokens " << tokens << " out " << out << " in " << in << " " << isa);
-          const int64_t nr = kernels::simd::GemmPanelWidth{}(arch);
-          Mat<float> y(tokens, out);
-          std::vector<float> scratch(std::size_t(256 * nr));
-          for (int64_t c0 = 0; c0 < out; c0 += nr) {
-            const int64_t cols = std::min(nr, out - c0);
+          INFO(dtype_name(dtype) << " tokens " << tokens << " out " << out << " in " << in << " "
+                                 << isa);
+          // X packed in token panels, W in blocks of RB rows, as fast::linear does.
+          const kernels::simd::GemmLayout layout = kernels::simd::GemmTokenLayout{}(arch);
+          const int64_t t_pad = (tokens + layout.lanes - 1) / layout.lanes * layout.lanes;
+          std::vector<float> xp(std::size_t(t_pad * in)), yt(std::size_t(out * t_pad));
+          for (int64_t p = 0; p * layout.panel < t_pad; ++p)
+            fast::detail::pack_token_panel(x.data(), tokens, in, layout, p, xp.data());
+          constexpr int64_t RB = kernels::simd::Gemm<float>::RB,
+                            KC = kernels::simd::Gemm<float>::KC;
+          std::vector<float> scratch(std::size_t(RB * KC));
+          for (int64_t r0 = 0; r0 < out; r0 += RB) {
+            const int64_t n = std::min(RB, out - r0);
             if (dtype == DType::BF16)
-              kernels::simd::GemmPanel<uint16_t>{}(arch, reinterpret_cast<const uint16_t*>(w.view.data) + c0 * in, cols,
-                                                   x.data(), tokens, in, y.data() + c0, out, scratch.data());
+              kernels::simd::Gemm<uint16_t>{}(
+                  arch, reinterpret_cast<const uint16_t*>(w.view.data) + r0 * in, n, in, xp.data(),
+                  t_pad, yt.data() + r0 * t_pad, t_pad, scratch.data());
             else
-              kernels::simd::GemmPanel<float>{}(arch, reinterpret_cast<const float*>(w.view.data) + c0 * in, cols,
-                                                x.data(), tokens, in, y.data() + c0, out, scratch.data());
+              kernels::simd::Gemm<float>{}(
+                  arch, reinterpret_cast<const float*>(w.view.data) + r0 * in, n, in, xp.data(),
+                  t_pad, yt.data() + r0 * t_pad, t_pad, scratch.data());
           }
-          CHECK(test::max_abs_diff(y, expected) <= bound);
-          if (dtype != DType::BF16) return;
-          // The unpacked dot-product GEMM for bf16 weights.
-          const int64_t half = (in + 1) / 2;
-          std::vector<float> xe(std::size_t(tokens * half)), xo(std::size_t(tokens * half));
+          Mat<float> y(tokens, out);
           for (int64_t t = 0; t < tokens; ++t)
-            for (int64_t i = 0; i < in; ++i) (i % 2 ? xo : xe)[std::size_t(t * half + i / 2)] = x(t, i);
-          Mat<float> y2(tokens, out);
-          kernels::simd::GemmDotBf16{}(arch, reinterpret_cast<const uint16_t*>(w.view.data), out, in, xe.data(),
-                                       xo.data(), tokens, y2.data(), out);
-          CHECK(test::max_abs_diff(y2, expected) <= bound);
+            for (int64_t r = 0; r < out; ++r) y(t, r) = yt[std::size_t(r * t_pad + t)];
+          CHECK(test::max_abs_diff(y, expected) <= bound);
         });
         // And the public fast::linear (dispatch, threads, GEMV/GEMM switch).
-        INFO("fast::linear " << dtype_name(dtype) << " tokens " << tokens << " out " << out << " in " << in);
+        INFO("fast::linear " << dtype_name(dtype) << " tokens " << tokens << " out " << out
+                             << " in " << in);
         CHECK(test::max_abs_diff(fast::linear(x, w.view), expected) <= bound);
       }
 }
@@ -117,7 +140,8 @@ TEST_CASE("GEMM panel kernel equals the reference on every ISA, all tile tails",
 TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[kernels]") {
   for (const int64_t d : {1, 16, 33, 256})
     for (const int64_t keys : {1, 5, 300}) {
-      const Mat<float> q = random_matrix(1, d, 1), k = random_matrix(keys, d, 2), v = random_matrix(keys, d, 3);
+      const Mat<float> q = random_matrix(1, d, 1), k = random_matrix(keys, d, 2),
+                       v = random_matrix(keys, d, 3);
       const float scale = 1.f / std::sqrt(float(d));
       for (const float cap : {0.f, 5.f}) {
         Mat<float> s = q * k.transpose() * scale;
@@ -126,8 +150,9 @@ TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[ker
         const Mat<float> expected = s * v;
         // Split the keys into two segments, as a wrapped ring buffer does.
         const int64_t split = keys / 3;
-        const kernels::simd::KeySegment segs[2] = {{k.data(), v.data(), split, d},
-                                                   {k.data() + split * d, v.data() + split * d, keys - split, d}};
+        const kernels::simd::KeySegment segs[2] = {
+            {k.data(), v.data(), split, d},
+            {k.data() + split * d, v.data() + split * d, keys - split, d}};
         for_each_isa([&](auto arch, const char* isa) {
           INFO("d " << d << " keys " << keys << " cap " << cap << " " << isa);
           Mat<float> out(1, d);
@@ -138,7 +163,8 @@ TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[ker
     }
 }
 
-TEST_CASE("fast model: fixtures within 1e-4 and the reference path within 2e-5", "[kernels][fixtures]") {
+TEST_CASE("fast model: fixtures within 1e-4 and the reference path within 2e-5",
+          "[kernels][fixtures]") {
   for (const auto& name : test::text_fixtures()) {
     const auto dir = test::fixture(name);
     const auto ck = Checkpoint::open(dir);
@@ -148,14 +174,17 @@ TEST_CASE("fast model: fixtures within 1e-4 and the reference path within 2e-5",
       const std::string p = test::prompt_prefix(k);
       const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
       const Mat<float> logits = fast.forward(ids);
-      CHECK(test::max_abs_diff(logits, read_npy(dir / (p + "logits.npy")).matrix<double>()) <= 1e-4);
+      CHECK(test::max_abs_diff(logits, read_npy(dir / (p + "logits.npy")).matrix<double>()) <=
+            1e-4);
       CHECK(test::max_abs_diff(logits, reference.forward(ids)) <= 2e-5);
     }
   }
 }
 
-TEST_CASE("fast model: decode equals prefill across the window, images bidirectional, threads don't matter",
-          "[kernels][decode]") {
+TEST_CASE(
+    "fast model: decode equals prefill across the window, images bidirectional, threads don't "
+    "matter",
+    "[kernels][decode]") {
   ModelConfig cfg = preset("tiny");
   cfg.text.vocab_size = 300;
   cfg.text.sliding_window = 5;
@@ -186,7 +215,8 @@ TEST_CASE("fast model: decode equals prefill across the window, images bidirecti
     KVCache<float> cache(cfg.text, 23);
     fast.forward(std::span(ids).first(P), cache);
     for (int64_t t = P; t < 23; ++t)
-      CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), cache), full.row(t)) <= 1e-5);
+      CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), cache), full.row(t)) <=
+            1e-5);
   }
 
   const int threads = omp_get_max_threads();

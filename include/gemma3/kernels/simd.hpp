@@ -112,130 +112,84 @@ void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const f
   }
 }
 
+// Register tile of the prefill GEMM: MR weight rows x NV vectors of tokens, MR·NV accumulators.
+// AVX-512 (and NEON) have 32 vector registers: 6 x 4 = 24 accumulators, 4 loads of X and one
+// broadcast of W; the 16-register instruction sets take 6 x 2.
 template <class Arch>
-int64_t GemmPanelWidth::operator()(Arch) const {
-  return 2 * int64_t(xsimd::batch<float, Arch>::size);
+static constexpr int gemm_nv() {
+  return xsimd::batch<float, Arch>::size >= 16 ? 4 : 2;
+}
+static constexpr int kGemmMR = 6;
+
+template <class Arch>
+GemmLayout GemmTokenLayout::operator()(Arch) const {
+  constexpr int64_t B = xsimd::batch<float, Arch>::size;
+  return {gemm_nv<Arch>() * B, B};
 }
 
-// The GEMM micro-kernel: C[MR, NR] += A[MR, kc] · P[kc, NR], A row-major with leading dimension
-// lda, P a packed panel, C with leading dimension ldc. NR is two registers wide, so MR·2
-// accumulators stay in registers for the whole kc loop (register blocking); each step broadcasts
-// one element of each row of A and issues 2·MR FMAs.
-template <int MR, class Arch>
-static inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t kc, float* c,
-                              int64_t ldc, int64_t cols) {
+// The micro-kernel: yt[MR, NV·B] (+)= Wp[MR, kc] · Xp[kc, NV·B], the outer product of a column of
+// W (each element broadcast) with a row of X (NV vectors of tokens) at each k. Wp rows have leading
+// dimension ldw, Xp rows are NV·B wide. `first` (the first k block) starts from zero rather than
+// yt. Every output sums its k in order, whatever the tile or thread: results do not depend on
+// either.
+template <int MR, int NV, class Arch>
+static inline void gemm_tile(const float* wp, int64_t ldw, const float* xp, int64_t kc, float* yt,
+                             int64_t ldy, bool first) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
-  batch acc[MR][2];
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = batch(0.f);
+  batch acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v)
+      acc[i][v] = first ? batch(0.f) : batch::load_unaligned(yt + i * ldy + v * B);
   for (int64_t k = 0; k < kc; ++k) {
-    const batch b0 = batch::load_unaligned(panel + k * 2 * B),
-                b1 = batch::load_unaligned(panel + k * 2 * B + B);
+    batch x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = batch::load_unaligned(xp + k * NV * B + v * B);
     for (int i = 0; i < MR; ++i) {
-      const batch ai(a[i * lda + k]);
-      acc[i][0] = xsimd::fma(ai, b0, acc[i][0]);
-      acc[i][1] = xsimd::fma(ai, b1, acc[i][1]);
+      const batch wi(wp[i * ldw + k]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(wi, x[v], acc[i][v]);
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    if (cols == 2 * B) {
-      (batch::load_unaligned(ci) + acc[i][0]).store_unaligned(ci);
-      (batch::load_unaligned(ci + B) + acc[i][1]).store_unaligned(ci + B);
-    } else {
-      alignas(64) float tmp[2 * B];
-      acc[i][0].store_unaligned(tmp);
-      acc[i][1].store_unaligned(tmp + B);
-      for (int64_t j = 0; j < cols; ++j) ci[j] += tmp[j];
-    }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v].store_unaligned(yt + i * ldy + v * B);
+}
+
+// gemm_tile with run-time tails: mr <= MR rows, nv <= NV vectors (the last rows of a matrix, the
+// last token panel).
+template <int MR, int NV, class Arch>
+static inline void gemm_tile_tail(int64_t mr, int64_t nv, const float* wp, int64_t ldw,
+                                  const float* xp, int64_t kc, float* yt, int64_t ldy, bool first) {
+  if constexpr (MR > 0 && NV > 0) {
+    if (mr < MR) return gemm_tile_tail<MR - 1, NV, Arch>(mr, nv, wp, ldw, xp, kc, yt, ldy, first);
+    if (nv < NV) return gemm_tile_tail<MR, NV - 1, Arch>(mr, nv, wp, ldw, xp, kc, yt, ldy, first);
+    gemm_tile<MR, NV, Arch>(wp, ldw, xp, kc, yt, ldy, first);
   }
 }
 
-// K is cut into blocks of KC: each block of the panel is packed (widened to f32 and transposed to
-// [KC, NR]) into `scratch`, small enough to stay in L1/L2, then swept by the micro-kernel over
-// every MR-row tile of X (cache blocking).
+// BLIS-style loops: for each k block, the block of W is widened to f32 once into `scratch`, then
+// swept by the register tiles over every token panel (the packing cost is amortised over T tokens;
+// the earlier unpacked dot-product kernel widened bf16 in its inner loop and reduced its
+// accumulators across lanes once per k block, and reached 0.3 of the FMA peak).
 template <class W>
 template <class Arch>
-void GemmPanel<W>::operator()(Arch, const W* w, int64_t cols, const float* x, int64_t T, int64_t K,
-                              float* y, int64_t ldy, float* scratch) const {
-  const int64_t NR = 2 * int64_t(xsimd::batch<float, Arch>::size);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < cols; ++c) y[t * ldy + c] = 0.f;
+void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t T_pad,
+                         float* yt, int64_t ldy, float* scratch) const {
+  constexpr int NV = gemm_nv<Arch>();
+  constexpr int64_t B = xsimd::batch<float, Arch>::size, NR = NV * B;
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int64_t kc = K - k0 < KC ? K - k0 : KC;
-    for (int64_t k = 0; k < kc; ++k)
-      for (int64_t c = 0; c < NR; ++c)
-        scratch[k * NR + c] = c < cols ? widen(w[c * K + k0 + k]) : 0.f;
-    int64_t t = 0;
-    for (; t + MR <= T; t += MR)
-      gemm_micro<MR, Arch>(x + t * K + k0, K, scratch, kc, y + t * ldy, ldy, cols);
-    for (; t < T; ++t) gemm_micro<1, Arch>(x + t * K + k0, K, scratch, kc, y + t * ldy, ldy, cols);
-  }
-}
-
-// A TM x RN tile of dot products over k in [k0, k1) (k0, k1 multiples of 2B, except the last block
-// whose tail is done in scalar): TM tokens share each weight load, RN weight rows share each X
-// load; TM·RN accumulators stay in registers and are reduced (hadd) once per k block.
-template <int TM, int RN, class Arch>
-static inline void gemm_dot_tile(const uint16_t* const* wrow, const float* xe, const float* xo,
-                                 int64_t half_k, int64_t k0, int64_t k1, float* y, int64_t ldy) {
-  using batch = xsimd::batch<float, Arch>;
-  constexpr int64_t B = batch::size;
-  batch acc[TM][RN];
-  for (int t = 0; t < TM; ++t)
-    for (int r = 0; r < RN; ++r) acc[t][r] = batch(0.f);
-  const int64_t vec_end = k0 + ((k1 - k0) / (2 * B)) * (2 * B);
-  for (int64_t k = k0; k < vec_end; k += 2 * B) {
-    batch we[RN], wo[RN];
-    for (int r = 0; r < RN; ++r) widen_bf16_pairs<Arch>(wrow[r] + k, we[r], wo[r]);
-    for (int t = 0; t < TM; ++t) {
-      const batch e = batch::load_unaligned(xe + t * half_k + k / 2),
-                  o = batch::load_unaligned(xo + t * half_k + k / 2);
-      for (int r = 0; r < RN; ++r)
-        acc[t][r] = xsimd::fma(we[r], e, xsimd::fma(wo[r], o, acc[t][r]));
-    }
-  }
-  for (int t = 0; t < TM; ++t)
-    for (int r = 0; r < RN; ++r) {
-      float s = xsimd::hadd(acc[t][r]);
-      for (int64_t k = vec_end; k < k1; ++k)
-        s += bf16_scalar(wrow[r][k]) * (k % 2 ? xo[t * half_k + k / 2] : xe[t * half_k + k / 2]);
-      y[t * ldy + r] += s;
-    }
-}
-
-template <class Arch>
-void GemmDotBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t K, const float* x_even,
-                             const float* x_odd, int64_t T, float* y, int64_t ldy) const {
-  constexpr int TM = 4, RN = 3;
-  const int64_t half_k = (K + 1) / 2;
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t r = 0; r < rows; ++r) y[t * ldy + r] = 0.f;
-  for (int64_t r0 = 0; r0 < rows; r0 += RB) {
-    const int64_t r1 = r0 + RB < rows ? r0 + RB : rows;
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-      const int64_t k1 = k0 + KC < K ? k0 + KC : K;
-      int64_t t = 0;
-      for (; t < T; t += TM) {
-        const int64_t tm = T - t < TM ? T - t : TM;
-        const float* xe = x_even + t * half_k;
-        const float* xo = x_odd + t * half_k;
-        int64_t r = r0;
-        for (; r + RN <= r1; r += RN) {
-          const uint16_t* wrow[RN] = {w + r * K, w + (r + 1) * K, w + (r + 2) * K};
-          if (tm == TM)
-            gemm_dot_tile<TM, RN, Arch>(wrow, xe, xo, half_k, k0, k1, y + t * ldy + r, ldy);
-          else
-            for (int64_t u = 0; u < tm; ++u)
-              gemm_dot_tile<1, RN, Arch>(wrow, xe + u * half_k, xo + u * half_k, half_k, k0, k1,
-                                         y + (t + u) * ldy + r, ldy);
-        }
-        for (; r < r1; ++r) {
-          const uint16_t* wrow[1] = {w + r * K};
-          for (int64_t u = 0; u < tm; ++u)
-            gemm_dot_tile<1, 1, Arch>(wrow, xe + u * half_k, xo + u * half_k, half_k, k0, k1,
-                                      y + (t + u) * ldy + r, ldy);
-        }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < kc; ++k) scratch[r * kc + k] = widen(w[r * K + k0 + k]);
+    for (int64_t t0 = 0; t0 < T_pad; t0 += NR) {
+      const int64_t width = T_pad - t0 < NR ? T_pad - t0 : NR;
+      const float* xb = xp + t0 * K + k0 * width;  // rows k0 .. k0 + kc of this token panel
+      for (int64_t r = 0; r < rows; r += kGemmMR) {
+        const int64_t mr = rows - r < kGemmMR ? rows - r : kGemmMR;
+        if (mr == kGemmMR && width == NR)
+          gemm_tile<kGemmMR, NV, Arch>(scratch + r * kc, kc, xb, kc, yt + r * ldy + t0, ldy,
+                                       k0 == 0);
+        else
+          gemm_tile_tail<kGemmMR, NV, Arch>(mr, width / B, scratch + r * kc, kc, xb, kc,
+                                            yt + r * ldy + t0, ldy, k0 == 0);
       }
     }
   }

@@ -11,8 +11,8 @@ namespace gemma3::kernels::simd {
 // x_even = x[0::2] and x_odd = x[1::2] (see widen_bf16_pairs).
 struct GemvBf16 {
   template <class Arch>
-  void operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const float* x, const float* x_even,
-                  const float* x_odd, float* y) const;
+  void operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const float* x,
+                  const float* x_even, const float* x_odd, float* y) const;
 };
 
 // The same for an f32 matrix.
@@ -21,32 +21,31 @@ struct GemvF32 {
   void operator()(Arch, const float* w, int64_t rows, int64_t in, const float* x, float* y) const;
 };
 
-// Panel width NR of the GEMM on this instruction set: two registers of floats.
-struct GemmPanelWidth {
+// How the prefill GEMM lays out the tokens on this instruction set. X [T, K] is packed once per
+// product into panels of `panel` tokens (the last one narrower, rounded up to `lanes`, the padding
+// zero), each panel [K, width] row-major: the k-th row holds X[t0 : t0 + width, k], so the tokens
+// lie along the vector lanes. T_pad = T rounded up to `lanes`; the panel of t0 starts at xp + t0·K.
+struct GemmLayout {
+  int64_t panel = 0;  // tokens per register tile (NV vectors)
+  int64_t lanes = 0;  // floats per vector
+};
+struct GemmTokenLayout {
   template <class Arch>
-  int64_t operator()(Arch) const;
+  GemmLayout operator()(Arch) const;
 };
 
-// Y[:, 0:cols] = X[T, K] · W[0:cols, K]ᵀ for one panel of cols <= NR weight rows (prefill GEMM);
-// `scratch` holds GemmPanel::KC · NR floats.
+// Prefill GEMM: yt[r, t] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of W (rows <= RB) and all T_pad
+// tokens of the packed X (see GemmLayout); yt [rows, T_pad] (transposed: tokens along the rows) has
+// leading dimension ldy. `scratch` holds RB·KC floats: the block of W widened to f32, once per
+// (row block, k block), amortised over all the tokens (bf16 weights widen there, f32 copy).
 template <class W>
-struct GemmPanel {
-  static constexpr int64_t KC = 256;
-  static constexpr int MR = 6;
+struct Gemm {
+  static constexpr int64_t KC =
+      256;  // k block: 6 rows x KC of the widened W and KC x panel of X in L1/L2
+  static constexpr int64_t RB = 96;  // row block: RB x KC f32 of widened W (96 KiB) stay in L2
   template <class Arch>
-  void operator()(Arch, const W* w, int64_t cols, const float* x, int64_t T, int64_t K, float* y, int64_t ldy,
-                  float* scratch) const;
-};
-
-// Y[t, r] = Σ_k X[t, k]·W[r, k] for rows [0, rows) of a bf16 matrix and all T tokens (prefill GEMM
-// without packing): X comes split into its even and odd columns (x_even/x_odd [T, K/2]) so that bf16
-// pairs widen in registers; Y has leading dimension ldy.
-struct GemmDotBf16 {
-  static constexpr int64_t KC = 512;  // k block: 4 tokens x KC of X stay in L1
-  static constexpr int64_t RB = 256;  // row block: RB x KC of W stay in L2
-  template <class Arch>
-  void operator()(Arch, const uint16_t* w, int64_t rows, int64_t K, const float* x_even, const float* x_odd,
-                  int64_t T, float* y, int64_t ldy) const;
+  void operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t T_pad,
+                  float* yt, int64_t ldy, float* scratch) const;
 };
 
 // A contiguous run of cached keys and values.
@@ -60,8 +59,8 @@ struct KeySegment {
 // One query's attention over segments of keys, with an online softmax: out = Σ softmax(s)·v.
 struct AttendQuery {
   template <class Arch>
-  void operator()(Arch, const float* q, int64_t d, const KeySegment* segs, int64_t n_segs, float scale, float cap,
-                  float* out) const;
+  void operator()(Arch, const float* q, int64_t d, const KeySegment* segs, int64_t n_segs,
+                  float scale, float cap, float* out) const;
 };
 
 // Runs `iterations` rounds of independent FMA chains in registers and returns the floating-point
