@@ -8,13 +8,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts/setup.sh
-tokenizer=$(scripts/get_tokenizer.sh | tail -n 1)
+source scripts/prelude.sh
 build=${BUILD_DIR:-build}
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" -DGEMMA3_TOKENIZER_MODEL="$tokenizer" >/dev/null
-cmake --build "$build" -j "${GEMMA3_JOBS:-2}" --target gemma3_cli
+cmake --build "$build" -j "$jobs" --target gemma3_cli
 gemma3="$build/examples/gemma3"
 
 model="$build/demo/gemma-3-270m-synthetic"

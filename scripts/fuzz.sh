@@ -15,19 +15,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seconds=${1:-20}
 shift || true
-scripts/setup.sh
-tokenizer=$(scripts/get_tokenizer.sh | tail -n 1)
+source scripts/prelude.sh
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors checkpoint config npy image tokenizer chat tool_call cli)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors checkpoint gguf config npy image tokenizer chat tool_call cli)
 
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 # -O1 with assertions on (Eigen's, stb_image's, the library's): a failed assertion is a finding too.
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
   -DGEMMA3_BUILD_TESTS=ON -DGEMMA3_BUILD_FUZZERS=ON -DGEMMA3_BUILD_EXAMPLES=OFF -DGEMMA3_BUILD_BENCHMARKS=OFF \
   -DGEMMA3_INSTALL=OFF -DGEMMA3_TOKENIZER_MODEL="$tokenizer" "${launcher[@]}" >/dev/null
-cmake --build "$build" -j "${GEMMA3_JOBS:-2}" --target "${targets[@]/#/fuzz_}"
+cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
 
 export GEMMA3_TOKENIZER=$tokenizer
 mkdir -p "$build/artifacts"

@@ -16,11 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
 case "$what" in all | asan | tsan) ;; *) echo "usage: $0 [all|asan|tsan]" >&2; exit 2 ;; esac
 
-scripts/setup.sh
-tokenizer=$(scripts/get_tokenizer.sh | tail -n 1)
-jobs=${GEMMA3_JOBS:-2}
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+source scripts/prelude.sh
 
 # -O1 keeps the tests fast enough; a Debug build type keeps Eigen's and the library's assertions on.
 common=(-DCMAKE_BUILD_TYPE=Debug -DGEMMA3_BUILD_TESTS=ON -DGEMMA3_BUILD_BENCHMARKS=OFF -DGEMMA3_INSTALL=OFF

@@ -20,6 +20,14 @@ c=$("$gemma3" run --model "$work/tiny" --prompt "Why is the sky blue?" --max-new
 [ "$(echo "$a" | json 'd[0]["ids"]')" != "$(echo "$c" | json 'd[0]["ids"]')" ] || fail "different seeds, same tokens"
 [ "$(echo "$a" | json 'd[0]["generated_tokens"]')" = 12 ] || fail "max-new-tokens not honoured"
 
+# GGUF: the same model converted to a llama.cpp-style f32 GGUF greedily generates the same tokens.
+"$gemma3" convert --model "$work/tiny" --out "$work/tiny.gguf" --type f32 >/dev/null
+"$gemma3" inspect --model "$work/tiny.gguf" | grep -q "gguf         version 3" || fail "inspect of a GGUF"
+st=$("$gemma3" run --model "$work/tiny" --tokenizer "$tokenizer" --prompt "Hi" --max-new-tokens 8 --temperature 0 --json)
+gg=$("$gemma3" run --model "$work/tiny.gguf" --tokenizer "$tokenizer" --prompt "Hi" --max-new-tokens 8 --temperature 0 --json)
+[ "$(echo "$st" | json 'd[0]["ids"]')" = "$(echo "$gg" | json 'd[0]["ids"]')" ] || fail "GGUF and safetensors disagree"
+[ "$(echo "$st" | json 'd[0]["kv_cache_gib"] > 0')" = True ] || fail "no KV-cache size in --json"
+
 # chat through a pipe: two turns; the second prefills only its new tokens (the cache is reused).
 out=$(printf 'Hello!\nTell me more.\n' | "$gemma3" chat --model "$work/tiny" --max-new-tokens 6 --seed 1 --json)
 turns=$(echo "$out" | json 'len(d)')

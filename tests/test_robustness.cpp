@@ -21,6 +21,7 @@
 #include <gemma3/vision/image.hpp>
 #include <gemma3/vision/preprocess.hpp>
 
+#include "check_error.hpp"
 #include "test_helpers.hpp"
 
 // stb_image_write (libstb-dev), private to this file, to make JPEGs.
@@ -40,33 +41,6 @@ using namespace gemma3;
 namespace fs = std::filesystem;
 using Catch::Matchers::EndsWith;
 using Catch::Matchers::StartsWith;
-
-// Runs `expr`, which must throw exactly E (or a subclass) with this subject and message; what() is
-// then "subject: message" (the message alone for an empty subject).
-#define CHECK_ERROR(E, expr, subject_, message_)                                            \
-  do {                                                                                      \
-    INFO("expected " #E ": " << (subject_) << ": " << (message_));                          \
-    try {                                                                                   \
-      (void)(expr);                                                                         \
-      FAIL_CHECK("no exception");                                                           \
-    } catch (const E& e) {                                                                  \
-      CHECK(e.subject() == (subject_));                                                     \
-      CHECK(std::string(e.what()) == (std::string(subject_).empty() ? std::string(message_) \
-                                                                    : std::string(subject_) + ": " + (message_))); \
-    }                                                                                       \
-  } while (0)
-
-// The same where part of the message depends on the machine or a dependency: a Catch matcher.
-#define CHECK_ERROR_THAT(E, expr, subject_, matcher)         \
-  do {                                                       \
-    try {                                                    \
-      (void)(expr);                                          \
-      FAIL_CHECK("no exception");                            \
-    } catch (const E& e) {                                   \
-      CHECK(e.subject() == (subject_));                      \
-      CHECK_THAT(std::string(e.what()), matcher);            \
-    }                                                        \
-  } while (0)
 
 namespace {
 
@@ -131,9 +105,9 @@ TEST_CASE("robustness: missing files and wrong file kinds", "[robustness]") {
   const auto text = test::fixture("text-tiny-a");
   // R1, R2: no checkpoint directory; a file instead of one.
   CHECK_ERROR(IoError, Checkpoint::open("/nonexistent/ckpt"), "/nonexistent/ckpt",
-              "not a directory (expected a checkpoint directory with config.json)");
+              "not a directory or a .gguf file (expected a checkpoint directory with config.json, or a GGUF file)");
   CHECK_ERROR(IoError, Checkpoint::open(text / "config.json"), (text / "config.json").string(),
-              "not a directory (expected a checkpoint directory with config.json)");
+              "not a directory or a .gguf file (expected a checkpoint directory with config.json, or a GGUF file)");
   // R3: a directory without config.json.
   CHECK_ERROR(IoError, Checkpoint::open(dir), (dir / "config.json").string(), "cannot open config file");
   // R4: config.json but no weights.
@@ -613,7 +587,7 @@ TEST_CASE("robustness: the command line's exit codes and one-line errors", "[rob
   check(run_cli("run --prompt p"), 2, "--model is required\nRun with --help for more information.");
   // C5: a missing checkpoint: a runtime error, exit 1.
   check(run_cli("run --model /nonexistent/ckpt --prompt hi"), 1,
-        "gemma3: error: /nonexistent/ckpt: not a directory (expected a checkpoint directory with config.json)");
+        "gemma3: error: /nonexistent/ckpt: not a directory or a .gguf file (expected a checkpoint directory with config.json, or a GGUF file)");
   // C6: a prompt longer than --context: an InvalidArgument, exit 2.
   {
     const auto r = run_cli("run" + model + " --prompt 'a b c d e f g h' --context 4");

@@ -1,5 +1,6 @@
 // gemma3 synth — write a checkpoint of a preset's exact published layout with seeded random weights.
 // gemma3 inspect — print what a checkpoint holds before running anything.
+// gemma3 convert — write a checkpoint's text model as a llama.cpp-style GGUF file.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -41,6 +42,14 @@ void inspect(const std::string& dir) {
   std::printf("model_type   %s (%s)\n", cfg.model_type.c_str(), ck.name_scheme().label);
   std::printf("files        ");
   for (const auto& f : ck.store().files()) std::printf("%s ", f.filename().c_str());
+  if (Checkpoint::is_gguf(ck.path())) {
+    // What the file stores (the loader widens norms and quantized matrices to f32).
+    const gguf::File file(ck.path());
+    std::map<std::string, int> stored;
+    for (const auto& t : file.tensors()) ++stored[gguf::type_name(t.type)];
+    std::printf("\ngguf         version %u, %zu tensors stored as", file.version(), file.tensors().size());
+    for (const auto& [type, n] : stored) std::printf(" %s: %d", type.c_str(), n);
+  }
   std::printf("\n\ntext decoder\n");
   std::printf("  vocab %ld, hidden %ld, intermediate %ld, layers %ld\n", long(t.vocab_size),
               long(t.hidden_size), long(t.intermediate_size), long(t.num_hidden_layers));
@@ -140,8 +149,25 @@ void add_checkpoint_commands(CLI::App& app) {
 
   auto* insp = app.add_subcommand("inspect", "print a checkpoint's config, tensors and sizes");
   auto model = std::make_shared<std::string>();
-  insp->add_option("--model", *model, "checkpoint directory")->required();
+  insp->add_option("--model", *model, "checkpoint directory or .gguf file")->required();
   insp->callback([=] { inspect(*model); });
+
+  auto* conv = app.add_subcommand("convert", "write a checkpoint's text model as a GGUF file (llama.cpp's layout)");
+  auto conv_model = std::make_shared<std::string>();
+  auto conv_out = std::make_shared<std::string>();
+  auto conv_type = std::make_shared<std::string>("bf16");
+  conv->add_option("--model", *conv_model, "checkpoint directory or .gguf file")->required();
+  conv->add_option("--out", *conv_out, "output .gguf file")->required();
+  conv->add_option("--type", *conv_type, "type of the matrices (norms are always f32)")
+      ->check(CLI::IsMember({"bf16", "f16", "f32", "q8_0", "q4_0"}));
+  conv->callback([=] {
+    const auto ck = Checkpoint::open(*conv_model);
+    if (ck.config().is_multimodal())
+      std::fprintf(stderr, "note: the vision tower is not written (llama.cpp keeps it in a separate mmproj file)\n");
+    gguf::write_gguf(ck.config(), ck.weights(), *conv_out, *gguf::parse_tensor_type(*conv_type));
+    std::printf("wrote %s (%s matrices, %s)\n", conv_out->c_str(), conv_type->c_str(),
+                human_bytes(double(std::filesystem::file_size(*conv_out))).c_str());
+  });
 }
 
 }  // namespace gemma3::cli

@@ -28,7 +28,10 @@ namespace gemma3::cli {
 
 std::string default_tokenizer_path(const std::string& given, const std::string& model_dir) {
   if (!given.empty()) return given;
-  const std::filesystem::path beside = std::filesystem::path(model_dir) / "tokenizer.model";
+  // Beside the weights: in the checkpoint directory, or in a .gguf file's directory.
+  const std::filesystem::path model_path(model_dir);
+  const std::filesystem::path beside =
+      (std::filesystem::is_regular_file(model_path) ? model_path.parent_path() : model_path) / "tokenizer.model";
   if (std::filesystem::exists(beside)) return beside.string();
   if (const char* env = std::getenv("GEMMA3_TOKENIZER")) return env;
   // Where scripts/setup.sh (scripts/get_tokenizer.sh) builds it.
@@ -141,7 +144,13 @@ struct Loaded {
   }
 };
 
-nlohmann::json result_json(const GenerateResult& r) {
+// The KV cache's size for `context` positions: what Session checked against the available memory
+// before allocating it (docs/robustness.md), reported with the speeds.
+double kv_cache_gib(const Loaded& l, int64_t context) {
+  return double(KVCache<float>::bytes_needed(l.checkpoint.config().text, context)) / double(int64_t(1) << 30);
+}
+
+nlohmann::json result_json(const GenerateResult& r, double kv_gib) {
   return {{"text", r.text},
           {"ids", r.ids},
           {"stop_reason", to_string(r.reason)},
@@ -150,16 +159,17 @@ nlohmann::json result_json(const GenerateResult& r) {
           {"prefill_tokens_per_s", r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0},
           {"decode_tokens_per_s", r.decode_seconds > 0 ? double(r.ids.size()) / r.decode_seconds : 0.0},
           {"time_to_first_token_s", r.time_to_first_token},
-          {"peak_rss_mib", double(peak_rss_kib()) / 1024.0}};
+          {"peak_rss_mib", double(peak_rss_kib()) / 1024.0},
+          {"kv_cache_gib", kv_gib}};
 }
 
-void print_stats(const GenerateResult& r) {
+void print_stats(const GenerateResult& r, double kv_gib) {
   std::fprintf(stderr,
                "[%ld prompt tokens, prefill %.1f tok/s, decode %.1f tok/s (%zu tokens, %s), "
-               "first token after %.2f s, peak RSS %.0f MiB]\n",
+               "first token after %.2f s, peak RSS %.0f MiB, KV cache %.3f GiB]\n",
                long(r.prefill_tokens), r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0,
                r.decode_seconds > 0 ? double(r.ids.size()) / r.decode_seconds : 0.0, r.ids.size(),
-               to_string(r.reason), r.time_to_first_token, double(peak_rss_kib()) / 1024.0);
+               to_string(r.reason), r.time_to_first_token, double(peak_rss_kib()) / 1024.0, kv_gib);
 }
 
 PieceCallback streamer(bool json) {
@@ -190,10 +200,10 @@ void run(const RunOptions& o) {
     r = session.generate(conv.render_ids(l.tokenizer, mm), gen, streamer(o.json), embeddings);
   }
   if (o.json) {
-    std::printf("%s\n", result_json(r).dump().c_str());
+    std::printf("%s\n", result_json(r, kv_cache_gib(l, o.context)).dump().c_str());
   } else {
     std::printf("\n");
-    print_stats(r);
+    print_stats(r, kv_cache_gib(l, o.context));
   }
 }
 
@@ -275,14 +285,14 @@ void chat(const RunOptions& o) {
       awaiting_tool_result = call.has_value();
     }
     if (o.json) {
-      auto j = result_json(last);
+      auto j = result_json(last, kv_cache_gib(l, o.context));
       j["context_used"] = session.cache().length();
       if (call) j["tool_call"] = {{"name", call->name}, {"arguments", call->arguments}, {"positional", call->positional}};
       std::printf("%s\n", j.dump().c_str());
       std::fflush(stdout);
     } else {
       std::printf("\n");
-      print_stats(last);
+      print_stats(last, kv_cache_gib(l, o.context));
     }
     if (call && tty)
       std::fprintf(stderr, "[tool call: %s — type the tool's result (JSON) as your next line]\n",

@@ -1,14 +1,18 @@
-// A checkpoint directory as published on Hugging Face: config.json + safetensors (single or sharded),
-// opened, validated against the config and bound to typed weight structs.
+// A checkpoint as published: a Hugging Face directory (config.json + safetensors, single or sharded)
+// or a llama.cpp GGUF file (text models; io/gguf_gemma3.hpp), opened, validated against the config
+// and bound to typed weight structs.
 #pragma once
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
 
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
+#include "gemma3/io/gguf_gemma3.hpp"
 #include "gemma3/io/hf_names.hpp"
 #include "gemma3/io/safetensors.hpp"
 #include "gemma3/weights.hpp"
@@ -17,19 +21,43 @@ namespace gemma3 {
 
 class Checkpoint {
  public:
-  // Opens `dir`: parses config.json, maps the safetensors file(s), and binds every tensor the config
-  // calls for, checking names and shapes. Throws on a missing, unexpected or mis-shaped tensor.
-  static Checkpoint open(const std::filesystem::path& dir) {
-    if (!std::filesystem::is_directory(dir))
-      throw IoError(dir.string(), "not a directory (expected a checkpoint directory with config.json)");
+  // Opens `path`: a checkpoint directory (parses config.json, maps the safetensors file(s)) or a
+  // .gguf file (config from its metadata), then binds every tensor the config calls for, checking
+  // names and shapes. Throws on a missing, unexpected or mis-shaped tensor.
+  static Checkpoint open(const std::filesystem::path& path) {
     Checkpoint ck;
-    ck.dir_ = dir;
-    ck.config_ = load_config(dir / "config.json");
-    ck.store_ = TensorStore::open(dir);
+    ck.path_ = path;
+    if (is_gguf(path)) {
+      auto tensors = std::make_shared<const gguf::Tensors>(path);
+      ck.dir_ = path.parent_path();
+      ck.config_ = gguf::config_from_gguf(tensors->file());
+      ck.store_.add(path, tensors, tensors->views());
+    } else {
+      if (!std::filesystem::is_directory(path))
+        throw IoError(path.string(),
+                      "not a directory or a .gguf file (expected a checkpoint directory with config.json, or a "
+                      "GGUF file)");
+      ck.dir_ = path;
+      ck.config_ = load_config(path / "config.json");
+      ck.store_ = TensorStore::open(path);
+    }
     ck.bind();
     return ck;
   }
 
+  // A regular file named *.gguf or starting with the GGUF magic.
+  static bool is_gguf(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return false;
+    if (path.extension() == ".gguf") return true;
+    char magic[4] = {};
+    std::ifstream in(path, std::ios::binary);
+    return in.read(magic, 4) && std::memcmp(magic, gguf::kMagic, 4) == 0;
+  }
+
+  // What was opened: the directory, or the .gguf file.
+  const std::filesystem::path& path() const { return path_; }
+  // The checkpoint's directory (the .gguf file's directory for GGUF).
   const std::filesystem::path& dir() const { return dir_; }
   const ModelConfig& config() const { return config_; }
   const TensorStore& store() const { return store_; }
@@ -38,35 +66,38 @@ class Checkpoint {
 
  private:
   void bind() {
-    const std::string where = dir_.string();
+    const std::string where = path_.string();
     scheme_ = &detect_name_scheme([&](const std::string& n) { return store_.contains(n); }, where);
     std::set<std::string> used;
-    auto bind_one = [&](const std::string& full, TensorView& slot, const Shape& expected) {
+    // Errors name the tensor as the file does: GGUF files use llama.cpp's names.
+    const bool gguf = store_.files().size() == 1 && is_gguf(store_.files().front());
+    auto bind_one = [&](Module m, const std::string& rel, TensorView& slot, const Shape& expected) {
+      const std::string full = scheme_->full_name(m, rel);
       if (!store_.contains(full))
-        throw TensorError(full, "missing from " + where + " (expected shape " + shape_string(expected) + ")");
+        throw TensorError(gguf ? gguf::gguf_name(m, rel) : full,
+                          "missing from " + where + " (expected shape " + shape_string(expected) + ")");
       slot = store_.at(full);
       expect_shape(slot, expected, where);
       used.insert(full);
     };
     for_each_tensor(config_, weights_, [&](Module m, const std::string& rel, TensorView& slot,
                                            const Shape& expected, Init) {
-      bind_one(scheme_->full_name(m, rel), slot, expected);
+      bind_one(m, rel, slot, expected);
     });
     // An lm_head.weight present in a tied checkpoint is used as published (transformers loads it too).
-    const std::string lm_head = scheme_->full_name(Module::LmHead, "lm_head.weight");
     if (config_.text.tie_word_embeddings) {
-      if (store_.contains(lm_head))
-        bind_one(lm_head, weights_.text.lm_head, Shape{config_.text.vocab_size, config_.text.hidden_size});
+      if (store_.contains(scheme_->full_name(Module::LmHead, "lm_head.weight")))
+        bind_one(Module::LmHead, "lm_head.weight", weights_.text.lm_head, Shape{config_.text.vocab_size, config_.text.hidden_size});
       else
         weights_.text.lm_head = weights_.text.embed_tokens;
     }
     for (const auto& [name, view] : store_.tensors())
       if (!used.count(name))
-        throw TensorError(name, "unexpected tensor in " + where + " for a " + config_.model_type +
+        throw TensorError(view.name, "unexpected tensor in " + where + " for a " + config_.model_type +
                                     " config (name scheme: " + scheme_->label + ")");
   }
 
-  std::filesystem::path dir_;
+  std::filesystem::path path_, dir_;
   ModelConfig config_;
   TensorStore store_;
   ModelWeights weights_;

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -98,6 +99,15 @@ inline std::string tokenizer_model_path() {
 #else
   return {};
 #endif
+}
+
+// The tokenizer of the tokenizer and chat targets, loaded once from LLVMFuzzerInitialize. (A
+// template, so that targets without a tokenizer do not include SentencePiece.)
+template <typename Tokenizer>
+std::unique_ptr<Tokenizer> load_tokenizer() {
+  const std::string path = tokenizer_model_path();
+  if (path.empty()) fail("no tokenizer.model: set GEMMA3_TOKENIZER (scripts/get_tokenizer.sh builds one)");
+  return std::make_unique<Tokenizer>(path);
 }
 
 }  // namespace fuzz

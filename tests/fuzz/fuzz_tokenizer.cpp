@@ -20,9 +20,7 @@ std::unique_ptr<gemma3::Tokenizer> tokenizer;
 }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const std::string path = fuzz::tokenizer_model_path();
-  if (path.empty()) fuzz::fail("no tokenizer.model: set GEMMA3_TOKENIZER (scripts/get_tokenizer.sh builds one)");
-  tokenizer = std::make_unique<gemma3::Tokenizer>(path);
+  tokenizer = fuzz::load_tokenizer<gemma3::Tokenizer>();
   return 0;
 }
 

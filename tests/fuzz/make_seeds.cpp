@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include <gemma3/checkpoint.hpp>
+#include <gemma3/io/gguf_gemma3.hpp>
 #include <gemma3/io/npy.hpp>
 #include <gemma3/io/safetensors.hpp>
 #include <gemma3/synth.hpp>
@@ -124,6 +125,35 @@ std::string checkpoint_input(const ModelConfig& cfg, std::size_t max_shard_bytes
   }
   fs::remove_all(dir);
   return out;
+}
+
+// A tiny config as fuzz_gguf's input: the llama.cpp-style file write_gguf makes.
+std::string gguf_input(const ModelConfig& cfg, gguf::TensorType type) {
+  const fs::path dir = fs::temp_directory_path() / "gemma3-make-seeds";
+  fs::remove_all(dir);
+  synthesize_checkpoint(cfg, dir / "st", {.seed = 5, .dtype = DType::F32});
+  gguf::write_gguf(cfg, Checkpoint::open(dir / "st").weights(), dir / "m.gguf", type);
+  const std::string out = read(dir / "m.gguf");
+  fs::remove_all(dir);
+  return out;
+}
+
+void gguf_seeds() {
+  // Rows of 32 so that the quantized types apply (shorter rows fall back to F16).
+  ModelConfig wide = tiny_text(false);
+  wide.text.hidden_size = 32;
+  wide.text.intermediate_size = 32;
+  wide.text.head_dim = 32;
+  wide.text.query_pre_attn_scalar = 24;  // off llama.cpp's rule: written as attention.scale
+  put("gguf", "text_tied_f32", gguf_input(tiny_text(true), gguf::TensorType::F32));
+  put("gguf", "text_untied_bf16", gguf_input(tiny_text(false), gguf::TensorType::BF16));
+  put("gguf", "wide_f16", gguf_input(wide, gguf::TensorType::F16));
+  put("gguf", "wide_q8_0", gguf_input(wide, gguf::TensorType::Q8_0));
+  put("gguf", "wide_q4_0", gguf_input(wide, gguf::TensorType::Q4_0));
+  const std::string good = gguf_input(tiny_text(true), gguf::TensorType::BF16);
+  put("gguf", "bad_truncated", good.substr(0, good.size() / 2));
+  put("gguf", "bad_version_1", good.substr(0, 4) + std::string("\x01\0\0\0", 4) + good.substr(8));
+  put("gguf", "bad_magic", "GGML" + good.substr(4));
 }
 
 void safetensors_seeds() {
@@ -453,6 +483,7 @@ int main(int argc, char** argv) {
   try {
     safetensors_seeds();
     checkpoint_seeds();
+    gguf_seeds();
     config_seeds();
     npy_seeds();
     image_seeds();

@@ -186,11 +186,20 @@ class TensorStore {
 
   // Adds every tensor of one file; names must be unique across files.
   void add_file(const std::filesystem::path& path) {
-    files_.push_back(std::make_unique<SafetensorsFile>(path));
-    for (const auto& [name, view] : files_.back()->tensors()) {
+    auto file = std::make_shared<const SafetensorsFile>(path);
+    add(file->path(), file, file->tensors());
+  }
+
+  // Adds tensors from another source (a GGUF file, say): `owner` keeps their bytes alive.
+  void add(const std::filesystem::path& path, std::shared_ptr<const void> owner,
+           const std::map<std::string, TensorView>& tensors) {
+    for (const auto& [name, view] : tensors) {
       if (!tensors_.emplace(name, view).second)
         throw FormatError(path.string(), "tensor '" + name + "' also appears in another shard");
+      file_of_[name] = path.string();
     }
+    files_.push_back(path);
+    owners_.push_back(std::move(owner));
   }
 
   bool contains(const std::string& name) const { return tensors_.count(name) > 0; }
@@ -200,11 +209,7 @@ class TensorStore {
     return it->second;
   }
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
-  std::vector<std::filesystem::path> files() const {
-    std::vector<std::filesystem::path> out;
-    for (const auto& f : files_) out.push_back(f->path());
-    return out;
-  }
+  const std::vector<std::filesystem::path>& files() const { return files_; }
 
  private:
   void open_sharded(const std::filesystem::path& dir) {
@@ -243,13 +248,14 @@ class TensorStore {
   }
 
   std::string tensor_file(const std::string& name) const {
-    for (const auto& f : files_)
-      if (f->contains(name)) return f->path().string();
-    return {};
+    auto it = file_of_.find(name);
+    return it == file_of_.end() ? std::string() : it->second;
   }
 
-  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::vector<std::filesystem::path> files_;
+  std::vector<std::shared_ptr<const void>> owners_;
   std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> file_of_;
 };
 
 // Writes safetensors files as `save_pretrained` does: tensors sorted by name, header padded with

@@ -1,0 +1,561 @@
+// GGUF (llama.cpp's checkpoint format): a validating, zero-copy reader and a writer.
+//
+// Layout (ggml `docs/gguf.md`, version 2 and 3; all integers little-endian):
+//   "GGUF"  u32 version  u64 tensor_count  u64 metadata_kv_count
+//   metadata_kv_count x { string key, u32 value_type, value }        string = u64 length + bytes
+//   tensor_count x { string name, u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset }
+//   padding to `general.alignment` (default 32), then the data section; every tensor's offset is
+//   relative to the data section and a multiple of the alignment.
+// ggml lists dimensions innermost first (ne[0] is the row length), so a PyTorch [out, in] matrix
+// has ne = [in, out]; the bytes are the same row-major layout. The reader reverses ne into the
+// usual outermost-first shape.
+//
+// Like the safetensors reader, everything is checked before a tensor is used: every read against
+// the end of the file, counts against the bytes that could hold them, dimensions against overflow,
+// types, alignment, data ranges and their overlap, duplicate keys and names. A file from a stranger
+// can fail to load, never crash.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gemma3/error.hpp"
+#include "gemma3/io/mapped_file.hpp"
+#include "gemma3/tensor.hpp"
+
+namespace gemma3::gguf {
+
+inline constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
+inline constexpr uint32_t kDefaultAlignment = 32;
+// ggml's GGML_MAX_DIMS.
+inline constexpr uint32_t kMaxDims = 4;
+// Arrays longer than this (the tokenizer's 262144 pieces, say) are walked and validated but only
+// their element type and length are kept: the model needs none of them, and keeping them would let
+// a small file allocate many times its size.
+inline constexpr uint64_t kMaxKeptArray = 4096;
+// Arrays of arrays are legal GGUF; nobody nests deeper than this.
+inline constexpr int kMaxArrayDepth = 4;
+
+// gguf_type: the type of a metadata value.
+enum class ValueType : uint32_t {
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  Bool = 7,
+  String = 8,
+  Array = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
+};
+
+// ggml_type: how a tensor's elements are stored. Only the types this library reads are named; the
+// others are reported by number and name (ggml_type_name) in the error.
+enum class TensorType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30 };
+
+inline std::string type_name(uint32_t t) {
+  static const std::map<uint32_t, const char*> names{
+      {0, "F32"},     {1, "F16"},      {2, "Q4_0"},   {3, "Q4_1"},    {6, "Q5_0"},
+      {7, "Q5_1"},    {8, "Q8_0"},     {9, "Q8_1"},   {10, "Q2_K"},   {11, "Q3_K"},
+      {12, "Q4_K"},   {13, "Q5_K"},    {14, "Q6_K"},  {15, "Q8_K"},   {16, "IQ2_XXS"},
+      {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"}, {20, "IQ4_NL"}, {21, "IQ3_S"},
+      {22, "IQ2_S"},  {23, "IQ4_XS"},  {24, "I8"},    {25, "I16"},    {26, "I32"},
+      {27, "I64"},    {28, "F64"},     {29, "IQ1_M"}, {30, "BF16"},   {34, "TQ1_0"},
+      {35, "TQ2_0"},  {39, "MXFP4"}};
+  auto it = names.find(t);
+  return it != names.end() ? it->second : "type " + std::to_string(t);
+}
+
+// Elements per block and bytes per block of the types read here.
+struct BlockLayout {
+  uint64_t elements, bytes;
+};
+inline std::optional<BlockLayout> block_layout(uint32_t t) {
+  switch (static_cast<TensorType>(t)) {
+    case TensorType::F32:
+      return BlockLayout{1, 4};
+    case TensorType::F16:
+      return BlockLayout{1, 2};
+    case TensorType::BF16:
+      return BlockLayout{1, 2};
+    case TensorType::Q8_0:
+      return BlockLayout{32, 2 + 32};  // f16 scale d, 32 x int8: x = d * q
+    case TensorType::Q4_0:
+      return BlockLayout{32, 2 + 16};  // f16 scale d, 32 x 4 bits: x = d * (q - 8)
+  }
+  return std::nullopt;
+}
+
+// One tensor as the file describes it; `data` points into the mapping.
+struct TensorInfo {
+  std::string name;
+  Shape shape;  // outermost first (ne reversed)
+  uint32_t type = 0;
+  uint64_t offset = 0;  // relative to the data section
+  uint64_t nbytes = 0;
+  const std::byte* data = nullptr;
+};
+
+// Decodes one Q8_0 / Q4_0 block of 32 values (ggml's dequantize_row_q8_0 / _q4_0).
+inline void dequantize_block(TensorType t, const std::byte* block, float* out) {
+  Eigen::half d;
+  std::memcpy(&d, block, 2);
+  const float scale = static_cast<float>(d);
+  const auto* q = reinterpret_cast<const uint8_t*>(block + 2);
+  if (t == TensorType::Q8_0) {
+    for (int j = 0; j < 32; ++j) out[j] = scale * float(static_cast<int8_t>(q[j]));
+  } else {  // Q4_0: low nibbles are elements 0..15, high nibbles 16..31.
+    for (int j = 0; j < 16; ++j) {
+      out[j] = scale * float(int(q[j] & 0x0F) - 8);
+      out[j + 16] = scale * float(int(q[j] >> 4) - 8);
+    }
+  }
+}
+
+// Encodes 32 values as one block, as ggml's quantize_row_q8_0_ref / q4_0_ref do.
+inline void quantize_block(TensorType t, const float* x, std::byte* block) {
+  auto* q = reinterpret_cast<uint8_t*>(block + 2);
+  float d = 0;
+  if (t == TensorType::Q8_0) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+    d = amax / 127.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j)
+      q[j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[j] * id)));
+  } else {
+    // The value of largest magnitude, with its sign, maps to -8: the full nibble range is used.
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; ++j)
+      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+    d = max / -8.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    auto nibble = [&](float v) { return static_cast<uint8_t>(std::min(15, int(v * id + 8.5f))); };
+    for (int j = 0; j < 16; ++j) q[j] = uint8_t(nibble(x[j]) | (nibble(x[j + 16]) << 4));
+  }
+  const Eigen::half h(d);
+  std::memcpy(block, &h, 2);
+}
+
+// One .gguf file, mapped and validated.
+class File {
+ public:
+  explicit File(const std::filesystem::path& path) : file_(path) { parse(); }
+
+  const std::filesystem::path& path() const { return file_.path(); }
+  uint32_t version() const { return version_; }
+  uint64_t alignment() const { return alignment_; }
+  // Metadata: scalars and strings as JSON values, short arrays as JSON arrays (see kMaxKeptArray).
+  const nlohmann::json& metadata() const { return metadata_; }
+  // Long arrays, summarised: key -> (element type, length).
+  const std::map<std::string, std::pair<ValueType, uint64_t>>& long_arrays() const {
+    return long_arrays_;
+  }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find(const std::string& name) const {
+    for (const auto& t : tensors_)
+      if (t.name == name) return &t;
+    return nullptr;
+  }
+
+ private:
+  // Bounds-checked little-endian reads from the mapping.
+  struct Cursor {
+    const std::byte* base;
+    uint64_t size, pos = 0;
+    const std::string& where;
+
+    void need(uint64_t n, const std::string& what) const {
+      if (n > size - pos)
+        throw FormatError(where, "truncated: " + what + " at byte " + std::to_string(pos) +
+                                     " needs " + std::to_string(n) + " bytes, the file has " +
+                                     std::to_string(size - pos) + " left");
+    }
+    template <typename T>
+    T read(const std::string& what) {
+      need(sizeof(T), what);
+      T v;
+      std::memcpy(&v, base + pos, sizeof(T));
+      pos += sizeof(T);
+      return v;
+    }
+    std::string string(const std::string& what) {
+      const auto n = read<uint64_t>(what + " length");
+      need(n, what);
+      std::string s(reinterpret_cast<const char*>(base + pos), n);
+      pos += n;
+      return s;
+    }
+  };
+
+  static uint64_t scalar_size(ValueType t) {
+    switch (t) {
+      case ValueType::U8:
+      case ValueType::I8:
+      case ValueType::Bool:
+        return 1;
+      case ValueType::U16:
+      case ValueType::I16:
+        return 2;
+      case ValueType::U32:
+      case ValueType::I32:
+      case ValueType::F32:
+        return 4;
+      case ValueType::U64:
+      case ValueType::I64:
+      case ValueType::F64:
+        return 8;
+      case ValueType::String:
+        return 8;  // at least its length
+      case ValueType::Array:
+        return 12;  // at least its type and length
+    }
+    return 0;
+  }
+
+  ValueType value_type(Cursor& c, const std::string& key) {
+    const auto t = c.read<uint32_t>("type of '" + key + "'");
+    if (t > uint32_t(ValueType::F64))
+      throw FormatError(where_,
+                        "metadata '" + key + "' has unknown value type " + std::to_string(t));
+    return static_cast<ValueType>(t);
+  }
+
+  // Reads one value; arrays over kMaxKeptArray elements are skipped (validated) and return null.
+  nlohmann::json value(Cursor& c, ValueType t, const std::string& key, int depth) {
+    switch (t) {
+      case ValueType::U8:
+        return c.read<uint8_t>(key);
+      case ValueType::I8:
+        return c.read<int8_t>(key);
+      case ValueType::U16:
+        return c.read<uint16_t>(key);
+      case ValueType::I16:
+        return c.read<int16_t>(key);
+      case ValueType::U32:
+        return c.read<uint32_t>(key);
+      case ValueType::I32:
+        return c.read<int32_t>(key);
+      case ValueType::U64:
+        return c.read<uint64_t>(key);
+      case ValueType::I64:
+        return c.read<int64_t>(key);
+      case ValueType::F32:
+        return c.read<float>(key);
+      case ValueType::F64:
+        return c.read<double>(key);
+      case ValueType::Bool: {
+        const auto b = c.read<uint8_t>(key);
+        if (b > 1)
+          throw FormatError(where_, "metadata '" + key + "': bool value " + std::to_string(b));
+        return b == 1;
+      }
+      case ValueType::String:
+        return c.string("metadata '" + key + "'");
+      case ValueType::Array: {
+        if (depth >= kMaxArrayDepth)
+          throw FormatError(where_, "metadata '" + key + "': arrays nested deeper than " +
+                                        std::to_string(kMaxArrayDepth));
+        const ValueType et = value_type(c, key);
+        const auto n = c.read<uint64_t>("length of '" + key + "'");
+        // Every element takes at least scalar_size bytes: a length the file cannot hold is refused
+        // before anything is allocated or walked.
+        if (n > (c.size - c.pos) / scalar_size(et))
+          throw FormatError(where_, "metadata '" + key + "': array of " + std::to_string(n) +
+                                        " elements does not fit in the " +
+                                        std::to_string(c.size - c.pos) + " bytes left");
+        const bool keep = n <= kMaxKeptArray;
+        nlohmann::json a = nlohmann::json::array();
+        for (uint64_t i = 0; i < n; ++i) {
+          auto v = value(c, et, key, depth + 1);
+          if (keep) a.push_back(std::move(v));
+        }
+        if (!keep) {
+          if (depth == 0) long_arrays_[key] = {et, n};
+          return nullptr;
+        }
+        return a;
+      }
+    }
+    return nullptr;
+  }
+
+  void parse() {
+    where_ = path().string();
+    Cursor c{file_.data(), file_.size(), 0, where_};
+    c.need(4, "magic");
+    if (std::memcmp(file_.data(), kMagic, 4) != 0)
+      throw FormatError(where_, "not a GGUF file (the first 4 bytes are not \"GGUF\")");
+    c.pos = 4;
+    version_ = c.read<uint32_t>("version");
+    if (version_ == 1)
+      throw FormatError(
+          where_,
+          "GGUF version 1 (32-bit counts) is not supported; re-save it with a current llama.cpp");
+    if (version_ != 2 && version_ != 3)
+      throw FormatError(where_, "GGUF version " + std::to_string(version_) +
+                                    (version_ >= 0x01000000 ? " (a big-endian file?)" : "") +
+                                    " is not supported (expected 2 or 3, little-endian)");
+    const auto n_tensors = c.read<uint64_t>("tensor count");
+    const auto n_kv = c.read<uint64_t>("metadata count");
+    // A key-value pair takes at least 8 + 4 + 1 bytes, a tensor info 8 + 4 + 8 + 4 + 8.
+    if (n_kv > (c.size - c.pos) / 13)
+      throw FormatError(where_,
+                        "metadata count " + std::to_string(n_kv) + " cannot fit in the file");
+    if (n_tensors > (c.size - c.pos) / 32)
+      throw FormatError(where_,
+                        "tensor count " + std::to_string(n_tensors) + " cannot fit in the file");
+
+    metadata_ = nlohmann::json::object();
+    for (uint64_t i = 0; i < n_kv; ++i) {
+      const std::string key = c.string("metadata key " + std::to_string(i));
+      if (metadata_.contains(key) || long_arrays_.count(key))
+        throw FormatError(where_, "duplicate metadata key '" + key + "'");
+      const ValueType t = value_type(c, key);
+      auto v = value(c, t, key, 0);
+      if (!long_arrays_.count(key)) metadata_[key] = std::move(v);
+    }
+    if (metadata_.contains("general.alignment")) {
+      const auto& a = metadata_["general.alignment"];
+      if (!a.is_number_unsigned() || a.get<uint64_t>() == 0 || a.get<uint64_t>() > (1u << 30) ||
+          (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) != 0)
+        throw FormatError(where_, "general.alignment must be a power of two, got " + a.dump());
+      alignment_ = a.get<uint64_t>();
+    }
+
+    std::map<std::string, std::size_t> seen;
+    tensors_.reserve(n_tensors);
+    for (uint64_t i = 0; i < n_tensors; ++i) {
+      TensorInfo t;
+      t.name = c.string("tensor name " + std::to_string(i));
+      const std::string what = "tensor '" + t.name + "'";
+      if (!seen.emplace(t.name, i).second) throw FormatError(where_, "duplicate " + what);
+      const auto n_dims = c.read<uint32_t>(what + " n_dims");
+      if (n_dims == 0 || n_dims > kMaxDims)
+        throw FormatError(where_, what + " has " + std::to_string(n_dims) +
+                                      " dimensions (expected 1 to " + std::to_string(kMaxDims) +
+                                      ")");
+      std::array<uint64_t, kMaxDims> ne{};
+      uint64_t numel = 1;
+      for (uint32_t d = 0; d < n_dims; ++d) {
+        ne[d] = c.read<uint64_t>(what + " dimension");
+        if (ne[d] == 0 || ne[d] > (uint64_t(1) << 62) / numel)
+          throw FormatError(where_, what + " has a zero or overflowing dimension");
+        numel *= ne[d];
+      }
+      for (uint32_t d = n_dims; d-- > 0;) t.shape.push_back(static_cast<int64_t>(ne[d]));
+      t.type = c.read<uint32_t>(what + " type");
+      const auto layout = block_layout(t.type);
+      if (!layout)
+        throw FormatError(where_,
+                          what + " is stored as " + type_name(t.type) +
+                              ", which this loader does not read (supported: F32, F16, BF16, Q8_0, "
+                              "Q4_0; llama.cpp's convert_hf_to_gguf.py --outtype bf16 writes one)");
+      if (ne[0] % layout->elements != 0)
+        throw FormatError(where_, what + ": rows of " + std::to_string(ne[0]) +
+                                      " elements are not whole " + type_name(t.type) +
+                                      " blocks of " + std::to_string(layout->elements));
+      t.nbytes = numel / layout->elements * layout->bytes;
+      t.offset = c.read<uint64_t>(what + " offset");
+      if (t.offset % alignment_ != 0)
+        throw FormatError(where_, what + " offset " + std::to_string(t.offset) +
+                                      " is not a multiple of the " + std::to_string(alignment_) +
+                                      "-byte alignment");
+      tensors_.push_back(std::move(t));
+    }
+
+    // The data section starts at the next multiple of the alignment.
+    const uint64_t data_start = (c.pos + alignment_ - 1) / alignment_ * alignment_;
+    if (data_start > c.size && n_tensors > 0)
+      throw FormatError(where_, "truncated: the data section would start at byte " +
+                                    std::to_string(data_start) + " of a " + std::to_string(c.size) +
+                                    "-byte file");
+    const uint64_t data_size = data_start <= c.size ? c.size - data_start : 0;
+    std::vector<const TensorInfo*> by_offset;
+    for (auto& t : tensors_) {
+      if (t.offset > data_size || t.nbytes > data_size - t.offset)
+        throw FormatError(where_, "tensor '" + t.name + "' data [" + std::to_string(t.offset) +
+                                      ", +" + std::to_string(t.nbytes) + ") lies outside the " +
+                                      std::to_string(data_size) + "-byte data section");
+      t.data = file_.data() + data_start + t.offset;
+      by_offset.push_back(&t);
+    }
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](auto* a, auto* b) { return a->offset < b->offset; });
+    for (std::size_t i = 1; i < by_offset.size(); ++i)
+      if (by_offset[i]->offset < by_offset[i - 1]->offset + by_offset[i - 1]->nbytes)
+        throw FormatError(where_, "data of tensors '" + by_offset[i - 1]->name + "' and '" +
+                                      by_offset[i]->name + "' overlap");
+  }
+
+  MappedFile file_;
+  std::string where_;
+  uint32_t version_ = 0;
+  uint64_t alignment_ = kDefaultAlignment;
+  nlohmann::json metadata_;
+  std::map<std::string, std::pair<ValueType, uint64_t>> long_arrays_;
+  std::vector<TensorInfo> tensors_;
+};
+
+// Writes GGUF version 3 files: metadata from JSON values (with the GGUF type given where JSON's is
+// ambiguous), then tensors as given, each aligned to 32 bytes.
+class Writer {
+ public:
+  // A metadata entry: integers need their GGUF width, which JSON does not carry.
+  void set(const std::string& key, ValueType type, nlohmann::json value) {
+    metadata_.push_back({key, type, ValueType::U8, std::move(value)});
+  }
+  void set_array(const std::string& key, ValueType element_type, nlohmann::json values) {
+    metadata_.push_back({key, ValueType::Array, element_type, std::move(values)});
+  }
+  // A tensor of `shape` (outermost first) whose bytes are already in `type`'s layout.
+  void add(const std::string& name, const Shape& shape, TensorType type,
+           std::vector<std::byte> bytes) {
+    tensors_.push_back({name, shape, type, std::move(bytes)});
+  }
+
+  void write(const std::filesystem::path& path) const {
+    std::ofstream out(path, std::ios::binary);
+    if (!out) throw IoError(path.string(), "cannot create");
+    auto aligned = [](uint64_t n) {
+      return (n + kDefaultAlignment - 1) / kDefaultAlignment * kDefaultAlignment;
+    };
+    // The header (metadata and tensor infos) is assembled in memory; the data is streamed after it.
+    std::vector<std::byte> buf;
+    auto put = [&](const void* p, std::size_t n) {
+      const auto* b = static_cast<const std::byte*>(p);
+      buf.insert(buf.end(), b, b + n);
+    };
+    auto put_u32 = [&](uint32_t v) { put(&v, 4); };
+    auto put_u64 = [&](uint64_t v) { put(&v, 8); };
+    auto put_string = [&](const std::string& s) {
+      put_u64(s.size());
+      put(s.data(), s.size());
+    };
+    auto put_scalar = [&](ValueType t, const nlohmann::json& v) {
+      switch (t) {
+        case ValueType::U8: {
+          const auto x = v.get<uint8_t>();
+          put(&x, 1);
+          break;
+        }
+        case ValueType::I8: {
+          const auto x = v.get<int8_t>();
+          put(&x, 1);
+          break;
+        }
+        case ValueType::U16: {
+          const auto x = v.get<uint16_t>();
+          put(&x, 2);
+          break;
+        }
+        case ValueType::I16: {
+          const auto x = v.get<int16_t>();
+          put(&x, 2);
+          break;
+        }
+        case ValueType::U32:
+          put_u32(v.get<uint32_t>());
+          break;
+        case ValueType::I32: {
+          const auto x = v.get<int32_t>();
+          put(&x, 4);
+          break;
+        }
+        case ValueType::U64:
+          put_u64(v.get<uint64_t>());
+          break;
+        case ValueType::I64: {
+          const auto x = v.get<int64_t>();
+          put(&x, 8);
+          break;
+        }
+        case ValueType::F32: {
+          const auto x = v.get<float>();
+          put(&x, 4);
+          break;
+        }
+        case ValueType::F64: {
+          const auto x = v.get<double>();
+          put(&x, 8);
+          break;
+        }
+        case ValueType::Bool: {
+          const uint8_t x = v.get<bool>() ? 1 : 0;
+          put(&x, 1);
+          break;
+        }
+        case ValueType::String:
+          put_string(v.get<std::string>());
+          break;
+        case ValueType::Array:
+          throw InvalidArgument("gguf", "nested arrays are not written");
+      }
+    };
+    put(kMagic, 4);
+    put_u32(3);
+    put_u64(tensors_.size());
+    put_u64(metadata_.size());
+    for (const auto& m : metadata_) {
+      put_string(m.key);
+      put_u32(uint32_t(m.type));
+      if (m.type == ValueType::Array) {
+        put_u32(uint32_t(m.element_type));
+        put_u64(m.value.size());
+        for (const auto& e : m.value) put_scalar(m.element_type, e);
+      } else {
+        put_scalar(m.type, m.value);
+      }
+    }
+    uint64_t offset = 0;
+    for (const auto& t : tensors_) {
+      put_string(t.name);
+      put_u32(uint32_t(t.shape.size()));
+      for (auto d = t.shape.rbegin(); d != t.shape.rend(); ++d) put_u64(uint64_t(*d));
+      put_u32(uint32_t(t.type));
+      put_u64(offset);
+      offset = aligned(offset + t.bytes.size());
+    }
+    buf.resize(aligned(buf.size()));
+    out.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size()));
+    const char zeros[kDefaultAlignment] = {};
+    for (const auto& t : tensors_) {
+      out.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
+      out.write(zeros, std::streamsize(aligned(t.bytes.size()) - t.bytes.size()));
+    }
+    if (!out) throw IoError(path.string(), "write failed");
+  }
+
+ private:
+  struct Entry {
+    std::string key;
+    ValueType type, element_type;
+    nlohmann::json value;
+  };
+  struct Tensor {
+    std::string name;
+    Shape shape;
+    TensorType type;
+    std::vector<std::byte> bytes;
+  };
+  std::vector<Entry> metadata_;
+  std::vector<Tensor> tensors_;
+};
+
+}  // namespace gemma3::gguf
