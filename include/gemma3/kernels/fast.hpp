@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -34,40 +35,51 @@ inline void split_even_odd(const float* x, int64_t n, float* even, float* odd) {
 }
 
 namespace detail {
-// y = W·x for one token: the rows of W split over threads in blocks (each weight byte read once;
-// the static schedule gives each thread one contiguous range of rows, one sequential stream).
-inline void gemv(const TensorView& w, const float* x, float* y) {
-  const int64_t rows = w.rows(), in = w.cols();
+// y_m = W_m·x for one token and one or more matrices that read the same x (q/k/v, gate/up): the
+// rows of all of them, in blocks of 64, split over threads in one parallel region (a decode step
+// pays one fork/join per group of matrices, not one per matrix). Each weight byte is read once; the
+// static schedule gives each thread one contiguous range of rows, one sequential stream.
+inline void gemv(std::span<const TensorView* const> ws, const float* x,
+                 std::span<float* const> ys) {
   constexpr int64_t kBlock = 64;
-  const int64_t blocks = (rows + kBlock - 1) / kBlock;
-  if (w.dtype == DType::BF16) {
-    Vec<float> x_even((in + 1) / 2), x_odd(in / 2 + 1);
+  const int64_t in = ws[0]->cols();
+  std::vector<int64_t> first_block(ws.size() + 1, 0);  // blocks of matrix m: [first[m], first[m+1])
+  bool any_bf16 = false;
+  for (std::size_t m = 0; m < ws.size(); ++m) {
+    first_block[m + 1] = first_block[m] + (ws[m]->rows() + kBlock - 1) / kBlock;
+    any_bf16 = any_bf16 || ws[m]->dtype == DType::BF16;
+  }
+  Vec<float> x_even, x_odd;
+  if (any_bf16) {
+    x_even.resize((in + 1) / 2), x_odd.resize(in / 2 + 1);
     split_even_odd(x, in, x_even.data(), x_odd.data());
-    const auto* wp = reinterpret_cast<const uint16_t*>(w.data);
+  }
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * kBlock, n = std::min(kBlock, rows - r0);
-      kernels::call(kernels::simd::GemvBf16{}, wp + r0 * in, n, in, x, x_even.data(), x_odd.data(),
-                    y + r0);
-    }
-  } else {
-    const auto* wp = reinterpret_cast<const float*>(w.data);
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * kBlock, n = std::min(kBlock, rows - r0);
-      kernels::call(kernels::simd::GemvF32{}, wp + r0 * in, n, in, x, y + r0);
-    }
+  for (int64_t b = 0; b < first_block.back(); ++b) {
+    std::size_t m = 0;
+    while (b >= first_block[m + 1]) ++m;
+    const TensorView& w = *ws[m];
+    const int64_t r0 = (b - first_block[m]) * kBlock, n = std::min(kBlock, w.rows() - r0);
+    if (w.dtype == DType::BF16)
+      kernels::call(kernels::simd::GemvBf16{}, reinterpret_cast<const uint16_t*>(w.data) + r0 * in,
+                    n, in, x, x_even.data(), x_odd.data(), ys[m] + r0);
+    else
+      kernels::call(kernels::simd::GemvF32{}, reinterpret_cast<const float*>(w.data) + r0 * in, n,
+                    in, x, ys[m] + r0);
   }
 }
 
-// A float buffer aligned to 64 bytes (a cache line, an AVX-512 register), uninitialised.
+// A float buffer aligned to 64 bytes (a cache line, an AVX-512 register), left uninitialised: a
+// zero-filled std::vector cost 15% of a prefill in memset for buffers every element of which the
+// GEMM writes anyway.
 struct AlignedFloats {
-  explicit AlignedFloats(int64_t n) : storage(std::size_t(n) + 16) {
-    void* p = storage.data();
-    std::size_t space = storage.size() * sizeof(float);
+  explicit AlignedFloats(int64_t n)
+      : storage(std::make_unique_for_overwrite<float[]>(std::size_t(n) + 16)) {
+    void* p = storage.get();
+    std::size_t space = (std::size_t(n) + 16) * sizeof(float);
     data = static_cast<float*>(std::align(64, std::size_t(n) * sizeof(float), p, space));
   }
-  std::vector<float> storage;
+  std::unique_ptr<float[]> storage;
   float* data = nullptr;
 };
 
@@ -99,21 +111,25 @@ void gemm(const W* w, int64_t out, int64_t in, const float* x, int64_t tokens, f
   {
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < panels; ++p) pack_token_panel(x, tokens, in, layout, p, xp.data);
-    std::vector<float> scratch(std::size_t(Kernel::RB * Kernel::KC));
+    AlignedFloats scratch(Kernel::RB * Kernel::KC);  // this thread's widened block of W
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * Kernel::RB, n = std::min(Kernel::RB, out - r0);
       kernels::call(Kernel{}, w + r0 * in, n, in, xp.data, t_pad, yt.data + r0 * t_pad, t_pad,
-                    scratch.data());
+                    scratch.data);
     }
-    // Y = Ytᵀ in blocks of 16 tokens: each row of Yt is read a cache line at a time and the 16 rows
-    // of Y are written sequentially (a plain strided transpose missed the TLB on every element).
-    constexpr int64_t kTb = 16;
+    // Y = Ytᵀ in blocks of 64 rows x 16 tokens: a row of Yt is read a cache line at a time, 16 rows
+    // of Y are written 64 floats at a time, and a block touches few pages (a plain strided
+    // transpose missed the TLB on every element).
+    constexpr int64_t kRb = 64, kTb = 16;
 #pragma omp for schedule(static)
-    for (int64_t t0 = 0; t0 < tokens; t0 += kTb) {
-      const int64_t tn = std::min(kTb, tokens - t0);
-      for (int64_t r = 0; r < out; ++r)
-        for (int64_t j = 0; j < tn; ++j) y[(t0 + j) * out + r] = yt.data[r * t_pad + t0 + j];
+    for (int64_t r0 = 0; r0 < out; r0 += kRb) {
+      const int64_t rn = std::min(kRb, out - r0);
+      for (int64_t t0 = 0; t0 < tokens; t0 += kTb) {
+        const int64_t tn = std::min(kTb, tokens - t0);
+        for (int64_t r = r0; r < r0 + rn; ++r)
+          for (int64_t j = 0; j < tn; ++j) y[(t0 + j) * out + r] = yt.data[r * t_pad + t0 + j];
+      }
     }
   }
 }
@@ -129,13 +145,38 @@ inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w) {
   const float* xp = x.data();
   if (x.outerStride() != in) xp = (copy = x).data();
   if (tokens < kGemmMinTokens) {
-    for (int64_t t = 0; t < tokens; ++t) detail::gemv(w, xp + t * in, y.row(t).data());
+    const TensorView* ws[] = {&w};
+    for (int64_t t = 0; t < tokens; ++t) {
+      float* ys[] = {y.row(t).data()};
+      detail::gemv(ws, xp + t * in, ys);
+    }
   } else if (w.dtype == DType::BF16) {
     detail::gemm(reinterpret_cast<const uint16_t*>(w.data), out, in, xp, tokens, y.data());
   } else {
     detail::gemm(reinterpret_cast<const float*>(w.data), out, in, xp, tokens, y.data());
   }
   return y;
+}
+
+// y_m = x · W_mᵀ for several weights that read the same x (q/k/v, gate/up). For a few tokens, one
+// parallel region over the rows of all of them (detail::gemv); otherwise one linear each.
+template <std::size_t N>
+std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
+                                 const std::array<const TensorView*, N>& ws) {
+  std::array<Mat<float>, N> ys;
+  bool fused = x.rows() < kGemmMinTokens && x.outerStride() == x.cols();
+  for (const TensorView* w : ws) fused = fused && w->dtype != DType::F16 && w->cols() == x.cols();
+  if (!fused) {
+    for (std::size_t m = 0; m < N; ++m) ys[m] = linear(x, *ws[m]);
+    return ys;
+  }
+  for (std::size_t m = 0; m < N; ++m) ys[m].resize(x.rows(), ws[m]->rows());
+  for (int64_t t = 0; t < x.rows(); ++t) {
+    std::array<float*, N> rows;
+    for (std::size_t m = 0; m < N; ++m) rows[m] = ys[m].row(t).data();
+    detail::gemv(ws, x.data() + t * x.cols(), rows);
+  }
+  return ys;
 }
 
 }  // namespace gemma3::fast

@@ -37,7 +37,7 @@ struct AttentionParams {
   std::optional<double> softcap;
   double eps = 1e-6;
   Vec<T> q_norm, k_norm;  // stored w of the per-head RMSNorms
-  Rope<T> rope;  // the table of this layer's kind
+  Rope<T> rope;           // the table of this layer's kind
   Backend backend = Backend::Reference;
 };
 
@@ -46,9 +46,9 @@ namespace detail {
 // Reference attention: gathers the visible keys [first, pos0) from the cache, appends the new ones,
 // builds the score matrix per head, masks it with may_attend, softmax, times V.
 template <typename T, typename Obs, typename Name>
-Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const AttentionParams<T>& p,
-                        const LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups, Obs& obs,
-                        const Name& name) {
+Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
+                        const AttentionParams<T>& p, const LayerKVCache<T>& cache, int64_t pos0,
+                        std::span<const int32_t> groups, Obs& obs, const Name& name) {
   const int64_t n = q.rows(), D = p.head_dim;
   const int64_t first = p.kind == LayerKind::Global ? 0 : std::max<int64_t>(0, pos0 - p.window + 1);
   const int64_t n_past = pos0 - first, S = n_past + n;
@@ -66,7 +66,8 @@ Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const
   if constexpr (Obs::enabled) weights.resize(p.heads * n, S);
   for (int64_t head = 0; head < p.heads; ++head) {
     const int64_t g = head / group_size;
-    Mat<T> scores = q.middleCols(head * D, D) * keys.middleCols(g * D, D).transpose() * p.scale;  // [n, S]
+    Mat<T> scores =
+        q.middleCols(head * D, D) * keys.middleCols(g * D, D).transpose() * p.scale;  // [n, S]
     if (p.softcap) ref::soft_cap<T>(scores, *p.softcap);
     for (int64_t r = 0; r < n; ++r)
       for (int64_t s = 0; s < S; ++s) {
@@ -79,7 +80,8 @@ Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const
     if constexpr (Obs::enabled) weights.middleRows(head * n, n) = scores;
     out.middleCols(head * D, D).noalias() = scores * values.middleCols(g * D, D);
   }
-  notify(obs, [&] { return name("self_attn.attn_weights"); }, weights);
+  notify(
+      obs, [&] { return name("self_attn.attn_weights"); }, weights);
   return out;
 }
 
@@ -88,18 +90,20 @@ Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const
 // query's image) — and one online-softmax pass over them (kernels/simd.hpp AttendQuery). The same
 // visibility rule as may_attend, as index ranges instead of a materialised mask.
 inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Mat<float>& v,
-                              const AttentionParams<float>& p, const LayerKVCache<float>& cache, int64_t pos0,
-                              std::span<const int32_t> groups) {
+                              const AttentionParams<float>& p, const LayerKVCache<float>& cache,
+                              int64_t pos0, std::span<const int32_t> groups) {
   const int64_t n = q.rows(), D = p.head_dim, kv_dim = k.cols();
   const int64_t group_size = p.heads / p.kv_heads;
   const bool local = p.kind == LayerKind::Local;
   // Each image's run of new tokens, [begin, end).
   std::vector<int64_t> group_begin(n), group_end(n);
   for (int64_t r = 0; r < n; ++r) {
-    group_begin[r] = (r > 0 && groups[r] >= 0 && groups[r] == groups[r - 1]) ? group_begin[r - 1] : r;
+    group_begin[r] =
+        (r > 0 && groups[r] >= 0 && groups[r] == groups[r - 1]) ? group_begin[r - 1] : r;
   }
   for (int64_t r = n - 1; r >= 0; --r)
-    group_end[r] = (r + 1 < n && groups[r] >= 0 && groups[r] == groups[r + 1]) ? group_end[r + 1] : r + 1;
+    group_end[r] =
+        (r + 1 < n && groups[r] >= 0 && groups[r] == groups[r + 1]) ? group_end[r + 1] : r + 1;
   Mat<float> out(n, p.heads * D);
   const float cap = p.softcap ? float(*p.softcap) : 0.f;
 #pragma omp parallel for schedule(static)
@@ -113,7 +117,8 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
     for (int64_t s = lo; s < pos0;) {
       const int64_t row = cache.row_of(s);
       const int64_t count = std::min(pos0 - s, cache.rows() - row);
-      segs[n_segs++] = {cache.k.data() + row * kv_dim + g * D, cache.v.data() + row * kv_dim + g * D, count, kv_dim};
+      segs[n_segs++] = {cache.k.data() + row * kv_dim + g * D,
+                        cache.v.data() + row * kv_dim + g * D, count, kv_dim};
       s += count;
     }
     // New keys: [window start, r] and, for an image token, its whole image.
@@ -121,59 +126,75 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
     int64_t c = b, d = b;
     if (groups[r] >= 0) {
       c = group_begin[r], d = group_end[r];
-      if (c <= b && d >= a) a = std::min(a, c), b = std::max(b, d), c = d = b;  // overlapping: one range
+      if (c <= b && d >= a)
+        a = std::min(a, c), b = std::max(b, d), c = d = b;  // overlapping: one range
     }
     for (auto [from, to] : {std::pair{a, b}, std::pair{c, d}})
       if (to > from)
-        segs[n_segs++] = {k.data() + from * kv_dim + g * D, v.data() + from * kv_dim + g * D, to - from, kv_dim};
-    kernels::call(kernels::simd::AttendQuery{}, q.data() + r * q.cols() + head * D, D, segs, n_segs, p.scale, cap,
-                  out.data() + r * out.cols() + head * D);
+        segs[n_segs++] = {k.data() + from * kv_dim + g * D, v.data() + from * kv_dim + g * D,
+                          to - from, kv_dim};
+    kernels::call(kernels::simd::AttendQuery{}, q.data() + r * q.cols() + head * D, D, segs, n_segs,
+                  p.scale, cap, out.data() + r * out.cols() + head * D);
   }
   return out;
 }
 
 }  // namespace detail
 
-// Attention of n new tokens at positions [pos0, pos0 + n). Keys and values of earlier positions come
-// from `cache`; the new ones are written to it. `groups` gives each new token's image group (-1 for
-// text); an image must lie entirely inside one chunk for its tokens to see each other.
+// Attention of n new tokens at positions [pos0, pos0 + n). Keys and values of earlier positions
+// come from `cache`; the new ones are written to it. `groups` gives each new token's image group
+// (-1 for text); an image must lie entirely inside one chunk for its tokens to see each other.
 template <typename T, typename Obs, typename Name>
 Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const AttentionParams<T>& p,
-                      LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups, Obs& obs,
-                      const Name& name) {
+                      LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
+                      Obs& obs, const Name& name) {
   const int64_t n = h.rows(), D = p.head_dim;
-  Mat<T> q = linear<T>(h, w.q_proj, p.backend);  // [n, heads*D]
-  Mat<T> k = linear<T>(h, w.k_proj, p.backend);  // [n, kv_heads*D]
-  Mat<T> v = linear<T>(h, w.v_proj, p.backend);  // [n, kv_heads*D]
-  notify(obs, [&] { return name("self_attn.q_proj"); }, q);
-  notify(obs, [&] { return name("self_attn.k_proj"); }, k);
-  notify(obs, [&] { return name("self_attn.v_proj"); }, v);
+  // q, k and v read the same h: one call (one pass over the three matrices on the fast path).
+  auto qkv = linear<T>(h, std::array{&w.q_proj, &w.k_proj, &w.v_proj}, p.backend);
+  Mat<T>& q = qkv[0];  // [n, heads*D]
+  Mat<T>& k = qkv[1];  // [n, kv_heads*D]
+  Mat<T>& v = qkv[2];  // [n, kv_heads*D]
+  notify(
+      obs, [&] { return name("self_attn.q_proj"); }, q);
+  notify(
+      obs, [&] { return name("self_attn.k_proj"); }, k);
+  notify(
+      obs, [&] { return name("self_attn.v_proj"); }, v);
 
   // q/k norm: one RMSNorm over each head's D values; viewing [n, heads*D] as [n*heads, D].
-  MatMap<T>(q.data(), n * p.heads, D) = ref::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
+  MatMap<T>(q.data(), n * p.heads, D) =
+      ref::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
   MatMap<T>(k.data(), n * p.kv_heads, D) =
       ref::rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps);
-  notify(obs, [&] { return name("self_attn.q_norm"); }, q);
-  notify(obs, [&] { return name("self_attn.k_norm"); }, k);
+  notify(
+      obs, [&] { return name("self_attn.q_norm"); }, q);
+  notify(
+      obs, [&] { return name("self_attn.k_norm"); }, k);
   p.rope.apply(q, D, pos0);
   p.rope.apply(k, D, pos0);
-  notify(obs, [&] { return name("self_attn.q_rope"); }, q);
-  notify(obs, [&] { return name("self_attn.k_rope"); }, k);
+  notify(
+      obs, [&] { return name("self_attn.q_rope"); }, q);
+  notify(
+      obs, [&] { return name("self_attn.k_rope"); }, k);
 
   Mat<T> out;  // [n, heads*D] attention output before o_proj
   if constexpr (std::is_same_v<T, float> && !Obs::enabled)
-    out = p.backend == Backend::Fast ? detail::attend_fast(q, k, v, p, cache, pos0, groups)
-                                     : detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, obs, name);
+    out = p.backend == Backend::Fast
+              ? detail::attend_fast(q, k, v, p, cache, pos0, groups)
+              : detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, obs, name);
   else
     out = detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, obs, name);
-  // Only now store the new keys: in a ring, a long chunk would overwrite keys its first queries see.
+  // Only now store the new keys: in a ring, a long chunk would overwrite keys its first queries
+  // see.
   for (int64_t r = 0; r < n; ++r) {
     cache.k.row(cache.row_of(pos0 + r)) = k.row(r);
     cache.v.row(cache.row_of(pos0 + r)) = v.row(r);
   }
-  notify(obs, [&] { return name("self_attn.attn_output"); }, out);
+  notify(
+      obs, [&] { return name("self_attn.attn_output"); }, out);
   Mat<T> o = linear<T>(out, w.o_proj, p.backend);
-  notify(obs, [&] { return name("self_attn"); }, o);
+  notify(
+      obs, [&] { return name("self_attn"); }, o);
   return o;
 }
 

@@ -1,6 +1,7 @@
 // The GeGLU feed-forward block: down( gelu_tanh(gate(m)) ⊙ up(m) ) (spec §2.3, HF-mod Gemma3MLP).
 #pragma once
 
+#include <array>
 #include <string>
 
 #include "gemma3/kernels/ops.hpp"
@@ -10,16 +11,23 @@
 namespace gemma3 {
 
 template <typename T, typename Obs, typename Name>
-Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend, Obs& obs, const Name& name) {
-  Mat<T> gate = linear<T>(m, w.gate_proj, backend);  // [n, intermediate]
-  Mat<T> up = linear<T>(m, w.up_proj, backend);      // [n, intermediate]
-  notify(obs, [&] { return name("mlp.gate_proj"); }, gate);
-  notify(obs, [&] { return name("mlp.up_proj"); }, up);
+Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend, Obs& obs,
+           const Name& name) {
+  // gate and up read the same m: one call (one pass over both matrices on the fast path).
+  auto gate_up = linear<T>(m, std::array{&w.gate_proj, &w.up_proj}, backend);
+  Mat<T>& gate = gate_up[0];  // [n, intermediate]
+  Mat<T>& up = gate_up[1];    // [n, intermediate]
+  notify(
+      obs, [&] { return name("mlp.gate_proj"); }, gate);
+  notify(
+      obs, [&] { return name("mlp.up_proj"); }, up);
   Mat<T> act = ref::gelu_tanh<T>(gate);
-  notify(obs, [&] { return name("mlp.act_fn"); }, act);
+  notify(
+      obs, [&] { return name("mlp.act_fn"); }, act);
   act.array() *= up.array();
   Mat<T> down = linear<T>(act, w.down_proj, backend);  // [n, hidden]
-  notify(obs, [&] { return name("mlp"); }, down);
+  notify(
+      obs, [&] { return name("mlp"); }, down);
   return down;
 }
 
