@@ -1,8 +1,12 @@
 // The fast path: the same operations as kernels/reference.hpp, on the SIMD kernels
 // (kernels/simd.hpp) and OpenMP. Float only; the double "gold" mode always runs the reference path.
 //
-// Determinism: work is split with static schedules and every output element is computed by one
-// thread in a fixed order, so results do not depend on the number of threads at all.
+// Determinism: every output element is computed whole by one thread, in a fixed order (no
+// reduction is ever split across threads), so results do not depend on the number of threads or
+// on which thread takes which block. That leaves the schedules free to be dynamic: on a machine
+// shared with other jobs, a static split waits at every barrier for a thread the OS has descheduled
+// (a 2-thread decode fell to a third of the 1-thread speed); with dynamic schedules the thread
+// that runs takes the remaining blocks.
 #pragma once
 
 #include <algorithm>
@@ -37,8 +41,8 @@ inline void split_even_odd(const float* x, int64_t n, float* even, float* odd) {
 namespace detail {
 // y_m = W_m·x for one token and one or more matrices that read the same x (q/k/v, gate/up): the
 // rows of all of them, in blocks of 64, split over threads in one parallel region (a decode step
-// pays one fork/join per group of matrices, not one per matrix). Each weight byte is read once; the
-// static schedule gives each thread one contiguous range of rows, one sequential stream.
+// pays one fork/join per group of matrices, not one per matrix). Each weight byte is read once; a
+// block (64 rows, 80-150 KB at these shapes) is one sequential stream.
 inline void gemv(std::span<const TensorView* const> ws, const float* x,
                  std::span<float* const> ys) {
   constexpr int64_t kBlock = 64;
@@ -54,7 +58,7 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
     x_even.resize((in + 1) / 2), x_odd.resize(in / 2 + 1);
     split_even_odd(x, in, x_even.data(), x_odd.data());
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (int64_t b = 0; b < first_block.back(); ++b) {
     std::size_t m = 0;
     while (b >= first_block[m + 1]) ++m;
@@ -109,10 +113,10 @@ void gemm(const W* w, int64_t out, int64_t in, const float* x, int64_t tokens, f
   AlignedFloats xp(t_pad * in), yt(out * t_pad);  // packed X; Yᵀ [out, t_pad]
 #pragma omp parallel
   {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t p = 0; p < panels; ++p) pack_token_panel(x, tokens, in, layout, p, xp.data);
     AlignedFloats scratch(Kernel::RB * Kernel::KC);  // this thread's widened block of W
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * Kernel::RB, n = std::min(Kernel::RB, out - r0);
       kernels::call(Kernel{}, w + r0 * in, n, in, xp.data, t_pad, yt.data + r0 * t_pad, t_pad,
@@ -122,7 +126,7 @@ void gemm(const W* w, int64_t out, int64_t in, const float* x, int64_t tokens, f
     // of Y are written 64 floats at a time, and a block touches few pages (a plain strided
     // transpose missed the TLB on every element).
     constexpr int64_t kRb = 64, kTb = 16;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t r0 = 0; r0 < out; r0 += kRb) {
       const int64_t rn = std::min(kRb, out - r0);
       for (int64_t t0 = 0; t0 < tokens; t0 += kTb) {

@@ -106,7 +106,7 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
         (r + 1 < n && groups[r] >= 0 && groups[r] == groups[r + 1]) ? group_end[r + 1] : r + 1;
   Mat<float> out(n, p.heads * D);
   const float cap = p.softcap ? float(*p.softcap) : 0.f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (int64_t task = 0; task < n * p.heads; ++task) {
     const int64_t r = task / p.heads, head = task % p.heads, g = head / group_size;
     const int64_t pos = pos0 + r;
