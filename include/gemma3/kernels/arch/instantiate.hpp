@@ -4,19 +4,23 @@
 
 #include "gemma3/kernels/simd.hpp"
 
-#define GEMMA3_INSTANTIATE_KERNELS(...)                                                                    \
-  namespace gemma3::kernels::simd {                                                                       \
-  template void GemvBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t, const float*, \
-                                                  const float*, const float*, float*) const;              \
-  template void GemvF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, const float*,    \
-                                                 float*) const;                                           \
-  template GemmLayout GemmTokenLayout::operator()<__VA_ARGS__>(__VA_ARGS__) const;                      \
-  template void Gemm<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t,    \
-                                                        const float*, int64_t, float*, int64_t, float*) const; \
-  template void Gemm<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,          \
-                                                     const float*, int64_t, float*, int64_t, float*) const; \
-  template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, const KeySegment*,     \
-                                                     int64_t, float, float, float*) const;                \
-  template double FmaPeak::operator()<__VA_ARGS__>(__VA_ARGS__, int64_t, float*) const;                    \
-  template float SumF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t) const;                \
+#define GEMMA3_INSTANTIATE_KERNELS(...)                                                           \
+  namespace gemma3::kernels::simd {                                                               \
+  template void GemvBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t, \
+                                                  const float*, const float*, const float*,       \
+                                                  float*) const;                                  \
+  template void GemvF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,     \
+                                                 const float*, float*) const;                     \
+  template GemmLayout GemmTokenLayout::operator()<__VA_ARGS__>(__VA_ARGS__) const;                \
+  template void Gemm<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t,    \
+                                                        int64_t, const float*, int64_t, float*,   \
+                                                        int64_t, float*) const;                   \
+  template void Gemm<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
+                                                     const float*, int64_t, float*, int64_t,      \
+                                                     float*) const;                               \
+  template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t,          \
+                                                     const KeySegment*, int64_t, float, float,    \
+                                                     float*) const;                               \
+  template double FmaPeak::operator()<__VA_ARGS__>(__VA_ARGS__, int64_t, float*) const;           \
+  template float SumF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t) const;       \
   }
