@@ -1,6 +1,6 @@
-// gemma3 synth — write a checkpoint of a preset's exact published layout with seeded random weights.
-// gemma3 inspect — print what a checkpoint holds before running anything.
-// gemma3 convert — write a checkpoint's text model as a llama.cpp-style GGUF file.
+// gemma3 synth — write a checkpoint of a preset's exact published layout with seeded random
+// weights. gemma3 inspect — print what a checkpoint holds before running anything. gemma3 convert —
+// write a checkpoint's text model as a llama.cpp-style GGUF file.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -39,22 +39,26 @@ void inspect(const std::string& dir) {
   const ModelConfig& cfg = ck.config();
   const TextConfig& t = cfg.text;
   std::printf("checkpoint   %s\n", dir.c_str());
-  std::printf("model_type   %s (%s)\n", cfg.model_type.c_str(), ck.name_scheme().label);
+  const bool gguf_file = Checkpoint::is_gguf(ck.path());
+  std::printf("model_type   %s (%s)\n", cfg.model_type.c_str(),
+              gguf_file ? "GGUF, llama.cpp names" : ck.name_scheme().label);
   std::printf("files        ");
   for (const auto& f : ck.store().files()) std::printf("%s ", f.filename().c_str());
-  if (Checkpoint::is_gguf(ck.path())) {
+  if (gguf_file) {
     // What the file stores (the loader widens norms and quantized matrices to f32).
     const gguf::File file(ck.path());
     std::map<std::string, int> stored;
     for (const auto& t : file.tensors()) ++stored[gguf::type_name(t.type)];
-    std::printf("\ngguf         version %u, %zu tensors stored as", file.version(), file.tensors().size());
+    std::printf("\ngguf         version %u, %zu tensors stored as", file.version(),
+                file.tensors().size());
     for (const auto& [type, n] : stored) std::printf(" %s: %d", type.c_str(), n);
   }
   std::printf("\n\ntext decoder\n");
   std::printf("  vocab %ld, hidden %ld, intermediate %ld, layers %ld\n", long(t.vocab_size),
               long(t.hidden_size), long(t.intermediate_size), long(t.num_hidden_layers));
-  std::printf("  heads %ld (kv %ld) x head_dim %ld, query_pre_attn_scalar %g\n", long(t.num_attention_heads),
-              long(t.num_key_value_heads), long(t.head_dim), t.query_pre_attn_scalar);
+  std::printf("  heads %ld (kv %ld) x head_dim %ld, query_pre_attn_scalar %g\n",
+              long(t.num_attention_heads), long(t.num_key_value_heads), long(t.head_dim),
+              t.query_pre_attn_scalar);
   std::string kinds;
   int64_t n_global = 0;
   for (int64_t i = 0; i < t.num_hidden_layers; ++i) {
@@ -62,24 +66,27 @@ void inspect(const std::string& dir) {
     kinds += global ? 'G' : 'L';
     n_global += global;
   }
-  std::printf("  layers       %s  (%ld local, %ld global)\n", kinds.c_str(), long(t.num_hidden_layers - n_global),
-              long(n_global));
-  std::printf("  sliding_window %ld, max_position_embeddings %ld, rms_norm_eps %g\n", long(t.sliding_window),
-              long(t.max_position_embeddings), t.rms_norm_eps);
+  std::printf("  layers       %s  (%ld local, %ld global)\n", kinds.c_str(),
+              long(t.num_hidden_layers - n_global), long(n_global));
+  std::printf("  sliding_window %ld, max_position_embeddings %ld, rms_norm_eps %g\n",
+              long(t.sliding_window), long(t.max_position_embeddings), t.rms_norm_eps);
   std::printf("  rope local theta %g x1/%g, global theta %g x1/%g\n", t.rope_local.theta,
               t.rope_local.linear_factor, t.rope_global.theta, t.rope_global.linear_factor);
-  std::printf("  softcapping  final %s, attention %s; embeddings %s\n",
-              t.final_logit_softcapping ? std::to_string(*t.final_logit_softcapping).c_str() : "none",
-              t.attn_logit_softcapping ? std::to_string(*t.attn_logit_softcapping).c_str() : "none",
-              t.tie_word_embeddings ? "tied" : "untied");
+  std::printf(
+      "  softcapping  final %s, attention %s; embeddings %s\n",
+      t.final_logit_softcapping ? std::to_string(*t.final_logit_softcapping).c_str() : "none",
+      t.attn_logit_softcapping ? std::to_string(*t.attn_logit_softcapping).c_str() : "none",
+      t.tie_word_embeddings ? "tied" : "untied");
   if (cfg.vision) {
     const auto& v = *cfg.vision;
-    std::printf("\nvision tower (SigLIP)\n  image %ld px, patch %ld (%ld patches), hidden %ld, intermediate %ld, "
-                "layers %ld, heads %ld\n  %ld soft tokens per image; boi %ld, eoi %ld, image token %ld\n",
-                long(v.image_size), long(v.patch_size), long(v.num_patches()), long(v.hidden_size),
-                long(v.intermediate_size), long(v.num_hidden_layers), long(v.num_attention_heads),
-                long(cfg.mm_tokens_per_image), long(cfg.boi_token_index), long(cfg.eoi_token_index),
-                long(cfg.image_token_index));
+    std::printf(
+        "\nvision tower (SigLIP)\n  image %ld px, patch %ld (%ld patches), hidden %ld, "
+        "intermediate %ld, "
+        "layers %ld, heads %ld\n  %ld soft tokens per image; boi %ld, eoi %ld, image token %ld\n",
+        long(v.image_size), long(v.patch_size), long(v.num_patches()), long(v.hidden_size),
+        long(v.intermediate_size), long(v.num_hidden_layers), long(v.num_attention_heads),
+        long(cfg.mm_tokens_per_image), long(cfg.boi_token_index), long(cfg.eoi_token_index),
+        long(cfg.image_token_index));
   }
 
   // Parameters and bytes by component and dtype.
@@ -91,9 +98,9 @@ void inspect(const std::string& dir) {
   ModelWeights w;
   for_each_tensor(cfg, w, [&](Module m, const std::string& rel, TensorView&, const Shape&, Init) {
     const auto& view = ck.store().at(ck.name_scheme().full_name(m, rel));
-    const char* component = m == Module::Vision       ? "vision tower"
-                            : m == Module::Projector  ? "projector"
-                            : m == Module::LmHead     ? "lm_head"
+    const char* component = m == Module::Vision            ? "vision tower"
+                            : m == Module::Projector       ? "projector"
+                            : m == Module::LmHead          ? "lm_head"
                             : rel == "embed_tokens.weight" ? "embedding"
                                                            : "text (non-embedding)";
     for (auto* tally : {&by_component[component], &by_dtype[dtype_name(view.dtype)]}) {
@@ -105,25 +112,28 @@ void inspect(const std::string& dir) {
   std::printf("\n%-22s %8s %18s %12s\n", "component", "tensors", "parameters", "bytes");
   Tally total;
   for (const auto& [name, tally] : by_component) {
-    std::printf("%-22s %8ld %18s %12s\n", name.c_str(), long(tally.tensors), thousands(tally.params).c_str(),
-                human_bytes(double(tally.bytes)).c_str());
+    std::printf("%-22s %8ld %18s %12s\n", name.c_str(), long(tally.tensors),
+                thousands(tally.params).c_str(), human_bytes(double(tally.bytes)).c_str());
     total.params += tally.params, total.bytes += tally.bytes, total.tensors += tally.tensors;
   }
-  std::printf("%-22s %8ld %18s %12s\n", "total", long(total.tensors), thousands(total.params).c_str(),
-              human_bytes(double(total.bytes)).c_str());
+  std::printf("%-22s %8ld %18s %12s\n", "total", long(total.tensors),
+              thousands(total.params).c_str(), human_bytes(double(total.bytes)).c_str());
   std::printf("dtypes      ");
-  for (const auto& [name, tally] : by_dtype) std::printf(" %s: %ld tensors", name.c_str(), long(tally.tensors));
+  for (const auto& [name, tally] : by_dtype)
+    std::printf(" %s: %ld tensors", name.c_str(), long(tally.tensors));
   std::printf("\n\nKV cache (f32, one sequence):");
   for (int64_t ctx : {int64_t(8192), int64_t(32768), int64_t(131072)})
     if (ctx <= t.max_position_embeddings)
-      std::printf("  %ldK %s", long(ctx / 1024), human_bytes(double(KVCache<float>::bytes_needed(t, ctx))).c_str());
+      std::printf("  %ldK %s", long(ctx / 1024),
+                  human_bytes(double(KVCache<float>::bytes_needed(t, ctx))).c_str());
   std::printf("\n");
 }
 
 }  // namespace
 
 void add_checkpoint_commands(CLI::App& app) {
-  auto* synth = app.add_subcommand("synth", "write a checkpoint with seeded random weights in the published layout");
+  auto* synth = app.add_subcommand(
+      "synth", "write a checkpoint with seeded random weights in the published layout");
   auto preset_name = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto seed = std::make_shared<uint64_t>(0);
@@ -135,7 +145,9 @@ void add_checkpoint_commands(CLI::App& app) {
   synth->add_option("--dtype", *dtype, "weight dtype")->check(CLI::IsMember({"bf16", "f32"}));
   synth->add_option("--out", *out, "output directory")->required();
   auto tokenizer = std::make_shared<std::string>();
-  synth->add_option("--tokenizer", *tokenizer, "copy this tokenizer.model into the checkpoint, as published")
+  synth
+      ->add_option("--tokenizer", *tokenizer,
+                   "copy this tokenizer.model into the checkpoint, as published")
       ->check(CLI::ExistingFile);
   synth->callback([=] {
     const ModelConfig cfg = preset(*preset_name);
@@ -144,7 +156,8 @@ void add_checkpoint_commands(CLI::App& app) {
     if (!tokenizer->empty())
       std::filesystem::copy_file(*tokenizer, std::filesystem::path(*out) / "tokenizer.model",
                                  std::filesystem::copy_options::overwrite_existing);
-    std::printf("wrote %s (%s, %s of weights)\n", out->c_str(), preset_name->c_str(), human_bytes(double(bytes)).c_str());
+    std::printf("wrote %s (%s, %s of weights)\n", out->c_str(), preset_name->c_str(),
+                human_bytes(double(bytes)).c_str());
   });
 
   auto* insp = app.add_subcommand("inspect", "print a checkpoint's config, tensors and sizes");
@@ -152,7 +165,8 @@ void add_checkpoint_commands(CLI::App& app) {
   insp->add_option("--model", *model, "checkpoint directory or .gguf file")->required();
   insp->callback([=] { inspect(*model); });
 
-  auto* conv = app.add_subcommand("convert", "write a checkpoint's text model as a GGUF file (llama.cpp's layout)");
+  auto* conv = app.add_subcommand(
+      "convert", "write a checkpoint's text model as a GGUF file (llama.cpp's layout)");
   auto conv_model = std::make_shared<std::string>();
   auto conv_out = std::make_shared<std::string>();
   auto conv_type = std::make_shared<std::string>("bf16");
@@ -163,7 +177,9 @@ void add_checkpoint_commands(CLI::App& app) {
   conv->callback([=] {
     const auto ck = Checkpoint::open(*conv_model);
     if (ck.config().is_multimodal())
-      std::fprintf(stderr, "note: the vision tower is not written (llama.cpp keeps it in a separate mmproj file)\n");
+      std::fprintf(
+          stderr,
+          "note: the vision tower is not written (llama.cpp keeps it in a separate mmproj file)\n");
     gguf::write_gguf(ck.config(), ck.weights(), *conv_out, *gguf::parse_tensor_type(*conv_type));
     std::printf("wrote %s (%s matrices, %s)\n", conv_out->c_str(), conv_type->c_str(),
                 human_bytes(double(std::filesystem::file_size(*conv_out))).c_str());
