@@ -39,18 +39,17 @@ void inspect(const std::string& dir) {
   const ModelConfig& cfg = ck.config();
   const TextConfig& t = cfg.text;
   std::printf("checkpoint   %s\n", dir.c_str());
-  const bool gguf_file = Checkpoint::is_gguf(ck.path());
+  const gguf::File* gguf_file = ck.gguf_file();
   std::printf("model_type   %s (%s)\n", cfg.model_type.c_str(),
               gguf_file ? "GGUF, llama.cpp names" : ck.name_scheme().label);
   std::printf("files        ");
   for (const auto& f : ck.store().files()) std::printf("%s ", f.filename().c_str());
   if (gguf_file) {
     // What the file stores (the loader widens norms and quantized matrices to f32).
-    const gguf::File file(ck.path());
     std::map<std::string, int> stored;
-    for (const auto& t : file.tensors()) ++stored[gguf::type_name(t.type)];
-    std::printf("\ngguf         version %u, %zu tensors stored as", file.version(),
-                file.tensors().size());
+    for (const auto& t : gguf_file->tensors()) ++stored[gguf::type_name(t.type)];
+    std::printf("\ngguf         version %u, %zu tensors stored as", gguf_file->version(),
+                gguf_file->tensors().size());
     for (const auto& [type, n] : stored) std::printf(" %s: %d", type.c_str(), n);
   }
   std::printf("\n\ntext decoder\n");

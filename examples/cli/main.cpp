@@ -23,12 +23,7 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
   CLI::App app{"gemma3: a CPU reference implementation of Gemma 3"};
-  app.require_subcommand(1);
-  gemma3::cli::add_checkpoint_commands(app);
-  gemma3::cli::add_dump_command(app);
-  gemma3::cli::add_tokenize_commands(app);
-  gemma3::cli::add_run_commands(app);
-  gemma3::cli::add_bench_command(app);
+  gemma3::cli::add_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,12 +1,13 @@
-// A checkpoint as published: a Hugging Face directory (config.json + safetensors, single or sharded)
-// or a llama.cpp GGUF file (text models; io/gguf_gemma3.hpp), opened, validated against the config
-// and bound to typed weight structs.
+// A checkpoint as published: a Hugging Face directory (config.json + safetensors, single or
+// sharded) or a llama.cpp GGUF file (text models; io/gguf_gemma3.hpp), opened, validated against
+// the config and bound to typed weight structs.
 #pragma once
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -28,14 +29,15 @@ class Checkpoint {
     Checkpoint ck;
     ck.path_ = path;
     if (is_gguf(path)) {
-      auto tensors = std::make_shared<const gguf::Tensors>(path);
+      ck.gguf_ = std::make_shared<const gguf::Tensors>(path);
       ck.dir_ = path.parent_path();
-      ck.config_ = gguf::config_from_gguf(tensors->file());
-      ck.store_.add(path, tensors, tensors->views());
+      ck.config_ = gguf::config_from_gguf(ck.gguf_->file());
+      ck.store_.add(path, ck.gguf_, ck.gguf_->views());
     } else {
       if (!std::filesystem::is_directory(path))
         throw IoError(path.string(),
-                      "not a directory or a .gguf file (expected a checkpoint directory with config.json, or a "
+                      "not a directory or a .gguf file (expected a checkpoint directory with "
+                      "config.json, or a "
                       "GGUF file)");
       ck.dir_ = path;
       ck.config_ = load_config(path / "config.json");
@@ -55,6 +57,8 @@ class Checkpoint {
     return in.read(magic, 4) && std::memcmp(magic, gguf::kMagic, 4) == 0;
   }
 
+  // The parsed GGUF file (what it stores, its metadata), or null for a safetensors checkpoint.
+  const gguf::File* gguf_file() const { return gguf_ ? &gguf_->file() : nullptr; }
   // What was opened: the directory, or the .gguf file.
   const std::filesystem::path& path() const { return path_; }
   // The checkpoint's directory (the .gguf file's directory for GGUF).
@@ -70,34 +74,37 @@ class Checkpoint {
     scheme_ = &detect_name_scheme([&](const std::string& n) { return store_.contains(n); }, where);
     std::set<std::string> used;
     // Errors name the tensor as the file does: GGUF files use llama.cpp's names.
-    const bool gguf = store_.files().size() == 1 && is_gguf(store_.files().front());
     auto bind_one = [&](Module m, const std::string& rel, TensorView& slot, const Shape& expected) {
       const std::string full = scheme_->full_name(m, rel);
       if (!store_.contains(full))
-        throw TensorError(gguf ? gguf::gguf_name(m, rel) : full,
-                          "missing from " + where + " (expected shape " + shape_string(expected) + ")");
+        throw TensorError(
+            gguf_ ? gguf::gguf_name(m, rel) : full,
+            "missing from " + where + " (expected shape " + shape_string(expected) + ")");
       slot = store_.at(full);
       expect_shape(slot, expected, where);
       used.insert(full);
     };
-    for_each_tensor(config_, weights_, [&](Module m, const std::string& rel, TensorView& slot,
-                                           const Shape& expected, Init) {
-      bind_one(m, rel, slot, expected);
-    });
-    // An lm_head.weight present in a tied checkpoint is used as published (transformers loads it too).
+    for_each_tensor(config_, weights_,
+                    [&](Module m, const std::string& rel, TensorView& slot, const Shape& expected,
+                        Init) { bind_one(m, rel, slot, expected); });
+    // An lm_head.weight present in a tied checkpoint is used as published (transformers loads it
+    // too).
     if (config_.text.tie_word_embeddings) {
       if (store_.contains(scheme_->full_name(Module::LmHead, "lm_head.weight")))
-        bind_one(Module::LmHead, "lm_head.weight", weights_.text.lm_head, Shape{config_.text.vocab_size, config_.text.hidden_size});
+        bind_one(Module::LmHead, "lm_head.weight", weights_.text.lm_head,
+                 Shape{config_.text.vocab_size, config_.text.hidden_size});
       else
         weights_.text.lm_head = weights_.text.embed_tokens;
     }
     for (const auto& [name, view] : store_.tensors())
       if (!used.count(name))
-        throw TensorError(view.name, "unexpected tensor in " + where + " for a " + config_.model_type +
-                                    " config (name scheme: " + scheme_->label + ")");
+        throw TensorError(view.name, "unexpected tensor in " + where + " for a " +
+                                         config_.model_type +
+                                         " config (name scheme: " + scheme_->label + ")");
   }
 
   std::filesystem::path path_, dir_;
+  std::shared_ptr<const gguf::Tensors> gguf_;  // set when opened from a .gguf file
   ModelConfig config_;
   TensorStore store_;
   ModelWeights weights_;

@@ -438,77 +438,45 @@ class Writer {
     };
     // The header (metadata and tensor infos) is assembled in memory; the data is streamed after it.
     std::vector<std::byte> buf;
-    auto put = [&](const void* p, std::size_t n) {
-      const auto* b = static_cast<const std::byte*>(p);
-      buf.insert(buf.end(), b, b + n);
-    };
-    auto put_u32 = [&](uint32_t v) { put(&v, 4); };
-    auto put_u64 = [&](uint64_t v) { put(&v, 8); };
+    auto put_u32 = [&](uint32_t v) { append(buf, v); };
+    auto put_u64 = [&](uint64_t v) { append(buf, v); };
     auto put_string = [&](const std::string& s) {
       put_u64(s.size());
-      put(s.data(), s.size());
+      const auto* b = reinterpret_cast<const std::byte*>(s.data());
+      buf.insert(buf.end(), b, b + s.size());
     };
     auto put_scalar = [&](ValueType t, const nlohmann::json& v) {
       switch (t) {
-        case ValueType::U8: {
-          const auto x = v.get<uint8_t>();
-          put(&x, 1);
-          break;
-        }
-        case ValueType::I8: {
-          const auto x = v.get<int8_t>();
-          put(&x, 1);
-          break;
-        }
-        case ValueType::U16: {
-          const auto x = v.get<uint16_t>();
-          put(&x, 2);
-          break;
-        }
-        case ValueType::I16: {
-          const auto x = v.get<int16_t>();
-          put(&x, 2);
-          break;
-        }
+        case ValueType::U8:
+          return append(buf, v.get<uint8_t>());
+        case ValueType::I8:
+          return append(buf, v.get<int8_t>());
+        case ValueType::U16:
+          return append(buf, v.get<uint16_t>());
+        case ValueType::I16:
+          return append(buf, v.get<int16_t>());
         case ValueType::U32:
-          put_u32(v.get<uint32_t>());
-          break;
-        case ValueType::I32: {
-          const auto x = v.get<int32_t>();
-          put(&x, 4);
-          break;
-        }
+          return append(buf, v.get<uint32_t>());
+        case ValueType::I32:
+          return append(buf, v.get<int32_t>());
         case ValueType::U64:
-          put_u64(v.get<uint64_t>());
-          break;
-        case ValueType::I64: {
-          const auto x = v.get<int64_t>();
-          put(&x, 8);
-          break;
-        }
-        case ValueType::F32: {
-          const auto x = v.get<float>();
-          put(&x, 4);
-          break;
-        }
-        case ValueType::F64: {
-          const auto x = v.get<double>();
-          put(&x, 8);
-          break;
-        }
-        case ValueType::Bool: {
-          const uint8_t x = v.get<bool>() ? 1 : 0;
-          put(&x, 1);
-          break;
-        }
+          return append(buf, v.get<uint64_t>());
+        case ValueType::I64:
+          return append(buf, v.get<int64_t>());
+        case ValueType::F32:
+          return append(buf, v.get<float>());
+        case ValueType::F64:
+          return append(buf, v.get<double>());
+        case ValueType::Bool:
+          return append(buf, uint8_t(v.get<bool>() ? 1 : 0));
         case ValueType::String:
-          put_string(v.get<std::string>());
-          break;
+          return put_string(v.get<std::string>());
         case ValueType::Array:
           throw InvalidArgument("gguf", "nested arrays are not written");
       }
     };
-    put(kMagic, 4);
+    buf.insert(buf.end(), reinterpret_cast<const std::byte*>(kMagic),
+               reinterpret_cast<const std::byte*>(kMagic) + 4);
     put_u32(3);
     put_u64(tensors_.size());
     put_u64(metadata_.size());
@@ -543,6 +511,13 @@ class Writer {
   }
 
  private:
+  // Appends v's little-endian bytes (the machine's order: GGUF is read here on little-endian only).
+  template <typename T>
+  static void append(std::vector<std::byte>& buf, T v) {
+    const auto* b = reinterpret_cast<const std::byte*>(&v);
+    buf.insert(buf.end(), b, b + sizeof(T));
+  }
+
   struct Entry {
     std::string key;
     ValueType type, element_type;

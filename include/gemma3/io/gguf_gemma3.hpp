@@ -41,6 +41,10 @@
 namespace gemma3::gguf {
 
 inline constexpr const char* kArchitecture = "gemma3";
+// llama.cpp's fixed values for what gemma3 files do not store (unless the optional keys say
+// otherwise).
+inline constexpr double kLocalRopeBase = 10000.0;
+inline constexpr int64_t kPatternPeriod = 6;  // every 6th layer global
 
 // Per-layer names: HF suffix after `layers.N.` and GGUF suffix after `blk.N.`.
 inline const std::vector<std::pair<std::string, std::string>>& layer_names() {
@@ -64,7 +68,8 @@ inline const std::vector<std::pair<std::string, std::string>>& layer_names() {
 
 namespace detail {
 // Splits "<prefix>N.<rest>" (N decimal) into N and rest; false when `name` is not of that form.
-inline bool split_layer(const std::string& name, const std::string& prefix, std::string& n, std::string& rest) {
+inline bool split_layer(const std::string& name, const std::string& prefix, std::string& n,
+                        std::string& rest) {
   if (name.compare(0, prefix.size(), prefix) != 0) return false;
   const std::size_t dot = name.find('.', prefix.size());
   if (dot == std::string::npos || dot == prefix.size()) return false;
@@ -200,7 +205,7 @@ inline ModelConfig config_from_gguf(const File& f) {
   t.max_position_embeddings = md.integer(p + "context_length", 131072);
   t.sliding_window = md.integer(p + "attention.sliding_window");
   t.rope_global.theta = md.number(p + "rope.freq_base", 1000000.0);
-  t.rope_local.theta = md.number(p + "rope.freq_base_swa", 10000.0);
+  t.rope_local.theta = md.number(p + "rope.freq_base_swa", kLocalRopeBase);
   const std::string scaling = md.string(p + "rope.scaling.type", "none");
   if (scaling == "linear")
     t.rope_global.linear_factor = md.number(p + "rope.scaling.factor");
@@ -236,7 +241,7 @@ inline ModelConfig config_from_gguf(const File& f) {
       t.layer_types.push_back(local.get<bool>() ? LayerKind::Local : LayerKind::Global);
     }
   } else {
-    const int64_t period = md.integer(pattern_key, 6);
+    const int64_t period = md.integer(pattern_key, kPatternPeriod);
     if (period <= 0)
       throw ConfigError(pattern_key, "must be positive, got " + std::to_string(period));
     t.layer_types = layer_types_from_pattern(t.num_hidden_layers, period);
@@ -260,27 +265,25 @@ class Tensors {
     for (const auto& t : file_.tensors()) {
       TensorView v{.name = t.name, .dtype = DType::F32, .shape = t.shape, .data = t.data};
       const auto type = static_cast<TensorType>(t.type);
+      const bool quantized = type == TensorType::Q8_0 || type == TensorType::Q4_0;
+      if (!quantized)
+        v.dtype = type == TensorType::F32   ? DType::F32
+                  : type == TensorType::F16 ? DType::F16
+                                            : DType::BF16;
       const bool shift = is_shifted_norm(t.name);
-      if (type == TensorType::Q8_0 || type == TensorType::Q4_0 || shift) {
+      if (quantized || shift) {
         auto& buffer = owned_.emplace_back(std::size_t(v.numel()));
-        if (type == TensorType::Q8_0 || type == TensorType::Q4_0) {
+        if (quantized) {
           const uint64_t blocks = buffer.size() / 32, block_bytes = block_layout(t.type)->bytes;
           for (uint64_t b = 0; b < blocks; ++b)
             dequantize_block(type, t.data + b * block_bytes, buffer.data() + 32 * b);
         } else {
-          v.dtype = type == TensorType::F32   ? DType::F32
-                    : type == TensorType::F16 ? DType::F16
-                                              : DType::BF16;
           for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = v.at<float>(int64_t(i));
         }
         if (shift)
           for (float& x : buffer) x -= 1.0f;
         v.dtype = DType::F32;
         v.data = reinterpret_cast<const std::byte*>(buffer.data());
-      } else {
-        v.dtype = type == TensorType::F32   ? DType::F32
-                  : type == TensorType::F16 ? DType::F16
-                                            : DType::BF16;
       }
       views_.emplace(hf_name(t.name), std::move(v));
     }
@@ -327,7 +330,7 @@ inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
   out.set(p + "attention.layer_norm_rms_epsilon", ValueType::F32, t.rms_norm_eps);
   out.set(p + "attention.sliding_window", ValueType::U32, t.sliding_window);
   out.set(p + "rope.freq_base", ValueType::F32, t.rope_global.theta);
-  if (t.rope_local.theta != 10000.0)
+  if (t.rope_local.theta != kLocalRopeBase)
     out.set(p + "rope.freq_base_swa", ValueType::F32, t.rope_local.theta);
   if (t.rope_global.linear_factor != 1.0) {
     out.set(p + "rope.scaling.type", ValueType::String, "linear");
@@ -339,7 +342,7 @@ inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
     out.set(p + "final_logit_softcapping", ValueType::F32, *t.final_logit_softcapping);
   if (t.attn_logit_softcapping)
     out.set(p + "attn_logit_softcapping", ValueType::F32, *t.attn_logit_softcapping);
-  if (t.layer_types != layer_types_from_pattern(t.num_hidden_layers, 6)) {
+  if (t.layer_types != layer_types_from_pattern(t.num_hidden_layers, kPatternPeriod)) {
     nlohmann::json local = nlohmann::json::array();
     for (const auto k : t.layer_types) local.push_back(k == LayerKind::Local);
     out.set_array(p + "attention.sliding_window_pattern", ValueType::Bool, local);
