@@ -1,12 +1,15 @@
-// Checkpoint I/O: safetensors (round trip, sharding, malformed headers), .npy, name mapping, synthesis.
+// Checkpoint I/O: safetensors (round trip, sharding, malformed headers), .npy, name mapping,
+// synthesis.
 #include <catch2/catch.hpp>
 
 #include <fstream>
 
 #include <gemma3/checkpoint.hpp>
+#include <gemma3/io/gguf_gemma3.hpp>
 #include <gemma3/io/npy.hpp>
 #include <gemma3/io/safetensors.hpp>
 #include <gemma3/synth.hpp>
+#include <gemma3/text/model.hpp>
 
 #include "test_helpers.hpp"
 
@@ -70,22 +73,54 @@ TEST_CASE("safetensors: each malformed header gives its clear error", "[io][safe
       {"absurd header length", "{}", 0, uint64_t(1) << 40, "exceeds"},
       {"bad JSON", "{\"t\": {", 0, {}, "invalid JSON"},
       {"not an object", "[1, 2]", 0, {}, "not a JSON object"},
-      {"unknown dtype", R"({"t": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}})", 8, {}, "unsupported dtype"},
+      {"unknown dtype",
+       R"({"t": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}})",
+       8,
+       {},
+       "unsupported dtype"},
       {"missing dtype", R"({"t": {"shape": [2], "data_offsets": [0, 8]}})", 8, {}, "dtype"},
-      {"negative dim", R"({"t": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}})", 8, {}, "negative"},
-      {"offsets reversed", R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}})", 8, {}, "begin > end"},
-      {"range out of file", R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 4, {}, "outside"},
-      {"shape/byte mismatch", R"({"t": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 8, {}, "needs 12 bytes"},
+      {"negative dim",
+       R"({"t": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}})",
+       8,
+       {},
+       "negative"},
+      {"offsets reversed",
+       R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}})",
+       8,
+       {},
+       "begin > end"},
+      {"range out of file",
+       R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
+       4,
+       {},
+       "outside"},
+      {"shape/byte mismatch",
+       R"({"t": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})",
+       8,
+       {},
+       "needs 12 bytes"},
       {"overlap",
        R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "u": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
-       12, {}, "overlap"},
-      {"duplicate names", "{" + ok_entry + ", " + ok_entry + "}", 8, {}, "duplicate tensor name 't'"},
-      {"bad offsets", R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0]}})", 8, {}, "data_offsets"},
+       12,
+       {},
+       "overlap"},
+      {"duplicate names",
+       "{" + ok_entry + ", " + ok_entry + "}",
+       8,
+       {},
+       "duplicate tensor name 't'"},
+      {"bad offsets",
+       R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0]}})",
+       8,
+       {},
+       "data_offsets"},
   };
   for (const auto& row : rows) {
     INFO(row.what);
-    const auto path = raw_safetensors(dir, "bad.safetensors", row.header, row.data_bytes, row.declared);
-    CHECK_THROWS_WITH(SafetensorsFile(path), Catch::Contains(row.message) && Catch::Contains(path.string()));
+    const auto path =
+        raw_safetensors(dir, "bad.safetensors", row.header, row.data_bytes, row.declared);
+    CHECK_THROWS_WITH(SafetensorsFile(path),
+                      Catch::Contains(row.message) && Catch::Contains(path.string()));
   }
   {
     std::ofstream(dir / "short.safetensors", std::ios::binary) << "abc";
@@ -101,7 +136,8 @@ TEST_CASE("synthesised checkpoints load back bit-exactly, single and sharded", "
   for (const std::size_t shard : {std::size_t(4) << 30, std::size_t(40000)}) {
     INFO("max shard bytes " << shard);
     const auto dir = test::scratch_dir("synth");
-    const std::size_t total = synthesize_checkpoint(cfg, dir, {.seed = 7, .dtype = DType::BF16, .max_shard_bytes = shard});
+    const std::size_t total = synthesize_checkpoint(
+        cfg, dir, {.seed = 7, .dtype = DType::BF16, .max_shard_bytes = shard});
     const bool sharded = shard < total;
     CHECK(std::filesystem::exists(dir / TensorStore::kIndexFile) == sharded);
     const auto ck = Checkpoint::open(dir);
@@ -116,13 +152,48 @@ TEST_CASE("synthesised checkpoints load back bit-exactly, single and sharded", "
     CHECK(bytes == total);
     // Bit-exact: the embedding equals a freshly synthesised copy.
     const auto& e = ck.weights().text.embed_tokens;
-    const auto again = synthesize_tensor(7, "model.embed_tokens.weight", e.shape, Init::Embedding, DType::BF16);
+    const auto again =
+        synthesize_tensor(7, "model.embed_tokens.weight", e.shape, Init::Embedding, DType::BF16);
     CHECK(std::memcmp(e.data, again.data(), again.size()) == 0);
     CHECK(ck.weights().text.lm_head.data == e.data);  // tied
   }
 }
 
-TEST_CASE("sharded checkpoints: an index that disagrees with its shards is refused", "[io][safetensors]") {
+TEST_CASE("weights read into 2 MiB pages equal the mapped ones, safetensors (sharded) and GGUF",
+          "[io][residency]") {
+  ModelConfig cfg = preset("tiny");
+  cfg.text.vocab_size = 300;
+  const auto dir = test::scratch_dir("residency");
+  synthesize_checkpoint(cfg, dir, {.seed = 3, .dtype = DType::BF16, .max_shard_bytes = 40000});
+  const auto gguf_path = dir / "model.gguf";
+  gguf::write_gguf(cfg, Checkpoint::open(dir).weights(), gguf_path, gguf::TensorType::BF16);
+  for (const auto& path : {dir, gguf_path}) {
+    INFO(path);
+    const auto mapped = Checkpoint::open(path);
+    const auto copied = Checkpoint::open(path, Residency::HugePages);
+    REQUIRE(copied.store().tensors().size() == mapped.store().tensors().size());
+    for (const auto& [name, view] : mapped.store().tensors()) {
+      INFO(name);
+      const TensorView& other = copied.store().at(name);
+      CHECK(other.data != view.data);  // a copy, not the mapping
+      REQUIRE(other.nbytes() == view.nbytes());
+      CHECK(std::memcmp(other.data, view.data, view.nbytes()) == 0);
+    }
+    const std::vector<int32_t> ids = {2, 17, 45, 99, 250};
+    const TextModel<float> a(mapped), b(copied);
+    CHECK(test::max_abs_diff(a.forward(ids), b.forward(ids)) == 0.0);
+  }
+  // The memory itself: 2 MiB aligned, whole pages, written by the reader.
+  const MappedFile file(gguf_path, Residency::HugePages);
+  CHECK(file.residency() == Residency::HugePages);
+  CHECK(reinterpret_cast<std::uintptr_t>(file.data()) % HugePageMemory::kPage == 0);
+  CHECK(file.size() == std::filesystem::file_size(gguf_path));
+  CHECK(std::memcmp(file.data(), "GGUF", 4) == 0);
+  CHECK(MappedFile(gguf_path).residency() == Residency::Mapped);
+}
+
+TEST_CASE("sharded checkpoints: an index that disagrees with its shards is refused",
+          "[io][safetensors]") {
   ModelConfig cfg = preset("tiny");
   cfg.text.vocab_size = 300;
   const auto dir = test::scratch_dir("shard_bad");
@@ -132,7 +203,8 @@ TEST_CASE("sharded checkpoints: an index that disagrees with its shards is refus
   SECTION("a listed tensor is missing") {
     map["model.extra.weight"] = map["model.norm.weight"];
     std::ofstream(dir / TensorStore::kIndexFile) << index.dump();
-    CHECK_THROWS_WITH(TensorStore::open(dir), Catch::Contains("model.extra.weight") && Catch::Contains("missing"));
+    CHECK_THROWS_WITH(TensorStore::open(dir),
+                      Catch::Contains("model.extra.weight") && Catch::Contains("missing"));
   }
   SECTION("a stored tensor is not listed") {
     map.erase("model.norm.weight");
@@ -146,7 +218,8 @@ TEST_CASE("sharded checkpoints: an index that disagrees with its shards is refus
   }
 }
 
-TEST_CASE("name mapping: text-only and multimodal fixture checkpoints bind every tensor", "[io][names]") {
+TEST_CASE("name mapping: text-only and multimodal fixture checkpoints bind every tensor",
+          "[io][names]") {
   const auto text = Checkpoint::open(test::fixture("text-tiny-a"));
   CHECK(std::string(text.name_scheme().label).find("text-only") != std::string::npos);
   CHECK(text.weights().text.layers.size() == 6);
@@ -158,16 +231,19 @@ TEST_CASE("name mapping: text-only and multimodal fixture checkpoints bind every
   CHECK(mm.name_scheme().text == "language_model.model.");
   REQUIRE(mm.weights().vision);
   CHECK(mm.weights().vision->layers.size() == 2);
-  CHECK(mm.weights().vision->mm_input_projection.name == "multi_modal_projector.mm_input_projection_weight");
+  CHECK(mm.weights().vision->mm_input_projection.name ==
+        "multi_modal_projector.mm_input_projection_weight");
   CHECK(mm.weights().vision->mm_input_projection.shape == Shape{32, 64});
   CHECK(mm.weights().text.embed_tokens.shape == Shape{576, 64});
   std::size_t bound = 0;
   ModelWeights w = mm.weights();
-  for_each_tensor(mm.config(), w, [&](Module, const std::string&, TensorView&, const Shape&, Init) { ++bound; });
+  for_each_tensor(mm.config(), w,
+                  [&](Module, const std::string&, TensorView&, const Shape&, Init) { ++bound; });
   CHECK(bound == mm.store().tensors().size());
 }
 
-TEST_CASE("name mapping: newer module paths, missing, unexpected and mis-shaped tensors", "[io][names]") {
+TEST_CASE("name mapping: newer module paths, missing, unexpected and mis-shaped tensors",
+          "[io][names]") {
   const auto src = SafetensorsFile(test::fixture("mm-tiny-a") / "model.safetensors");
   auto rewrite = [&](const std::string& case_name, auto&& edit) {
     const auto dir = test::scratch_dir(case_name);
@@ -185,22 +261,25 @@ TEST_CASE("name mapping: newer module paths, missing, unexpected and mis-shaped 
   };
   SECTION("model.language_model.* names load") {
     const auto dir = rewrite("names_new", [](std::string& n, Shape&, auto&) {
-      for (const auto& [from, to] : {std::pair{"language_model.model.", "model.language_model."},
-                                     std::pair{"vision_tower.", "model.vision_tower."},
-                                     std::pair{"multi_modal_projector.", "model.multi_modal_projector."}})
+      for (const auto& [from, to] :
+           {std::pair{"language_model.model.", "model.language_model."},
+            std::pair{"vision_tower.", "model.vision_tower."},
+            std::pair{"multi_modal_projector.", "model.multi_modal_projector."}})
         if (n.rfind(from, 0) == 0) n = to + n.substr(std::strlen(from));
       return true;
     });
     const auto ck = Checkpoint::open(dir);
     CHECK(ck.name_scheme().text == "model.language_model.");
-    CHECK(ck.weights().vision->post_layernorm_bias.name == "model.vision_tower.vision_model.post_layernorm.bias");
+    CHECK(ck.weights().vision->post_layernorm_bias.name ==
+          "model.vision_tower.vision_model.post_layernorm.bias");
   }
   SECTION("a missing tensor") {
     const auto dir = rewrite("names_missing", [](std::string& n, Shape&, auto&) {
       return n != "language_model.model.layers.2.mlp.up_proj.weight";
     });
-    CHECK_THROWS_WITH(Checkpoint::open(dir), Catch::Contains("language_model.model.layers.2.mlp.up_proj.weight") &&
-                                                 Catch::Contains("missing") && Catch::Contains("[256, 64]"));
+    CHECK_THROWS_WITH(Checkpoint::open(dir),
+                      Catch::Contains("language_model.model.layers.2.mlp.up_proj.weight") &&
+                          Catch::Contains("missing") && Catch::Contains("[256, 64]"));
   }
   SECTION("an unexpected tensor") {
     const auto dir = rewrite("names_unexpected", [](std::string& n, Shape&, auto&) {
@@ -214,7 +293,8 @@ TEST_CASE("name mapping: newer module paths, missing, unexpected and mis-shaped 
       if (n == "language_model.model.layers.0.self_attn.k_proj.weight") s = {32, 128};
       return true;
     });
-    CHECK_THROWS_WITH(Checkpoint::open(dir), Catch::Contains("k_proj") && Catch::Contains("expected shape [64, 64]") &&
+    CHECK_THROWS_WITH(Checkpoint::open(dir), Catch::Contains("k_proj") &&
+                                                 Catch::Contains("expected shape [64, 64]") &&
                                                  Catch::Contains("found [32, 128]"));
   }
 }

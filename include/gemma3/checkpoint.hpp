@@ -24,12 +24,14 @@ class Checkpoint {
  public:
   // Opens `path`: a checkpoint directory (parses config.json, maps the safetensors file(s)) or a
   // .gguf file (config from its metadata), then binds every tensor the config calls for, checking
-  // names and shapes. Throws on a missing, unexpected or mis-shaped tensor.
-  static Checkpoint open(const std::filesystem::path& path) {
+  // names and shapes. Throws on a missing, unexpected or mis-shaped tensor. `residency`: mapped
+  // (the default: no copy) or read into 2 MiB pages (slower to load, faster to decode).
+  static Checkpoint open(const std::filesystem::path& path,
+                         Residency residency = Residency::Mapped) {
     Checkpoint ck;
     ck.path_ = path;
     if (is_gguf(path)) {
-      ck.gguf_ = std::make_shared<const gguf::Tensors>(path);
+      ck.gguf_ = std::make_shared<const gguf::Tensors>(path, residency);
       ck.dir_ = path.parent_path();
       ck.config_ = gguf::config_from_gguf(ck.gguf_->file());
       ck.store_.add(path, ck.gguf_, ck.gguf_->views());
@@ -41,7 +43,7 @@ class Checkpoint {
                       "GGUF file)");
       ck.dir_ = path;
       ck.config_ = load_config(path / "config.json");
-      ck.store_ = TensorStore::open(path);
+      ck.store_ = TensorStore::open(path, residency);
     }
     ck.bind();
     return ck;

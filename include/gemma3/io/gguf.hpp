@@ -153,10 +153,13 @@ inline void quantize_block(TensorType t, const float* x, std::byte* block) {
   std::memcpy(block, &h, 2);
 }
 
-// One .gguf file, mapped and validated.
+// One .gguf file, mapped (or read into huge pages: Residency) and validated.
 class File {
  public:
-  explicit File(const std::filesystem::path& path) : file_(path) { parse(); }
+  explicit File(const std::filesystem::path& path, Residency residency = Residency::Mapped)
+      : file_(path, residency) {
+    parse();
+  }
 
   const std::filesystem::path& path() const { return file_.path(); }
   uint32_t version() const { return version_; }

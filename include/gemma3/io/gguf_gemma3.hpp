@@ -261,7 +261,8 @@ inline ModelConfig config_from_gguf(const File& f) {
 // buffers this object owns. Each view's name is the GGUF name, so errors name what the file says.
 class Tensors {
  public:
-  explicit Tensors(const std::filesystem::path& path) : file_(path) {
+  explicit Tensors(const std::filesystem::path& path, Residency residency = Residency::Mapped)
+      : file_(path, residency) {
     for (const auto& t : file_.tensors()) {
       TensorView v{.name = t.name, .dtype = DType::F32, .shape = t.shape, .data = t.data};
       const auto type = static_cast<TensorType>(t.type);

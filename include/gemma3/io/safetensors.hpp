@@ -1,10 +1,12 @@
 // safetensors: a validating, zero-copy reader (single file and sharded checkpoints) and a writer.
 //
 // Format (huggingface/safetensors): u64 little-endian header length N, N bytes of JSON
-//   {"__metadata__": {str: str}, "<name>": {"dtype": "BF16", "shape": [...], "data_offsets": [b, e]}}
+//   {"__metadata__": {str: str}, "<name>": {"dtype": "BF16", "shape": [...], "data_offsets": [b,
+//   e]}}
 // then the data; offsets are relative to the end of the header. The reader checks everything before
-// any tensor is used: the header length against the file, the JSON, every dtype, shape and byte range,
-// duplicate names and overlapping ranges. A file from a stranger can fail to load, never crash.
+// any tensor is used: the header length against the file, the JSON, every dtype, shape and byte
+// range, duplicate names and overlapping ranges. A file from a stranger can fail to load, never
+// crash.
 #pragma once
 
 #include <algorithm>
@@ -63,10 +65,14 @@ inline nlohmann::json parse_json_no_duplicates(const char* begin, const char* en
 }
 }  // namespace detail
 
-// One .safetensors file, mapped and validated.
+// One .safetensors file, mapped (or read into huge pages: Residency) and validated.
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::filesystem::path& path) : file_(path) { parse(); }
+  explicit SafetensorsFile(const std::filesystem::path& path,
+                           Residency residency = Residency::Mapped)
+      : file_(path, residency) {
+    parse();
+  }
 
   const std::filesystem::path& path() const { return file_.path(); }
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
@@ -83,8 +89,9 @@ class SafetensorsFile {
     const std::string where = path().string();
     const std::size_t size = file_.size();
     if (size < 8)
-      throw FormatError(where, "truncated: " + std::to_string(size) +
-                                   " bytes, a safetensors file starts with an 8-byte header length");
+      throw FormatError(where,
+                        "truncated: " + std::to_string(size) +
+                            " bytes, a safetensors file starts with an 8-byte header length");
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | uint64_t(std::to_integer<uint8_t>(file_.data()[i]));
     if (n > detail::kMaxSafetensorsHeader)
@@ -94,12 +101,14 @@ class SafetensorsFile {
       throw FormatError(where, "header length " + std::to_string(n) + " runs past the end of the " +
                                    std::to_string(size) + "-byte file");
     const char* json_begin = reinterpret_cast<const char*>(file_.data() + 8);
-    const nlohmann::json header = detail::parse_json_no_duplicates(json_begin, json_begin + n, where);
+    const nlohmann::json header =
+        detail::parse_json_no_duplicates(json_begin, json_begin + n, where);
     if (!header.is_object()) throw FormatError(where, "header is not a JSON object");
 
     const std::byte* data = file_.data() + 8 + n;
     const uint64_t data_size = size - 8 - n;
-    std::vector<std::pair<uint64_t, const TensorView*>> ranges;  // (begin, tensor) for overlap check
+    std::vector<std::pair<uint64_t, const TensorView*>>
+        ranges;  // (begin, tensor) for overlap check
     for (const auto& [name, entry] : header.items()) {
       if (name == "__metadata__") {
         if (!entry.is_object()) throw FormatError(where, "__metadata__ is not an object");
@@ -115,8 +124,8 @@ class SafetensorsFile {
         throw FormatError(what, "missing or non-string \"dtype\"");
       const auto dtype = detail::parse_dtype(entry["dtype"].get<std::string>());
       if (!dtype)
-        throw FormatError(what, "unsupported dtype " + entry["dtype"].dump() +
-                                    " (expected BF16, F16 or F32)");
+        throw FormatError(
+            what, "unsupported dtype " + entry["dtype"].dump() + " (expected BF16, F16 or F32)");
       if (!entry.contains("shape") || !entry["shape"].is_array())
         throw FormatError(what, "missing or non-list \"shape\"");
       Shape shape;
@@ -124,7 +133,8 @@ class SafetensorsFile {
       // At most 2^62 bytes, so that neither the element count nor the byte count can wrap.
       const uint64_t max_numel = (uint64_t(1) << 62) / dtype_size(*dtype);
       for (const auto& d : entry["shape"]) {
-        if (!d.is_number_unsigned()) throw FormatError(what, "shape has a non-integer or negative dimension");
+        if (!d.is_number_unsigned())
+          throw FormatError(what, "shape has a non-integer or negative dimension");
         const uint64_t v = d.get<uint64_t>();
         if (v != 0 && numel > max_numel / v) throw FormatError(what, "shape overflows");
         numel *= v;
@@ -137,16 +147,16 @@ class SafetensorsFile {
       const uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
       if (begin > end) throw FormatError(what, "data_offsets begin > end");
       if (end > data_size)
-        throw FormatError(what, "data range [" + std::to_string(begin) + ", " + std::to_string(end) +
-                                    ") lies outside the " + std::to_string(data_size) +
-                                    "-byte data section");
+        throw FormatError(what, "data range [" + std::to_string(begin) + ", " +
+                                    std::to_string(end) + ") lies outside the " +
+                                    std::to_string(data_size) + "-byte data section");
       const uint64_t expected = numel * dtype_size(*dtype);
       if (end - begin != expected)
-        throw FormatError(what, "shape " + shape_string(shape) + " x " + dtype_name(*dtype) + " needs " +
-                                    std::to_string(expected) + " bytes, data_offsets span " +
-                                    std::to_string(end - begin));
-      auto [it, inserted] =
-          tensors_.emplace(name, TensorView{.name = name, .dtype = *dtype, .shape = shape, .data = data + begin});
+        throw FormatError(what, "shape " + shape_string(shape) + " x " + dtype_name(*dtype) +
+                                    " needs " + std::to_string(expected) +
+                                    " bytes, data_offsets span " + std::to_string(end - begin));
+      auto [it, inserted] = tensors_.emplace(
+          name, TensorView{.name = name, .dtype = *dtype, .shape = shape, .data = data + begin});
       ranges.emplace_back(begin, &it->second);
     }
     // Ranges must not overlap: sort by begin and check each against the previous end.
@@ -173,20 +183,21 @@ class TensorStore {
   static constexpr const char* kSingleFile = "model.safetensors";
   static constexpr const char* kIndexFile = "model.safetensors.index.json";
 
-  static TensorStore open(const std::filesystem::path& dir) {
+  static TensorStore open(const std::filesystem::path& dir,
+                          Residency residency = Residency::Mapped) {
     TensorStore store;
     if (std::filesystem::exists(dir / kIndexFile))
-      store.open_sharded(dir);
+      store.open_sharded(dir, residency);
     else if (std::filesystem::exists(dir / kSingleFile))
-      store.add_file(dir / kSingleFile);
+      store.add_file(dir / kSingleFile, residency);
     else
       throw IoError(dir.string(), std::string("no ") + kSingleFile + " or " + kIndexFile + " here");
     return store;
   }
 
   // Adds every tensor of one file; names must be unique across files.
-  void add_file(const std::filesystem::path& path) {
-    auto file = std::make_shared<const SafetensorsFile>(path);
+  void add_file(const std::filesystem::path& path, Residency residency = Residency::Mapped) {
+    auto file = std::make_shared<const SafetensorsFile>(path, residency);
     add(file->path(), file, file->tensors());
   }
 
@@ -212,7 +223,7 @@ class TensorStore {
   const std::vector<std::filesystem::path>& files() const { return files_; }
 
  private:
-  void open_sharded(const std::filesystem::path& dir) {
+  void open_sharded(const std::filesystem::path& dir, Residency residency) {
     const auto index_path = dir / kIndexFile;
     std::ifstream in(index_path, std::ios::binary);
     if (!in) throw IoError(index_path.string(), "cannot open");
@@ -224,17 +235,19 @@ class TensorStore {
     std::map<std::string, std::string> weight_map;
     std::set<std::string> shards;
     for (const auto& [name, file] : index["weight_map"].items()) {
-      if (!file.is_string()) throw FormatError(index_path.string(), "weight_map['" + name + "'] is not a string");
+      if (!file.is_string())
+        throw FormatError(index_path.string(), "weight_map['" + name + "'] is not a string");
       const std::string shard = file.get<std::string>();
       // Shards live beside the index: refuse paths that leave the directory.
-      if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
-          shard == "." || shard == "..")
-        throw FormatError(index_path.string(), "weight_map['" + name + "'] = '" + shard +
-                                                   "' is not a file name in the checkpoint directory");
+      if (shard.empty() || shard.find('/') != std::string::npos ||
+          shard.find('\\') != std::string::npos || shard == "." || shard == "..")
+        throw FormatError(index_path.string(),
+                          "weight_map['" + name + "'] = '" + shard +
+                              "' is not a file name in the checkpoint directory");
       weight_map[name] = shard;
       shards.insert(shard);
     }
-    for (const auto& shard : shards) add_file(dir / shard);
+    for (const auto& shard : shards) add_file(dir / shard, residency);
     for (const auto& [name, shard] : weight_map) {
       if (!contains(name))
         throw TensorError(name, "listed in " + index_path.string() + " but missing from " + shard);
@@ -244,7 +257,8 @@ class TensorStore {
     }
     for (const auto& [name, view] : tensors_)
       if (!weight_map.count(name))
-        throw TensorError(name, "stored in " + tensor_file(name) + " but not listed in " + index_path.string());
+        throw TensorError(
+            name, "stored in " + tensor_file(name) + " but not listed in " + index_path.string());
   }
 
   std::string tensor_file(const std::string& name) const {
