@@ -2,6 +2,7 @@
 // and tail lengths; then the fast model against the reference model and the fixtures.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cstring>
 #include <random>
 
@@ -137,6 +138,49 @@ TEST_CASE("GEMM kernel equals the reference on every ISA, all tile tails", "[ker
       }
 }
 
+TEST_CASE("bf16-input products equal the reference on rounded inputs (vdpbf16ps and f32 kernels)",
+          "[kernels][bf16]") {
+  INFO("vdpbf16ps on this CPU: " << fast::bf16_dot_available());
+  for (const int64_t tokens : {1, 4, 5, 16, 17, 64, 65, 100})
+    for (const auto& shape : std::vector<std::pair<int64_t, int64_t>>{
+             {1, 2}, {7, 256}, {33, 258}, {97, 512}, {200, 1100}, {70, 513}}) {
+      const int64_t out = shape.first, in = shape.second;
+      INFO("tokens " << tokens << " out " << out << " in " << in);
+      const RandomWeight w(out, in, DType::BF16, uint64_t(out * 5 + in));
+      const Mat<float> x = random_matrix(tokens, in, uint64_t(tokens + 1));
+      const Mat<float> xr = fast::rounded_to_bf16(x);
+      const Mat<float> expected = ref::linear<float>(xr, w.view);
+      const double bound =
+          1e-5 * (xr.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
+      const Mat<float> y = fast::linear(x, w.view, fast::MatmulInputs::Bf16);
+      CHECK(test::max_abs_diff(y, expected) <= bound);
+      // The inputs really are rounded: the f32-input product differs.
+      CHECK(test::max_abs_diff(y, fast::linear(x, w.view)) > bound);
+      // Both kernels a bf16-input GEMM can run on: the f32 GEMM fed rounded inputs (CPUs without
+      // AVX512-BF16) and vdpbf16ps (with it, `in` even).
+      const auto* wp = reinterpret_cast<const uint16_t*>(w.view.data);
+      Mat<float> y_f32(tokens, out);
+      fast::detail::gemm(wp, out, in, xr.data(), tokens, y_f32.data());
+      CHECK(test::max_abs_diff(y_f32, expected) <= bound);
+      if (fast::bf16_dot_available() && in % 2 == 0) {
+        Mat<float> y_dot(tokens, out);
+        fast::detail::gemm_bf16_dot(wp, out, in, x.data(), tokens, y_dot.data());
+        CHECK(test::max_abs_diff(y_dot, expected) <= bound);
+        const int threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+        Mat<float> one(tokens, out);
+        fast::detail::gemm_bf16_dot(wp, out, in, x.data(), tokens, one.data());
+        omp_set_num_threads(threads);
+        CHECK(test::max_abs_diff(one, y_dot) == 0.0);
+      }
+      // Several weights at once (q/k/v, gate/up), as the decoder calls them.
+      const RandomWeight w2(out, in, DType::BF16, uint64_t(out * 3 + in));
+      const auto ys = fast::linear(x, std::array{&w.view, &w2.view}, fast::MatmulInputs::Bf16);
+      CHECK(test::max_abs_diff(ys[0], expected) <= bound);
+      CHECK(test::max_abs_diff(ys[1], ref::linear<float>(xr, w2.view)) <= bound);
+    }
+}
+
 TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[kernels]") {
   for (const int64_t d : {1, 16, 33, 256})
     for (const int64_t keys : {1, 5, 300}) {
@@ -177,6 +221,37 @@ TEST_CASE("fast model: fixtures within 1e-4 and the reference path within 2e-5",
       CHECK(test::max_abs_diff(logits, read_npy(dir / (p + "logits.npy")).matrix<double>()) <=
             1e-4);
       CHECK(test::max_abs_diff(logits, reference.forward(ids)) <= 2e-5);
+    }
+  }
+}
+
+TEST_CASE("fast-bf16 model: fixtures near the reference; decode equals prefill",
+          "[kernels][bf16][fixtures]") {
+  for (const auto& name : test::text_fixtures()) {
+    const auto dir = test::fixture(name);
+    const auto ck = Checkpoint::open(dir);
+    const TextModel<float> bf16(ck, Backend::FastBf16), reference(ck, Backend::Reference);
+    for (int k = 0; k < test::prompt_count(dir); ++k) {
+      INFO(name << " prompt " << k);
+      const auto ids = test::read_ids(dir / (test::prompt_prefix(k) + "input_ids.npy"));
+      const Mat<float> logits = bf16.forward(ids), expected = reference.forward(ids);
+      // Each product's inputs carry a relative rounding error of up to 2^-9: the logits move by
+      // about that, relative to their scale, and by much more than f32 reassociation (2e-5).
+      const double scale = expected.cwiseAbs().maxCoeff();
+      const double diff = test::max_abs_diff(logits, expected);
+      INFO("max |logit| " << scale << ", max |diff| " << diff);
+      CHECK(diff <= 0.02 * scale);
+      CHECK(diff > 1e-6 * scale);
+      // Decode (GEMV, rounded inputs) after a prefill (GEMM) against the full pass: the paths sum
+      // in different orders, and a value that lands near the midpoint of two bf16 numbers rounds
+      // to either, so they agree only to the rounding's own scale (a wrong cache row or position
+      // would move the logits by their whole scale).
+      const int64_t n = int64_t(ids.size()), P = std::max<int64_t>(1, n / 2);
+      KVCache<float> cache(ck.config().text, n);
+      bf16.forward(std::span(ids).first(P), cache);
+      for (int64_t t = P; t < n; ++t)
+        CHECK(test::max_abs_diff(bf16.forward(std::span(ids).subspan(t, 1), cache),
+                                 logits.row(t)) <= 0.02 * scale);
     }
   }
 }

@@ -58,7 +58,7 @@ void bench(const BenchOptions& o) {
   }
   auto t0 = std::chrono::steady_clock::now();
   const auto ck = Checkpoint::open(model_dir, o.huge_pages ? Residency::HugePages : Residency::Mapped);
-  const TextModel<float> model(ck, o.backend == "fast" ? Backend::Fast : Backend::Reference);
+  const TextModel<float> model(ck, backend_from_string(o.backend));
   const double load_s = seconds_since(t0);
   const TextConfig& cfg = model.config();
 
@@ -98,6 +98,11 @@ void bench(const BenchOptions& o) {
 
   const MachineBandwidth bw = measure_bandwidth();
   const double peak_gflops = measure_fma_peak_gflops();
+  const double bf16_peak_gflops = measure_bf16_dot_peak_gflops();  // 0 where the CPU lacks it
+  // Prefill is judged against the peak of the instruction its GEMM runs on: vdpbf16ps for
+  // --backend fast-bf16 where the CPU has it, the f32 FMA otherwise.
+  const bool on_bf16_dot = model.backend() == Backend::FastBf16 && bf16_peak_gflops > 0;
+  const double prefill_peak = on_bf16_dot ? bf16_peak_gflops : peak_gflops;
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
 
@@ -135,7 +140,10 @@ void bench(const BenchOptions& o) {
                    {"decode_roofline_fraction", decode_tok_s / roofline_tok_s},
                    {"prefill_gflops", prefill_gflops},
                    {"fma_peak_gflops", peak_gflops},
-                   {"prefill_peak_fraction", prefill_gflops / peak_gflops},
+                   {"bf16_dot_peak_gflops", bf16_peak_gflops > 0 ? nlohmann::json(bf16_peak_gflops) : nlohmann::json()},
+                   {"prefill_peak", on_bf16_dot ? "bf16_dot" : "f32_fma"},
+                   {"prefill_peak_fraction", prefill_gflops / prefill_peak},
+                   {"prefill_fma_peak_fraction", prefill_gflops / peak_gflops},
                    {"peak_rss_mb", double(u.ru_maxrss) / 1024.0}};
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
@@ -146,8 +154,10 @@ void bench(const BenchOptions& o) {
               omp_get_max_threads());
   std::printf("load             %.3f s (weights %s)\n", load_s,
               o.huge_pages ? "read into 2 MiB pages" : "mapped from the file");
-  std::printf("prefill          %8.1f tok/s  %7.1f GFLOP/s = %.2f of the f32 FMA peak (%.0f GFLOP/s)\n", prefill_tok_s,
-              prefill_gflops, prefill_gflops / peak_gflops, peak_gflops);
+  std::printf("prefill          %8.1f tok/s  %7.1f GFLOP/s = %.2f of the %s peak (%.0f GFLOP/s)\n", prefill_tok_s,
+              prefill_gflops, prefill_gflops / prefill_peak, on_bf16_dot ? "bf16 dot" : "f32 FMA", prefill_peak);
+  std::printf("compute          f32 FMA peak %.0f GFLOP/s, bf16 dot peak %s\n", peak_gflops,
+              bf16_peak_gflops > 0 ? (std::to_string(long(bf16_peak_gflops)) + " GFLOP/s").c_str() : "n/a (no AVX512-BF16)");
   std::printf("first token      %.3f s after %ld prompt tokens\n", ttft_s, long(o.prompt_tokens));
   std::printf("decode           %8.2f tok/s  = %.2f of the roofline (%.2f tok/s: %.1f MB/token at %.1f GB/s read)\n",
               decode_tok_s, decode_tok_s / roofline_tok_s, roofline_tok_s, double(bytes_per_token) / 1e6, bw.read_gb_s);
@@ -168,7 +178,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length to prefill")->check(CLI::PositiveNumber);
   cmd->add_option("--gen-tokens", o->gen_tokens, "tokens to decode")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "OpenMP threads")->check(CLI::PositiveNumber);
-  cmd->add_option("--backend", o->backend, "kernels")->check(CLI::IsMember({"fast", "reference"}));
+  cmd->add_option("--backend", o->backend,
+                  "reference (plain Eigen), fast (SIMD kernels) or fast-bf16 (matrix inputs rounded to bf16)")->check(CLI::IsMember({"fast", "fast-bf16", "reference"}));
   cmd->add_flag("--huge-pages", o->huge_pages,
                 "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");
   cmd->add_flag("--json", o->json, "one JSON object instead of the table");

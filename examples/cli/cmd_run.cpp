@@ -47,7 +47,7 @@ std::string default_tokenizer_path(const std::string& given, const std::string& 
 namespace {
 
 struct RunOptions {
-  std::string model, tokenizer, prompt, system, tools;
+  std::string model, tokenizer, prompt, system, tools, backend = "fast";
   std::vector<std::string> images;
   bool pan_and_scan = false;
   int64_t max_new_tokens = 256, context = 4096;
@@ -80,6 +80,9 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("--threads", o.threads, "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o.json, "print one JSON object per answer instead of streaming text");
+  cmd->add_option("--backend", o.backend,
+                  "reference (plain Eigen), fast (SIMD kernels) or fast-bf16 (matrix inputs rounded to bf16)")
+      ->check(CLI::IsMember({"reference", "fast", "fast-bf16"}));
   cmd->add_flag("--huge-pages", o.huge_pages,
                 "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");
   cmd->add_flag("--pan-and-scan", o.pan_and_scan,
@@ -107,7 +110,7 @@ struct Loaded {
 
   explicit Loaded(const RunOptions& o)
       : checkpoint(Checkpoint::open(o.model, o.huge_pages ? Residency::HugePages : Residency::Mapped)),
-        model(checkpoint),
+        model(checkpoint, backend_from_string(o.backend)),
         tokenizer(default_tokenizer_path(o.tokenizer, o.model)) {
     if (model.has_vision()) {
       ImageProcessorConfig pc = model.processor().config();

@@ -18,11 +18,32 @@
 
 #include <omp.h>
 
+#include "gemma3/kernels/bf16dot.hpp"
 #include "gemma3/kernels/dispatch.hpp"
 #include "gemma3/kernels/reference.hpp"
 #include "gemma3/tensor.hpp"
 
 namespace gemma3::fast {
+
+// What a matrix product with bf16 weights takes as its input: the f32 activations as they are (the
+// default, faithful to the reference), or rounded to bf16 first, the way a bf16 checkpoint's
+// products run in PyTorch or llama.cpp; products are exact and sums f32 either way. With bf16
+// inputs the prefill GEMM runs on vdpbf16ps where the CPU has AVX512-BF16 (twice the work per
+// instruction of an f32 FMA), and elsewhere on the f32 kernels fed the rounded inputs.
+enum class MatmulInputs { F32, Bf16 };
+
+// Whether this CPU runs the bf16 dot-product kernels (kernels/bf16dot.hpp) and this build has them.
+inline bool bf16_dot_available() {
+  if constexpr (!kernels::bf16dot::kBuilt) return false;
+#if GEMMA3_KERNEL_DISPATCH && (defined(__x86_64__) || defined(_M_X64))
+  static const bool available =
+      xsimd::available_architectures().best >= xsimd::avx512bw::version() &&
+      __builtin_cpu_supports("avx512bf16");
+  return available;
+#else
+  return true;  // the header-only build compiled them in: its flags target the instruction
+#endif
+}
 
 // Below this many tokens a matrix product runs as one GEMV per token (weights streamed once per
 // token); from here on, the packed GEMM (weights widened once per block, reused across tokens)
@@ -99,6 +120,23 @@ inline void pack_token_panel(const float* x, int64_t tokens, int64_t in,
       panel[k * width + j] = t0 + j < tokens ? x[(t0 + j) * in + k] : 0.f;
 }
 
+// Y = Ytᵀ, where Yt [out, t_pad] holds the tokens along its rows; called inside a parallel region
+// (the rows are shared out). In blocks of 64 rows x 16 tokens: a row of Yt is read a cache line at
+// a time, 16 rows of Y are written 64 floats at a time, and a block touches few pages (a plain
+// strided transpose missed the TLB on every element).
+inline void transpose_back(const float* yt, int64_t out, int64_t t_pad, int64_t tokens, float* y) {
+  constexpr int64_t kRb = 64, kTb = 16;
+#pragma omp for schedule(dynamic)
+  for (int64_t r0 = 0; r0 < out; r0 += kRb) {
+    const int64_t rn = std::min(kRb, out - r0);
+    for (int64_t t0 = 0; t0 < tokens; t0 += kTb) {
+      const int64_t tn = std::min(kTb, tokens - t0);
+      for (int64_t r = r0; r < r0 + rn; ++r)
+        for (int64_t j = 0; j < tn; ++j) y[(t0 + j) * out + r] = yt[r * t_pad + t0 + j];
+    }
+  }
+}
+
 // Y [tokens, out] = X [tokens, in] · Wᵀ for many tokens (kernels/simd.hpp Gemm): X packed once into
 // token panels (GemmLayout), blocks of weight rows split over threads, each widened to f32 once per
 // k block and swept by the register tiles over all tokens; the transposed result (tokens along the
@@ -122,32 +160,77 @@ void gemm(const W* w, int64_t out, int64_t in, const float* x, int64_t tokens, f
       kernels::call(Kernel{}, w + r0 * in, n, in, xp.data, t_pad, yt.data + r0 * t_pad, t_pad,
                     scratch.data);
     }
-    // Y = Ytᵀ in blocks of 64 rows x 16 tokens: a row of Yt is read a cache line at a time, 16 rows
-    // of Y are written 64 floats at a time, and a block touches few pages (a plain strided
-    // transpose missed the TLB on every element).
-    constexpr int64_t kRb = 64, kTb = 16;
-#pragma omp for schedule(dynamic)
-    for (int64_t r0 = 0; r0 < out; r0 += kRb) {
-      const int64_t rn = std::min(kRb, out - r0);
-      for (int64_t t0 = 0; t0 < tokens; t0 += kTb) {
-        const int64_t tn = std::min(kTb, tokens - t0);
-        for (int64_t r = r0; r < r0 + rn; ++r)
-          for (int64_t j = 0; j < tn; ++j) y[(t0 + j) * out + r] = yt.data[r * t_pad + t0 + j];
-      }
+    transpose_back(yt.data, out, t_pad, tokens, y);
+  }
+}
+
+// Packs token panel p of X [tokens, in] (in even) for kernels::bf16dot::gemm: rounded to bf16, a
+// pair of k per u32, the tokens along the lanes (layout in kernels/bf16dot.hpp).
+inline void pack_bf16_panel(const float* x, int64_t tokens, int64_t in, int64_t t_pad, int64_t p,
+                            uint32_t* xp) {
+  namespace bd = kernels::bf16dot;
+  const int64_t t0 = p * bd::kPanel, width = std::min(bd::kPanel, t_pad - t0), pairs = in / 2;
+  uint32_t* panel = xp + t0 * pairs;
+  for (int64_t kk = 0; kk < pairs; ++kk)
+    for (int64_t j = 0; j < width; ++j) {
+      const float* xt = x + (t0 + j) * in + 2 * kk;
+      panel[kk * width + j] =
+          t0 + j < tokens ? uint32_t(float_to_bf16(xt[0])) | uint32_t(float_to_bf16(xt[1])) << 16
+                          : 0u;
     }
+}
+
+// gemm() for bf16 inputs on vdpbf16ps (bf16_dot_available(), `in` even): X rounded and packed
+// once, W's bf16 pairs read in place, blocks of rows split over threads, Yᵀ transposed back.
+inline void gemm_bf16_dot(const uint16_t* w, int64_t out, int64_t in, const float* x,
+                          int64_t tokens, float* y) {
+  namespace bd = kernels::bf16dot;
+  const int64_t t_pad = (tokens + bd::kLanes - 1) / bd::kLanes * bd::kLanes;
+  const int64_t panels = (t_pad + bd::kPanel - 1) / bd::kPanel;
+  const int64_t blocks = (out + bd::kRowBlock - 1) / bd::kRowBlock;
+  AlignedFloats xp(t_pad * in / 2), yt(out * t_pad);  // packed X (u32 pairs); Yᵀ [out, t_pad]
+  uint32_t* xpairs = reinterpret_cast<uint32_t*>(xp.data);
+#pragma omp parallel
+  {
+#pragma omp for schedule(dynamic)
+    for (int64_t p = 0; p < panels; ++p) pack_bf16_panel(x, tokens, in, t_pad, p, xpairs);
+#pragma omp for schedule(dynamic)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * bd::kRowBlock, n = std::min(bd::kRowBlock, out - r0);
+      if constexpr (bd::kBuilt)
+        bd::gemm(w + r0 * in, n, in, xpairs, t_pad, yt.data + r0 * t_pad, t_pad);
+    }
+    transpose_back(yt.data, out, t_pad, tokens, y);
   }
 }
 }  // namespace detail
 
-// y = x · Wᵀ, the fast twin of ref::linear (F16 weights fall back to it).
-inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w) {
+// x with every element rounded to bf16 (MatmulInputs::Bf16), still stored as f32.
+inline Mat<float> rounded_to_bf16(const ConstMatRef<float>& x) {
+  return x.unaryExpr([](float v) { return round_to_bf16(v); });
+}
+
+// y = x · Wᵀ, the fast twin of ref::linear (F16 weights fall back to it); with MatmulInputs::Bf16,
+// of ref::linear(rounded_to_bf16(x), w) for bf16 weights.
+inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w,
+                         MatmulInputs inputs = MatmulInputs::F32) {
   if (w.dtype == DType::F16) return ref::linear<float>(x, w);
   const int64_t tokens = x.rows(), out = w.rows(), in = w.cols();
+  const bool round = inputs == MatmulInputs::Bf16 && w.dtype == DType::BF16;
   Mat<float> y(tokens, out);
-  // The kernels read rows of x contiguously; copy only a strided view.
+  if (round && tokens >= kGemmMinTokens && in % 2 == 0 && bf16_dot_available()) {
+    Mat<float> copy;  // the kernels read rows of x contiguously
+    const float* xp = x.outerStride() == in ? x.data() : (copy = x).data();
+    detail::gemm_bf16_dot(reinterpret_cast<const uint16_t*>(w.data), out, in, xp, tokens, y.data());
+    return y;
+  }
+  // The kernels read rows of x contiguously; copy only a strided view (or to round it).
   Mat<float> copy;
   const float* xp = x.data();
-  if (x.outerStride() != in) xp = (copy = x).data();
+  if (round)
+    xp = (copy = rounded_to_bf16(x)).data();
+  else if (x.outerStride() != in)
+    xp = (copy = x).data();
   if (tokens < kGemmMinTokens) {
     const TensorView* ws[] = {&w};
     for (int64_t t = 0; t < tokens; ++t) {
@@ -166,19 +249,24 @@ inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w) {
 // parallel region over the rows of all of them (detail::gemv); otherwise one linear each.
 template <std::size_t N>
 std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
-                                 const std::array<const TensorView*, N>& ws) {
+                                 const std::array<const TensorView*, N>& ws,
+                                 MatmulInputs inputs = MatmulInputs::F32) {
   std::array<Mat<float>, N> ys;
   bool fused = x.rows() < kGemmMinTokens && x.outerStride() == x.cols();
-  for (const TensorView* w : ws) fused = fused && w->dtype != DType::F16 && w->cols() == x.cols();
+  for (const TensorView* w : ws)
+    fused = fused && w->dtype == ws[0]->dtype && w->dtype != DType::F16 && w->cols() == x.cols();
   if (!fused) {
-    for (std::size_t m = 0; m < N; ++m) ys[m] = linear(x, *ws[m]);
+    for (std::size_t m = 0; m < N; ++m) ys[m] = linear(x, *ws[m], inputs);
     return ys;
   }
+  Mat<float> rounded;
+  const bool round = inputs == MatmulInputs::Bf16 && ws[0]->dtype == DType::BF16;
+  const float* xp = round ? (rounded = rounded_to_bf16(x)).data() : x.data();
   for (std::size_t m = 0; m < N; ++m) ys[m].resize(x.rows(), ws[m]->rows());
   for (int64_t t = 0; t < x.rows(); ++t) {
     std::array<float*, N> rows;
     for (std::size_t m = 0; m < N; ++m) rows[m] = ys[m].row(t).data();
-    detail::gemv(ws, x.data() + t * x.cols(), rows);
+    detail::gemv(ws, xp + t * x.cols(), rows);
   }
   return ys;
 }

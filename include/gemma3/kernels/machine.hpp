@@ -11,6 +11,7 @@
 
 #include "gemma3/io/mapped_file.hpp"
 #include "gemma3/kernels/dispatch.hpp"
+#include "gemma3/kernels/fast.hpp"
 
 namespace gemma3 {
 
@@ -74,6 +75,29 @@ inline double measure_fma_peak_gflops(double seconds = 0.3) {
     {
       float s = 0;
       flops += kernels::call(kernels::simd::FmaPeak{}, iterations, &s);
+#pragma omp atomic
+      sink += s;
+    }
+  }
+  const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
+  return (flops + 0 * sink) / elapsed / 1e9;
+}
+
+// The bf16 dot-product (vdpbf16ps) peak in GFLOP/s over all OpenMP threads, or 0 where the CPU
+// lacks AVX512-BF16 (or this build lacks the kernel).
+inline double measure_bf16_dot_peak_gflops(double seconds = 0.3) {
+  if constexpr (!kernels::bf16dot::kBuilt) return 0;
+  if (!fast::bf16_dot_available()) return 0;
+  using clock = std::chrono::steady_clock;
+  const int64_t iterations = 1 << 20;
+  double flops = 0;
+  float sink = 0;
+  const auto t0 = clock::now();
+  while (std::chrono::duration<double>(clock::now() - t0).count() < seconds) {
+#pragma omp parallel reduction(+ : flops)
+    {
+      float s = 0;
+      if constexpr (kernels::bf16dot::kBuilt) flops += kernels::bf16dot::peak(iterations, &s);
 #pragma omp atomic
       sink += s;
     }

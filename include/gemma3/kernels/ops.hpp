@@ -3,8 +3,10 @@
 #pragma once
 
 #include <array>
+#include <string>
 #include <type_traits>
 
+#include "gemma3/error.hpp"
 #include "gemma3/kernels/fast.hpp"
 #include "gemma3/kernels/reference.hpp"
 
@@ -13,17 +15,31 @@ namespace gemma3 {
 enum class Backend {
   Reference,  // plain Eigen, reads like the spec; the only path for T = double
   Fast,       // SIMD kernels with run-time instruction-set dispatch, OpenMP threads
+  FastBf16,   // Fast, with the inputs of products with bf16 weights rounded to bf16 (as PyTorch
+              // and llama.cpp run a bf16 checkpoint): vdpbf16ps prefill where the CPU has it
 };
 
 inline const char* to_string(Backend b) {
-  return b == Backend::Fast ? "fast" : "reference";
+  return b == Backend::Fast ? "fast" : b == Backend::FastBf16 ? "fast-bf16" : "reference";
+}
+
+// The inverse of to_string, for command lines and configs.
+inline Backend backend_from_string(const std::string& name) {
+  for (const Backend b : {Backend::Reference, Backend::Fast, Backend::FastBf16})
+    if (name == to_string(b)) return b;
+  throw InvalidArgument("backend", "'" + name + "' is not one of reference, fast, fast-bf16");
+}
+
+// The MatmulInputs of a fast backend.
+inline fast::MatmulInputs matmul_inputs(Backend b) {
+  return b == Backend::FastBf16 ? fast::MatmulInputs::Bf16 : fast::MatmulInputs::F32;
 }
 
 // y = x · Wᵀ for a published [out, in] weight.
 template <typename T>
 Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w, Backend backend) {
   if constexpr (std::is_same_v<T, float>)
-    if (backend == Backend::Fast) return fast::linear(x, w);
+    if (backend != Backend::Reference) return fast::linear(x, w, matmul_inputs(backend));
   return ref::linear<T>(x, w);
 }
 
@@ -33,7 +49,7 @@ template <typename T, std::size_t N>
 std::array<Mat<T>, N> linear(const ConstMatRef<T>& x, const std::array<const TensorView*, N>& ws,
                              Backend backend) {
   if constexpr (std::is_same_v<T, float>)
-    if (backend == Backend::Fast) return fast::linear(x, ws);
+    if (backend != Backend::Reference) return fast::linear(x, ws, matmul_inputs(backend));
   std::array<Mat<T>, N> ys;
   for (std::size_t m = 0; m < N; ++m) ys[m] = ref::linear<T>(x, *ws[m]);
   return ys;

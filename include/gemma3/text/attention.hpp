@@ -179,7 +179,7 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
 
   Mat<T> out;  // [n, heads*D] attention output before o_proj
   if constexpr (std::is_same_v<T, float> && !Obs::enabled)
-    out = p.backend == Backend::Fast
+    out = p.backend != Backend::Reference
               ? detail::attend_fast(q, k, v, p, cache, pos0, groups)
               : detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, obs, name);
   else
