@@ -38,6 +38,15 @@ void BM_FastLinear(benchmark::State& state) {
   set_linear_counters(state, w.view, tokens);
   state.SetLabel(kernels::active_isa());
 }
+// The same with bf16 inputs (Backend::FastBf16): vdpbf16ps prefill where the CPU has AVX512-BF16.
+void BM_FastLinearBf16Inputs(benchmark::State& state) {
+  const int64_t out = state.range(0), in = state.range(1), tokens = state.range(2);
+  const Weight w(out, in);
+  const Mat<float> x = Mat<float>::Random(tokens, in);
+  for (auto _ : state) benchmark::DoNotOptimize(fast::linear(x, w.view, fast::MatmulInputs::Bf16));
+  set_linear_counters(state, w.view, tokens);
+  state.SetLabel(fast::bf16_dot_available() ? "vdpbf16ps" : kernels::active_isa());
+}
 void BM_ReferenceLinear(benchmark::State& state) {
   const int64_t out = state.range(0), in = state.range(1), tokens = state.range(2);
   const Weight w(out, in);
@@ -51,6 +60,7 @@ void BM_ReferenceLinear(benchmark::State& state) {
   ->Args({2048, 640, 1})->Args({6912, 1152, 1})->Args({1152, 6912, 1})->Args({10240, 2560, 1})      \
       ->Args({262144, 1152, 1})->Args({6912, 1152, 512})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_FastLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
+BENCHMARK(BM_FastLinearBf16Inputs)->Args({6912, 1152, 512})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ReferenceLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 
 // One decode step's attention for one query head over a cache of `keys` (head_dim 256), as a local
@@ -88,5 +98,10 @@ void BM_MachineFmaPeak(benchmark::State& state) {
   state.SetLabel(kernels::active_isa());
 }
 BENCHMARK(BM_MachineFmaPeak)->Iterations(1)->Unit(benchmark::kMillisecond);
+void BM_MachineBf16DotPeak(benchmark::State& state) {
+  for (auto _ : state) state.counters["GFLOP/s"] = measure_bf16_dot_peak_gflops(0.2);
+  state.SetLabel(fast::bf16_dot_available() ? "vdpbf16ps" : "n/a: no AVX512-BF16");
+}
+BENCHMARK(BM_MachineBf16DotPeak)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
