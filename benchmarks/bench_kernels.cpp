@@ -54,10 +54,10 @@ void BM_ReferenceLinear(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(ref::linear<float>(x, w.view));
   set_linear_counters(state, w.view, tokens);
 }
-// Decode GEMVs: 270m MLP (2048x640), 1b MLP up/gate (6912x1152) and down (1152x6912), 4b MLP
+// Decode GEMVs: 270m MLP (2048x640) and LM head (262144x640), 1b MLP up/gate (6912x1152) and down (1152x6912), 4b MLP
 // (10240x2560), the 1b LM head (262144x1152); prefill GEMMs: 512 tokens through the 1b MLP.
 #define GEMMA3_LINEAR_SHAPES                                                                        \
-  ->Args({2048, 640, 1})->Args({6912, 1152, 1})->Args({1152, 6912, 1})->Args({10240, 2560, 1})      \
+  ->Args({2048, 640, 1})->Args({262144, 640, 1})->Args({6912, 1152, 1})->Args({1152, 6912, 1})->Args({10240, 2560, 1})      \
       ->Args({262144, 1152, 1})->Args({6912, 1152, 512})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_FastLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 BENCHMARK(BM_FastLinearBf16Inputs)->Args({6912, 1152, 512})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)->UseRealTime();

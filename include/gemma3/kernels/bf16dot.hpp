@@ -43,11 +43,20 @@ inline constexpr int64_t kPanel = 4 * kLanes;  // tokens per register tile
 inline constexpr int64_t kRowBlock = 96;       // rows of W per task: 96 x KC bf16 (48 KiB) in L2
 inline constexpr int64_t kKBlock = 256;  // k per block: a panel's KC/2 x 64 u32 (32 KiB) in L1
 
-// yt[r, t] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of a bf16 W [rows, K] (K even, rows <=
-// kRowBlock) and the T_pad tokens of xp (packed as above); yt [rows, T_pad] has leading dimension
-// ldy. Each sum runs over k in order, in f32 (every product exact), whatever the tiling.
+// Packs the panel of tokens [t0, t0 + kPanel) of X [tokens, K] (K even) into `panel` (the layout
+// above), rounding to bf16 (to nearest even; vcvtne2ps2bf16 flushes f32 subnormals to zero, as
+// vdpbf16ps would treat them anyway).
+GEMMA3_BF16DOT_LINKAGE void pack(const float* x, int64_t tokens, int64_t K, int64_t T_pad,
+                                 int64_t t0, uint32_t* panel);
+
+// y[t, r] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of a bf16 W [rows, K] (K even, rows <=
+// kRowBlock) and tokens [0, tokens) of xp (packed as above, T_pad tokens); y has leading dimension
+// ldy (so the rows of a block of a bigger matrix are y + r0). `partial` [rows, T_pad] holds the
+// sums between blocks of k; the last block writes y. Each sum runs over k in order, in f32 (every
+// product exact), whatever the tiling.
 GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, const uint32_t* xp,
-                                 int64_t T_pad, float* yt, int64_t ldy);
+                                 int64_t tokens, int64_t T_pad, float* partial, float* y,
+                                 int64_t ldy);
 
 // Runs `iterations` rounds of independent vdpbf16ps chains and returns the floating-point
 // operations done (4 per f32 lane per instruction: two products, two sums): the bf16 dot peak.
@@ -58,13 +67,25 @@ namespace detail {
 // The register tile: MR rows x NV vectors of 16 tokens, MR·NV accumulators (6 x 4 = 24 of the 32
 // registers). Per pair of k: NV loads of X, MR broadcasts of a W pair (embedded in the
 // instruction), MR·NV vdpbf16ps.
+//
+// Between blocks of k the sums wait in `partial` (rows along its rows, tokens along the lanes); the
+// last block writes them to y transposed, only the `valid` tokens (the transpose of a 6 x 64 tile
+// is cheap next to the tile's work, and saves a pass over a whole transposed Y).
+struct TileOut {
+  float* partial;  // this tile's rows and tokens in the row block's partial sums
+  int64_t ld_partial;
+  float* y;  // this tile's first token and row in y, or null before the last k block
+  int64_t ldy;
+  int64_t valid;  // tokens of the tile that exist (the rest is padding)
+};
 template <int MR, int NV>
-static inline void tile(const uint16_t* w, int64_t K, const uint32_t* xp, int64_t kc2, float* yt,
-                        int64_t ldy, bool first) {
+static inline void tile(const uint16_t* w, int64_t K, const uint32_t* xp, int64_t kc2,
+                        const TileOut& o, bool first) {
   __m512 acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v)
-      acc[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(yt + i * ldy + v * kLanes);
+      acc[i][v] =
+          first ? _mm512_setzero_ps() : _mm512_loadu_ps(o.partial + i * o.ld_partial + v * kLanes);
   for (int64_t kk = 0; kk < kc2; ++kk) {
     __m512bh x[NV];
     for (int v = 0; v < NV; ++v)
@@ -76,18 +97,27 @@ static inline void tile(const uint16_t* w, int64_t K, const uint32_t* xp, int64_
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], wi, x[v]);
     }
   }
+  if (!o.y) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v)
+        _mm512_storeu_ps(o.partial + i * o.ld_partial + v * kLanes, acc[i][v]);
+    return;
+  }
+  alignas(64) float out[MR][NV * kLanes];
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(yt + i * ldy + v * kLanes, acc[i][v]);
+    for (int v = 0; v < NV; ++v) _mm512_store_ps(out[i] + v * kLanes, acc[i][v]);
+  for (int64_t t = 0; t < o.valid; ++t)
+    for (int i = 0; i < MR; ++i) o.y[t * o.ldy + i] = out[i][t];
 }
 
 // tile() with run-time tails: mr <= MR rows, nv <= NV vectors.
 template <int MR, int NV>
 static inline void tile_tail(int64_t mr, int64_t nv, const uint16_t* w, int64_t K,
-                             const uint32_t* xp, int64_t kc2, float* yt, int64_t ldy, bool first) {
+                             const uint32_t* xp, int64_t kc2, const TileOut& o, bool first) {
   if constexpr (MR > 0 && NV > 0) {
-    if (mr < MR) return tile_tail<MR - 1, NV>(mr, nv, w, K, xp, kc2, yt, ldy, first);
-    if (nv < NV) return tile_tail<MR, NV - 1>(mr, nv, w, K, xp, kc2, yt, ldy, first);
-    tile<MR, NV>(w, K, xp, kc2, yt, ldy, first);
+    if (mr < MR) return tile_tail<MR - 1, NV>(mr, nv, w, K, xp, kc2, o, first);
+    if (nv < NV) return tile_tail<MR, NV - 1>(mr, nv, w, K, xp, kc2, o, first);
+    tile<MR, NV>(w, K, xp, kc2, o, first);
   }
 }
 inline constexpr int kMR = 6, kNV = int(kPanel / kLanes);
@@ -97,24 +127,57 @@ inline constexpr int kMR = 6, kNV = int(kPanel / kLanes);
 // published, so the row block is read in place (its KC x 96 rows stay in L2 while the tiles sweep
 // every token panel).
 GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, const uint32_t* xp,
-                                 int64_t T_pad, float* yt, int64_t ldy) {
+                                 int64_t tokens, int64_t T_pad, float* partial, float* y,
+                                 int64_t ldy) {
   using namespace detail;
   for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
     const int64_t kc = K - k0 < kKBlock ? K - k0 : kKBlock;
+    const bool last = k0 + kc == K;
     for (int64_t t0 = 0; t0 < T_pad; t0 += kPanel) {
       const int64_t width = T_pad - t0 < kPanel ? T_pad - t0 : kPanel;
       const uint32_t* xb = xp + t0 * (K / 2) + (k0 / 2) * width;  // pairs k0/2 .. of this panel
+      const int64_t valid = tokens - t0 < width ? tokens - t0 : width;
       for (int64_t r = 0; r < rows; r += kMR) {
         const int64_t mr = rows - r < kMR ? rows - r : kMR;
         const uint16_t* wb = w + r * K + k0;
+        const TileOut o{partial + r * T_pad + t0, T_pad, last ? y + t0 * ldy + r : nullptr, ldy,
+                        valid};
         if (mr == kMR && width == kPanel)
-          tile<kMR, kNV>(wb, K, xb, kc / 2, yt + r * ldy + t0, ldy, k0 == 0);
+          tile<kMR, kNV>(wb, K, xb, kc / 2, o, k0 == 0);
         else
-          tile_tail<kMR, kNV>(mr, width / kLanes, wb, K, xb, kc / 2, yt + r * ldy + t0, ldy,
-                              k0 == 0);
+          tile_tail<kMR, kNV>(mr, width / kLanes, wb, K, xb, kc / 2, o, k0 == 0);
       }
     }
   }
+}
+
+// Per block of 16 tokens x 16 pairs: each token's 32 floats loaded (masked at the end of K),
+// rounded into 16 pairs by one vcvtne2ps2bf16, then the block transposed into the panel.
+GEMMA3_BF16DOT_LINKAGE void pack(const float* x, int64_t tokens, int64_t K, int64_t T_pad,
+                                 int64_t t0, uint32_t* panel) {
+  const int64_t width = T_pad - t0 < kPanel ? T_pad - t0 : kPanel, pairs = K / 2;
+  alignas(64) uint32_t block[kLanes][kLanes];  // [token][pair]
+  for (int64_t j0 = 0; j0 < width; j0 += kLanes)
+    for (int64_t kk0 = 0; kk0 < pairs; kk0 += kLanes) {
+      const int64_t n = pairs - kk0 < kLanes ? pairs - kk0 : kLanes;  // pairs in this block
+      const int64_t floats = 2 * n;
+      const __mmask16 lo = __mmask16(floats >= 16 ? 0xffff : (1u << floats) - 1);
+      const __mmask16 hi = __mmask16(floats >= 32  ? 0xffff
+                                     : floats > 16 ? (1u << (floats - 16)) - 1
+                                                   : 0);
+      for (int64_t j = 0; j < kLanes; ++j) {
+        const int64_t t = t0 + j0 + j;
+        __m512i rounded = _mm512_setzero_si512();
+        if (t < tokens) {
+          const float* row = x + t * K + 2 * kk0;
+          rounded = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + 16),
+                                                 _mm512_maskz_loadu_ps(lo, row));
+        }
+        _mm512_store_si512(block[j], rounded);
+      }
+      for (int64_t u = 0; u < n; ++u)
+        for (int64_t j = 0; j < kLanes; ++j) panel[(kk0 + u) * width + j0 + j] = block[j][u];
+    }
 }
 
 // 12 independent chains cover the instruction's latency x throughput.

@@ -36,9 +36,8 @@ enum class MatmulInputs { F32, Bf16 };
 inline bool bf16_dot_available() {
   if constexpr (!kernels::bf16dot::kBuilt) return false;
 #if GEMMA3_KERNEL_DISPATCH && (defined(__x86_64__) || defined(_M_X64))
-  static const bool available =
-      xsimd::available_architectures().best >= xsimd::avx512bw::version() &&
-      __builtin_cpu_supports("avx512bf16");
+  static const bool available = kernels::best_arch_version() >= xsimd::avx512bw::version() &&
+                                __builtin_cpu_supports("avx512bf16");
   return available;
 #else
   return true;  // the header-only build compiled them in: its flags target the instruction
@@ -164,43 +163,30 @@ void gemm(const W* w, int64_t out, int64_t in, const float* x, int64_t tokens, f
   }
 }
 
-// Packs token panel p of X [tokens, in] (in even) for kernels::bf16dot::gemm: rounded to bf16, a
-// pair of k per u32, the tokens along the lanes (layout in kernels/bf16dot.hpp).
-inline void pack_bf16_panel(const float* x, int64_t tokens, int64_t in, int64_t t_pad, int64_t p,
-                            uint32_t* xp) {
-  namespace bd = kernels::bf16dot;
-  const int64_t t0 = p * bd::kPanel, width = std::min(bd::kPanel, t_pad - t0), pairs = in / 2;
-  uint32_t* panel = xp + t0 * pairs;
-  for (int64_t kk = 0; kk < pairs; ++kk)
-    for (int64_t j = 0; j < width; ++j) {
-      const float* xt = x + (t0 + j) * in + 2 * kk;
-      panel[kk * width + j] =
-          t0 + j < tokens ? uint32_t(float_to_bf16(xt[0])) | uint32_t(float_to_bf16(xt[1])) << 16
-                          : 0u;
-    }
-}
-
 // gemm() for bf16 inputs on vdpbf16ps (bf16_dot_available(), `in` even): X rounded and packed
-// once, W's bf16 pairs read in place, blocks of rows split over threads, Yᵀ transposed back.
+// once, W's bf16 pairs read in place, blocks of rows split over threads, each block's partial sums
+// in a buffer of its thread (in L2) until the last block of k writes Y.
 inline void gemm_bf16_dot(const uint16_t* w, int64_t out, int64_t in, const float* x,
                           int64_t tokens, float* y) {
   namespace bd = kernels::bf16dot;
   const int64_t t_pad = (tokens + bd::kLanes - 1) / bd::kLanes * bd::kLanes;
   const int64_t panels = (t_pad + bd::kPanel - 1) / bd::kPanel;
   const int64_t blocks = (out + bd::kRowBlock - 1) / bd::kRowBlock;
-  AlignedFloats xp(t_pad * in / 2), yt(out * t_pad);  // packed X (u32 pairs); Yᵀ [out, t_pad]
+  AlignedFloats xp(t_pad * in / 2);  // packed X: u32 pairs of bf16
   uint32_t* xpairs = reinterpret_cast<uint32_t*>(xp.data);
 #pragma omp parallel
   {
 #pragma omp for schedule(dynamic)
-    for (int64_t p = 0; p < panels; ++p) pack_bf16_panel(x, tokens, in, t_pad, p, xpairs);
+    for (int64_t p = 0; p < panels; ++p)
+      if constexpr (bd::kBuilt)
+        bd::pack(x, tokens, in, t_pad, p * bd::kPanel, xpairs + p * bd::kPanel * (in / 2));
+    AlignedFloats partial(bd::kRowBlock * t_pad);
 #pragma omp for schedule(dynamic)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * bd::kRowBlock, n = std::min(bd::kRowBlock, out - r0);
       if constexpr (bd::kBuilt)
-        bd::gemm(w + r0 * in, n, in, xpairs, t_pad, yt.data + r0 * t_pad, t_pad);
+        bd::gemm(w + r0 * in, n, in, xpairs, tokens, t_pad, partial.data, y + r0, out);
     }
-    transpose_back(yt.data, out, t_pad, tokens, y);
   }
 }
 }  // namespace detail

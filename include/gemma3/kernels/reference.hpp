@@ -10,9 +10,9 @@
 
 namespace gemma3::ref {
 
-// y = x · Wᵀ for a weight W stored [out, in] as published (nn.Linear orientation), in any checkpoint
-// dtype. W is widened to T a block of rows at a time, so the working memory stays small for the
-// 262144-row LM head while Eigen's GEMM does the arithmetic.
+// y = x · Wᵀ for a weight W stored [out, in] as published (nn.Linear orientation), in any
+// checkpoint dtype. W is widened to T a block of rows at a time, so the working memory stays small
+// for the 262144-row LM head while Eigen's GEMM does the arithmetic.
 template <typename T>
 Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w) {
   constexpr int64_t kBlockRows = 512;
@@ -26,8 +26,9 @@ Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w) {
   return y;
 }
 
-// Gemma RMSNorm over each row: y = x · rsqrt(mean(x²) + eps) · (1 + w), computed in T and the weight
-// offset applied before any downcast (HF-mod Gemma3RMSNorm; spec §2.2). `w` stores w, not 1 + w.
+// Gemma RMSNorm over each row: y = x · rsqrt(mean(x²) + eps) · (1 + w), computed in T and the
+// weight offset applied before any downcast (HF-mod Gemma3RMSNorm; spec §2.2). `w` stores w, not 1
+// + w.
 template <typename T>
 Mat<T> rms_norm(const ConstMatRef<T>& x, const Vec<T>& w, double eps) {
   Mat<T> y(x.rows(), x.cols());
@@ -74,8 +75,9 @@ template <typename T>
 void softmax_rows(MatRef<T> s) {
   for (Eigen::Index r = 0; r < s.rows(); ++r) {
     const T max = s.row(r).maxCoeff();
-    // Masked scores (-inf) must get probability exactly 0. Eigen's vectorised exp clamps its argument
-    // (to about -88 in float), so exp(-inf) would give a masked key a denormal weight (~1e-40).
+    // Masked scores (-inf) must get probability exactly 0. Eigen's vectorised exp clamps its
+    // argument (to about -88 in float), so exp(-inf) would give a masked key a denormal weight
+    // (~1e-40).
     s.row(r) = (s.row(r).array() == -std::numeric_limits<T>::infinity())
                    .select(T(0), (s.row(r).array() - max).exp());
     s.row(r) /= s.row(r).sum();
