@@ -119,27 +119,10 @@ inline void pack_token_panel(const float* x, int64_t tokens, int64_t in,
       panel[k * width + j] = t0 + j < tokens ? x[(t0 + j) * in + k] : 0.f;
 }
 
-// Y = Ytᵀ, where Yt [out, t_pad] holds the tokens along its rows; called inside a parallel region
-// (the rows are shared out). In blocks of 64 rows x 16 tokens: a row of Yt is read a cache line at
-// a time, 16 rows of Y are written 64 floats at a time, and a block touches few pages (a plain
-// strided transpose missed the TLB on every element).
-inline void transpose_back(const float* yt, int64_t out, int64_t t_pad, int64_t tokens, float* y) {
-  constexpr int64_t kRb = 64, kTb = 16;
-#pragma omp for schedule(dynamic)
-  for (int64_t r0 = 0; r0 < out; r0 += kRb) {
-    const int64_t rn = std::min(kRb, out - r0);
-    for (int64_t t0 = 0; t0 < tokens; t0 += kTb) {
-      const int64_t tn = std::min(kTb, tokens - t0);
-      for (int64_t r = r0; r < r0 + rn; ++r)
-        for (int64_t j = 0; j < tn; ++j) y[(t0 + j) * out + r] = yt[r * t_pad + t0 + j];
-    }
-  }
-}
-
 // Y [tokens, out] = X [tokens, in] · Wᵀ for many tokens (kernels/simd.hpp Gemm): X packed once into
 // token panels (GemmLayout), blocks of weight rows split over threads, each widened to f32 once per
-// k block and swept by the register tiles over all tokens; the transposed result (tokens along the
-// lanes) is transposed back at the end.
+// k block and swept by the register tiles over all tokens; each block's partial sums wait in a
+// buffer of its thread (in L2) until the last block of k writes Y.
 template <class W>
 void gemm(const W* w, int64_t out, int64_t in, const float* x, int64_t tokens, float* y) {
   using Kernel = kernels::simd::Gemm<W>;
@@ -147,19 +130,19 @@ void gemm(const W* w, int64_t out, int64_t in, const float* x, int64_t tokens, f
   const int64_t t_pad = (tokens + layout.lanes - 1) / layout.lanes * layout.lanes;
   const int64_t panels = (t_pad + layout.panel - 1) / layout.panel;
   const int64_t blocks = (out + Kernel::RB - 1) / Kernel::RB;
-  AlignedFloats xp(t_pad * in), yt(out * t_pad);  // packed X; Yᵀ [out, t_pad]
+  AlignedFloats xp(t_pad * in);  // packed X
 #pragma omp parallel
   {
 #pragma omp for schedule(dynamic)
     for (int64_t p = 0; p < panels; ++p) pack_token_panel(x, tokens, in, layout, p, xp.data);
     AlignedFloats scratch(Kernel::RB * Kernel::KC);  // this thread's widened block of W
+    AlignedFloats partial(Kernel::RB * t_pad);       // ... and its block's partial sums
 #pragma omp for schedule(dynamic)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * Kernel::RB, n = std::min(Kernel::RB, out - r0);
-      kernels::call(Kernel{}, w + r0 * in, n, in, xp.data, t_pad, yt.data + r0 * t_pad, t_pad,
+      kernels::call(Kernel{}, w + r0 * in, n, in, xp.data, tokens, t_pad, partial.data, y + r0, out,
                     scratch.data);
     }
-    transpose_back(yt.data, out, t_pad, tokens, y);
   }
 }
 

@@ -127,20 +127,31 @@ GemmLayout GemmTokenLayout::operator()(Arch) const {
   return {gemm_nv<Arch>() * B, B};
 }
 
-// The micro-kernel: yt[MR, NV·B] (+)= Wp[MR, kc] · Xp[kc, NV·B], the outer product of a column of
+// Where a register tile's sums go: between blocks of k to `partial` (rows along its rows, tokens
+// along the lanes); from the last block to y, transposed, only the `valid` tokens (the transpose
+// of one tile is cheap next to its work, and saves a pass over a whole transposed Y).
+struct GemmTileOut {
+  float* partial;  // the tile's rows and tokens in the row block's partial sums
+  int64_t ld_partial;
+  float* y;  // the tile's first token and row in y, or null before the last k block
+  int64_t ldy;
+  int64_t valid;  // tokens of the tile that exist (the rest is padding)
+};
+
+// The micro-kernel: acc[MR, NV·B] (+)= Wp[MR, kc] · Xp[kc, NV·B], the outer product of a column of
 // W (each element broadcast) with a row of X (NV vectors of tokens) at each k. Wp rows have leading
 // dimension ldw, Xp rows are NV·B wide. `first` (the first k block) starts from zero rather than
-// yt. Every output sums its k in order, whatever the tile or thread: results do not depend on
-// either.
+// the partial sums. Every output sums its k in order, whatever the tile or thread: results do not
+// depend on either.
 template <int MR, int NV, class Arch>
-static inline void gemm_tile(const float* wp, int64_t ldw, const float* xp, int64_t kc, float* yt,
-                             int64_t ldy, bool first) {
+static inline void gemm_tile(const float* wp, int64_t ldw, const float* xp, int64_t kc,
+                             const GemmTileOut& o, bool first) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   batch acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v)
-      acc[i][v] = first ? batch(0.f) : batch::load_unaligned(yt + i * ldy + v * B);
+      acc[i][v] = first ? batch(0.f) : batch::load_unaligned(o.partial + i * o.ld_partial + v * B);
   for (int64_t k = 0; k < kc; ++k) {
     batch x[NV];
     for (int v = 0; v < NV; ++v) x[v] = batch::load_unaligned(xp + k * NV * B + v * B);
@@ -149,19 +160,27 @@ static inline void gemm_tile(const float* wp, int64_t ldw, const float* xp, int6
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(wi, x[v], acc[i][v]);
     }
   }
+  if (!o.y) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v].store_unaligned(o.partial + i * o.ld_partial + v * B);
+    return;
+  }
+  alignas(64) float out[MR][NV * B];
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v].store_unaligned(yt + i * ldy + v * B);
+    for (int v = 0; v < NV; ++v) acc[i][v].store_aligned(out[i] + v * B);
+  for (int64_t t = 0; t < o.valid; ++t)
+    for (int i = 0; i < MR; ++i) o.y[t * o.ldy + i] = out[i][t];
 }
 
 // gemm_tile with run-time tails: mr <= MR rows, nv <= NV vectors (the last rows of a matrix, the
 // last token panel).
 template <int MR, int NV, class Arch>
 static inline void gemm_tile_tail(int64_t mr, int64_t nv, const float* wp, int64_t ldw,
-                                  const float* xp, int64_t kc, float* yt, int64_t ldy, bool first) {
+                                  const float* xp, int64_t kc, const GemmTileOut& o, bool first) {
   if constexpr (MR > 0 && NV > 0) {
-    if (mr < MR) return gemm_tile_tail<MR - 1, NV, Arch>(mr, nv, wp, ldw, xp, kc, yt, ldy, first);
-    if (nv < NV) return gemm_tile_tail<MR, NV - 1, Arch>(mr, nv, wp, ldw, xp, kc, yt, ldy, first);
-    gemm_tile<MR, NV, Arch>(wp, ldw, xp, kc, yt, ldy, first);
+    if (mr < MR) return gemm_tile_tail<MR - 1, NV, Arch>(mr, nv, wp, ldw, xp, kc, o, first);
+    if (nv < NV) return gemm_tile_tail<MR, NV - 1, Arch>(mr, nv, wp, ldw, xp, kc, o, first);
+    gemm_tile<MR, NV, Arch>(wp, ldw, xp, kc, o, first);
   }
 }
 
@@ -171,12 +190,14 @@ static inline void gemm_tile_tail(int64_t mr, int64_t nv, const float* wp, int64
 // accumulators across lanes once per k block, and reached 0.3 of the FMA peak).
 template <class W>
 template <class Arch>
-void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t T_pad,
-                         float* yt, int64_t ldy, float* scratch) const {
+void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t tokens,
+                         int64_t T_pad, float* partial, float* y, int64_t ldy,
+                         float* scratch) const {
   constexpr int NV = gemm_nv<Arch>();
   constexpr int64_t B = xsimd::batch<float, Arch>::size, NR = NV * B;
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int64_t kc = K - k0 < KC ? K - k0 : KC;
+    const bool last = k0 + kc == K;
     // Widen this block; ask for the next one meanwhile (its rows are short strided runs, which the
     // hardware prefetcher follows poorly: the loads of this loop were 5% of a prefill).
     const int64_t next = k0 + KC < K ? k0 + KC : k0;
@@ -188,14 +209,16 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
     for (int64_t t0 = 0; t0 < T_pad; t0 += NR) {
       const int64_t width = T_pad - t0 < NR ? T_pad - t0 : NR;
       const float* xb = xp + t0 * K + k0 * width;  // rows k0 .. k0 + kc of this token panel
+      const int64_t valid = tokens - t0 < width ? tokens - t0 : width;
       for (int64_t r = 0; r < rows; r += kGemmMR) {
         const int64_t mr = rows - r < kGemmMR ? rows - r : kGemmMR;
+        const GemmTileOut o{partial + r * T_pad + t0, T_pad, last ? y + t0 * ldy + r : nullptr, ldy,
+                            valid};
         if (mr == kGemmMR && width == NR)
-          gemm_tile<kGemmMR, NV, Arch>(scratch + r * kc, kc, xb, kc, yt + r * ldy + t0, ldy,
-                                       k0 == 0);
+          gemm_tile<kGemmMR, NV, Arch>(scratch + r * kc, kc, xb, kc, o, k0 == 0);
         else
-          gemm_tile_tail<kGemmMR, NV, Arch>(mr, width / B, scratch + r * kc, kc, xb, kc,
-                                            yt + r * ldy + t0, ldy, k0 == 0);
+          gemm_tile_tail<kGemmMR, NV, Arch>(mr, width / B, scratch + r * kc, kc, xb, kc, o,
+                                            k0 == 0);
       }
     }
   }

@@ -13,11 +13,11 @@
                                                  const float*, float*) const;                     \
   template GemmLayout GemmTokenLayout::operator()<__VA_ARGS__>(__VA_ARGS__) const;                \
   template void Gemm<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t,    \
-                                                        int64_t, const float*, int64_t, float*,   \
-                                                        int64_t, float*) const;                   \
+                                                        int64_t, const float*, int64_t, int64_t,  \
+                                                        float*, float*, int64_t, float*) const;   \
   template void Gemm<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
-                                                     const float*, int64_t, float*, int64_t,      \
-                                                     float*) const;                               \
+                                                     const float*, int64_t, int64_t, float*,      \
+                                                     float*, int64_t, float*) const;              \
   template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t,          \
                                                      const KeySegment*, int64_t, float, float,    \
                                                      float*) const;                               \
