@@ -71,7 +71,7 @@ void BM_FastAttentionDecode(benchmark::State& state) {
   const kernels::simd::KeySegment seg{k.data(), v.data(), keys, d};
   Mat<float> out(1, d);
   for (auto _ : state) {
-    kernels::call(kernels::simd::AttendQuery{}, q.data(), d, &seg, int64_t(1), 0.0625f, 0.f, out.data());
+    kernels::call(kernels::simd::AttendQuery{}, q.data(), int64_t(1), d, &seg, int64_t(1), 0.0625f, 0.f, out.data());
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["keys/s"] = benchmark::Counter(double(keys), benchmark::Counter::kIsIterationInvariantRate);

@@ -180,30 +180,44 @@ TEST_CASE("bf16-input products equal the reference on rounded inputs (vdpbf16ps 
     }
 }
 
+TEST_CASE("GeGLU in one pass over threads equals gelu_tanh(gate) * up", "[kernels]") {
+  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {1, 7}, {3, 6912}, {5, 16384}, {2, 16385}}) {
+    INFO(rows << " x " << cols);
+    const Mat<float> gate = 4.f * random_matrix(rows, cols, 5), up = random_matrix(rows, cols, 6);
+    const Mat<float> expected = (ref::gelu_tanh<float>(gate).array() * up.array()).matrix();
+    const Mat<float> act = fast::gelu_tanh_mul(gate, up);
+    REQUIRE(act.rows() == rows);
+    REQUIRE(act.cols() == cols);
+    CHECK(test::max_abs_diff(act, expected) <= 1e-6 * expected.cwiseAbs().maxCoeff());
+  }
+}
+
 TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[kernels]") {
-  for (const int64_t d : {1, 16, 33, 256})
-    for (const int64_t keys : {1, 5, 300}) {
-      const Mat<float> q = random_matrix(1, d, 1), k = random_matrix(keys, d, 2),
-                       v = random_matrix(keys, d, 3);
-      const float scale = 1.f / std::sqrt(float(d));
-      for (const float cap : {0.f, 5.f}) {
-        Mat<float> s = q * k.transpose() * scale;
-        if (cap > 0) ref::soft_cap<float>(s, cap);
-        ref::softmax_rows<float>(s);
-        const Mat<float> expected = s * v;
-        // Split the keys into two segments, as a wrapped ring buffer does.
-        const int64_t split = keys / 3;
-        const kernels::simd::KeySegment segs[2] = {
-            {k.data(), v.data(), split, d},
-            {k.data() + split * d, v.data() + split * d, keys - split, d}};
-        for_each_isa([&](auto arch, const char* isa) {
-          INFO("d " << d << " keys " << keys << " cap " << cap << " " << isa);
-          Mat<float> out(1, d);
-          kernels::simd::AttendQuery{}(arch, q.data(), d, segs, 2, scale, cap, out.data());
-          CHECK(test::max_abs_diff(out, expected) <= 1e-5);
-        });
+  for (const int64_t nq : {1, 2, 4, 7})  // query heads sharing the keys (a GQA group)
+    for (const int64_t d : {1, 16, 33, 256})
+      for (const int64_t keys : {1, 5, 300}) {
+        const Mat<float> q = random_matrix(nq, d, 1), k = random_matrix(keys, d, 2),
+                         v = random_matrix(keys, d, 3);
+        const float scale = 1.f / std::sqrt(float(d));
+        for (const float cap : {0.f, 5.f}) {
+          Mat<float> s = q * k.transpose() * scale;
+          if (cap > 0) ref::soft_cap<float>(s, cap);
+          ref::softmax_rows<float>(s);
+          const Mat<float> expected = s * v;
+          // Split the keys into two segments, as a wrapped ring buffer does.
+          const int64_t split = keys / 3;
+          const kernels::simd::KeySegment segs[2] = {
+              {k.data(), v.data(), split, d},
+              {k.data() + split * d, v.data() + split * d, keys - split, d}};
+          for_each_isa([&](auto arch, const char* isa) {
+            INFO("nq " << nq << " d " << d << " keys " << keys << " cap " << cap << " " << isa);
+            Mat<float> out(nq, d);
+            kernels::simd::AttendQuery{}(arch, q.data(), nq, d, segs, 2, scale, cap, out.data());
+            CHECK(test::max_abs_diff(out, expected) <= 1e-5);
+          });
+        }
       }
-    }
 }
 
 TEST_CASE("fast model: fixtures within 1e-4 and the reference path within 2e-5",

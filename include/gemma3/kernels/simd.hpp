@@ -229,56 +229,95 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
 // (soft-capped if cap > 0), m' = max(m, max_j s_j), o = o·e^(m-m') + Σ_j e^(s_j-m')·v_j,
 // l = l·e^(m-m') + Σ_j e^(s_j-m'); finally o / l. Per block rather than per key, o is rescaled and
 // stored once and e^(m-m') computed once (per key, the rescale pass and two expf per key were most
-// of the time of a 270m prefill's attention).
-template <class Arch>
-void AttendQuery::operator()(Arch, const float* q, int64_t d, const KeySegment* segs,
-                             int64_t n_segs, float scale, float cap, float* out) const {
+// of the time of a 270m prefill's attention). G queries at a time share every load of a key and
+// of a value (a GQA group: 4 query heads per key head at 270m and 1b).
+template <int G, class Arch>
+static inline void attend_queries(const float* q, int64_t d, const KeySegment* segs, int64_t n_segs,
+                                  float scale, float cap, float* out) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   constexpr int64_t kKeys = 16;  // keys per block
   const int64_t end = (d / B) * B;
-  float m = -__builtin_inff(), l = 0.f;
-  for (int64_t i = 0; i < d; ++i) out[i] = 0.f;
-  float p[kKeys];         // the block's scores, then their e^(s - m')
+  float m[G], l[G];
+  for (int h = 0; h < G; ++h) m[h] = -__builtin_inff(), l[h] = 0.f;
+  for (int64_t i = 0; i < G * d; ++i) out[i] = 0.f;
+  float p[G][kKeys];      // the block's scores, then their e^(s - m')
   const float* v[kKeys];  // the block's value rows
   for (int64_t s = 0; s < n_segs; ++s) {
     const KeySegment& seg = segs[s];
     for (int64_t j0 = 0; j0 < seg.count; j0 += kKeys) {
       const int64_t n = seg.count - j0 < kKeys ? seg.count - j0 : kKeys;
-      float m_new = m;
+      float m_new[G], correction[G];
+      for (int h = 0; h < G; ++h) m_new[h] = m[h];
       for (int64_t u = 0; u < n; ++u) {
         const float* k = seg.k + (j0 + u) * seg.stride;
         v[u] = seg.v + (j0 + u) * seg.stride;
-        batch acc(0.f);
-        for (int64_t i = 0; i < end; i += B)
-          acc = xsimd::fma(batch::load_unaligned(q + i), batch::load_unaligned(k + i), acc);
-        float score = xsimd::hadd(acc);
-        for (int64_t i = end; i < d; ++i) score += q[i] * k[i];
-        score *= scale;
-        if (cap > 0.f) score = cap * __builtin_tanhf(score / cap);
-        p[u] = score;
-        m_new = score > m_new ? score : m_new;
+        batch acc[G];
+        for (int h = 0; h < G; ++h) acc[h] = batch(0.f);
+        for (int64_t i = 0; i < end; i += B) {
+          const batch key = batch::load_unaligned(k + i);
+          for (int h = 0; h < G; ++h)
+            acc[h] = xsimd::fma(batch::load_unaligned(q + h * d + i), key, acc[h]);
+        }
+        for (int h = 0; h < G; ++h) {
+          float score = xsimd::hadd(acc[h]);
+          for (int64_t i = end; i < d; ++i) score += q[h * d + i] * k[i];
+          score *= scale;
+          if (cap > 0.f) score = cap * __builtin_tanhf(score / cap);
+          p[h][u] = score;
+          m_new[h] = score > m_new[h] ? score : m_new[h];
+        }
       }
-      const float correction = __builtin_expf(m - m_new);  // 0 for the first block (m = -inf)
-      float p_sum = 0.f;
-      for (int64_t u = 0; u < n; ++u) p_sum += p[u] = __builtin_expf(p[u] - m_new);
-      l = l * correction + p_sum;
-      m = m_new;
+      for (int h = 0; h < G; ++h) {
+        correction[h] = __builtin_expf(m[h] - m_new[h]);  // 0 for the first block (m = -inf)
+        float p_sum = 0.f;
+        for (int64_t u = 0; u < n; ++u) p_sum += p[h][u] = __builtin_expf(p[h][u] - m_new[h]);
+        l[h] = l[h] * correction[h] + p_sum;
+        m[h] = m_new[h];
+      }
       for (int64_t i = 0; i < end; i += B) {
-        batch o = batch::load_unaligned(out + i) * batch(correction);
-        for (int64_t u = 0; u < n; ++u)
-          o = xsimd::fma(batch(p[u]), batch::load_unaligned(v[u] + i), o);
-        o.store_unaligned(out + i);
+        batch o[G];
+        for (int h = 0; h < G; ++h)
+          o[h] = batch::load_unaligned(out + h * d + i) * batch(correction[h]);
+        for (int64_t u = 0; u < n; ++u) {
+          const batch value = batch::load_unaligned(v[u] + i);
+          for (int h = 0; h < G; ++h) o[h] = xsimd::fma(batch(p[h][u]), value, o[h]);
+        }
+        for (int h = 0; h < G; ++h) o[h].store_unaligned(out + h * d + i);
       }
-      for (int64_t i = end; i < d; ++i) {
-        float o = out[i] * correction;
-        for (int64_t u = 0; u < n; ++u) o += p[u] * v[u][i];
-        out[i] = o;
-      }
+      for (int h = 0; h < G; ++h)
+        for (int64_t i = end; i < d; ++i) {
+          float o = out[h * d + i] * correction[h];
+          for (int64_t u = 0; u < n; ++u) o += p[h][u] * v[u][i];
+          out[h * d + i] = o;
+        }
     }
   }
-  const float inv = 1.f / l;
-  for (int64_t i = 0; i < d; ++i) out[i] *= inv;
+  for (int h = 0; h < G; ++h) {
+    const float inv = 1.f / l[h];
+    for (int64_t i = 0; i < d; ++i) out[h * d + i] *= inv;
+  }
+}
+
+// Up to 4 queries per pass (4 accumulators and 4 outputs in registers; the Gemma 3 sizes have 2 or
+// 4 query heads per key head), more in several passes.
+template <class Arch>
+void AttendQuery::operator()(Arch, const float* q, int64_t nq, int64_t d, const KeySegment* segs,
+                             int64_t n_segs, float scale, float cap, float* out) const {
+  for (int64_t h = 0; h < nq;) {
+    const int64_t left = nq - h;
+    const float* qh = q + h * d;
+    float* oh = out + h * d;
+    if (left >= 4) {
+      attend_queries<4, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 4;
+    } else if (left == 3) {
+      attend_queries<3, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 3;
+    } else if (left == 2) {
+      attend_queries<2, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 2;
+    } else {
+      attend_queries<1, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 1;
+    }
+  }
 }
 
 // 12 independent accumulators cover the FMA latency × throughput of current x86 and ARM cores.

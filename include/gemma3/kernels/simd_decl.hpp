@@ -58,11 +58,13 @@ struct KeySegment {
   int64_t stride;  // floats between consecutive rows
 };
 
-// One query's attention over segments of keys, with an online softmax: out = Σ softmax(s)·v.
+// The attention of nq queries that share their keys (the query heads of one GQA group, at one
+// position) over segments of keys, with an online softmax: out_h = Σ softmax(s_h)·v. q and out are
+// [nq, d], contiguous. Each key and value row is read once for all nq queries.
 struct AttendQuery {
   template <class Arch>
-  void operator()(Arch, const float* q, int64_t d, const KeySegment* segs, int64_t n_segs,
-                  float scale, float cap, float* out) const;
+  void operator()(Arch, const float* q, int64_t nq, int64_t d, const KeySegment* segs,
+                  int64_t n_segs, float scale, float cap, float* out) const;
 };
 
 // Runs `iterations` rounds of independent FMA chains in registers and returns the floating-point

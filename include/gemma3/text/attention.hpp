@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include <omp.h>
+
 #include "gemma3/config.hpp"
 #include "gemma3/kernels/ops.hpp"
 #include "gemma3/observer.hpp"
@@ -106,9 +108,18 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
         (r + 1 < n && groups[r] >= 0 && groups[r] == groups[r + 1]) ? group_end[r + 1] : r + 1;
   Mat<float> out(n, p.heads * D);
   const float cap = p.softcap ? float(*p.softcap) : 0.f;
+  // One task per (token, key head, part of its group): the query heads of a part share one pass
+  // over their keys and values. The group is split only as far as it takes to give every thread
+  // a task (a decode step of a model with one key head).
+  const int64_t parts =
+      std::clamp<int64_t>(omp_get_max_threads() / (n * p.kv_heads), 1, group_size);
+  const int64_t per_part = (group_size + parts - 1) / parts;
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t task = 0; task < n * p.heads; ++task) {
-    const int64_t r = task / p.heads, head = task % p.heads, g = head / group_size;
+  for (int64_t task = 0; task < n * p.kv_heads * parts; ++task) {
+    const int64_t r = task / (p.kv_heads * parts), g = task / parts % p.kv_heads;
+    const int64_t head = g * group_size + task % parts * per_part;  // first query head of the part
+    const int64_t heads = std::min(per_part, (g + 1) * group_size - head);
+    if (heads <= 0) continue;
     const int64_t pos = pos0 + r;
     kernels::simd::KeySegment segs[4];
     int64_t n_segs = 0;
@@ -133,8 +144,8 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
       if (to > from)
         segs[n_segs++] = {k.data() + from * kv_dim + g * D, v.data() + from * kv_dim + g * D,
                           to - from, kv_dim};
-    kernels::call(kernels::simd::AttendQuery{}, q.data() + r * q.cols() + head * D, D, segs, n_segs,
-                  p.scale, cap, out.data() + r * out.cols() + head * D);
+    kernels::call(kernels::simd::AttendQuery{}, q.data() + r * q.cols() + head * D, heads, D, segs,
+                  n_segs, p.scale, cap, out.data() + r * out.cols() + head * D);
   }
   return out;
 }

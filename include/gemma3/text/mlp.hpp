@@ -3,6 +3,7 @@
 
 #include <array>
 #include <string>
+#include <type_traits>
 
 #include "gemma3/kernels/ops.hpp"
 #include "gemma3/observer.hpp"
@@ -21,10 +22,16 @@ Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend, Obs&
       obs, [&] { return name("mlp.gate_proj"); }, gate);
   notify(
       obs, [&] { return name("mlp.up_proj"); }, up);
-  Mat<T> act = ref::gelu_tanh<T>(gate);
-  notify(
-      obs, [&] { return name("mlp.act_fn"); }, act);
-  act.array() *= up.array();
+  Mat<T> act;  // gelu_tanh(gate) ⊙ up
+  bool fused = false;
+  if constexpr (std::is_same_v<T, float> && !Obs::enabled)
+    if (backend != Backend::Reference) act = fast::gelu_tanh_mul(gate, up), fused = true;
+  if (!fused) {
+    act = ref::gelu_tanh<T>(gate);
+    notify(
+        obs, [&] { return name("mlp.act_fn"); }, act);
+    act.array() *= up.array();
+  }
   Mat<T> down = linear<T>(act, w.down_proj, backend);  // [n, hidden]
   notify(
       obs, [&] { return name("mlp"); }, down);

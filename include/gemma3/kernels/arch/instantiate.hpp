@@ -18,7 +18,7 @@
   template void Gemm<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
                                                      const float*, int64_t, int64_t, float*,      \
                                                      float*, int64_t, float*) const;              \
-  template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t,          \
+  template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
                                                      const KeySegment*, int64_t, float, float,    \
                                                      float*) const;                               \
   template double FmaPeak::operator()<__VA_ARGS__>(__VA_ARGS__, int64_t, float*) const;           \
