@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "gemma3/kernels/simd_decl.hpp"
+
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
 #include <immintrin.h>
 #define GEMMA3_BF16DOT_BODIES 1
@@ -68,19 +70,11 @@ namespace detail {
 // registers). Per pair of k: NV loads of X, MR broadcasts of a W pair (embedded in the
 // instruction), MR·NV vdpbf16ps.
 //
-// Between blocks of k the sums wait in `partial` (rows along its rows, tokens along the lanes); the
-// last block writes them to y transposed, only the `valid` tokens (the transpose of a 6 x 64 tile
-// is cheap next to the tile's work, and saves a pass over a whole transposed Y).
-struct TileOut {
-  float* partial;  // this tile's rows and tokens in the row block's partial sums
-  int64_t ld_partial;
-  float* y;  // this tile's first token and row in y, or null before the last k block
-  int64_t ldy;
-  int64_t valid;  // tokens of the tile that exist (the rest is padding)
-};
+// Between blocks of k the sums wait in the row block's partial sums; the last block writes them to
+// y transposed (simd::GemmTileOut).
 template <int MR, int NV>
 static inline void tile(const uint16_t* w, int64_t K, const uint32_t* xp, int64_t kc2,
-                        const TileOut& o, bool first) {
+                        const simd::GemmTileOut& o, bool first) {
   __m512 acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v)
@@ -113,7 +107,8 @@ static inline void tile(const uint16_t* w, int64_t K, const uint32_t* xp, int64_
 // tile() with run-time tails: mr <= MR rows, nv <= NV vectors.
 template <int MR, int NV>
 static inline void tile_tail(int64_t mr, int64_t nv, const uint16_t* w, int64_t K,
-                             const uint32_t* xp, int64_t kc2, const TileOut& o, bool first) {
+                             const uint32_t* xp, int64_t kc2, const simd::GemmTileOut& o,
+                             bool first) {
   if constexpr (MR > 0 && NV > 0) {
     if (mr < MR) return tile_tail<MR - 1, NV>(mr, nv, w, K, xp, kc2, o, first);
     if (nv < NV) return tile_tail<MR, NV - 1>(mr, nv, w, K, xp, kc2, o, first);
@@ -140,8 +135,8 @@ GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, con
       for (int64_t r = 0; r < rows; r += kMR) {
         const int64_t mr = rows - r < kMR ? rows - r : kMR;
         const uint16_t* wb = w + r * K + k0;
-        const TileOut o{partial + r * T_pad + t0, T_pad, last ? y + t0 * ldy + r : nullptr, ldy,
-                        valid};
+        const simd::GemmTileOut o{partial + r * T_pad + t0, T_pad,
+                                  last ? y + t0 * ldy + r : nullptr, ldy, valid};
         if (mr == kMR && width == kPanel)
           tile<kMR, kNV>(wb, K, xb, kc / 2, o, k0 == 0);
         else

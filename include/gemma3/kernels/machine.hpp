@@ -63,8 +63,11 @@ inline MachineBandwidth measure_bandwidth(std::size_t bytes_per_array = std::siz
   return best;
 }
 
-// The f32 FMA peak in GFLOP/s over all OpenMP threads, on the instruction set the kernels use.
-inline double measure_fma_peak_gflops(double seconds = 0.3) {
+namespace detail {
+// GFLOP/s of `chains(iterations, &sink)` (a peak kernel: returns the floating-point operations it
+// did) run on every OpenMP thread, again and again for `seconds`.
+template <class Chains>
+double measure_peak_gflops(double seconds, Chains chains) {
   using clock = std::chrono::steady_clock;
   const int64_t iterations = 1 << 20;
   double flops = 0;
@@ -74,7 +77,7 @@ inline double measure_fma_peak_gflops(double seconds = 0.3) {
 #pragma omp parallel reduction(+ : flops)
     {
       float s = 0;
-      flops += kernels::call(kernels::simd::FmaPeak{}, iterations, &s);
+      flops += chains(iterations, &s);
 #pragma omp atomic
       sink += s;
     }
@@ -82,28 +85,25 @@ inline double measure_fma_peak_gflops(double seconds = 0.3) {
   const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
   return (flops + 0 * sink) / elapsed / 1e9;
 }
+}  // namespace detail
+
+// The f32 FMA peak in GFLOP/s over all OpenMP threads, on the instruction set the kernels use.
+inline double measure_fma_peak_gflops(double seconds = 0.3) {
+  return detail::measure_peak_gflops(seconds, [](int64_t iterations, float* sink) {
+    return kernels::call(kernels::simd::FmaPeak{}, iterations, sink);
+  });
+}
 
 // The bf16 dot-product (vdpbf16ps) peak in GFLOP/s over all OpenMP threads, or 0 where the CPU
 // lacks AVX512-BF16 (or this build lacks the kernel).
 inline double measure_bf16_dot_peak_gflops(double seconds = 0.3) {
-  if constexpr (!kernels::bf16dot::kBuilt) return 0;
-  if (!fast::bf16_dot_available()) return 0;
-  using clock = std::chrono::steady_clock;
-  const int64_t iterations = 1 << 20;
-  double flops = 0;
-  float sink = 0;
-  const auto t0 = clock::now();
-  while (std::chrono::duration<double>(clock::now() - t0).count() < seconds) {
-#pragma omp parallel reduction(+ : flops)
-    {
-      float s = 0;
-      if constexpr (kernels::bf16dot::kBuilt) flops += kernels::bf16dot::peak(iterations, &s);
-#pragma omp atomic
-      sink += s;
-    }
+  if constexpr (kernels::bf16dot::kBuilt) {
+    if (!fast::bf16_dot_available()) return 0;
+    return detail::measure_peak_gflops(seconds, [](int64_t iterations, float* sink) {
+      return kernels::bf16dot::peak(iterations, sink);
+    });
   }
-  const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
-  return (flops + 0 * sink) / elapsed / 1e9;
+  return 0;
 }
 
 }  // namespace gemma3

@@ -127,17 +127,6 @@ GemmLayout GemmTokenLayout::operator()(Arch) const {
   return {gemm_nv<Arch>() * B, B};
 }
 
-// Where a register tile's sums go: between blocks of k to `partial` (rows along its rows, tokens
-// along the lanes); from the last block to y, transposed, only the `valid` tokens (the transpose
-// of one tile is cheap next to its work, and saves a pass over a whole transposed Y).
-struct GemmTileOut {
-  float* partial;  // the tile's rows and tokens in the row block's partial sums
-  int64_t ld_partial;
-  float* y;  // the tile's first token and row in y, or null before the last k block
-  int64_t ldy;
-  int64_t valid;  // tokens of the tile that exist (the rest is padding)
-};
-
 // The micro-kernel: acc[MR, NV·B] (+)= Wp[MR, kc] · Xp[kc, NV·B], the outer product of a column of
 // W (each element broadcast) with a row of X (NV vectors of tokens) at each k. Wp rows have leading
 // dimension ldw, Xp rows are NV·B wide. `first` (the first k block) starts from zero rather than

@@ -34,6 +34,17 @@ struct GemmTokenLayout {
   GemmLayout operator()(Arch) const;
 };
 
+// Where a register tile's sums go: between blocks of k to `partial` (rows along its rows, tokens
+// along the lanes); from the last block to y, transposed, only the `valid` tokens (the transpose
+// of one tile is cheap next to its work, and saves a pass over a whole transposed Y).
+struct GemmTileOut {
+  float* partial;  // the tile's rows and tokens in the row block's partial sums
+  int64_t ld_partial;
+  float* y;  // the tile's first token and row in y, or null before the last k block
+  int64_t ldy;
+  int64_t valid;  // tokens of the tile that exist (the rest is padding)
+};
+
 // Prefill GEMM: y[t, r] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of W (rows <= RB) and tokens
 // [0, tokens) of the packed X (see GemmLayout; T_pad tokens); y has leading dimension ldy (the rows
 // of a block of a bigger matrix are y + r0). `partial` [rows, T_pad] holds the sums between blocks
