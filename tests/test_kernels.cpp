@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include <gemma3/checkpoint.hpp>
@@ -63,29 +64,73 @@ TEST_CASE("GEMV kernels equal the reference on every ISA, all tail lengths", "[k
         const Mat<float> expected = ref::linear<float>(x, w.view);
         const double bound =
             1e-5 * (x.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
-        // The weights at every offset from a cache line: the bf16 kernel starts its vector loop at
-        // the first 64-byte boundary of each row (an even or an odd element).
-        std::vector<uint16_t> shifted(w.bytes.size() / 2 + 32);
-        for_each_isa([&](auto arch, const char* isa) {
-          INFO(dtype_name(dtype) << " rows " << rows << " in " << in << " " << isa);
-          Mat<float> y(1, rows);
-          if (dtype == DType::BF16) {
-            std::vector<float> xe((in + 1) / 2), xo(in / 2 + 1);
-            fast::split_even_odd(x.data(), in, xe.data(), xo.data());
-            for (const int shift : {0, 1, 2, 5, 31}) {
-              INFO("shifted by " << shift << " elements");
-              std::memcpy(shifted.data() + shift, w.bytes.data(), w.bytes.size());
-              kernels::simd::GemvBf16{}(arch, shifted.data() + shift, rows, in, x.data(), xe.data(),
-                                        xo.data(), y.data());
-              CHECK(test::max_abs_diff(y, expected) <= bound);
-            }
-          } else {
-            kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(w.view.data), rows, in,
-                                     x.data(), y.data());
-          }
-          CHECK(test::max_abs_diff(y, expected) <= bound);
-        });
+        // The weights at every offset from a cache line, in bytes (the kernels read each row from
+        // the 64-byte boundary before it, x from a copy for that offset), odd ones included.
+        std::vector<std::byte> shifted(w.bytes.size() + 128);
+        const auto base = reinterpret_cast<uintptr_t>(shifted.data());
+        for (const int offset : {0, 1, 2, 4, 10, 62}) {
+          std::byte* data = shifted.data() + (64 - base % 64) % 64 + offset;
+          std::memcpy(data, w.bytes.data(), w.bytes.size());
+          TensorView view = w.view;
+          view.data = data;
+          const TensorView* ws[] = {&view};
+          const fast::GemvInput input(ws, x.data(), in);
+          for_each_isa([&](auto arch, const char* isa) {
+            INFO(dtype_name(dtype) << " rows " << rows << " in " << in << " " << isa << ", at byte "
+                                   << offset << " of a cache line");
+            Mat<float> y(1, rows);
+            if (dtype == DType::BF16)
+              kernels::simd::GemvBf16{}(arch, reinterpret_cast<const uint16_t*>(data), rows, in,
+                                        input.get(), y.data());
+            else
+              kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(data), rows, in,
+                                       input.get(), y.data());
+            CHECK(test::max_abs_diff(y, expected) <= bound);
+          });
+        }
       }
+}
+
+TEST_CASE("GEMV rows read no products of their neighbours' weights", "[kernels]") {
+  // A row's first and last vector share cache lines with the rows beside it; those lanes must be
+  // dropped, not multiplied by zero (inf · 0 is NaN).
+  for (const DType dtype : {DType::BF16, DType::F32}) {
+    const int64_t rows = 3, in = 40;
+    RandomWeight w(rows, in, dtype, 7);
+    const int64_t bytes = dtype == DType::BF16 ? 2 : 4;
+    for (const int64_t r : {int64_t(0), int64_t(2)})
+      for (int64_t i = 0; i < in; ++i) {  // rows 0 and 2 all infinite, row 1 finite
+        const float inf = std::numeric_limits<float>::infinity();
+        if (dtype == DType::BF16) {
+          const uint16_t b = 0x7f80;
+          std::memcpy(w.bytes.data() + (r * in + i) * bytes, &b, 2);
+        } else {
+          std::memcpy(w.bytes.data() + (r * in + i) * bytes, &inf, 4);
+        }
+      }
+    const Mat<float> x = random_matrix(1, in, 3);
+    const Mat<float> expected = ref::linear<float>(x, w.view);
+    std::vector<std::byte> shifted(w.bytes.size() + 128);
+    std::byte* data =
+        shifted.data() + (64 - reinterpret_cast<uintptr_t>(shifted.data()) % 64) % 64 + 6;
+    std::memcpy(data, w.bytes.data(), w.bytes.size());
+    TensorView view = w.view;
+    view.data = data;
+    const TensorView* ws[] = {&view};
+    const fast::GemvInput input(ws, x.data(), in);
+    for_each_isa([&](auto arch, const char* isa) {
+      INFO(dtype_name(dtype) << " " << isa);
+      Mat<float> y(1, rows);
+      if (dtype == DType::BF16)
+        kernels::simd::GemvBf16{}(arch, reinterpret_cast<const uint16_t*>(data), rows, in,
+                                  input.get(), y.data());
+      else
+        kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(data), rows, in, input.get(),
+                                 y.data());
+      CHECK(std::isfinite(y(0, 1)));
+      CHECK(std::abs(y(0, 1) - expected(0, 1)) <= 1e-4 * (1 + std::abs(expected(0, 1))));
+    });
+  }
 }
 
 TEST_CASE("GEMM kernel equals the reference on every ISA, all tile tails", "[kernels]") {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include <omp.h>
@@ -49,50 +50,6 @@ inline bool bf16_dot_available() {
 // wins.
 inline constexpr int64_t kGemmMinTokens = 4;
 
-// x [n] split into its even and odd elements, as GemvBf16 wants them (see widen_bf16_pairs in
-// kernels/simd.hpp): even [(n + 1) / 2] = x[0::2], odd [n / 2 + 1] = x[1::2] (the last odd slot,
-// if any is unused, is zero so that both arrays can be read as far as the kernel's shifted view).
-inline void split_even_odd(const float* x, int64_t n, float* even, float* odd) {
-  for (int64_t i = 0; i < n / 2; ++i) even[i] = x[2 * i], odd[i] = x[2 * i + 1];
-  if (n % 2) even[n / 2] = x[n - 1];
-  odd[n / 2] = 0.f;
-}
-
-namespace detail {
-// y_m = W_m·x for one token and one or more matrices that read the same x (q/k/v, gate/up): the
-// rows of all of them, in blocks of 64, split over threads in one parallel region (a decode step
-// pays one fork/join per group of matrices, not one per matrix). Each weight byte is read once; a
-// block (64 rows, 80-150 KB at these shapes) is one sequential stream.
-inline void gemv(std::span<const TensorView* const> ws, const float* x,
-                 std::span<float* const> ys) {
-  constexpr int64_t kBlock = 64;
-  const int64_t in = ws[0]->cols();
-  std::vector<int64_t> first_block(ws.size() + 1, 0);  // blocks of matrix m: [first[m], first[m+1])
-  bool any_bf16 = false;
-  for (std::size_t m = 0; m < ws.size(); ++m) {
-    first_block[m + 1] = first_block[m] + (ws[m]->rows() + kBlock - 1) / kBlock;
-    any_bf16 = any_bf16 || ws[m]->dtype == DType::BF16;
-  }
-  Vec<float> x_even, x_odd;
-  if (any_bf16) {
-    x_even.resize((in + 1) / 2), x_odd.resize(in / 2 + 1);
-    split_even_odd(x, in, x_even.data(), x_odd.data());
-  }
-#pragma omp parallel for schedule(dynamic)
-  for (int64_t b = 0; b < first_block.back(); ++b) {
-    std::size_t m = 0;
-    while (b >= first_block[m + 1]) ++m;
-    const TensorView& w = *ws[m];
-    const int64_t r0 = (b - first_block[m]) * kBlock, n = std::min(kBlock, w.rows() - r0);
-    if (w.dtype == DType::BF16)
-      kernels::call(kernels::simd::GemvBf16{}, reinterpret_cast<const uint16_t*>(w.data) + r0 * in,
-                    n, in, x, x_even.data(), x_odd.data(), ys[m] + r0);
-    else
-      kernels::call(kernels::simd::GemvF32{}, reinterpret_cast<const float*>(w.data) + r0 * in, n,
-                    in, x, ys[m] + r0);
-  }
-}
-
 // A float buffer aligned to 64 bytes (a cache line, an AVX-512 register), left uninitialised: a
 // zero-filled std::vector cost 15% of a prefill in memset for buffers every element of which the
 // GEMM writes anyway.
@@ -106,6 +63,71 @@ struct AlignedFloats {
   std::unique_ptr<float[]> storage;
   float* data = nullptr;
 };
+
+// x prepared for the decode GEMVs of some matrices of one dtype (kernels::simd::GemvX): a 64-byte
+// aligned copy for every shift that one of their rows has. Rows whose length is a whole number of
+// cache lines all share the shift of the first; otherwise the shifts repeat every 32 rows at most.
+class GemvInput {
+ public:
+  GemvInput(std::span<const TensorView* const> ws, const float* x, int64_t in) {
+    constexpr int64_t S = kernels::simd::kGemvShifts;
+    const bool bf16 = ws[0]->dtype == DType::BF16;
+    const int64_t bytes = bf16 ? 2 : 4, arrays = bf16 ? 2 : 1;
+    std::array<bool, S> needed{};
+    for (const TensorView* w : ws)
+      for (int64_t r = 0; r < std::min<int64_t>(w->rows(), S); ++r)
+        needed[std::size_t(kernels::simd::gemv_shift(
+            reinterpret_cast<uintptr_t>(w->data) + uintptr_t(r * in * bytes), bytes))] = true;
+    const int64_t len = kernels::simd::gemv_x_length(in);
+    storage_ = std::make_unique<AlignedFloats>(arrays * len *
+                                               std::count(needed.begin(), needed.end(), true));
+    float* next = storage_->data;
+    // lo[s][k] = x[2k - s] and hi[s][k] = x[2k + 1 - s] for bf16, lo[s][k] = x[k - s] for f32.
+    const auto copy = [&](int64_t first, int64_t step) {
+      for (int64_t k = 0; k < len; ++k, first += step)
+        next[k] = first >= 0 && first < in ? x[first] : 0.f;
+      return std::exchange(next, next + len);
+    };
+    for (int64_t s = 0; s < S; ++s) {
+      if (!needed[std::size_t(s)]) continue;
+      x_.lo[s] = copy(-s, bf16 ? 2 : 1);
+      if (bf16) x_.hi[s] = copy(1 - s, 2);
+    }
+  }
+  const kernels::simd::GemvX& get() const { return x_; }
+
+ private:
+  std::unique_ptr<AlignedFloats> storage_;
+  kernels::simd::GemvX x_;
+};
+
+namespace detail {
+// y_m = W_m·x for one token and one or more matrices that read the same x (q/k/v, gate/up): the
+// rows of all of them, in blocks of 64, split over threads in one parallel region (a decode step
+// pays one fork/join per group of matrices, not one per matrix). Each weight byte is read once; a
+// block (64 rows, 80-150 KB at these shapes) is one sequential stream.
+inline void gemv(std::span<const TensorView* const> ws, const float* x,
+                 std::span<float* const> ys) {
+  constexpr int64_t kBlock = 64;
+  const int64_t in = ws[0]->cols();
+  std::vector<int64_t> first_block(ws.size() + 1, 0);  // blocks of matrix m: [first[m], first[m+1])
+  for (std::size_t m = 0; m < ws.size(); ++m)
+    first_block[m + 1] = first_block[m] + (ws[m]->rows() + kBlock - 1) / kBlock;
+  const GemvInput input(ws, x, in);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t b = 0; b < first_block.back(); ++b) {
+    std::size_t m = 0;
+    while (b >= first_block[m + 1]) ++m;
+    const TensorView& w = *ws[m];
+    const int64_t r0 = (b - first_block[m]) * kBlock, n = std::min(kBlock, w.rows() - r0);
+    if (w.dtype == DType::BF16)
+      kernels::call(kernels::simd::GemvBf16{}, reinterpret_cast<const uint16_t*>(w.data) + r0 * in,
+                    n, in, input.get(), ys[m] + r0);
+    else
+      kernels::call(kernels::simd::GemvF32{}, reinterpret_cast<const float*>(w.data) + r0 * in, n,
+                    in, input.get(), ys[m] + r0);
+  }
+}
 
 // Packs token panel p of X [tokens, in] into xp (kernels/simd_decl.hpp GemmLayout): the panel's
 // k-th row holds X[t0 : t0 + width, k], tokens past the end are zero.

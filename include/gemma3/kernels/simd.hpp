@@ -9,6 +9,7 @@
 // helpers below are `static` for the same reason).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -50,65 +51,129 @@ static inline void widen_bf16_pairs(const uint16_t* p, xsimd::batch<float, Arch>
 // keeps enough cache-line misses in flight for one core to reach the read bandwidth of SumF32.
 static constexpr int64_t kGemvPrefetchBytes = 4096;
 
+// A GEMV row read in whole vectors ("chunks") from the chunk boundary at or before its first
+// element to the one after its last, acc0/acc1 (+)= the chunk's products with x. The elements of
+// the first and the last chunk outside [0, in) belong to the neighbouring rows: their lanes are
+// zeroed (x is zero there too, but a neighbour's inf or NaN times zero is not). At the ends of the
+// block, where the neighbours may not be ours to read, the edge chunk is copied first. `edge(p, j,
+// first)` adds the products of the row's j-th chunk, read at p, whose lane 0 holds row element
+// `first`; the chunks between the edges, [j0, j1), are left to the caller's unmasked loop.
+template <class Arch, class T, class Edge>
+static inline void gemv_edges(const T* row, int64_t n, int64_t d, int64_t in, int64_t C,
+                              bool first_row, bool last_row, Edge&& edge, int64_t& j0,
+                              int64_t& j1) {
+  const auto chunk = [&](int64_t j) {
+    const int64_t first = j * C - d;  // the row element in lane 0 of the chunk
+    alignas(64) T copy[64 / sizeof(T)];
+    const T* p = row - d + j * C;
+    if ((first_row && first < 0) || (last_row && first + C > in)) {
+      const int64_t begin = std::max<int64_t>(first, 0), end = std::min(first + C, in);
+      std::memset(copy, 0, sizeof copy);
+      std::memcpy(copy + (begin - first), row + begin, std::size_t(end - begin) * sizeof(T));
+      p = copy;
+    }
+    edge(p, j, first);
+  };
+  j0 = 0, j1 = n;
+  if (d > 0) chunk(j0++);
+  if ((d + in) % C != 0 && j1 > j0) chunk(--j1);
+}
+
 // One row at a time, so that the matrix is read as one sequential stream (rows are contiguous):
 // interleaving 4 rows, as an earlier version did to share the loads of x, made 4 short streams per
-// group of rows; x_even/x_odd come from L1 anyway. Every weight byte is read once.
-//
-// The vector loop starts at the row's first 64-byte boundary (the elements before it are done in
-// scalar): tensors in a checkpoint sit at arbitrary offsets, and a stream of loads that each
-// straddle two cache lines reached only 0.55 of the read bandwidth against 1.0 aligned (measured,
-// AVX-512). From an odd element on, the low half of each bf16 pair is an odd element of x: x_odd
-// and x_even swap roles, shifted by one.
+// group of rows; x comes from L1. Every weight byte is read once. Chunks of 2B elements (one
+// vector of bf16 pairs), two per step, four independent FMA chains.
 template <class Arch>
-void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const float* x,
-                          const float* x_even, const float* x_odd, float* y) const {
+void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const GemvX& x,
+                          float* y) const {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
-  constexpr int64_t kAlign =
-      2 * B * int64_t(sizeof(uint16_t));  // bytes of one vector of bf16 pairs
+  constexpr int64_t C = 2 * B;  // bf16 elements per chunk
+  alignas(64) float lane_of_pair[B];
+  for (int64_t l = 0; l < B; ++l) lane_of_pair[l] = float(2 * l);
+  const batch pair_offset = batch::load_aligned(lane_of_pair);
+  const batch zero(0.f), columns = batch(float(in));
   for (int64_t r = 0; r < rows; ++r) {
     const uint16_t* row = w + r * in;
-    const auto address = reinterpret_cast<uintptr_t>(row);
-    int64_t head = address % 2 ? 0 : int64_t((kAlign - address % kAlign) % kAlign) / 2;
-    head = head < in ? head : in;
-    float s = 0.f;
-    for (int64_t i = 0; i < head; ++i) s += bf16_scalar(row[i]) * x[i];
-    const float* x_lo =
-        head % 2 ? x_odd + (head - 1) / 2 : x_even + head / 2;  // pairs x with low halves
-    const float* x_hi =
-        head % 2 ? x_even + (head + 1) / 2 : x_odd + head / 2;  // ... and with high halves
-    const int64_t end = head + ((in - head) / (2 * B)) * (2 * B);
-    batch acc_lo(0.f), acc_hi(0.f);
-    for (int64_t i = head, j = 0; i < end; i += 2 * B, j += B) {
-      __builtin_prefetch(row + i + kGemvPrefetchBytes / 2, 0, 0);
-      batch lo, hi;
-      widen_bf16_pairs<Arch>(row + i, lo, hi);
-      acc_lo = xsimd::fma(lo, batch::load_unaligned(x_lo + j), acc_lo);
-      acc_hi = xsimd::fma(hi, batch::load_unaligned(x_hi + j), acc_hi);
+    const int64_t shift = gemv_shift(reinterpret_cast<uintptr_t>(row), 2), d = shift % C;
+    const uint16_t* chunks = row - d;
+    const float* x_lo = x.lo[shift] + shift / C * B;  // pairs x with the low halves, aligned
+    const float* x_hi = x.hi[shift] + shift / C * B;  // ... and with the high halves
+    batch acc0(0.f), acc1(0.f), acc2(0.f), acc3(0.f);
+    int64_t j0, j1;
+    gemv_edges<Arch>(
+        row, (d + in + C - 1) / C, d, in, C, r == 0, r == rows - 1,
+        [&](const uint16_t* p, int64_t j, int64_t first) {
+          batch lo, hi;
+          widen_bf16_pairs<Arch>(p, lo, hi);
+          const batch element = batch(float(first)) + pair_offset;  // of low halves
+          lo = xsimd::select(element >= zero && element < columns, lo, zero);
+          hi = xsimd::select(element + 1.f >= zero && element + 1.f < columns, hi, zero);
+          acc0 = xsimd::fma(lo, batch::load_aligned(x_lo + j * B), acc0);
+          acc1 = xsimd::fma(hi, batch::load_aligned(x_hi + j * B), acc1);
+        },
+        j0, j1);
+    int64_t j = j0;
+    for (; j + 2 <= j1; j += 2) {
+      const uint16_t* p = chunks + j * C;
+      __builtin_prefetch(p + kGemvPrefetchBytes / 2, 0, 0);
+      __builtin_prefetch(p + C + kGemvPrefetchBytes / 2, 0, 0);
+      batch lo0, hi0, lo1, hi1;
+      widen_bf16_pairs<Arch>(p, lo0, hi0);
+      widen_bf16_pairs<Arch>(p + C, lo1, hi1);
+      acc0 = xsimd::fma(lo0, batch::load_aligned(x_lo + j * B), acc0);
+      acc1 = xsimd::fma(hi0, batch::load_aligned(x_hi + j * B), acc1);
+      acc2 = xsimd::fma(lo1, batch::load_aligned(x_lo + j * B + B), acc2);
+      acc3 = xsimd::fma(hi1, batch::load_aligned(x_hi + j * B + B), acc3);
     }
-    s += xsimd::hadd(acc_lo + acc_hi);
-    for (int64_t i = end; i < in; ++i) s += bf16_scalar(row[i]) * x[i];
-    y[r] = s;
+    if (j < j1) {
+      __builtin_prefetch(chunks + j * C + kGemvPrefetchBytes / 2, 0, 0);
+      batch lo, hi;
+      widen_bf16_pairs<Arch>(chunks + j * C, lo, hi);
+      acc0 = xsimd::fma(lo, batch::load_aligned(x_lo + j * B), acc0);
+      acc1 = xsimd::fma(hi, batch::load_aligned(x_hi + j * B), acc1);
+    }
+    y[r] = xsimd::hadd((acc0 + acc2) + (acc1 + acc3));
   }
 }
 
+// The same for f32 weights: chunks of B elements, four per step.
 template <class Arch>
-void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const float* x,
+void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const GemvX& x,
                          float* y) const {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
-  const int64_t end = (in / (2 * B)) * (2 * B);
+  alignas(64) float lane[B];
+  for (int64_t l = 0; l < B; ++l) lane[l] = float(l);
+  const batch lane_offset = batch::load_aligned(lane);
+  const batch zero(0.f), columns = batch(float(in));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w + r * in;
-    batch acc0(0.f), acc1(0.f);
-    for (int64_t i = 0; i < end; i += 2 * B) {
-      __builtin_prefetch(row + i + kGemvPrefetchBytes / 4, 0, 0);
-      acc0 = xsimd::fma(batch::load_unaligned(row + i), batch::load_unaligned(x + i), acc0);
-      acc1 = xsimd::fma(batch::load_unaligned(row + i + B), batch::load_unaligned(x + i + B), acc1);
-    }
-    float s = xsimd::hadd(acc0 + acc1);
-    for (int64_t i = end; i < in; ++i) s += row[i] * x[i];
-    y[r] = s;
+    const int64_t shift = gemv_shift(reinterpret_cast<uintptr_t>(row), 4), d = shift % B;
+    const float* chunks = row - d;
+    const float* xs = x.lo[shift] + shift / B * B;
+    batch acc[4] = {batch(0.f), batch(0.f), batch(0.f), batch(0.f)};
+    int64_t j0, j1;
+    gemv_edges<Arch>(
+        row, (d + in + B - 1) / B, d, in, B, r == 0, r == rows - 1,
+        [&](const float* p, int64_t j, int64_t first) {
+          const batch element = batch(float(first)) + lane_offset;
+          const batch v =
+              xsimd::select(element >= zero && element < columns, batch::load_unaligned(p), zero);
+          acc[0] = xsimd::fma(v, batch::load_aligned(xs + j * B), acc[0]);
+        },
+        j0, j1);
+    int64_t j = j0;
+    for (; j + 4 <= j1; j += 4)
+      for (int u = 0; u < 4; ++u) {
+        __builtin_prefetch(chunks + (j + u) * B + kGemvPrefetchBytes / 4, 0, 0);
+        acc[u] = xsimd::fma(batch::load_unaligned(chunks + (j + u) * B),
+                            batch::load_aligned(xs + (j + u) * B), acc[u]);
+      }
+    for (; j < j1; ++j)
+      acc[0] = xsimd::fma(batch::load_unaligned(chunks + j * B), batch::load_aligned(xs + j * B),
+                          acc[0]);
+    y[r] = xsimd::hadd((acc[0] + acc[1]) + (acc[2] + acc[3]));
   }
 }
 

@@ -7,18 +7,43 @@
 
 namespace gemma3::kernels::simd {
 
-// y[r] = Σ_i W[r, i]·x[i] for rows [0, rows) of a bf16 matrix with `in` columns (decode GEMV);
-// x_even = x[0::2] and x_odd = x[1::2] (see widen_bf16_pairs).
+// Rows of a matrix in a checkpoint start at any offset from a cache line. The decode GEMVs read
+// each row in whole vectors from the boundary at or before its first element, and x from a copy
+// made for that offset and aligned to 64 bytes, so that no load of either straddles two cache lines
+// (a stream of such loads reached 0.55 of the read bandwidth for the weights and 0.75 for x,
+// against ~1.0 aligned; measured, AVX-512). A row's shift is how many of its elements lie between
+// the 64-byte boundary at or before it and its first element: [0, 32) for bf16, [0, 16) for f32.
+inline constexpr int64_t kGemvShifts = 32;
+// The shift of a row at `address` with elements of `bytes`; 0 for a row not even aligned to its
+// element size (no valid checkpoint has one), which is read unaligned from its first element.
+// (`static`: each translation unit, compiled for its own instruction set, keeps its own copy.)
+static inline int64_t gemv_shift(uintptr_t address, int64_t bytes) {
+  return address % uintptr_t(bytes) ? 0 : int64_t(address % 64) / bytes;
+}
+
+// x as the GEMVs read it, for every shift that some row of the matrix has (null for the others):
+// for bf16 weights, the elements paired with the low and the high half of each bf16 pair,
+// lo[s][k] = x[2k - s] and hi[s][k] = x[2k + 1 - s]; for f32 weights lo[s][k] = x[k - s]. Zero
+// outside [0, in), 64-byte aligned, gemv_x_length(in) floats each (fast::GemvInput builds it).
+struct GemvX {
+  const float* lo[kGemvShifts] = {};
+  const float* hi[kGemvShifts] = {};
+};
+inline constexpr int64_t gemv_x_length(int64_t in) {
+  return (in + 2 * kGemvShifts + 15) / 16 * 16;  // past the last chunk any row reads
+}
+
+// y[r] = Σ_i W[r, i]·x[i] for rows [0, rows) of a bf16 matrix with `in` columns (decode GEMV).
 struct GemvBf16 {
   template <class Arch>
-  void operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const float* x,
-                  const float* x_even, const float* x_odd, float* y) const;
+  void operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const GemvX& x,
+                  float* y) const;
 };
 
 // The same for an f32 matrix.
 struct GemvF32 {
   template <class Arch>
-  void operator()(Arch, const float* w, int64_t rows, int64_t in, const float* x, float* y) const;
+  void operator()(Arch, const float* w, int64_t rows, int64_t in, const GemvX& x, float* y) const;
 };
 
 // How the prefill GEMM lays out the tokens on this instruction set. X [T, K] is packed once per

@@ -7,10 +7,9 @@
 #define GEMMA3_INSTANTIATE_KERNELS(...)                                                           \
   namespace gemma3::kernels::simd {                                                               \
   template void GemvBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t, \
-                                                  const float*, const float*, const float*,       \
-                                                  float*) const;                                  \
+                                                  const GemvX&, float*) const;                    \
   template void GemvF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,     \
-                                                 const float*, float*) const;                     \
+                                                 const GemvX&, float*) const;                     \
   template GemmLayout GemmTokenLayout::operator()<__VA_ARGS__>(__VA_ARGS__) const;                \
   template void Gemm<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t,    \
                                                         int64_t, const float*, int64_t, int64_t,  \
