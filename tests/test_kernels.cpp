@@ -179,7 +179,21 @@ TEST_CASE("GEMM kernel equals the reference on every ISA, all tile tails", "[ker
         INFO("fast::linear " << dtype_name(dtype) << " tokens " << tokens << " out " << out
                              << " in " << in);
         CHECK(test::max_abs_diff(fast::linear(x, w.view), expected) <= bound);
+        // Weights of different heights that read the same x at once (q/k/v), as the decoder
+        // calls them: one packing of x, one parallel region over the rows of both.
+        const RandomWeight w2(out + 5, in, dtype, uint64_t(out * 11 + in));
+        const auto ys = fast::linear(x, std::array{&w.view, &w2.view});
+        CHECK(test::max_abs_diff(ys[0], expected) <= bound);
+        const double bound2 =
+            1e-5 * (x.cwiseAbs() * w2.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
+        CHECK(test::max_abs_diff(ys[1], ref::linear<float>(x, w2.view)) <= bound2);
       }
+}
+
+TEST_CASE("fast::linear names a weight whose width does not match its input", "[kernels]") {
+  const RandomWeight w(4, 9, DType::BF16, 1);
+  const Mat<float> x = random_matrix(5, 8, 2);
+  CHECK_THROWS_WITH(fast::linear(x, w.view), Catch::Contains("w") && Catch::Contains("9 columns"));
 }
 
 TEST_CASE("bf16-input products equal the reference on rounded inputs (vdpbf16ps and f32 kernels)",
@@ -202,18 +216,20 @@ TEST_CASE("bf16-input products equal the reference on rounded inputs (vdpbf16ps 
       CHECK(test::max_abs_diff(y, fast::linear(x, w.view)) > bound);
       // Both kernels a bf16-input GEMM can run on: the f32 GEMM fed rounded inputs (CPUs without
       // AVX512-BF16) and vdpbf16ps (with it, `in` even).
-      const auto* wp = reinterpret_cast<const uint16_t*>(w.view.data);
+      const TensorView* ws[] = {&w.view};
       Mat<float> y_f32(tokens, out);
-      fast::detail::gemm(wp, out, in, xr.data(), tokens, y_f32.data());
+      float* y_f32s[] = {y_f32.data()};
+      fast::detail::gemm(fast::detail::F32Gemm<uint16_t>{}, ws, xr.data(), tokens, y_f32s);
       CHECK(test::max_abs_diff(y_f32, expected) <= bound);
       if (fast::bf16_dot_available() && in % 2 == 0) {
-        Mat<float> y_dot(tokens, out);
-        fast::detail::gemm_bf16_dot(wp, out, in, x.data(), tokens, y_dot.data());
+        Mat<float> y_dot(tokens, out), one(tokens, out);
+        float* y_dots[] = {y_dot.data()};
+        float* ones[] = {one.data()};
+        fast::detail::gemm(fast::detail::Bf16DotGemm{}, ws, x.data(), tokens, y_dots);
         CHECK(test::max_abs_diff(y_dot, expected) <= bound);
         const int threads = omp_get_max_threads();
         omp_set_num_threads(1);
-        Mat<float> one(tokens, out);
-        fast::detail::gemm_bf16_dot(wp, out, in, x.data(), tokens, one.data());
+        fast::detail::gemm(fast::detail::Bf16DotGemm{}, ws, x.data(), tokens, ones);
         omp_set_num_threads(threads);
         CHECK(test::max_abs_diff(one, y_dot) == 0.0);
       }

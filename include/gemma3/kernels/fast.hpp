@@ -14,11 +14,13 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include <omp.h>
 
+#include "gemma3/error.hpp"
 #include "gemma3/kernels/bf16dot.hpp"
 #include "gemma3/kernels/dispatch.hpp"
 #include "gemma3/kernels/reference.hpp"
@@ -102,24 +104,44 @@ class GemvInput {
 };
 
 namespace detail {
-// y_m = W_m·x for one token and one or more matrices that read the same x (q/k/v, gate/up): the
-// rows of all of them, in blocks of 64, split over threads in one parallel region (a decode step
-// pays one fork/join per group of matrices, not one per matrix). Each weight byte is read once; a
-// block (64 rows, 80-150 KB at these shapes) is one sequential stream.
+// The rows of one or more matrices in blocks, numbered across all of them, so that one parallel
+// region splits the blocks of all of them over threads (one fork/join per group of matrices).
+class RowBlocks {
+ public:
+  RowBlocks(std::span<const TensorView* const> ws, int64_t block) : block_(block), first_(1, 0) {
+    for (const TensorView* w : ws)
+      first_.push_back(first_.back() + (w->rows() + block - 1) / block);
+  }
+  int64_t count() const { return first_.back(); }
+  struct Block {
+    std::size_t matrix;
+    int64_t r0, rows;
+  };
+  Block operator[](int64_t b) const {
+    std::size_t m = 0;
+    while (b >= first_[m + 1]) ++m;
+    const int64_t r0 = (b - first_[m]) * block_;
+    return {m, r0, block_};  // rows clipped by the caller, who knows the matrix
+  }
+
+ private:
+  int64_t block_;
+  std::vector<int64_t> first_;  // blocks of matrix m: [first_[m], first_[m + 1])
+};
+
+// y_m = W_m·x for one token and one or more matrices that read the same x (q/k/v, gate/up): their
+// rows in blocks of 64, split over threads in one parallel region. Each weight byte is read once;
+// a block (64 rows, 80-150 KB at these shapes) is one sequential stream.
 inline void gemv(std::span<const TensorView* const> ws, const float* x,
                  std::span<float* const> ys) {
-  constexpr int64_t kBlock = 64;
   const int64_t in = ws[0]->cols();
-  std::vector<int64_t> first_block(ws.size() + 1, 0);  // blocks of matrix m: [first[m], first[m+1])
-  for (std::size_t m = 0; m < ws.size(); ++m)
-    first_block[m + 1] = first_block[m] + (ws[m]->rows() + kBlock - 1) / kBlock;
+  const RowBlocks blocks(ws, 64);
   const GemvInput input(ws, x, in);
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t b = 0; b < first_block.back(); ++b) {
-    std::size_t m = 0;
-    while (b >= first_block[m + 1]) ++m;
+  for (int64_t b = 0; b < blocks.count(); ++b) {
+    const auto [m, r0, block] = blocks[b];
     const TensorView& w = *ws[m];
-    const int64_t r0 = (b - first_block[m]) * kBlock, n = std::min(kBlock, w.rows() - r0);
+    const int64_t n = std::min(block, w.rows() - r0);
     if (w.dtype == DType::BF16)
       kernels::call(kernels::simd::GemvBf16{}, reinterpret_cast<const uint16_t*>(w.data) + r0 * in,
                     n, in, input.get(), ys[m] + r0);
@@ -141,56 +163,77 @@ inline void pack_token_panel(const float* x, int64_t tokens, int64_t in,
       panel[k * width + j] = t0 + j < tokens ? x[(t0 + j) * in + k] : 0.f;
 }
 
-// Y [tokens, out] = X [tokens, in] · Wᵀ for many tokens (kernels/simd.hpp Gemm): X packed once into
-// token panels (GemmLayout), blocks of weight rows split over threads, each widened to f32 once per
-// k block and swept by the register tiles over all tokens; each block's partial sums wait in a
-// buffer of its thread (in L2) until the last block of k writes Y.
+// The two prefill GEMMs, as what the driver gemm() below needs of each: how X is packed and which
+// kernel sweeps a block of rows.
+//
+// F32Gemm: f32 inputs, W of type W (bf16 or f32) widened to f32 once per block of RB rows x KC
+// (kernels::simd::Gemm), X packed in token panels (GemmLayout).
 template <class W>
-void gemm(const W* w, int64_t out, int64_t in, const float* x, int64_t tokens, float* y) {
+struct F32Gemm {
   using Kernel = kernels::simd::Gemm<W>;
+  static constexpr int64_t kRowBlock = Kernel::RB;
   const kernels::simd::GemmLayout layout = kernels::call(kernels::simd::GemmTokenLayout{});
-  const int64_t t_pad = (tokens + layout.lanes - 1) / layout.lanes * layout.lanes;
-  const int64_t panels = (t_pad + layout.panel - 1) / layout.panel;
-  const int64_t blocks = (out + Kernel::RB - 1) / Kernel::RB;
-  AlignedFloats xp(t_pad * in);  // packed X
-#pragma omp parallel
-  {
-#pragma omp for schedule(dynamic)
-    for (int64_t p = 0; p < panels; ++p) pack_token_panel(x, tokens, in, layout, p, xp.data);
-    AlignedFloats scratch(Kernel::RB * Kernel::KC);  // this thread's widened block of W
-    AlignedFloats partial(Kernel::RB * t_pad);       // ... and its block's partial sums
-#pragma omp for schedule(dynamic)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * Kernel::RB, n = std::min(Kernel::RB, out - r0);
-      kernels::call(Kernel{}, w + r0 * in, n, in, xp.data, tokens, t_pad, partial.data, y + r0, out,
-                    scratch.data);
-    }
+  int64_t lanes() const { return layout.lanes; }
+  int64_t panel() const { return layout.panel; }
+  static int64_t packed_floats(int64_t t_pad, int64_t in) { return t_pad * in; }
+  static int64_t scratch_floats() { return Kernel::RB * Kernel::KC; }
+  void pack(const float* x, int64_t tokens, int64_t in, int64_t, int64_t p, float* xp) const {
+    pack_token_panel(x, tokens, in, layout, p, xp);
   }
-}
+  static void sweep(const void* w, int64_t rows, int64_t in, const float* xp, int64_t tokens,
+                    int64_t t_pad, float* partial, float* y, int64_t ldy, float* scratch) {
+    kernels::call(Kernel{}, static_cast<const W*>(w), rows, in, xp, tokens, t_pad, partial, y, ldy,
+                  scratch);
+  }
+};
 
-// gemm() for bf16 inputs on vdpbf16ps (bf16_dot_available(), `in` even): X rounded and packed
-// once, W's bf16 pairs read in place, blocks of rows split over threads, each block's partial sums
-// in a buffer of its thread (in L2) until the last block of k writes Y.
-inline void gemm_bf16_dot(const uint16_t* w, int64_t out, int64_t in, const float* x,
-                          int64_t tokens, float* y) {
-  namespace bd = kernels::bf16dot;
-  const int64_t t_pad = (tokens + bd::kLanes - 1) / bd::kLanes * bd::kLanes;
-  const int64_t panels = (t_pad + bd::kPanel - 1) / bd::kPanel;
-  const int64_t blocks = (out + bd::kRowBlock - 1) / bd::kRowBlock;
-  AlignedFloats xp(t_pad * in / 2);  // packed X: u32 pairs of bf16
-  uint32_t* xpairs = reinterpret_cast<uint32_t*>(xp.data);
+// Bf16DotGemm: inputs rounded to bf16 and packed as pairs, W's bf16 pairs read in place by
+// vdpbf16ps (kernels/bf16dot.hpp; only where bf16_dot_available(), `in` even).
+struct Bf16DotGemm {
+  static constexpr int64_t kRowBlock = kernels::bf16dot::kRowBlock;
+  static int64_t lanes() { return kernels::bf16dot::kLanes; }
+  static int64_t panel() { return kernels::bf16dot::kPanel; }
+  static int64_t packed_floats(int64_t t_pad, int64_t in) { return t_pad * in / 2; }  // u32 pairs
+  static int64_t scratch_floats() { return 0; }
+  static void pack(const float* x, int64_t tokens, int64_t in, int64_t t_pad, int64_t p,
+                   float* xp) {
+    if constexpr (kernels::bf16dot::kBuilt)
+      kernels::bf16dot::pack(x, tokens, in, t_pad, p * panel(),
+                             reinterpret_cast<uint32_t*>(xp) + p * panel() * (in / 2));
+  }
+  static void sweep(const void* w, int64_t rows, int64_t in, const float* xp, int64_t tokens,
+                    int64_t t_pad, float* partial, float* y, int64_t ldy, float*) {
+    if constexpr (kernels::bf16dot::kBuilt)
+      kernels::bf16dot::gemm(static_cast<const uint16_t*>(w), rows, in,
+                             reinterpret_cast<const uint32_t*>(xp), tokens, t_pad, partial, y, ldy);
+  }
+};
+
+// Y_m [tokens, out_m] = X [tokens, in] · W_mᵀ for one or more matrices that read the same X (q/k/v,
+// gate/up), BLIS-style: X packed once, the row blocks of all the matrices split over threads in one
+// parallel region; each block swept by the register tiles over all tokens, its partial sums in a
+// buffer of its thread (in L2) until the last block of k writes Y.
+template <class Gemm>
+void gemm(const Gemm& kernel, std::span<const TensorView* const> ws, const float* x, int64_t tokens,
+          std::span<float* const> ys) {
+  const int64_t in = ws[0]->cols();
+  const int64_t t_pad = (tokens + kernel.lanes() - 1) / kernel.lanes() * kernel.lanes();
+  const int64_t panels = (t_pad + kernel.panel() - 1) / kernel.panel();
+  const RowBlocks blocks(ws, Gemm::kRowBlock);
+  AlignedFloats xp(Gemm::packed_floats(t_pad, in));
 #pragma omp parallel
   {
 #pragma omp for schedule(dynamic)
-    for (int64_t p = 0; p < panels; ++p)
-      if constexpr (bd::kBuilt)
-        bd::pack(x, tokens, in, t_pad, p * bd::kPanel, xpairs + p * bd::kPanel * (in / 2));
-    AlignedFloats partial(bd::kRowBlock * t_pad);
+    for (int64_t p = 0; p < panels; ++p) kernel.pack(x, tokens, in, t_pad, p, xp.data);
+    AlignedFloats scratch(Gemm::scratch_floats());   // this thread's widened block of W, if any
+    AlignedFloats partial(Gemm::kRowBlock * t_pad);  // ... and its block's partial sums
 #pragma omp for schedule(dynamic)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * bd::kRowBlock, n = std::min(bd::kRowBlock, out - r0);
-      if constexpr (bd::kBuilt)
-        bd::gemm(w + r0 * in, n, in, xpairs, tokens, t_pad, partial.data, y + r0, out);
+    for (int64_t b = 0; b < blocks.count(); ++b) {
+      const auto [m, r0, block] = blocks[b];
+      const TensorView& w = *ws[m];
+      const int64_t bytes = w.dtype == DType::BF16 ? 2 : 4;
+      Gemm::sweep(w.data + r0 * in * bytes, std::min(block, w.rows() - r0), in, xp.data, tokens,
+                  t_pad, partial.data, ys[m] + r0, w.rows(), scratch.data);
     }
   }
 }
@@ -220,65 +263,62 @@ inline Mat<float> rounded_to_bf16(const ConstMatRef<float>& x) {
   return x.unaryExpr([](float v) { return round_to_bf16(v); });
 }
 
-// y = x · Wᵀ, the fast twin of ref::linear (F16 weights fall back to it); with MatmulInputs::Bf16,
-// of ref::linear(rounded_to_bf16(x), w) for bf16 weights.
-inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w,
-                         MatmulInputs inputs = MatmulInputs::F32) {
-  if (w.dtype == DType::F16) return ref::linear<float>(x, w);
-  const int64_t tokens = x.rows(), out = w.rows(), in = w.cols();
-  const bool round = inputs == MatmulInputs::Bf16 && w.dtype == DType::BF16;
-  Mat<float> y(tokens, out);
-  if (round && tokens >= kGemmMinTokens && in % 2 == 0 && bf16_dot_available()) {
-    Mat<float> copy;  // the kernels read rows of x contiguously
-    const float* xp = x.outerStride() == in ? x.data() : (copy = x).data();
-    detail::gemm_bf16_dot(reinterpret_cast<const uint16_t*>(w.data), out, in, xp, tokens, y.data());
-    return y;
-  }
-  // The kernels read rows of x contiguously; copy only a strided view (or to round it).
-  Mat<float> copy;
-  const float* xp = x.data();
-  if (round)
-    xp = (copy = rounded_to_bf16(x)).data();
-  else if (x.outerStride() != in)
-    xp = (copy = x).data();
-  if (tokens < kGemmMinTokens) {
-    const TensorView* ws[] = {&w};
-    for (int64_t t = 0; t < tokens; ++t) {
-      float* ys[] = {y.row(t).data()};
-      detail::gemv(ws, xp + t * in, ys);
-    }
-  } else if (w.dtype == DType::BF16) {
-    detail::gemm(reinterpret_cast<const uint16_t*>(w.data), out, in, xp, tokens, y.data());
-  } else {
-    detail::gemm(reinterpret_cast<const float*>(w.data), out, in, xp, tokens, y.data());
-  }
-  return y;
-}
-
-// y_m = x · W_mᵀ for several weights that read the same x (q/k/v, gate/up). For a few tokens, one
-// parallel region over the rows of all of them (detail::gemv); otherwise one linear each.
+// y_m = x · W_mᵀ for one or more weights that read the same x (q/k/v, gate/up), the fast twin of
+// ref::linear (F16 weights fall back to it); with MatmulInputs::Bf16, of ref::linear(
+// rounded_to_bf16(x), w) for bf16 weights. Below kGemmMinTokens tokens one GEMV per token,
+// otherwise one GEMM; either way one parallel region over the rows of all the weights.
 template <std::size_t N>
 std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
                                  const std::array<const TensorView*, N>& ws,
                                  MatmulInputs inputs = MatmulInputs::F32) {
   std::array<Mat<float>, N> ys;
-  bool fused = x.rows() < kGemmMinTokens && x.outerStride() == x.cols();
-  for (const TensorView* w : ws)
-    fused = fused && w->dtype == ws[0]->dtype && w->dtype != DType::F16 && w->cols() == x.cols();
-  if (!fused) {
-    for (std::size_t m = 0; m < N; ++m) ys[m] = linear(x, *ws[m], inputs);
+  const DType dtype = ws[0]->dtype;
+  bool together = dtype != DType::F16;
+  for (const TensorView* w : ws) {
+    if (w->cols() != x.cols())
+      throw InvalidArgument(w->name, "has " + std::to_string(w->cols()) +
+                                         " columns but the input has " + std::to_string(x.cols()));
+    together = together && w->dtype == dtype;
+  }
+  if (!together) {  // each on its own (F16 on the reference path)
+    for (std::size_t m = 0; m < N; ++m)
+      ys[m] = ws[m]->dtype == DType::F16 ? ref::linear<float>(x, *ws[m])
+                                         : linear(x, std::array{ws[m]}, inputs)[0];
     return ys;
   }
-  Mat<float> rounded;
-  const bool round = inputs == MatmulInputs::Bf16 && ws[0]->dtype == DType::BF16;
-  const float* xp = round ? (rounded = rounded_to_bf16(x)).data() : x.data();
-  for (std::size_t m = 0; m < N; ++m) ys[m].resize(x.rows(), ws[m]->rows());
-  for (int64_t t = 0; t < x.rows(); ++t) {
-    std::array<float*, N> rows;
-    for (std::size_t m = 0; m < N; ++m) rows[m] = ys[m].row(t).data();
-    detail::gemv(ws, xp + t * x.cols(), rows);
+  const int64_t tokens = x.rows(), in = x.cols();
+  std::array<float*, N> y;
+  for (std::size_t m = 0; m < N; ++m) ys[m].resize(tokens, ws[m]->rows()), y[m] = ys[m].data();
+  const bool round = inputs == MatmulInputs::Bf16 && dtype == DType::BF16;
+  // The kernels read rows of x contiguously: copy a strided view, or to round it (the bf16 dot
+  // GEMM rounds while packing).
+  const bool dot = round && tokens >= kGemmMinTokens && in % 2 == 0 && bf16_dot_available();
+  Mat<float> copy;
+  const float* xp = x.data();
+  if (round && !dot)
+    xp = (copy = rounded_to_bf16(x)).data();
+  else if (x.outerStride() != in)
+    xp = (copy = x).data();
+  if (dot) {
+    detail::gemm(detail::Bf16DotGemm{}, ws, xp, tokens, y);
+  } else if (tokens < kGemmMinTokens) {
+    for (int64_t t = 0; t < tokens; ++t) {
+      std::array<float*, N> rows;
+      for (std::size_t m = 0; m < N; ++m) rows[m] = y[m] + t * ws[m]->rows();
+      detail::gemv(ws, xp + t * in, rows);
+    }
+  } else if (dtype == DType::BF16) {
+    detail::gemm(detail::F32Gemm<uint16_t>{}, ws, xp, tokens, y);
+  } else {
+    detail::gemm(detail::F32Gemm<float>{}, ws, xp, tokens, y);
   }
   return ys;
+}
+
+// y = x · Wᵀ for one weight.
+inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w,
+                         MatmulInputs inputs = MatmulInputs::F32) {
+  return std::move(linear(x, std::array{&w}, inputs)[0]);
 }
 
 }  // namespace gemma3::fast
