@@ -128,13 +128,6 @@ GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, con
   for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
     const int64_t kc = K - k0 < kKBlock ? K - k0 : kKBlock;
     const bool last = k0 + kc == K;
-    // The next block, a few lines after each tile (see simd::GemmPrefetch; here the first token
-    // panel's tiles read the block from memory).
-    simd::GemmPrefetch prefetch{
-        reinterpret_cast<const char*>(last ? w + rows * K : w + k0 + kc), K * 2,
-        (last ? (K < kKBlock ? K : kKBlock) : (K - k0 - kc < kKBlock ? K - k0 - kc : kKBlock)) * 2,
-        rows, (T_pad + kPanel - 1) / kPanel * ((rows + kMR - 1) / kMR)};
-    int64_t call = 0;
     for (int64_t t0 = 0; t0 < T_pad; t0 += kPanel) {
       const int64_t width = T_pad - t0 < kPanel ? T_pad - t0 : kPanel;
       const uint32_t* xb = xp + t0 * (K / 2) + (k0 / 2) * width;  // pairs k0/2 .. of this panel
@@ -148,7 +141,6 @@ GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, con
           tile<kMR, kNV>(wb, K, xb, kc / 2, o, k0 == 0);
         else
           tile_tail<kMR, kNV>(mr, width / kLanes, wb, K, xb, kc / 2, o, k0 == 0);
-        simd::GemmPrefetch::after_tile(prefetch, call++);
       }
     }
   }

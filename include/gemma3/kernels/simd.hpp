@@ -252,14 +252,6 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int64_t kc = K - k0 < KC ? K - k0 : KC;
     const bool last = k0 + kc == K;
-    // The next block: of these rows, or after the last one the first of the next row block (most
-    // often this thread's next; else another thread's, and harmless: a prefetch never faults).
-    // Its rows are short strided runs, which the hardware prefetcher follows poorly.
-    GemmPrefetch prefetch{reinterpret_cast<const char*>(last ? w + rows * K : w + k0 + kc),
-                          K * int64_t(sizeof(W)),
-                          (last ? std::min(KC, K) : std::min(KC, K - k0 - kc)) * int64_t(sizeof(W)),
-                          rows, (T_pad + NR - 1) / NR * ((rows + kGemmMR - 1) / kGemmMR)};
-    int64_t call = 0;
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t k = 0; k < kc; ++k) scratch[r * kc + k] = widen(w[r * K + k0 + k]);
     for (int64_t t0 = 0; t0 < T_pad; t0 += NR) {
@@ -275,7 +267,6 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
         else
           gemm_tile_tail<kGemmMR, NV, Arch>(mr, width / B, scratch + r * kc, kc, xb, kc, o,
                                             k0 == 0);
-        GemmPrefetch::after_tile(prefetch, call++);
       }
     }
   }

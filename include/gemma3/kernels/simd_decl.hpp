@@ -70,22 +70,6 @@ struct GemmTileOut {
   int64_t valid;  // tokens of the tile that exist (the rest is padding)
 };
 
-// The prefill GEMMs' requests for the next block of W: `rows` runs of `run_bytes` each, `stride`
-// bytes apart from `next`, asked for a few cache lines after each of the current block's `calls`
-// register tiles. Asked for all at once before the block, as an earlier version did, the lines
-// were still missing when the block was read (their loads were a tenth of a 1b prefill): the tiles'
-// own traffic evicted them. (`static`: see gemv_shift.)
-struct GemmPrefetch {
-  const char* next;
-  int64_t stride, run_bytes, rows, calls;
-  int64_t done = 0;
-  static inline void after_tile(GemmPrefetch& p, int64_t call) {
-    const int64_t lines = (p.run_bytes + 63) / 64 + 1, total = lines * p.rows;  // + 1: unaligned
-    for (const int64_t upto = (call + 1) * total / p.calls; p.done < upto; ++p.done)
-      __builtin_prefetch(p.next + p.done / lines * p.stride + p.done % lines * 64, 0, 2);
-  }
-};
-
 // Prefill GEMM: y[t, r] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of W (rows <= RB) and tokens
 // [0, tokens) of the packed X (see GemmLayout; T_pad tokens); y has leading dimension ldy (the rows
 // of a block of a bigger matrix are y + r0). `partial` [rows, T_pad] holds the sums between blocks
