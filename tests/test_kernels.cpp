@@ -158,20 +158,19 @@ TEST_CASE("GEMM kernel equals the reference on every ISA, all tile tails", "[ker
           std::vector<float> xp(std::size_t(t_pad * in));
           for (int64_t p = 0; p * layout.panel < t_pad; ++p)
             fast::detail::pack_token_panel(x.data(), tokens, in, layout, p, xp.data());
-          constexpr int64_t RB = kernels::simd::Gemm<float>::RB,
-                            KC = kernels::simd::Gemm<float>::KC;
-          std::vector<float> scratch(std::size_t(RB * KC)), partial(std::size_t(RB * t_pad));
+          constexpr int64_t RB = kernels::simd::Gemm<float>::RB;
+          std::vector<float> partial(std::size_t(RB * t_pad));
           Mat<float> y = Mat<float>::Constant(tokens, out, std::nanf(""));
           for (int64_t r0 = 0; r0 < out; r0 += RB) {
             const int64_t n = std::min(RB, out - r0);
             if (dtype == DType::BF16)
               kernels::simd::Gemm<uint16_t>{}(
                   arch, reinterpret_cast<const uint16_t*>(w.view.data) + r0 * in, n, in, xp.data(),
-                  tokens, t_pad, partial.data(), y.data() + r0, out, scratch.data());
+                  tokens, t_pad, partial.data(), y.data() + r0, out);
             else
               kernels::simd::Gemm<float>{}(
                   arch, reinterpret_cast<const float*>(w.view.data) + r0 * in, n, in, xp.data(),
-                  tokens, t_pad, partial.data(), y.data() + r0, out, scratch.data());
+                  tokens, t_pad, partial.data(), y.data() + r0, out);
           }
           CHECK(test::max_abs_diff(y, expected) <= bound);  // every element written (NaN before)
         });

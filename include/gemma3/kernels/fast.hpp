@@ -48,7 +48,7 @@ inline bool bf16_dot_available() {
 }
 
 // Below this many tokens a matrix product runs as one GEMV per token (weights streamed once per
-// token); from here on, the packed GEMM (weights widened once per block, reused across tokens)
+// token); from here on, the GEMM (each block of weights reused from L2 across all the tokens)
 // wins.
 inline constexpr int64_t kGemmMinTokens = 4;
 
@@ -166,7 +166,7 @@ inline void pack_token_panel(const float* x, int64_t tokens, int64_t in,
 // The two prefill GEMMs, as what the driver gemm() below needs of each: how X is packed and which
 // kernel sweeps a block of rows.
 //
-// F32Gemm: f32 inputs, W of type W (bf16 or f32) widened to f32 once per block of RB rows x KC
+// F32Gemm: f32 inputs, W of type W (bf16 or f32) read in place by the f32 FMA tiles
 // (kernels::simd::Gemm), X packed in token panels (GemmLayout).
 template <class W>
 struct F32Gemm {
@@ -176,14 +176,12 @@ struct F32Gemm {
   int64_t lanes() const { return layout.lanes; }
   int64_t panel() const { return layout.panel; }
   static int64_t packed_floats(int64_t t_pad, int64_t in) { return t_pad * in; }
-  static int64_t scratch_floats() { return Kernel::RB * Kernel::KC; }
   void pack(const float* x, int64_t tokens, int64_t in, int64_t, int64_t p, float* xp) const {
     pack_token_panel(x, tokens, in, layout, p, xp);
   }
   static void sweep(const void* w, int64_t rows, int64_t in, const float* xp, int64_t tokens,
-                    int64_t t_pad, float* partial, float* y, int64_t ldy, float* scratch) {
-    kernels::call(Kernel{}, static_cast<const W*>(w), rows, in, xp, tokens, t_pad, partial, y, ldy,
-                  scratch);
+                    int64_t t_pad, float* partial, float* y, int64_t ldy) {
+    kernels::call(Kernel{}, static_cast<const W*>(w), rows, in, xp, tokens, t_pad, partial, y, ldy);
   }
 };
 
@@ -194,7 +192,6 @@ struct Bf16DotGemm {
   static int64_t lanes() { return kernels::bf16dot::kLanes; }
   static int64_t panel() { return kernels::bf16dot::kPanel; }
   static int64_t packed_floats(int64_t t_pad, int64_t in) { return t_pad * in / 2; }  // u32 pairs
-  static int64_t scratch_floats() { return 0; }
   static void pack(const float* x, int64_t tokens, int64_t in, int64_t t_pad, int64_t p,
                    float* xp) {
     if constexpr (kernels::bf16dot::kBuilt)
@@ -202,7 +199,7 @@ struct Bf16DotGemm {
                              reinterpret_cast<uint32_t*>(xp) + p * panel() * (in / 2));
   }
   static void sweep(const void* w, int64_t rows, int64_t in, const float* xp, int64_t tokens,
-                    int64_t t_pad, float* partial, float* y, int64_t ldy, float*) {
+                    int64_t t_pad, float* partial, float* y, int64_t ldy) {
     if constexpr (kernels::bf16dot::kBuilt)
       kernels::bf16dot::gemm(static_cast<const uint16_t*>(w), rows, in,
                              reinterpret_cast<const uint32_t*>(xp), tokens, t_pad, partial, y, ldy);
@@ -225,15 +222,14 @@ void gemm(const Gemm& kernel, std::span<const TensorView* const> ws, const float
   {
 #pragma omp for schedule(dynamic)
     for (int64_t p = 0; p < panels; ++p) kernel.pack(x, tokens, in, t_pad, p, xp.data);
-    AlignedFloats scratch(Gemm::scratch_floats());   // this thread's widened block of W, if any
-    AlignedFloats partial(Gemm::kRowBlock * t_pad);  // ... and its block's partial sums
+    AlignedFloats partial(Gemm::kRowBlock * t_pad);  // this thread's block's partial sums
 #pragma omp for schedule(dynamic)
     for (int64_t b = 0; b < blocks.count(); ++b) {
       const auto [m, r0, block] = blocks[b];
       const TensorView& w = *ws[m];
       const int64_t bytes = w.dtype == DType::BF16 ? 2 : 4;
       Gemm::sweep(w.data + r0 * in * bytes, std::min(block, w.rows() - r0), in, xp.data, tokens,
-                  t_pad, partial.data, ys[m] + r0, w.rows(), scratch.data);
+                  t_pad, partial.data, ys[m] + r0, w.rows());
     }
   }
 }

@@ -192,13 +192,15 @@ GemmLayout GemmTokenLayout::operator()(Arch) const {
   return {gemm_nv<Arch>() * B, B};
 }
 
-// The micro-kernel: acc[MR, NV·B] (+)= Wp[MR, kc] · Xp[kc, NV·B], the outer product of a column of
-// W (each element broadcast) with a row of X (NV vectors of tokens) at each k. Wp rows have leading
-// dimension ldw, Xp rows are NV·B wide. `first` (the first k block) starts from zero rather than
-// the partial sums. Every output sums its k in order, whatever the tile or thread: results do not
-// depend on either.
-template <int MR, int NV, class Arch>
-static inline void gemm_tile(const float* wp, int64_t ldw, const float* xp, int64_t kc,
+// The micro-kernel: acc[MR, NV·B] (+)= W[MR, kc] · Xp[kc, NV·B], the outer product of a column of
+// W (each element widened and broadcast) with a row of X (NV vectors of tokens) at each k. W rows
+// have leading dimension ldw (read in place from the checkpoint: widening a bf16 element on its
+// way to the broadcast costs two integer ops beside 4 FMAs, less than widening the block into an
+// f32 copy first, as an earlier version did: 0.87-0.97x), Xp rows are NV·B wide. `first` (the first
+// k block) starts from zero rather than the partial sums. Every output sums its k in order,
+// whatever the tile or thread: results do not depend on either.
+template <int MR, int NV, class Arch, class W>
+static inline void gemm_tile(const W* wp, int64_t ldw, const float* xp, int64_t kc,
                              const GemmTileOut& o, bool first) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
@@ -210,7 +212,7 @@ static inline void gemm_tile(const float* wp, int64_t ldw, const float* xp, int6
     batch x[NV];
     for (int v = 0; v < NV; ++v) x[v] = batch::load_unaligned(xp + k * NV * B + v * B);
     for (int i = 0; i < MR; ++i) {
-      const batch wi(wp[i * ldw + k]);
+      const batch wi(widen(wp[i * ldw + k]));
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(wi, x[v], acc[i][v]);
     }
   }
@@ -228,9 +230,9 @@ static inline void gemm_tile(const float* wp, int64_t ldw, const float* xp, int6
 
 // gemm_tile with run-time tails: mr <= MR rows, nv <= NV vectors (the last rows of a matrix, the
 // last token panel).
-template <int MR, int NV, class Arch>
-static inline void gemm_tile_tail(int64_t mr, int64_t nv, const float* wp, int64_t ldw,
-                                  const float* xp, int64_t kc, const GemmTileOut& o, bool first) {
+template <int MR, int NV, class Arch, class W>
+static inline void gemm_tile_tail(int64_t mr, int64_t nv, const W* wp, int64_t ldw, const float* xp,
+                                  int64_t kc, const GemmTileOut& o, bool first) {
   if constexpr (MR > 0 && NV > 0) {
     if (mr < MR) return gemm_tile_tail<MR - 1, NV, Arch>(mr, nv, wp, ldw, xp, kc, o, first);
     if (nv < NV) return gemm_tile_tail<MR, NV - 1, Arch>(mr, nv, wp, ldw, xp, kc, o, first);
@@ -238,22 +240,18 @@ static inline void gemm_tile_tail(int64_t mr, int64_t nv, const float* wp, int64
   }
 }
 
-// BLIS-style loops: for each k block, the block of W is widened to f32 once into `scratch`, then
-// swept by the register tiles over every token panel (the packing cost is amortised over T tokens;
-// the earlier unpacked dot-product kernel widened bf16 in its inner loop and reduced its
-// accumulators across lanes once per k block, and reached 0.3 of the FMA peak).
+// BLIS-style loops: for each k block, the register tiles sweep the block of W (in L2) over every
+// token panel (an earlier unpacked dot-product kernel reduced its accumulators across lanes once
+// per k block, and reached 0.3 of the FMA peak).
 template <class W>
 template <class Arch>
 void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t tokens,
-                         int64_t T_pad, float* partial, float* y, int64_t ldy,
-                         float* scratch) const {
+                         int64_t T_pad, float* partial, float* y, int64_t ldy) const {
   constexpr int NV = gemm_nv<Arch>();
   constexpr int64_t B = xsimd::batch<float, Arch>::size, NR = NV * B;
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int64_t kc = K - k0 < KC ? K - k0 : KC;
     const bool last = k0 + kc == K;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t k = 0; k < kc; ++k) scratch[r * kc + k] = widen(w[r * K + k0 + k]);
     for (int64_t t0 = 0; t0 < T_pad; t0 += NR) {
       const int64_t width = T_pad - t0 < NR ? T_pad - t0 : NR;
       const float* xb = xp + t0 * K + k0 * width;  // rows k0 .. k0 + kc of this token panel
@@ -263,10 +261,9 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
         const GemmTileOut o{partial + r * T_pad + t0, T_pad, last ? y + t0 * ldy + r : nullptr, ldy,
                             valid};
         if (mr == kGemmMR && width == NR)
-          gemm_tile<kGemmMR, NV, Arch>(scratch + r * kc, kc, xb, kc, o, k0 == 0);
+          gemm_tile<kGemmMR, NV, Arch>(w + r * K + k0, K, xb, kc, o, k0 == 0);
         else
-          gemm_tile_tail<kGemmMR, NV, Arch>(mr, width / B, scratch + r * kc, kc, xb, kc, o,
-                                            k0 == 0);
+          gemm_tile_tail<kGemmMR, NV, Arch>(mr, width / B, w + r * K + k0, K, xb, kc, o, k0 == 0);
       }
     }
   }

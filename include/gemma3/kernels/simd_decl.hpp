@@ -73,17 +73,15 @@ struct GemmTileOut {
 // Prefill GEMM: y[t, r] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of W (rows <= RB) and tokens
 // [0, tokens) of the packed X (see GemmLayout; T_pad tokens); y has leading dimension ldy (the rows
 // of a block of a bigger matrix are y + r0). `partial` [rows, T_pad] holds the sums between blocks
-// of k (rows along its rows, tokens along the lanes); the last block writes y. `scratch` holds
-// RB·KC floats: the block of W widened to f32, once per (row block, k block), amortised over all
-// the tokens (bf16 weights widen there, f32 copy).
+// of k (rows along its rows, tokens along the lanes); the last block writes y. W is read in place
+// (bf16 widened as each element is broadcast).
 template <class W>
 struct Gemm {
-  static constexpr int64_t KC =
-      256;  // k block: 6 rows x KC of the widened W and KC x panel of X in L1/L2
-  static constexpr int64_t RB = 96;  // row block: RB x KC f32 of widened W (96 KiB) stay in L2
+  static constexpr int64_t KC = 256;  // k block: KC x panel of X in L1/L2
+  static constexpr int64_t RB = 96;   // row block: RB x KC of W stays in L2
   template <class Arch>
   void operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t tokens,
-                  int64_t T_pad, float* partial, float* y, int64_t ldy, float* scratch) const;
+                  int64_t T_pad, float* partial, float* y, int64_t ldy) const;
 };
 
 // A contiguous run of cached keys and values.

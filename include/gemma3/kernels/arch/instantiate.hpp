@@ -13,10 +13,10 @@
   template GemmLayout GemmTokenLayout::operator()<__VA_ARGS__>(__VA_ARGS__) const;                \
   template void Gemm<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t,    \
                                                         int64_t, const float*, int64_t, int64_t,  \
-                                                        float*, float*, int64_t, float*) const;   \
+                                                        float*, float*, int64_t) const;           \
   template void Gemm<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
                                                      const float*, int64_t, int64_t, float*,      \
-                                                     float*, int64_t, float*) const;              \
+                                                     float*, int64_t) const;                      \
   template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
                                                      const KeySegment*, int64_t, float, float,    \
                                                      float*) const;                               \
