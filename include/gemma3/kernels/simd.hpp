@@ -51,14 +51,16 @@ static inline void widen_bf16_pairs(const uint16_t* p, xsimd::batch<float, Arch>
 // keeps enough cache-line misses in flight for one core to reach the read bandwidth of SumF32.
 static constexpr int64_t kGemvPrefetchBytes = 4096;
 
-// A GEMV row read in whole vectors ("chunks") from the chunk boundary at or before its first
-// element to the one after its last, acc0/acc1 (+)= the chunk's products with x. The elements of
-// the first and the last chunk outside [0, in) belong to the neighbouring rows: their lanes are
-// zeroed (x is zero there too, but a neighbour's inf or NaN times zero is not). At the ends of the
-// block, where the neighbours may not be ours to read, the edge chunk is copied first. `edge(p, j,
-// first)` adds the products of the row's j-th chunk, read at p, whose lane 0 holds row element
-// `first`; the chunks between the edges, [j0, j1), are left to the caller's unmasked loop.
-template <class Arch, class T, class Edge>
+// The GEMVs read a row in whole vectors ("chunks") from the chunk boundary at or before its first
+// element to the one after its last (see GemvX: with the row's shift, this keeps every load of W
+// and of x within a cache line). The elements of the first and the last chunk outside [0, in)
+// belong to the neighbouring rows, and the caller zeroes their lanes (x is zero there too, but a
+// neighbour's inf or NaN times zero is not). This calls `edge(p, j, first)` for those two chunks:
+// the row's j-th chunk, to be read at p, whose lane 0 holds row element `first` (negative in the
+// first chunk); at the ends of the block, where the neighbours may not be ours to read, p is a
+// copy with only the row's elements. The chunks between, [j0, j1), are whole and left to the
+// caller's unmasked loop.
+template <class T, class Edge>
 static inline void gemv_edges(const T* row, int64_t n, int64_t d, int64_t in, int64_t C,
                               bool first_row, bool last_row, Edge&& edge, int64_t& j0,
                               int64_t& j1) {
@@ -82,7 +84,8 @@ static inline void gemv_edges(const T* row, int64_t n, int64_t d, int64_t in, in
 // One row at a time, so that the matrix is read as one sequential stream (rows are contiguous):
 // interleaving 4 rows, as an earlier version did to share the loads of x, made 4 short streams per
 // group of rows; x comes from L1. Every weight byte is read once. Chunks of 2B elements (one
-// vector of bf16 pairs), two per step, four independent FMA chains.
+// vector of bf16 pairs), two per step, four independent FMA chains; x's copy for the row's shift
+// pairs each lane's low and high half with its element of x (GemvX).
 template <class Arch>
 void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const GemvX& x,
                           float* y) const {
@@ -101,7 +104,7 @@ void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, con
     const float* x_hi = x.hi[shift] + shift / C * B;  // ... and with the high halves
     batch acc0(0.f), acc1(0.f), acc2(0.f), acc3(0.f);
     int64_t j0, j1;
-    gemv_edges<Arch>(
+    gemv_edges(
         row, (d + in + C - 1) / C, d, in, C, r == 0, r == rows - 1,
         [&](const uint16_t* p, int64_t j, int64_t first) {
           batch lo, hi;
@@ -154,7 +157,7 @@ void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const G
     const float* xs = x.lo[shift] + shift / B * B;
     batch acc[4] = {batch(0.f), batch(0.f), batch(0.f), batch(0.f)};
     int64_t j0, j1;
-    gemv_edges<Arch>(
+    gemv_edges(
         row, (d + in + B - 1) / B, d, in, B, r == 0, r == rows - 1,
         [&](const float* p, int64_t j, int64_t first) {
           const batch element = batch(float(first)) + lane_offset;
