@@ -1,23 +1,7 @@
 # cmake -P script: installs gemma3 into a scratch prefix, builds the research examples against it with
 # find_package(gemma3 CONFIG) (tests/examples_installed/CMakeLists.txt), then runs them with
 # tests/examples_test.sh. Variables: SOURCE_DIR WORK_DIR GENERATOR GEMMA3_CLI TOKENIZER [LAUNCHER].
-file(REMOVE_RECURSE ${WORK_DIR})
-set(prefix ${WORK_DIR}/prefix)
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
-  endif()
-endfunction()
-set(launcher "")
-if(LAUNCHER)
-  set(launcher -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
-endif()
-run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib -G ${GENERATOR} ${launcher}
-    -DGEMMA3_BUILD_TESTS=OFF -DGEMMA3_BUILD_EXAMPLES=OFF -DGEMMA3_BUILD_BENCHMARKS=OFF
-    -DGEMMA3_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${prefix} -DCMAKE_BUILD_TYPE=Release)
-run(${CMAKE_COMMAND} --build ${WORK_DIR}/lib -j2)
-run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
+include(${CMAKE_CURRENT_LIST_DIR}/../install_gemma3.cmake)
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/examples_installed -B ${WORK_DIR}/app -G ${GENERATOR} ${launcher}
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release -DEXAMPLES_DIR=${SOURCE_DIR}/examples/research)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/app -j2)

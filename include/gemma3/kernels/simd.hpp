@@ -57,21 +57,24 @@ static constexpr int64_t kGemvPrefetchBytes = 4096;
 // belong to the neighbouring rows, and the caller zeroes their lanes (x is zero there too, but a
 // neighbour's inf or NaN times zero is not). This calls `edge(p, j, first)` for those two chunks:
 // the row's j-th chunk, to be read at p, whose lane 0 holds row element `first` (negative in the
-// first chunk); at the ends of the block, where the neighbours may not be ours to read, p is a
-// copy with only the row's elements. The chunks between, [j0, j1), are whole and left to the
-// caller's unmasked loop.
+// first chunk); where the chunk reaches outside the block [block, block + size) that the caller
+// gave the kernel (memory that may not be ours to read: rows shorter than a chunk reach past
+// their neighbours), p is a copy with only the row's elements. The chunks between, [j0, j1), are
+// whole and inside the row, left to the caller's unmasked loop.
 template <class T, class Edge>
 static inline void gemv_edges(const T* row, int64_t n, int64_t d, int64_t in, int64_t C,
-                              bool first_row, bool last_row, Edge&& edge, int64_t& j0,
-                              int64_t& j1) {
+                              const T* block, int64_t size, Edge&& edge, int64_t& j0, int64_t& j1) {
   const auto chunk = [&](int64_t j) {
     const int64_t first = j * C - d;  // the row element in lane 0 of the chunk
     alignas(64) T copy[64 / sizeof(T)];
-    const T* p = row - d + j * C;
-    if ((first_row && first < 0) || (last_row && first + C > in)) {
-      const int64_t begin = std::max<int64_t>(first, 0), end = std::min(first + C, in);
+    // Compared as addresses: a pointer outside the block may not even be formed.
+    const uintptr_t at = reinterpret_cast<uintptr_t>(row) + uintptr_t(first * int64_t(sizeof(T)));
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(block);
+    const T* p = reinterpret_cast<const T*>(at);
+    if (at < begin || at + uintptr_t(C) * sizeof(T) > begin + uintptr_t(size) * sizeof(T)) {
+      const int64_t from = std::max<int64_t>(first, 0), to = std::min(first + C, in);
       std::memset(copy, 0, sizeof copy);
-      std::memcpy(copy + (begin - first), row + begin, std::size_t(end - begin) * sizeof(T));
+      std::memcpy(copy + (from - first), row + from, std::size_t(to - from) * sizeof(T));
       p = copy;
     }
     edge(p, j, first);
@@ -99,13 +102,12 @@ void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, con
   for (int64_t r = 0; r < rows; ++r) {
     const uint16_t* row = w + r * in;
     const int64_t shift = gemv_shift(reinterpret_cast<uintptr_t>(row), 2), d = shift % C;
-    const uint16_t* chunks = row - d;
     const float* x_lo = x.lo[shift] + shift / C * B;  // pairs x with the low halves, aligned
     const float* x_hi = x.hi[shift] + shift / C * B;  // ... and with the high halves
     batch acc0(0.f), acc1(0.f), acc2(0.f), acc3(0.f);
     int64_t j0, j1;
     gemv_edges(
-        row, (d + in + C - 1) / C, d, in, C, r == 0, r == rows - 1,
+        row, (d + in + C - 1) / C, d, in, C, w, rows * in,
         [&](const uint16_t* p, int64_t j, int64_t first) {
           batch lo, hi;
           widen_bf16_pairs<Arch>(p, lo, hi);
@@ -118,7 +120,7 @@ void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, con
         j0, j1);
     int64_t j = j0;
     for (; j + 2 <= j1; j += 2) {
-      const uint16_t* p = chunks + j * C;
+      const uint16_t* p = row + (j * C - d);
       __builtin_prefetch(p + kGemvPrefetchBytes / 2, 0, 0);
       __builtin_prefetch(p + C + kGemvPrefetchBytes / 2, 0, 0);
       batch lo0, hi0, lo1, hi1;
@@ -130,9 +132,9 @@ void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, con
       acc3 = xsimd::fma(hi1, batch::load_aligned(x_hi + j * B + B), acc3);
     }
     if (j < j1) {
-      __builtin_prefetch(chunks + j * C + kGemvPrefetchBytes / 2, 0, 0);
+      __builtin_prefetch(row + (j * C - d) + kGemvPrefetchBytes / 2, 0, 0);
       batch lo, hi;
-      widen_bf16_pairs<Arch>(chunks + j * C, lo, hi);
+      widen_bf16_pairs<Arch>(row + (j * C - d), lo, hi);
       acc0 = xsimd::fma(lo, batch::load_aligned(x_lo + j * B), acc0);
       acc1 = xsimd::fma(hi, batch::load_aligned(x_hi + j * B), acc1);
     }
@@ -153,12 +155,11 @@ void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const G
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w + r * in;
     const int64_t shift = gemv_shift(reinterpret_cast<uintptr_t>(row), 4), d = shift % B;
-    const float* chunks = row - d;
     const float* xs = x.lo[shift] + shift / B * B;
     batch acc[4] = {batch(0.f), batch(0.f), batch(0.f), batch(0.f)};
     int64_t j0, j1;
     gemv_edges(
-        row, (d + in + B - 1) / B, d, in, B, r == 0, r == rows - 1,
+        row, (d + in + B - 1) / B, d, in, B, w, rows * in,
         [&](const float* p, int64_t j, int64_t first) {
           const batch element = batch(float(first)) + lane_offset;
           const batch v =
@@ -169,12 +170,12 @@ void GemvF32::operator()(Arch, const float* w, int64_t rows, int64_t in, const G
     int64_t j = j0;
     for (; j + 4 <= j1; j += 4)
       for (int u = 0; u < 4; ++u) {
-        __builtin_prefetch(chunks + (j + u) * B + kGemvPrefetchBytes / 4, 0, 0);
-        acc[u] = xsimd::fma(batch::load_unaligned(chunks + (j + u) * B),
+        __builtin_prefetch(row + ((j + u) * B - d) + kGemvPrefetchBytes / 4, 0, 0);
+        acc[u] = xsimd::fma(batch::load_unaligned(row + ((j + u) * B - d)),
                             batch::load_aligned(xs + (j + u) * B), acc[u]);
       }
     for (; j < j1; ++j)
-      acc[0] = xsimd::fma(batch::load_unaligned(chunks + j * B), batch::load_aligned(xs + j * B),
+      acc[0] = xsimd::fma(batch::load_unaligned(row + (j * B - d)), batch::load_aligned(xs + j * B),
                           acc[0]);
     y[r] = xsimd::hadd((acc[0] + acc[1]) + (acc[2] + acc[3]));
   }

@@ -1,0 +1,22 @@
+# Included by the cmake -P scripts that test gemma3 as an installed package
+# (consumer/install_and_consume.cmake, examples_installed/install_and_build.cmake): a fresh
+# WORK_DIR, run() for commands that must succeed, and gemma3 configured, built and installed from
+# SOURCE_DIR into ${prefix} (= WORK_DIR/prefix). Variables: SOURCE_DIR WORK_DIR GENERATOR
+# [LAUNCHER: a compiler launcher such as ccache, passed on as ${launcher}].
+file(REMOVE_RECURSE ${WORK_DIR})
+set(prefix ${WORK_DIR}/prefix)
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+set(launcher "")
+if(LAUNCHER)
+  set(launcher -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
+endif()
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib -G ${GENERATOR} ${launcher}
+    -DGEMMA3_BUILD_TESTS=OFF -DGEMMA3_BUILD_EXAMPLES=OFF -DGEMMA3_BUILD_BENCHMARKS=OFF
+    -DGEMMA3_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${prefix} -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/lib -j2)
+run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
