@@ -52,6 +52,33 @@ Mat<float> random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
   return m;
 }
 
+// A copy of w's bytes that starts `offset` bytes past a cache line, as checkpoint tensors do.
+struct WeightAt {
+  std::vector<std::byte> buffer;
+  TensorView view;
+  WeightAt(const RandomWeight& w, int offset) : buffer(w.bytes.size() + 128), view(w.view) {
+    const auto base = reinterpret_cast<uintptr_t>(buffer.data());
+    std::byte* data = buffer.data() + (64 - base % 64) % 64 + offset;
+    std::memcpy(data, w.bytes.data(), w.bytes.size());
+    view.data = data;
+  }
+};
+
+// y = W·x for one token on the GEMV kernel of `arch` that takes w's dtype.
+template <class Arch>
+Mat<float> gemv_kernel(Arch arch, const TensorView& w, const Mat<float>& x) {
+  const TensorView* ws[] = {&w};
+  const fast::GemvInput input(ws, x.data(), w.cols());
+  Mat<float> y(1, w.rows());
+  if (w.dtype == DType::BF16)
+    kernels::simd::GemvBf16{}(arch, reinterpret_cast<const uint16_t*>(w.data), w.rows(), w.cols(),
+                              input.get(), y.data());
+  else
+    kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(w.data), w.rows(), w.cols(),
+                             input.get(), y.data());
+  return y;
+}
+
 }  // namespace
 
 TEST_CASE("GEMV kernels equal the reference on every ISA, all tail lengths", "[kernels]") {
@@ -66,26 +93,12 @@ TEST_CASE("GEMV kernels equal the reference on every ISA, all tail lengths", "[k
             1e-5 * (x.cwiseAbs() * w.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-7;
         // The weights at every offset from a cache line, in bytes (the kernels read each row from
         // the 64-byte boundary before it, x from a copy for that offset), odd ones included.
-        std::vector<std::byte> shifted(w.bytes.size() + 128);
-        const auto base = reinterpret_cast<uintptr_t>(shifted.data());
         for (const int offset : {0, 1, 2, 4, 10, 62}) {
-          std::byte* data = shifted.data() + (64 - base % 64) % 64 + offset;
-          std::memcpy(data, w.bytes.data(), w.bytes.size());
-          TensorView view = w.view;
-          view.data = data;
-          const TensorView* ws[] = {&view};
-          const fast::GemvInput input(ws, x.data(), in);
+          const WeightAt at(w, offset);
           for_each_isa([&](auto arch, const char* isa) {
             INFO(dtype_name(dtype) << " rows " << rows << " in " << in << " " << isa << ", at byte "
                                    << offset << " of a cache line");
-            Mat<float> y(1, rows);
-            if (dtype == DType::BF16)
-              kernels::simd::GemvBf16{}(arch, reinterpret_cast<const uint16_t*>(data), rows, in,
-                                        input.get(), y.data());
-            else
-              kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(data), rows, in,
-                                       input.get(), y.data());
-            CHECK(test::max_abs_diff(y, expected) <= bound);
+            CHECK(test::max_abs_diff(gemv_kernel(arch, at.view, x), expected) <= bound);
           });
         }
       }
@@ -95,38 +108,22 @@ TEST_CASE("GEMV rows read no products of their neighbours' weights", "[kernels]"
   // A row's first and last vector share cache lines with the rows beside it; those lanes must be
   // dropped, not multiplied by zero (inf · 0 is NaN).
   for (const DType dtype : {DType::BF16, DType::F32}) {
-    const int64_t rows = 3, in = 40;
-    RandomWeight w(rows, in, dtype, 7);
-    const int64_t bytes = dtype == DType::BF16 ? 2 : 4;
+    const int64_t in = 40;
+    RandomWeight w(3, in, dtype, 7);
+    const std::size_t bytes = dtype_size(dtype);
     for (const int64_t r : {int64_t(0), int64_t(2)})
       for (int64_t i = 0; i < in; ++i) {  // rows 0 and 2 all infinite, row 1 finite
         const float inf = std::numeric_limits<float>::infinity();
-        if (dtype == DType::BF16) {
-          const uint16_t b = 0x7f80;
-          std::memcpy(w.bytes.data() + (r * in + i) * bytes, &b, 2);
-        } else {
-          std::memcpy(w.bytes.data() + (r * in + i) * bytes, &inf, 4);
-        }
+        const uint16_t inf_bf16 = 0x7f80;
+        std::memcpy(w.bytes.data() + std::size_t(r * in + i) * bytes,
+                    dtype == DType::BF16 ? static_cast<const void*>(&inf_bf16) : &inf, bytes);
       }
     const Mat<float> x = random_matrix(1, in, 3);
     const Mat<float> expected = ref::linear<float>(x, w.view);
-    std::vector<std::byte> shifted(w.bytes.size() + 128);
-    std::byte* data =
-        shifted.data() + (64 - reinterpret_cast<uintptr_t>(shifted.data()) % 64) % 64 + 6;
-    std::memcpy(data, w.bytes.data(), w.bytes.size());
-    TensorView view = w.view;
-    view.data = data;
-    const TensorView* ws[] = {&view};
-    const fast::GemvInput input(ws, x.data(), in);
+    const WeightAt at(w, 6);
     for_each_isa([&](auto arch, const char* isa) {
       INFO(dtype_name(dtype) << " " << isa);
-      Mat<float> y(1, rows);
-      if (dtype == DType::BF16)
-        kernels::simd::GemvBf16{}(arch, reinterpret_cast<const uint16_t*>(data), rows, in,
-                                  input.get(), y.data());
-      else
-        kernels::simd::GemvF32{}(arch, reinterpret_cast<const float*>(data), rows, in, input.get(),
-                                 y.data());
+      const Mat<float> y = gemv_kernel(arch, at.view, x);
       CHECK(std::isfinite(y(0, 1)));
       CHECK(std::abs(y(0, 1) - expected(0, 1)) <= 1e-4 * (1 + std::abs(expected(0, 1))));
     });

@@ -74,7 +74,7 @@ class GemvInput {
   GemvInput(std::span<const TensorView* const> ws, const float* x, int64_t in) {
     constexpr int64_t S = kernels::simd::kGemvShifts;
     const bool bf16 = ws[0]->dtype == DType::BF16;
-    const int64_t bytes = bf16 ? 2 : 4, arrays = bf16 ? 2 : 1;
+    const int64_t bytes = int64_t(dtype_size(ws[0]->dtype)), arrays = bf16 ? 2 : 1;
     std::array<bool, S> needed{};
     for (const TensorView* w : ws)
       for (int64_t r = 0; r < std::min<int64_t>(w->rows(), S); ++r)
@@ -109,24 +109,27 @@ namespace detail {
 class RowBlocks {
  public:
   RowBlocks(std::span<const TensorView* const> ws, int64_t block) : block_(block), first_(1, 0) {
-    for (const TensorView* w : ws)
+    for (const TensorView* w : ws) {
+      rows_.push_back(w->rows());
       first_.push_back(first_.back() + (w->rows() + block - 1) / block);
+    }
   }
   int64_t count() const { return first_.back(); }
   struct Block {
     std::size_t matrix;
-    int64_t r0, rows;
+    int64_t r0, rows;  // rows [r0, r0 + rows) of that matrix
   };
   Block operator[](int64_t b) const {
     std::size_t m = 0;
     while (b >= first_[m + 1]) ++m;
     const int64_t r0 = (b - first_[m]) * block_;
-    return {m, r0, block_};  // rows clipped by the caller, who knows the matrix
+    return {m, r0, std::min(block_, rows_[m] - r0)};
   }
 
  private:
   int64_t block_;
   std::vector<int64_t> first_;  // blocks of matrix m: [first_[m], first_[m + 1])
+  std::vector<int64_t> rows_;   // rows of matrix m
 };
 
 // y_m = W_m·x for one token and one or more matrices that read the same x (q/k/v, gate/up): their
@@ -139,9 +142,8 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
   const GemvInput input(ws, x, in);
 #pragma omp parallel for schedule(dynamic)
   for (int64_t b = 0; b < blocks.count(); ++b) {
-    const auto [m, r0, block] = blocks[b];
+    const auto [m, r0, n] = blocks[b];
     const TensorView& w = *ws[m];
-    const int64_t n = std::min(block, w.rows() - r0);
     if (w.dtype == DType::BF16)
       kernels::call(kernels::simd::GemvBf16{}, reinterpret_cast<const uint16_t*>(w.data) + r0 * in,
                     n, in, input.get(), ys[m] + r0);
@@ -225,10 +227,9 @@ void gemm(const Gemm& kernel, std::span<const TensorView* const> ws, const float
     AlignedFloats partial(Gemm::kRowBlock * t_pad);  // this thread's block's partial sums
 #pragma omp for schedule(dynamic)
     for (int64_t b = 0; b < blocks.count(); ++b) {
-      const auto [m, r0, block] = blocks[b];
+      const auto [m, r0, n] = blocks[b];
       const TensorView& w = *ws[m];
-      const int64_t bytes = w.dtype == DType::BF16 ? 2 : 4;
-      Gemm::sweep(w.data + r0 * in * bytes, std::min(block, w.rows() - r0), in, xp.data, tokens,
+      Gemm::sweep(w.data + std::size_t(r0 * in) * dtype_size(w.dtype), n, in, xp.data, tokens,
                   t_pad, partial.data, ys[m] + r0, w.rows());
     }
   }
