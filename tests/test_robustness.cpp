@@ -658,6 +658,24 @@ TEST_CASE("robustness: regressions of the fuzz findings", "[robustness][fuzz]") 
   CHECK((grey.at(0, 0, 0) == grey.at(0, 0, 1) && grey.at(0, 0, 1) == grey.at(0, 0, 2)));
   CHECK((grey.at(0, 1, 0) == grey.at(0, 1, 1) && grey.at(0, 1, 1) == grey.at(0, 1, 2)));
   CHECK(grey.at(0, 0, 0) < grey.at(0, 1, 0));
+  // fuzz_image: a PNG whose first IDAT chunk is empty (legal: the compressed pixels may be split
+  // over any number of IDAT chunks) made stb_image 2.27 copy zero bytes to a null pointer (UBSan).
+  {
+    std::vector<uint8_t> px(5 * 3 * 3);
+    for (std::size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 11);
+    std::string png;
+    stbi_write_png_to_func(
+        [](void* ctx, void* d, int n) { static_cast<std::string*>(ctx)->append(static_cast<char*>(d), std::size_t(n)); },
+        &png, 5, 3, 3, px.data(), 5 * 3);
+    const std::size_t idat = png.find("IDAT");
+    REQUIRE((idat != std::string::npos && idat >= 12));
+    // Before the first IDAT's length field: length 0, "IDAT", the CRC-32 of "IDAT".
+    const std::string split = png.substr(0, idat - 4) + std::string("\0\0\0\0IDAT\x35\xaf\x06\x1e", 12) +
+                              png.substr(idat - 4);
+    const Image image = decode_image(std::as_bytes(std::span(split.data(), split.size())));
+    REQUIRE((image.width == 5 && image.height == 3));
+    CHECK(image.pixels == px);
+  }
   // fuzz_image: a PNM header number past INT_MAX was signed overflow inside stb_image 2.27.
   const std::string pnm = "P6\n4555555555 1\n255\n" + std::string(16, '\0');
   CHECK_ERROR(FormatError, decode_image(std::as_bytes(std::span(pnm.data(), pnm.size())), "big.ppm"), "big.ppm",

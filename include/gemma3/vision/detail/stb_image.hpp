@@ -250,6 +250,14 @@
 #endif
 
 namespace gemma3::detail::stb {
+// stb_image 2.27 copies zero bytes to a null pointer when a PNG's first IDAT chunk is empty (a legal
+// PNG: stbi__getn(s, z->idata + 0, 0) before any pixel data is allocated). memcpy's pointers must
+// not be null even for zero bytes (found by tests/fuzz/fuzz_image under UBSan). stb's unqualified
+// memcpy calls, compiled inside this namespace, find this one before the global one.
+inline void* memcpy(void* dst, const void* src, size_t n) {
+  return n == 0 ? dst : ::memcpy(dst, src, n);
+}
+
 #include <stb/stb_image.h>
 
 // stb_image 2.27 (Debian 12's libstb-dev) trusts the 16 code counts of a JPEG Huffman table (DHT):
