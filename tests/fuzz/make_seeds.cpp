@@ -342,6 +342,12 @@ void image_seeds() {
   put("image", "bad_empty", prefix_plain);
   put("image", "bad_text", prefix_plain + "this is not an image");
   put("image", "bad_truncated_png", prefix_plain + png.substr(0, png.size() / 2));
+  // Legal but odd: an empty IDAT chunk (length 0, "IDAT", the CRC-32 of "IDAT") before the pixels.
+  const std::size_t idat = png.find("IDAT") - 4;
+  put("image", "png_empty_idat",
+      prefix_plain + png.substr(0, idat) + std::string("\0\0\0\0IDAT\x35\xaf\x06\x1e", 12) + png.substr(idat));
+  // An IDAT claiming 2^30 bytes in a file of a few hundred.
+  put("image", "bad_png_idat_length", prefix_plain + png.substr(0, idat) + std::string("\x40\0\0\0", 4) + png.substr(idat + 4));
   put("image", "bad_huge_ppm", prefix_plain + "P6\n20000 2\n255\n" + std::string(64, 'x'));
   put("image", "bomb_ppm", prefix_plain + "P5\n16000 16000\n255\n" + std::string(64, 'x'));
 }

@@ -326,6 +326,25 @@ inline bool pnm_header_ok(const unsigned char* p, int len) {
   return true;
 }
 
+// stb_image 2.27 gathers a PNG's compressed pixels chunk by chunk, growing its buffer to each IDAT
+// chunk's declared length (up to 2^30 bytes) before reading the chunk: a 200-byte file claiming a
+// 1 GiB IDAT made it allocate 2 GiB (found by tests/fuzz/fuzz_image). A chunk that runs past the end
+// of the file is a truncated file, which stb refuses anyway once it has read past the end; gemma3
+// refuses it first. Walks the chunks as stb does (length, type, data, CRC) up to IEND, and returns
+// false for a chunk whose data does not fit in the rest of the file.
+inline bool png_chunks_fit(const unsigned char* p, int len) {
+  static constexpr unsigned char signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+  if (len < 8 || ::memcmp(p, signature, 8) != 0) return true;  // not a PNG
+  for (long pos = 8; pos + 8 <= len;) {
+    const unsigned long length = (unsigned long)p[pos] << 24 | (unsigned long)p[pos + 1] << 16 |
+                                 (unsigned long)p[pos + 2] << 8 | (unsigned long)p[pos + 3];
+    if (length > (unsigned long)(len - pos - 8)) return false;
+    if (::memcmp(p + pos + 4, "IEND", 4) == 0) break;
+    pos += 12 + long(length);
+  }
+  return true;
+}
+
 // The checks above, run before stb sees the data; false sets stb's failure reason.
 inline bool input_ok(const unsigned char* data, int len) {
   if (!jpeg_huffman_tables_ok(data, len)) return stbi__err("bad DHT header", "Corrupt JPEG");
@@ -341,6 +360,9 @@ inline int info_from_memory(const unsigned char* data, int len, int* w, int* h, 
 inline unsigned char* load_from_memory(const unsigned char* data, int len, int* w, int* h, int* channels,
                                        int desired_channels) {
   if (!input_ok(data, len)) return nullptr;
+  // Only when decoding: the header alone (info_from_memory) reads no IDAT, and a PNG cut off in its
+  // pixels stays "cannot decode", not "not a readable image".
+  if (!png_chunks_fit(data, len)) return stbi__errpuc("chunk past end", "Corrupt PNG: a chunk runs past the end");
   return stbi_load_from_memory(data, len, w, h, channels, desired_channels);
 }
 inline void image_free(void* p) { stbi_image_free(p); }
