@@ -63,6 +63,29 @@ BENCHMARK(BM_FastLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 BENCHMARK(BM_FastLinearBf16Inputs)->Args({6912, 1152, 512})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ReferenceLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 
+// The MLP block down(gelu_tanh(gate·x) ⊙ up·x) as the decoder runs it (fast::mlp: for a prompt the
+// activations stay packed from gate/up to down). Args: hidden, intermediate, tokens.
+void BM_FastMlp(benchmark::State& state) {
+  const int64_t hidden = state.range(0), intermediate = state.range(1), tokens = state.range(2);
+  const Weight gate(intermediate, hidden), up(intermediate, hidden), down(hidden, intermediate);
+  const Mat<float> x = Mat<float>::Random(tokens, hidden);
+  for (auto _ : state) benchmark::DoNotOptimize(fast::mlp(x, gate.view, up.view, down.view));
+  state.counters["FLOP/s"] = benchmark::Counter(6.0 * double(hidden * intermediate * tokens),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(kernels::active_isa());
+}
+BENCHMARK(BM_FastMlp)->Args({1152, 6912, 1})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// GeGLU over a prompt's activations (1b: 512 x 6912): bytes of gate, up and the result per second.
+void BM_FastGeglu(benchmark::State& state) {
+  const Mat<float> gate = Mat<float>::Random(state.range(0), state.range(1)),
+                   up = Mat<float>::Random(state.range(0), state.range(1));
+  for (auto _ : state) benchmark::DoNotOptimize(fast::gelu_tanh_mul(gate, up));
+  state.counters["bytes/s"] = benchmark::Counter(12.0 * double(gate.size()), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(kernels::active_isa());
+}
+BENCHMARK(BM_FastGeglu)->Args({512, 6912})->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 // One decode step's attention for one query head over a cache of `keys` (head_dim 256), as a local
 // (window 512) or global layer sees it.
 void BM_FastAttentionDecode(benchmark::State& state) {

@@ -157,19 +157,41 @@ TEST_CASE("GEMM kernel equals the reference on every ISA, all tile tails", "[ker
             fast::detail::pack_token_panel(x.data(), tokens, in, layout, p, xp.data());
           constexpr int64_t RB = kernels::simd::Gemm<float>::RB;
           std::vector<float> partial(std::size_t(RB * t_pad));
+          const auto product = [&](float* y, bool packed) {
+            for (int64_t r0 = 0; r0 < out; r0 += RB) {
+              const int64_t n = std::min(RB, out - r0);
+              if (dtype == DType::BF16)
+                kernels::simd::Gemm<uint16_t>{}(
+                    arch, reinterpret_cast<const uint16_t*>(w.view.data) + r0 * in, n, in,
+                    xp.data(), tokens, t_pad, partial.data(), {y, out, r0, packed});
+              else
+                kernels::simd::Gemm<float>{}(
+                    arch, reinterpret_cast<const float*>(w.view.data) + r0 * in, n, in, xp.data(),
+                    tokens, t_pad, partial.data(), {y, out, r0, packed});
+            }
+          };
           Mat<float> y = Mat<float>::Constant(tokens, out, std::nanf(""));
-          for (int64_t r0 = 0; r0 < out; r0 += RB) {
-            const int64_t n = std::min(RB, out - r0);
-            if (dtype == DType::BF16)
-              kernels::simd::Gemm<uint16_t>{}(
-                  arch, reinterpret_cast<const uint16_t*>(w.view.data) + r0 * in, n, in, xp.data(),
-                  tokens, t_pad, partial.data(), y.data() + r0, out);
-            else
-              kernels::simd::Gemm<float>{}(
-                  arch, reinterpret_cast<const float*>(w.view.data) + r0 * in, n, in, xp.data(),
-                  tokens, t_pad, partial.data(), y.data() + r0, out);
-          }
+          product(y.data(), false);
           CHECK(test::max_abs_diff(y, expected) <= bound);  // every element written (NaN before)
+          // Y packed like X, with `out` for K (how the MLP's gate/up feed its down projection):
+          // the same values, and the padding tokens written as zeros.
+          std::vector<float> yp(std::size_t(t_pad * out), std::nanf(""));
+          product(yp.data(), true);
+          Mat<float> unpacked(tokens, out);
+          bool padding_zero = true;
+          for (int64_t t = 0; t < t_pad; ++t) {
+            const int64_t t0 = t / layout.panel * layout.panel,
+                          width = std::min(layout.panel, t_pad - t0);
+            for (int64_t r = 0; r < out; ++r) {
+              const float v = yp[std::size_t(t0 * out + r * width + (t - t0))];
+              if (t < tokens)
+                unpacked(t, r) = v;
+              else
+                padding_zero = padding_zero && v == 0.f;
+            }
+          }
+          CHECK(test::max_abs_diff(unpacked, expected) <= bound);
+          CHECK(padding_zero);
         });
         // And the public fast::linear (dispatch, threads, GEMV/GEMM switch).
         INFO("fast::linear " << dtype_name(dtype) << " tokens " << tokens << " out " << out
@@ -237,17 +259,61 @@ TEST_CASE("bf16-input products equal the reference on rounded inputs (vdpbf16ps 
     }
 }
 
-TEST_CASE("GeGLU in one pass over threads equals gelu_tanh(gate) * up", "[kernels]") {
+TEST_CASE("GeGLU kernel and its threaded pass equal gelu_tanh(gate) * up on every ISA", "[kernels]") {
   for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
-           {1, 1}, {1, 7}, {3, 6912}, {5, 16384}, {2, 16385}}) {
+           {1, 1}, {1, 7}, {1, 17}, {3, 6912}, {5, 16384}, {2, 16385}}) {
     INFO(rows << " x " << cols);
-    const Mat<float> gate = 4.f * random_matrix(rows, cols, 5), up = random_matrix(rows, cols, 6);
+    Mat<float> gate = 4.f * random_matrix(rows, cols, 5), up = random_matrix(rows, cols, 6);
+    gate(0, 0) = 30.f, gate(rows - 1, cols - 1) = -30.f;  // tanh saturated both ways
     const Mat<float> expected = (ref::gelu_tanh<float>(gate).array() * up.array()).matrix();
+    const double bound = 1e-6 * expected.cwiseAbs().maxCoeff();
+    for_each_isa([&](auto arch, const char* isa) {
+      INFO(isa);
+      Mat<float> act = Mat<float>::Constant(rows, cols, std::nanf(""));
+      kernels::simd::GeluTanhMul{}(arch, gate.data(), up.data(), act.data(), gate.size());
+      CHECK(test::max_abs_diff(act, expected) <= bound);
+    });
     const Mat<float> act = fast::gelu_tanh_mul(gate, up);
     REQUIRE(act.rows() == rows);
     REQUIRE(act.cols() == cols);
-    CHECK(test::max_abs_diff(act, expected) <= 1e-6 * expected.cwiseAbs().maxCoeff());
+    CHECK(test::max_abs_diff(act, expected) <= bound);
   }
+}
+
+TEST_CASE("fast::mlp equals down(gelu_tanh(gate·x) ⊙ up·x) on the reference path", "[kernels]") {
+  for (const DType dtype : {DType::BF16, DType::F32})
+    for (const int64_t tokens : {1, 3, 4, 17, 64, 100})
+      for (const auto& shape : {std::pair<int64_t, int64_t>{8, 24}, {33, 70}, {64, 200}}) {
+        const int64_t hidden = shape.first, intermediate = shape.second;
+        INFO(dtype_name(dtype) << " tokens " << tokens << " hidden " << hidden << " intermediate "
+                               << intermediate);
+        const RandomWeight gate(intermediate, hidden, dtype, 1), up(intermediate, hidden, dtype, 2),
+            down(hidden, intermediate, dtype, 3);
+        const Mat<float> x = random_matrix(tokens, hidden, uint64_t(tokens));
+        const Mat<float> act = (ref::gelu_tanh<float>(ref::linear<float>(x, gate.view)).array() *
+                                ref::linear<float>(x, up.view).array())
+                                   .matrix();
+        const Mat<float> expected = ref::linear<float>(act, down.view);
+        const double bound = 1e-5 * (act.cwiseAbs() * down.view.as<float>().cwiseAbs().transpose()).maxCoeff();
+        const Mat<float> y = fast::mlp(x, gate.view, up.view, down.view);
+        REQUIRE(y.rows() == tokens);
+        REQUIRE(y.cols() == hidden);
+        CHECK(test::max_abs_diff(y, expected) <= bound);
+        // A strided view of a bigger matrix (the decoder passes blocks of its activations).
+        Mat<float> wide = Mat<float>::Zero(tokens, hidden + 3);
+        wide.leftCols(hidden) = x;
+        CHECK(test::max_abs_diff(fast::mlp(wide.leftCols(hidden), gate.view, up.view, down.view),
+                                 expected) <= bound);
+      }
+  // Mismatched shapes name the weight.
+  const RandomWeight gate(16, 8, DType::BF16, 1), up(15, 8, DType::BF16, 2), down(8, 16, DType::BF16, 3),
+      narrow(8, 12, DType::BF16, 4);
+  const Mat<float> x = random_matrix(8, 8, 1);
+  CHECK_THROWS_WITH(fast::mlp(x, gate.view, up.view, down.view), Catch::Contains("has 15 rows but"));
+  CHECK_THROWS_WITH(fast::mlp(x, gate.view, gate.view, narrow.view),
+                    Catch::Contains("has 12 columns but the activations have 16"));
+  CHECK_THROWS_WITH(fast::mlp(random_matrix(8, 9, 1), gate.view, gate.view, down.view),
+                    Catch::Contains("has 8 columns but the input has 9"));
 }
 
 TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[kernels]") {

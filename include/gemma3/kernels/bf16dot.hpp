@@ -136,7 +136,7 @@ GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, con
         const int64_t mr = rows - r < kMR ? rows - r : kMR;
         const uint16_t* wb = w + r * K + k0;
         const simd::GemmTileOut o{partial + r * T_pad + t0, T_pad,
-                                  last ? y + t0 * ldy + r : nullptr, ldy, valid};
+                                  last ? y + t0 * ldy + r : nullptr, ldy, valid, false};
         if (mr == kMR && width == kPanel)
           tile<kMR, kNV>(wb, K, xb, kc / 2, o, k0 == 0);
         else

@@ -182,13 +182,13 @@ struct F32Gemm {
     pack_token_panel(x, tokens, in, layout, p, xp);
   }
   static void sweep(const void* w, int64_t rows, int64_t in, const float* xp, int64_t tokens,
-                    int64_t t_pad, float* partial, float* y, int64_t ldy) {
-    kernels::call(Kernel{}, static_cast<const W*>(w), rows, in, xp, tokens, t_pad, partial, y, ldy);
+                    int64_t t_pad, float* partial, const kernels::simd::GemmY& y) {
+    kernels::call(Kernel{}, static_cast<const W*>(w), rows, in, xp, tokens, t_pad, partial, y);
   }
 };
 
 // Bf16DotGemm: inputs rounded to bf16 and packed as pairs, W's bf16 pairs read in place by
-// vdpbf16ps (kernels/bf16dot.hpp; only where bf16_dot_available(), `in` even).
+// vdpbf16ps (kernels/bf16dot.hpp; only where bf16_dot_available(), `in` even). Row-major Y only.
 struct Bf16DotGemm {
   static constexpr int64_t kRowBlock = kernels::bf16dot::kRowBlock;
   static int64_t lanes() { return kernels::bf16dot::kLanes; }
@@ -201,57 +201,85 @@ struct Bf16DotGemm {
                              reinterpret_cast<uint32_t*>(xp) + p * panel() * (in / 2));
   }
   static void sweep(const void* w, int64_t rows, int64_t in, const float* xp, int64_t tokens,
-                    int64_t t_pad, float* partial, float* y, int64_t ldy) {
+                    int64_t t_pad, float* partial, const kernels::simd::GemmY& y) {
     if constexpr (kernels::bf16dot::kBuilt)
       kernels::bf16dot::gemm(static_cast<const uint16_t*>(w), rows, in,
-                             reinterpret_cast<const uint32_t*>(xp), tokens, t_pad, partial, y, ldy);
+                             reinterpret_cast<const uint32_t*>(xp), tokens, t_pad, partial,
+                             y.data + y.row0, y.ld);
   }
 };
 
-// Y_m [tokens, out_m] = X [tokens, in] · W_mᵀ for one or more matrices that read the same X (q/k/v,
-// gate/up), BLIS-style: X packed once, the row blocks of all the matrices split over threads in one
-// parallel region; each block swept by the register tiles over all tokens, its partial sums in a
-// buffer of its thread (in L2) until the last block of k writes Y.
+// Tokens rounded up to whole vectors: the packed X and a packed Y hold this many.
 template <class Gemm>
-void gemm(const Gemm& kernel, std::span<const TensorView* const> ws, const float* x, int64_t tokens,
-          std::span<float* const> ys) {
-  const int64_t in = ws[0]->cols();
-  const int64_t t_pad = (tokens + kernel.lanes() - 1) / kernel.lanes() * kernel.lanes();
+int64_t padded_tokens(const Gemm& kernel, int64_t tokens) {
+  return (tokens + kernel.lanes() - 1) / kernel.lanes() * kernel.lanes();
+}
+
+// X [tokens, in] packed for `kernel`, once for all the matrices that read it.
+template <class Gemm>
+AlignedFloats pack(const Gemm& kernel, const float* x, int64_t tokens, int64_t in) {
+  const int64_t t_pad = padded_tokens(kernel, tokens);
   const int64_t panels = (t_pad + kernel.panel() - 1) / kernel.panel();
-  const RowBlocks blocks(ws, Gemm::kRowBlock);
   AlignedFloats xp(Gemm::packed_floats(t_pad, in));
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t p = 0; p < panels; ++p) kernel.pack(x, tokens, in, t_pad, p, xp.data);
+  return xp;
+}
+
+// Y_m = X · W_mᵀ for X packed by pack() and one or more matrices that read it (q/k/v, gate/up),
+// BLIS-style: the row blocks of all the matrices split over threads in one parallel region, each
+// block swept by the register tiles over all tokens, its partial sums in a buffer of its thread
+// (in L2) until the last block of k writes Y. ys[m] is [tokens, out_m] row-major, or with
+// `packed_out` (F32Gemm only) packed like X with out_m for K (kernels::simd::GemmY).
+template <class Gemm>
+void gemm_packed(const Gemm& kernel, std::span<const TensorView* const> ws, const float* xp,
+                 int64_t tokens, std::span<float* const> ys, bool packed_out = false) {
+  const int64_t in = ws[0]->cols(), t_pad = padded_tokens(kernel, tokens);
+  const RowBlocks blocks(ws, Gemm::kRowBlock);
 #pragma omp parallel
   {
-#pragma omp for schedule(dynamic)
-    for (int64_t p = 0; p < panels; ++p) kernel.pack(x, tokens, in, t_pad, p, xp.data);
     AlignedFloats partial(Gemm::kRowBlock * t_pad);  // this thread's block's partial sums
 #pragma omp for schedule(dynamic)
     for (int64_t b = 0; b < blocks.count(); ++b) {
       const auto [m, r0, n] = blocks[b];
       const TensorView& w = *ws[m];
-      Gemm::sweep(w.data + std::size_t(r0 * in) * dtype_size(w.dtype), n, in, xp.data, tokens,
-                  t_pad, partial.data, ys[m] + r0, w.rows());
+      Gemm::sweep(w.data + std::size_t(r0 * in) * dtype_size(w.dtype), n, in, xp, tokens, t_pad,
+                  partial.data, {ys[m], w.rows(), r0, packed_out});
     }
   }
 }
+
+// Y_m [tokens, out_m] = X [tokens, in] · W_mᵀ, row-major: X packed once, then gemm_packed.
+template <class Gemm>
+void gemm(const Gemm& kernel, std::span<const TensorView* const> ws, const float* x, int64_t tokens,
+          std::span<float* const> ys) {
+  const AlignedFloats xp = pack(kernel, x, tokens, ws[0]->cols());
+  gemm_packed(kernel, ws, xp.data, tokens, ys);
+}
+
+// out = gelu_tanh(gate) ⊙ up over n floats (out may be gate or up), split over threads in blocks
+// of 16 Ki elements.
+inline void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
+  constexpr int64_t kBlock = 16384;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t b = 0; b < n; b += kBlock)
+    kernels::call(kernels::simd::GeluTanhMul{}, gate + b, up + b, out + b, std::min(kBlock, n - b));
+}
+
+// Throws InvalidArgument naming w unless it has `in` columns, the width of what it multiplies
+// ("the input has", "the activations have").
+inline void check_width(const TensorView& w, int64_t in, const char* input_has = "the input has") {
+  if (w.cols() != in)
+    throw InvalidArgument(w.name, "has " + std::to_string(w.cols()) + " columns but " + input_has +
+                                      " " + std::to_string(in));
+}
 }  // namespace detail
 
-// GeGLU's gelu_tanh(gate) ⊙ up in one pass, split over threads: ref::gelu_tanh's expression (Eigen
-// vectorises its tanh) on blocks of 16 Ki elements. Two single-threaded passes were 5% of a 1b
-// prefill on one thread, and the part of it that a second thread did not speed up.
+// GeGLU's gelu_tanh(gate) ⊙ up in one pass, split over threads (kernels::simd::GeluTanhMul). Two
+// single-threaded passes were 5% of a 1b prefill on one thread.
 inline Mat<float> gelu_tanh_mul(const Mat<float>& gate, const Mat<float>& up) {
   Mat<float> act(gate.rows(), gate.cols());
-  constexpr int64_t kBlock = 16384;
-  const int64_t n = gate.size();
-#pragma omp parallel for schedule(dynamic)
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const Eigen::Index len = Eigen::Index(std::min(kBlock, n - b));
-    const ConstMatRef<float> g = Eigen::Map<const Mat<float>>(gate.data() + b, 1, len);
-    Eigen::Map<Mat<float>>(act.data() + b, 1, len) =
-        (ref::gelu_tanh<float>(g).array() *
-         Eigen::Map<const Mat<float>>(up.data() + b, 1, len).array())
-            .matrix();
-  }
+  detail::gelu_tanh_mul(gate.data(), up.data(), act.data(), gate.size());
   return act;
 }
 
@@ -272,9 +300,7 @@ std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
   const DType dtype = ws[0]->dtype;
   bool together = dtype != DType::F16;
   for (const TensorView* w : ws) {
-    if (w->cols() != x.cols())
-      throw InvalidArgument(w->name, "has " + std::to_string(w->cols()) +
-                                         " columns but the input has " + std::to_string(x.cols()));
+    detail::check_width(*w, x.cols());
     together = together && w->dtype == dtype;
   }
   if (!together) {  // each on its own (F16 on the reference path)
@@ -316,6 +342,54 @@ std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
 inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w,
                          MatmulInputs inputs = MatmulInputs::F32) {
   return std::move(linear(x, std::array{&w}, inputs)[0]);
+}
+
+namespace detail {
+// fast::mlp's prompt path for weights of type W (bf16 or f32) on the f32 GEMM.
+template <class W>
+Mat<float> mlp_packed(const float* x, int64_t tokens, const TensorView& gate, const TensorView& up,
+                      const TensorView& down) {
+  const F32Gemm<W> kernel;
+  const int64_t intermediate = gate.rows(), t_pad = padded_tokens(kernel, tokens);
+  const AlignedFloats xp = pack(kernel, x, tokens, gate.cols());
+  AlignedFloats g(t_pad * intermediate), u(t_pad * intermediate);  // packed, with the padding
+  const TensorView* gate_up[] = {&gate, &up};
+  float* const gu[] = {g.data, u.data};
+  gemm_packed(kernel, gate_up, xp.data, tokens, gu, true);
+  gelu_tanh_mul(g.data, u.data, g.data, t_pad * intermediate);
+  Mat<float> y(tokens, down.rows());
+  const TensorView* ws[] = {&down};
+  float* const ys[] = {y.data()};
+  gemm_packed(kernel, ws, g.data, tokens, ys);
+  return y;
+}
+}  // namespace detail
+
+// The GeGLU feed-forward block down(gelu_tanh(gate·x) ⊙ up·x) (spec §2.3), the fast twin of
+// gemma3::mlp when no observer needs its intermediates. For a prompt with f32 inputs and gate, up
+// and down of one dtype (bf16 or f32), the activations stay in the GEMM's packed layout from
+// gate/up to down: gate/up store their register tiles as they are, GeGLU runs on the packed
+// arrays, and down reads them as its packed input (no transpose out of gate/up, no packing of the
+// wide activations before down: together ~6% of a 1b prefill). Otherwise linear, GeGLU, linear.
+inline Mat<float> mlp(const ConstMatRef<float>& x, const TensorView& gate, const TensorView& up,
+                      const TensorView& down, MatmulInputs inputs = MatmulInputs::F32) {
+  const DType dtype = gate.dtype;
+  if (inputs != MatmulInputs::F32 || x.rows() < kGemmMinTokens || up.dtype != dtype ||
+      down.dtype != dtype || (dtype != DType::BF16 && dtype != DType::F32)) {
+    const auto gate_up = linear(x, std::array{&gate, &up}, inputs);
+    return linear(gelu_tanh_mul(gate_up[0], gate_up[1]), down, inputs);
+  }
+  detail::check_width(gate, x.cols());
+  detail::check_width(up, x.cols());
+  if (up.rows() != gate.rows())
+    throw InvalidArgument(up.name, "has " + std::to_string(up.rows()) + " rows but " + gate.name +
+                                       " has " + std::to_string(gate.rows()));
+  detail::check_width(down, gate.rows(), "the activations have");
+  Mat<float> copy;
+  const float* xp = x.data();
+  if (x.outerStride() != x.cols()) xp = (copy = x).data();
+  return dtype == DType::BF16 ? detail::mlp_packed<uint16_t>(xp, x.rows(), gate, up, down)
+                              : detail::mlp_packed<float>(xp, x.rows(), gate, up, down);
 }
 
 }  // namespace gemma3::fast

@@ -220,9 +220,11 @@ static inline void gemm_tile(const W* wp, int64_t ldw, const float* xp, int64_t 
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(wi, x[v], acc[i][v]);
     }
   }
-  if (!o.y) {
+  if (!o.y || o.packed) {
+    float* to = o.y ? o.y : o.partial;
+    const int64_t ld = o.y ? o.ldy : o.ld_partial;
     for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) acc[i][v].store_unaligned(o.partial + i * o.ld_partial + v * B);
+      for (int v = 0; v < NV; ++v) acc[i][v].store_unaligned(to + i * ld + v * B);
     return;
   }
   alignas(64) float out[MR][NV * B];
@@ -250,7 +252,7 @@ static inline void gemm_tile_tail(int64_t mr, int64_t nv, const W* wp, int64_t l
 template <class W>
 template <class Arch>
 void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t tokens,
-                         int64_t T_pad, float* partial, float* y, int64_t ldy) const {
+                         int64_t T_pad, float* partial, const GemmY& y) const {
   constexpr int NV = gemm_nv<Arch>();
   constexpr int64_t B = xsimd::batch<float, Arch>::size, NR = NV * B;
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
@@ -262,8 +264,10 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
       const int64_t valid = tokens - t0 < width ? tokens - t0 : width;
       for (int64_t r = 0; r < rows; r += kGemmMR) {
         const int64_t mr = rows - r < kGemmMR ? rows - r : kGemmMR;
-        const GemmTileOut o{partial + r * T_pad + t0, T_pad, last ? y + t0 * ldy + r : nullptr, ldy,
-                            valid};
+        const int64_t row = y.row0 + r;
+        float* const out = y.packed ? y.data + t0 * y.ld + row * width : y.data + t0 * y.ld + row;
+        const GemmTileOut o{partial + r * T_pad + t0, T_pad,   last ? out : nullptr,
+                            y.packed ? width : y.ld,  valid,   y.packed};
         if (mr == kGemmMR && width == NR)
           gemm_tile<kGemmMR, NV, Arch>(w + r * K + k0, K, xb, kc, o, k0 == 0);
         else
@@ -367,6 +371,31 @@ void AttendQuery::operator()(Arch, const float* q, int64_t nq, int64_t d, const 
       attend_queries<1, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 1;
     }
   }
+}
+
+template <class Arch>
+static inline xsimd::batch<float, Arch> gelu_tanh_mul(xsimd::batch<float, Arch> u,
+                                                      xsimd::batch<float, Arch> up) {
+  using batch = xsimd::batch<float, Arch>;
+  const batch inner = batch(0.7978845608028654f) * xsimd::fma(batch(0.044715f) * u, u * u, u);
+  return batch(0.5f) * u * (batch(1.f) + xsimd::tanh(inner)) * up;
+}
+
+// The last n % B elements go through one vector too, copied in and out (no scalar libm tanh in a
+// translation unit built for one instruction set: see the top of this file).
+template <class Arch>
+void GeluTanhMul::operator()(Arch, const float* gate, const float* up, float* out, int64_t n) const {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  int64_t i = 0;
+  for (; i + B <= n; i += B)
+    gelu_tanh_mul(batch::load_unaligned(gate + i), batch::load_unaligned(up + i))
+        .store_unaligned(out + i);
+  if (i == n) return;
+  alignas(64) float g[B] = {}, u[B] = {};
+  for (int64_t j = i; j < n; ++j) g[j - i] = gate[j], u[j - i] = up[j];
+  gelu_tanh_mul(batch::load_aligned(g), batch::load_aligned(u)).store_aligned(g);
+  for (int64_t j = i; j < n; ++j) out[j] = g[j - i];
 }
 
 // 12 independent accumulators cover the FMA latency × throughput of current x86 and ARM cores.

@@ -59,29 +59,48 @@ struct GemmTokenLayout {
   GemmLayout operator()(Arch) const;
 };
 
+// Where a GEMM writes Y [tokens, out], from row `row0` of W on: row-major (ld floats between
+// tokens, only the tokens that exist), or `packed` like X (GemmLayout, with out for K: ld = out,
+// padding tokens included), so that the product can be the packed input of the next one (the MLP's
+// gate/up feed its down projection without a transpose and a packing in between).
+struct GemmY {
+  float* data;
+  int64_t ld;
+  int64_t row0 = 0;
+  bool packed = false;
+};
+
 // Where a register tile's sums go: between blocks of k to `partial` (rows along its rows, tokens
-// along the lanes); from the last block to y, transposed, only the `valid` tokens (the transpose
-// of one tile is cheap next to its work, and saves a pass over a whole transposed Y).
+// along the lanes); from the last block to y, transposed (row-major Y: only the `valid` tokens;
+// the transpose of one tile is cheap next to its work) or as they are (packed Y).
 struct GemmTileOut {
   float* partial;  // the tile's rows and tokens in the row block's partial sums
   int64_t ld_partial;
   float* y;  // the tile's first token and row in y, or null before the last k block
-  int64_t ldy;
+  int64_t ldy;    // row-major: floats between tokens; packed: between rows (the panel's width)
   int64_t valid;  // tokens of the tile that exist (the rest is padding)
+  bool packed;
 };
 
-// Prefill GEMM: y[t, r] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of W (rows <= RB) and tokens
-// [0, tokens) of the packed X (see GemmLayout; T_pad tokens); y has leading dimension ldy (the rows
-// of a block of a bigger matrix are y + r0). `partial` [rows, T_pad] holds the sums between blocks
-// of k (rows along its rows, tokens along the lanes); the last block writes y. W is read in place
-// (bf16 widened as each element is broadcast).
+// Prefill GEMM: y[t, r0 + r] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of W (rows <= RB; W is the
+// block of a bigger matrix that starts at its row r0 = y.row0) and tokens [0, tokens) of the packed
+// X (see GemmLayout; T_pad tokens). `partial` [rows, T_pad] holds the sums between blocks of k
+// (rows along its rows, tokens along the lanes); the last block writes y. W is read in place (bf16
+// widened as each element is broadcast).
 template <class W>
 struct Gemm {
   static constexpr int64_t KC = 256;  // k block: KC x panel of X in L1/L2
   static constexpr int64_t RB = 96;   // row block: RB x KC of W stays in L2
   template <class Arch>
   void operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t tokens,
-                  int64_t T_pad, float* partial, float* y, int64_t ldy) const;
+                  int64_t T_pad, float* partial, const GemmY& y) const;
+};
+
+// out[i] = gelu_tanh(gate[i])·up[i] for n floats: the GeGLU of the MLP (ref::gelu_tanh's
+// expression, xsimd's tanh). out may be gate or up.
+struct GeluTanhMul {
+  template <class Arch>
+  void operator()(Arch, const float* gate, const float* up, float* out, int64_t n) const;
 };
 
 // A contiguous run of cached keys and values.

@@ -13,9 +13,11 @@
   template GemmLayout GemmTokenLayout::operator()<__VA_ARGS__>(__VA_ARGS__) const;                \
   template void Gemm<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t,    \
                                                         int64_t, const float*, int64_t, int64_t,  \
-                                                        float*, float*, int64_t) const;           \
+                                                        float*, const GemmY&) const;              \
   template void Gemm<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
                                                      const float*, int64_t, int64_t, float*,      \
+                                                     const GemmY&) const;                         \
+  template void GeluTanhMul::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, const float*,     \
                                                      float*, int64_t) const;                      \
   template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
                                                      const KeySegment*, int64_t, float, float,    \
