@@ -266,8 +266,8 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
         const int64_t mr = rows - r < kGemmMR ? rows - r : kGemmMR;
         const int64_t row = y.row0 + r;
         float* const out = y.packed ? y.data + t0 * y.ld + row * width : y.data + t0 * y.ld + row;
-        const GemmTileOut o{partial + r * T_pad + t0, T_pad,   last ? out : nullptr,
-                            y.packed ? width : y.ld,  valid,   y.packed};
+        const GemmTileOut o{partial + r * T_pad + t0, T_pad, last ? out : nullptr,
+                            y.packed ? width : y.ld,  valid, y.packed};
         if (mr == kGemmMR && width == NR)
           gemm_tile<kGemmMR, NV, Arch>(w + r * K + k0, K, xb, kc, o, k0 == 0);
         else
@@ -384,7 +384,8 @@ static inline xsimd::batch<float, Arch> gelu_tanh_mul(xsimd::batch<float, Arch> 
 // The last n % B elements go through one vector too, copied in and out (no scalar libm tanh in a
 // translation unit built for one instruction set: see the top of this file).
 template <class Arch>
-void GeluTanhMul::operator()(Arch, const float* gate, const float* up, float* out, int64_t n) const {
+void GeluTanhMul::operator()(Arch, const float* gate, const float* up, float* out,
+                             int64_t n) const {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   int64_t i = 0;

@@ -76,7 +76,7 @@ struct GemmY {
 struct GemmTileOut {
   float* partial;  // the tile's rows and tokens in the row block's partial sums
   int64_t ld_partial;
-  float* y;  // the tile's first token and row in y, or null before the last k block
+  float* y;       // the tile's first token and row in y, or null before the last k block
   int64_t ldy;    // row-major: floats between tokens; packed: between rows (the panel's width)
   int64_t valid;  // tokens of the tile that exist (the rest is padding)
   bool packed;
