@@ -277,72 +277,119 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
   }
 }
 
+// p[h][j] = q_h · k_j for G queries and U keys: each load of a query serves U keys, each load of a
+// key G queries (U·G accumulators: 16 on 32-register instruction sets, 8 on 16-register ones).
+template <int G, int U, class Arch>
+static inline void dot_products(const float* q, int64_t d, const float* const* k, float* p,
+                                int64_t ld_p) {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  const int64_t end = (d / B) * B;
+  batch acc[G][U];
+  for (int h = 0; h < G; ++h)
+    for (int j = 0; j < U; ++j) acc[h][j] = batch(0.f);
+  for (int64_t i = 0; i < end; i += B) {
+    batch key[U];
+    for (int j = 0; j < U; ++j) key[j] = batch::load_unaligned(k[j] + i);
+    for (int h = 0; h < G; ++h) {
+      const batch qh = batch::load_unaligned(q + h * d + i);
+      for (int j = 0; j < U; ++j) acc[h][j] = xsimd::fma(qh, key[j], acc[h][j]);
+    }
+  }
+  for (int h = 0; h < G; ++h)
+    for (int j = 0; j < U; ++j) {
+      float dot = xsimd::hadd(acc[h][j]);
+      for (int64_t i = end; i < d; ++i) dot += q[h * d + i] * k[j][i];
+      p[h * ld_p + j] = dot;
+    }
+}
+
+// o_h[i : i + C·B] = o_h·correction_h + Σ_u p[h][u]·v_u[i : i + C·B] for G queries (o_h at
+// out + h·d) and the block's n keys: each broadcast of a weight p serves C vectors of a value row,
+// each load of a value row G queries.
+template <int G, int C, int64_t kKeys, class Arch>
+static inline void accumulate_values(const float (*p)[kKeys], const float* const* v, int64_t n,
+                                     const float* correction, float* out, int64_t d, int64_t i) {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  batch o[G][C];
+  for (int h = 0; h < G; ++h)
+    for (int c = 0; c < C; ++c)
+      o[h][c] = batch::load_unaligned(out + h * d + i + c * B) * batch(correction[h]);
+  for (int64_t u = 0; u < n; ++u) {
+    batch value[C];
+    for (int c = 0; c < C; ++c) value[c] = batch::load_unaligned(v[u] + i + c * B);
+    for (int h = 0; h < G; ++h) {
+      const batch weight(p[h][u]);
+      for (int c = 0; c < C; ++c) o[h][c] = xsimd::fma(weight, value[c], o[h][c]);
+    }
+  }
+  for (int h = 0; h < G; ++h)
+    for (int c = 0; c < C; ++c) o[h][c].store_unaligned(out + h * d + i + c * B);
+}
+
 // Online softmax (running max m, running sum l, unnormalised output o), so nothing grows with the
-// number of keys, taken a block of up to 16 keys at a time: the block's scores s_j = scale·q·k_j
+// number of keys, taken a block of 16 keys at a time: the block's scores s_j = scale·q·k_j
 // (soft-capped if cap > 0), m' = max(m, max_j s_j), o = o·e^(m-m') + Σ_j e^(s_j-m')·v_j,
 // l = l·e^(m-m') + Σ_j e^(s_j-m'); finally o / l. Per block rather than per key, o is rescaled and
-// stored once and e^(m-m') computed once (per key, the rescale pass and two expf per key were most
-// of the time of a 270m prefill's attention). G queries at a time share every load of a key and
-// of a value (a GQA group: 4 query heads per key head at 270m and 1b).
+// stored once and e^(m-m') computed once, and the block's e^(s_j-m') are one vector exp (per key,
+// the rescale pass and two scalar expf were most of the time of a 270m prefill's attention). G
+// queries at a time share every load of a key and of a value (a GQA group: 4 query heads per key
+// head at 270m and 1b).
 template <int G, class Arch>
 static inline void attend_queries(const float* q, int64_t d, const KeySegment* segs, int64_t n_segs,
                                   float scale, float cap, float* out) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
-  constexpr int64_t kKeys = 16;  // keys per block
+  constexpr int64_t kKeys = 16;       // keys per block
+  constexpr int U = B >= 16 ? 4 : 2;  // keys per pass of dot_products
+  constexpr int C = B >= 16 ? 4 : 2;  // vectors of d per pass of accumulate_values
+  static_assert(kKeys % B == 0 && kKeys % U == 0);
   const int64_t end = (d / B) * B;
   float m[G], l[G];
   for (int h = 0; h < G; ++h) m[h] = -__builtin_inff(), l[h] = 0.f;
   for (int64_t i = 0; i < G * d; ++i) out[i] = 0.f;
-  float p[G][kKeys];      // the block's scores, then their e^(s - m')
-  const float* v[kKeys];  // the block's value rows
+  alignas(64) float p[G][kKeys];  // the block's scores, then their e^(s - m')
+  const float* k[kKeys];          // the block's key rows
+  const float* v[kKeys];          // the block's value rows
   for (int64_t s = 0; s < n_segs; ++s) {
     const KeySegment& seg = segs[s];
     for (int64_t j0 = 0; j0 < seg.count; j0 += kKeys) {
       const int64_t n = seg.count - j0 < kKeys ? seg.count - j0 : kKeys;
-      float m_new[G], correction[G];
-      for (int h = 0; h < G; ++h) m_new[h] = m[h];
-      for (int64_t u = 0; u < n; ++u) {
-        const float* k = seg.k + (j0 + u) * seg.stride;
-        v[u] = seg.v + (j0 + u) * seg.stride;
-        batch acc[G];
-        for (int h = 0; h < G; ++h) acc[h] = batch(0.f);
-        for (int64_t i = 0; i < end; i += B) {
-          const batch key = batch::load_unaligned(k + i);
-          for (int h = 0; h < G; ++h)
-            acc[h] = xsimd::fma(batch::load_unaligned(q + h * d + i), key, acc[h]);
-        }
-        for (int h = 0; h < G; ++h) {
-          float score = xsimd::hadd(acc[h]);
-          for (int64_t i = end; i < d; ++i) score += q[h * d + i] * k[i];
-          score *= scale;
+      for (int64_t u = 0; u < n; ++u)
+        k[u] = seg.k + (j0 + u) * seg.stride, v[u] = seg.v + (j0 + u) * seg.stride;
+      int64_t u = 0;
+      for (; u + U <= n; u += U) dot_products<G, U, Arch>(q, d, k + u, &p[0][u], kKeys);
+      for (; u < n; ++u) dot_products<G, 1, Arch>(q, d, k + u, &p[0][u], kKeys);
+      float correction[G];
+      for (int h = 0; h < G; ++h) {
+        float m_new = m[h];
+        for (u = 0; u < n; ++u) {
+          float score = p[h][u] * scale;
           if (cap > 0.f) score = cap * __builtin_tanhf(score / cap);
           p[h][u] = score;
-          m_new[h] = score > m_new[h] ? score : m_new[h];
+          m_new = score > m_new ? score : m_new;
         }
-      }
-      for (int h = 0; h < G; ++h) {
-        correction[h] = __builtin_expf(m[h] - m_new[h]);  // 0 for the first block (m = -inf)
-        float p_sum = 0.f;
-        for (int64_t u = 0; u < n; ++u) p_sum += p[h][u] = __builtin_expf(p[h][u] - m_new[h]);
-        l[h] = l[h] * correction[h] + p_sum;
-        m[h] = m_new[h];
-      }
-      for (int64_t i = 0; i < end; i += B) {
-        batch o[G];
-        for (int h = 0; h < G; ++h)
-          o[h] = batch::load_unaligned(out + h * d + i) * batch(correction[h]);
-        for (int64_t u = 0; u < n; ++u) {
-          const batch value = batch::load_unaligned(v[u] + i);
-          for (int h = 0; h < G; ++h) o[h] = xsimd::fma(batch(p[h][u]), value, o[h]);
+        for (; u < kKeys; ++u) p[h][u] = -__builtin_inff();  // past the block's keys: e^-inf = 0
+        correction[h] = __builtin_expf(m[h] - m_new);        // 0 for the first block (m = -inf)
+        batch p_sum(0.f);
+        for (u = 0; u < kKeys; u += B) {
+          const batch e = xsimd::exp(batch::load_aligned(&p[h][u]) - batch(m_new));
+          e.store_aligned(&p[h][u]);
+          p_sum += e;
         }
-        for (int h = 0; h < G; ++h) o[h].store_unaligned(out + h * d + i);
+        l[h] = l[h] * correction[h] + xsimd::hadd(p_sum);
+        m[h] = m_new;
       }
+      int64_t i = 0;
+      for (; i + C * B <= end; i += C * B)
+        accumulate_values<G, C, kKeys, Arch>(p, v, n, correction, out, d, i);
+      for (; i < end; i += B) accumulate_values<G, 1, kKeys, Arch>(p, v, n, correction, out, d, i);
       for (int h = 0; h < G; ++h)
-        for (int64_t i = end; i < d; ++i) {
-          float o = out[h * d + i] * correction[h];
-          for (int64_t u = 0; u < n; ++u) o += p[h][u] * v[u][i];
-          out[h * d + i] = o;
+        for (int64_t t = end; t < d; ++t) {  // d % B elements
+          float o = out[h * d + t] * correction[h];
+          for (u = 0; u < n; ++u) o += p[h][u] * v[u][t];
+          out[h * d + t] = o;
         }
     }
   }
