@@ -260,8 +260,9 @@ TEST_CASE("bf16-input products equal the reference on rounded inputs (vdpbf16ps 
 }
 
 TEST_CASE("GeGLU kernel and its threaded pass equal gelu_tanh(gate) * up on every ISA", "[kernels]") {
-  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+  for (const auto& shape : std::vector<std::pair<int64_t, int64_t>>{
            {1, 1}, {1, 7}, {1, 17}, {3, 6912}, {5, 16384}, {2, 16385}}) {
+    const int64_t rows = shape.first, cols = shape.second;  // (clang < 16: no captured bindings)
     INFO(rows << " x " << cols);
     Mat<float> gate = 4.f * random_matrix(rows, cols, 5), up = random_matrix(rows, cols, 6);
     gate(0, 0) = 30.f, gate(rows - 1, cols - 1) = -30.f;  // tanh saturated both ways
