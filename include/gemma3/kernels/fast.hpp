@@ -231,20 +231,37 @@ AlignedFloats pack(const Gemm& kernel, const float* x, int64_t tokens, int64_t i
 // block swept by the register tiles over all tokens, its partial sums in a buffer of its thread
 // (in L2) until the last block of k writes Y. ys[m] is [tokens, out_m] row-major, or with
 // `packed_out` (F32Gemm only) packed like X with out_m for K (kernels::simd::GemmY).
+//
+// With few row blocks per thread (the 1b down projection has 12), the tokens are split too, into
+// chunks of whole panels, so that the last tasks are small and no thread waits long for the other
+// at the end (each chunk reads its row block of W again, from L3 or memory). Every output element
+// is still computed whole by one task, in the same order: the result does not depend on the split.
 template <class Gemm>
 void gemm_packed(const Gemm& kernel, std::span<const TensorView* const> ws, const float* xp,
                  int64_t tokens, std::span<float* const> ys, bool packed_out = false) {
   const int64_t in = ws[0]->cols(), t_pad = padded_tokens(kernel, tokens);
   const RowBlocks blocks(ws, Gemm::kRowBlock);
+  const int64_t panels = (t_pad + kernel.panel() - 1) / kernel.panel();
+  const int64_t threads = omp_get_max_threads();
+  const int64_t chunks =
+      threads == 1
+          ? 1
+          : std::clamp<int64_t>((16 * threads + blocks.count() - 1) / blocks.count(), 1, panels);
+  const int64_t chunk_panels = (panels + chunks - 1) / chunks;
 #pragma omp parallel
   {
     AlignedFloats partial(Gemm::kRowBlock * t_pad);  // this thread's block's partial sums
 #pragma omp for schedule(dynamic)
-    for (int64_t b = 0; b < blocks.count(); ++b) {
-      const auto [m, r0, n] = blocks[b];
+    for (int64_t task = 0; task < blocks.count() * chunks; ++task) {
+      const auto [m, r0, n] = blocks[task / chunks];
+      const int64_t t0 = task % chunks * chunk_panels * kernel.panel();
+      if (t0 >= t_pad) continue;  // (chunks of whole panels may not fill the last)
+      const int64_t t1 = std::min(t_pad, t0 + chunk_panels * kernel.panel());
       const TensorView& w = *ws[m];
-      Gemm::sweep(w.data + std::size_t(r0 * in) * dtype_size(w.dtype), n, in, xp, tokens, t_pad,
-                  partial.data, {ys[m], w.rows(), r0, packed_out});
+      // The chunk's panels start at its first token's, in X and in a packed Y alike.
+      Gemm::sweep(w.data + std::size_t(r0 * in) * dtype_size(w.dtype), n, in,
+                  xp + Gemm::packed_floats(t0, in), std::min(tokens, t1) - t0, t1 - t0,
+                  partial.data, {ys[m] + t0 * w.rows(), w.rows(), r0, packed_out});
     }
   }
 }
