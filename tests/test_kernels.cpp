@@ -315,6 +315,9 @@ TEST_CASE("fast::mlp equals down(gelu_tanh(gate·x) ⊙ up·x) on the reference 
                     Catch::Contains("has 12 columns but the activations have 16"));
   CHECK_THROWS_WITH(fast::mlp(random_matrix(8, 9, 1), gate.view, gate.view, down.view),
                     Catch::Contains("has 8 columns but the input has 9"));
+  // The same on the one-token (GEMV) path.
+  CHECK_THROWS_WITH(fast::mlp(random_matrix(1, 8, 1), gate.view, up.view, down.view),
+                    Catch::Contains("has 15 rows but"));
 }
 
 TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[kernels]") {

@@ -390,18 +390,18 @@ Mat<float> mlp_packed(const float* x, int64_t tokens, const TensorView& gate, co
 // wide activations before down: together ~6% of a 1b prefill). Otherwise linear, GeGLU, linear.
 inline Mat<float> mlp(const ConstMatRef<float>& x, const TensorView& gate, const TensorView& up,
                       const TensorView& down, MatmulInputs inputs = MatmulInputs::F32) {
-  const DType dtype = gate.dtype;
-  if (inputs != MatmulInputs::F32 || x.rows() < kGemmMinTokens || up.dtype != dtype ||
-      down.dtype != dtype || (dtype != DType::BF16 && dtype != DType::F32)) {
-    const auto gate_up = linear(x, std::array{&gate, &up}, inputs);
-    return linear(gelu_tanh_mul(gate_up[0], gate_up[1]), down, inputs);
-  }
   detail::check_width(gate, x.cols());
   detail::check_width(up, x.cols());
   if (up.rows() != gate.rows())
     throw InvalidArgument(up.name, "has " + std::to_string(up.rows()) + " rows but " + gate.name +
                                        " has " + std::to_string(gate.rows()));
   detail::check_width(down, gate.rows(), "the activations have");
+  const DType dtype = gate.dtype;
+  if (inputs != MatmulInputs::F32 || x.rows() < kGemmMinTokens || up.dtype != dtype ||
+      down.dtype != dtype || (dtype != DType::BF16 && dtype != DType::F32)) {
+    const auto gate_up = linear(x, std::array{&gate, &up}, inputs);
+    return linear(gelu_tanh_mul(gate_up[0], gate_up[1]), down, inputs);
+  }
   Mat<float> copy;
   const float* xp = x.data();
   if (x.outerStride() != x.cols()) xp = (copy = x).data();
