@@ -24,7 +24,7 @@
 #include "check_error.hpp"
 #include "test_helpers.hpp"
 
-// stb_image_write (libstb-dev), private to this file, to make JPEGs.
+// stb_image_write (libstb-dev), private to this file, to make JPEGs and PNGs.
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
 #if defined(__GNUC__)  // (clang too)
@@ -43,6 +43,11 @@ using Catch::Matchers::EndsWith;
 using Catch::Matchers::StartsWith;
 
 namespace {
+
+// stb_image_write's callback: appends the encoded bytes to the std::string at ctx.
+void write_to_string(void* ctx, void* data, int size) {
+  static_cast<std::string*>(ctx)->append(static_cast<char*>(data), std::size_t(size));
+}
 
 void write(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -643,9 +648,7 @@ TEST_CASE("robustness: regressions of the fuzz findings", "[robustness][fuzz]") 
     std::vector<uint8_t> px(16 * 8 * comp);
     for (std::size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 7);
     std::string out;
-    stbi_write_jpg_to_func(
-        [](void* ctx, void* d, int n) { static_cast<std::string*>(ctx)->append(static_cast<char*>(d), std::size_t(n)); },
-        &out, 16, 8, comp, px.data(), 90);
+    stbi_write_jpg_to_func(write_to_string, &out, 16, 8, comp, px.data(), 90);
     CHECK(detail::stb::jpeg_huffman_tables_ok(reinterpret_cast<const unsigned char*>(out.data()), int(out.size())));
     const Image image = decode_image(std::as_bytes(std::span(out.data(), out.size())));
     CHECK((image.width == 16 && image.height == 8));
@@ -664,9 +667,7 @@ TEST_CASE("robustness: regressions of the fuzz findings", "[robustness][fuzz]") 
     std::vector<uint8_t> px(5 * 3 * 3);
     for (std::size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 11);
     std::string png;
-    stbi_write_png_to_func(
-        [](void* ctx, void* d, int n) { static_cast<std::string*>(ctx)->append(static_cast<char*>(d), std::size_t(n)); },
-        &png, 5, 3, 3, px.data(), 5 * 3);
+    stbi_write_png_to_func(write_to_string, &png, 5, 3, 3, px.data(), 5 * 3);
     const std::size_t idat = png.find("IDAT");
     REQUIRE((idat != std::string::npos && idat >= 12));
     // Before the first IDAT's length field: length 0, "IDAT", the CRC-32 of "IDAT".
