@@ -73,4 +73,33 @@ set -e
 fixture="$here/tests/data/reference/text-tiny-b"
 "$gemma3" dump --model "$fixture" --ids-npy "$fixture/p2_input_ids.npy" --prefill 4 --out "$work/dump" >/dev/null
 "$here/scripts/compare_npy.py" "$work/dump" "$fixture" --ref-prefix p2_ --atol 1e-4 >/dev/null
+# score: one JSON line for a text, one per {prompt, continuation} line; the continuation's log-prob
+# is the sum over its tokens, and a continuation scored after its own prompt equals the same tokens
+# scored within the whole text.
+sc=$("$gemma3" score --model "$work/tiny" --text "The capital of France is Paris." --top 2)
+[ "$(echo "$sc" | json 'len(d[0]["tokens"]) > 3 and all(len(t["top"]) == 2 for t in d[0]["tokens"])')" = True ] ||
+  fail "score --text: tokens with their top alternatives"
+pairs=$(printf '{"prompt": "The capital of France is", "continuation": " Paris."}\n\n{"prompt": "a b ", "continuation": "c"}\n' |
+  "$gemma3" score --model "$work/tiny" --jsonl -)
+[ "$(echo "$pairs" | json 'len(d)')" = 2 ] || fail "score --jsonl: one line per pair"
+[ "$(echo "$pairs" | json 'abs(d[0]["logprob"] - sum(t["logprob"] for t in d[0]["tokens"])) < 1e-9')" = True ] ||
+  fail "score --jsonl: the log-prob is the sum over the continuation's tokens"
+[ "$(echo "$pairs" | json 'd[1]["boundary_merged"]')" = True ] || fail "score: a merged token boundary is reported"
+whole=$(echo "$sc" | json '[t["logprob"] for t in d[0]["tokens"][-2:]]')
+part=$(echo "$pairs" | json '[t["logprob"] for t in d[0]["tokens"]]')
+[ "$(/usr/bin/python3 -c "print(all(abs(a - b) < 1e-3 for a, b in zip($whole, $part)))")" = True ] ||
+  fail "score: the continuation's log-probs ($part) differ from the whole text's ($whole)"
+set +e
+err=$(echo '{"prompt": "x"}' | "$gemma3" score --model "$work/tiny" --jsonl - 2>&1); rc=$?
+set -e
+[ $rc = 1 ] && echo "$err" | grep -q -- '-:1: expected an object' || fail "score --jsonl: a bad line is named ($rc: $err)"
+
+# perplexity: a JSON summary; every token after the first is scored once whatever the stride.
+yes "The quick brown fox jumps over the lazy dog." | head -n 20 > "$work/text.txt"
+p1=$("$gemma3" perplexity --model "$work/tiny" --file "$work/text.txt" --context 64 --stride 32 2>/dev/null)
+p2=$("$gemma3" perplexity --model "$work/tiny" --file "$work/text.txt" --context 1000 2>/dev/null)
+[ "$(echo "$p1" | json 'd[0]["tokens_scored"] == d[0]["tokens_in_text"] - 1 and d[0]["windows"] > 1')" = True ] ||
+  fail "perplexity: sliding windows score every token once ($p1)"
+[ "$(echo "$p2" | json 'd[0]["windows"] == 1 and d[0]["perplexity"] > 1')" = True ] || fail "perplexity: one window ($p2)"
+
 echo "cli tests passed"

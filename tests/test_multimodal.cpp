@@ -10,13 +10,6 @@
 using namespace gemma3;
 
 namespace {
-// Records the decoder input, each layer's output and the final norm.
-template <typename T>
-struct Recorder : Observer<T> {
-  std::map<std::string, Mat<T>> seen;
-  void observe(const std::string& name, MatRef<T> v) override { seen[name] = v; }
-};
-
 template <typename T>
 void check_mm_fixture(Backend backend) {
   const auto dir = test::fixture("mm-tiny-a");
@@ -30,14 +23,14 @@ void check_mm_fixture(Backend backend) {
     INFO("prompt " << k << " backend " << to_string(backend));
     const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
     const auto n = static_cast<int64_t>(ids.size());
-    Recorder<T> rec;
-    const Mat<T> logits = model.forward(ids, images, rec);
+    const auto [logits, rec] = model.run_with_cache(
+        ids, images, SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(SiteKind::Residual));
     CHECK(test::max_abs_diff(images[0], read_npy(dir / (p + "image_soft_tokens.npy")).matrix<double>()) <= 1e-4);
-    CHECK(test::max_abs_diff(rec.seen["model.inputs_embeds"], read_npy(dir / (p + "embed.npy")).matrix<double>()) <= 1e-4);
+    CHECK(test::max_abs_diff(rec[Site::inputs_embeds()], read_npy(dir / (p + "embed.npy")).matrix<double>()) <= 1e-4);
     const Mat<double> layers = read_npy(dir / (p + "layers.npy")).matrix<double>();
     for (int64_t l = 0; l < L; ++l)
-      CHECK(test::max_abs_diff(rec.seen["model.layers." + std::to_string(l)], layers.middleRows(l * n, n)) <= 1e-4);
-    CHECK(test::max_abs_diff(rec.seen["model.norm"], read_npy(dir / (p + "final_norm.npy")).matrix<double>()) <= 1e-4);
+      CHECK(test::max_abs_diff(rec[Site::residual(int32_t(l))], layers.middleRows(l * n, n)) <= 1e-4);
+    CHECK(test::max_abs_diff(rec[Site::final_norm()], read_npy(dir / (p + "final_norm.npy")).matrix<double>()) <= 1e-4);
     CHECK(test::max_abs_diff(logits, read_npy(dir / (p + "logits.npy")).matrix<double>()) <= 1e-4);
   }
 }
@@ -61,10 +54,9 @@ TEST_CASE("multimodal fixture: decode after a prefill holding the image equals d
     const auto ids = test::read_ids(dir / (test::prompt_prefix(prompt["index"]) + "input_ids.npy"));
     const auto n = static_cast<int64_t>(ids.size());
     KVCache<float> cache(ck.config().text, n);
-    NullObserver none;
     Mat<float> decode(n - P + 1, ck.config().text.vocab_size);
-    decode.row(0) = model.forward(std::span(ids).first(P), images, cache, none, false);
-    for (int64_t t = P; t < n; ++t) decode.row(t - P + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache, none);
+    decode.row(0) = model.forward(std::span(ids).first(P), images, cache, LogitRows::last());
+    for (int64_t t = P; t < n; ++t) decode.row(t - P + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache);
     CHECK(test::max_abs_diff(decode, read_npy(dir / prompt["decode"]["file"].get<std::string>()).matrix<double>()) <= 1e-4);
   }
 }
@@ -137,10 +129,9 @@ TEST_CASE("several images in one prompt: fast equals reference, the prefill/deco
   // Prefill through both images, then decode the rest one token at a time.
   const int64_t P = int64_t(ids.size()) - 4;
   KVCache<float> cache(cfg.text, int64_t(ids.size()));
-  NullObserver none;
-  fast.forward(std::span(ids).first(P), images, cache, none, false);
+  fast.forward(std::span(ids).first(P), images, cache, LogitRows::last());
   for (int64_t t = P; t < int64_t(ids.size()); ++t)
-    CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), {}, cache, none), full.row(t)) <= 1e-5);
+    CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), {}, cache), full.row(t)) <= 1e-5);
 }
 
 TEST_CASE("multimodal bad input: wrong image count, images on a text-only model", "[multimodal][errors]") {

@@ -16,17 +16,6 @@ namespace {
 constexpr double kTolerance = 1e-4;
 
 
-// Records the residual stream after each layer and the final norm.
-template <typename T>
-struct LayerRecorder : Observer<T> {
-  std::vector<Mat<T>> layers;
-  Mat<T> inputs, norm;
-  void observe(const std::string& name, MatRef<T> v) override {
-    if (name == "model.inputs_embeds") inputs = v;
-    else if (name == "model.norm") norm = v;
-    else if (name.rfind("model.layers.", 0) == 0 && name.find('.', 13) == std::string::npos) layers.push_back(v);
-  }
-};
 
 template <typename T>
 void check_fixture(const std::string& name) {
@@ -38,18 +27,17 @@ void check_fixture(const std::string& name) {
     const std::string p = test::prompt_prefix(k);
     INFO(name << " prompt " << k);
     const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
-    LayerRecorder<T> rec;
-    const Mat<T> logits = model.forward(ids, rec);
+    const auto [logits, rec] = model.run_with_cache(
+        ids, SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(SiteKind::Residual));
     const auto n = static_cast<int64_t>(ids.size());
 
-    CHECK(test::max_abs_diff(rec.inputs, read_npy(dir / (p + "embed.npy")).matrix<double>()) <= kTolerance);
+    CHECK(test::max_abs_diff(rec[Site::inputs_embeds()], read_npy(dir / (p + "embed.npy")).matrix<double>()) <= kTolerance);
     const Mat<double> layers = read_npy(dir / (p + "layers.npy")).matrix<double>();  // [L*n, H]
-    REQUIRE(static_cast<int64_t>(rec.layers.size()) == L);
-    for (int64_t l = 0; l < L; ++l) {
+    for (int32_t l = 0; l < L; ++l) {
       INFO("layer " << l);
-      CHECK(test::max_abs_diff(rec.layers[l], layers.middleRows(l * n, n)) <= kTolerance);
+      CHECK(test::max_abs_diff(rec[Site::residual(l)], layers.middleRows(l * n, n)) <= kTolerance);
     }
-    CHECK(test::max_abs_diff(rec.norm, read_npy(dir / (p + "final_norm.npy")).matrix<double>()) <= kTolerance);
+    CHECK(test::max_abs_diff(rec[Site::final_norm()], read_npy(dir / (p + "final_norm.npy")).matrix<double>()) <= kTolerance);
     const Mat<double> expected = read_npy(dir / (p + "logits.npy")).matrix<double>();
     CHECK(test::max_abs_diff(logits, expected) <= kTolerance);
     for (int64_t t = 0; t < n; ++t) {

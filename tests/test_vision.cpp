@@ -76,13 +76,6 @@ Mat<T> fixture_slice(const std::filesystem::path& path, int64_t i) {
   return Eigen::Map<const Mat<T>>(v.data() + i * a.shape[1] * a.shape[2], a.shape[1], a.shape[2]);
 }
 
-// Records every named intermediate.
-template <typename T>
-struct Recorder : Observer<T> {
-  std::map<std::string, Mat<T>> seen;
-  void observe(const std::string& name, MatRef<T> v) override { seen[name] = v; }
-};
-
 template <typename T>
 void check_fixture_vision() {
   const auto ck = Checkpoint::open(mm_dir());
@@ -261,11 +254,17 @@ TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within
   check_fixture_vision<double>();
 }
 
-TEST_CASE("observer names follow the HF module paths of the vision tower and projector", "[vision][observer]") {
+TEST_CASE("vision sites are named by the HF module paths of the vision tower and projector", "[vision][observer]") {
   const auto ck = Checkpoint::open(mm_dir());
   const VisionEncoder<float> encoder(ck);
-  Recorder<float> rec;
-  const Mat<float> soft = encoder.encode(fixture_pixels<float>(0, 224), rec);
+  Capture<float> rec(SiteSet::all());
+  const Mat<float> soft = encoder.encode(fixture_pixels<float>(0, 224), &rec);
+  CHECK(soft == encoder.encode(fixture_pixels<float>(0, 224)));  // observing changes nothing
+  std::map<std::string, Mat<float>> seen;
+  for (const auto& [site, values] : rec.all()) {
+    CHECK(Site::parse(site.name()) == site);  // names and parsing agree
+    seen[site.name()] = values.at(0).value;
+  }
   const std::string v = "vision_tower.vision_model.";
   for (const std::string& name :
        {v + "embeddings", v + "encoder.layers.0.layer_norm1", v + "encoder.layers.0.self_attn.q_proj",
@@ -274,19 +273,19 @@ TEST_CASE("observer names follow the HF module paths of the vision tower and pro
         v + "encoder.layers.0", v + "encoder.layers.1", v + "post_layernorm", std::string("multi_modal_projector.avg_pool"),
         std::string("multi_modal_projector.mm_soft_emb_norm"), std::string("multi_modal_projector")}) {
     INFO(name);
-    CHECK(rec.seen.count(name) == 1);
+    CHECK(seen.count(name) == 1);
   }
-  CHECK(rec.seen[v + "encoder.layers.0.self_attn.attn_weights"].rows() == 2 * 256);  // heads * P²
-  CHECK(rec.seen[v + "post_layernorm"] == encoder.last_hidden_state(fixture_pixels<float>(0, 224)));
-  CHECK(rec.seen["multi_modal_projector"] == soft);
+  CHECK(seen[v + "encoder.layers.0.self_attn.attn_weights"].rows() == 2 * 256);  // heads * P²
+  CHECK(rec.at(Site{SiteKind::VisionAttnWeights, 0}).info.heads == 2);
+  CHECK(seen[v + "post_layernorm"] == encoder.last_hidden_state(fixture_pixels<float>(0, 224)));
+  CHECK(seen["multi_modal_projector"] == soft);
   CHECK(soft.rows() == 16);
   CHECK(soft.cols() == 64);
 
   // An observer that edits the live buffer edits the forward pass.
-  FunctionObserver<float> zero_embeddings([&](const std::string& name, MatRef<float> m) {
-    if (name == v + "embeddings") m.setZero();
-  });
-  CHECK(test::max_abs_diff(encoder.encode(fixture_pixels<float>(0, 224), zero_embeddings), soft) > 1e-2);
+  Hooks<float> zero_embeddings;
+  zero_embeddings.edit(Site{SiteKind::VisionEmbeddings}, [](MatRef<float> m, const SiteInfo&) { m.setZero(); });
+  CHECK(test::max_abs_diff(encoder.encode(fixture_pixels<float>(0, 224), &zero_embeddings), soft) > 1e-2);
 }
 
 TEST_CASE("flipping the image changes the soft tokens; flipping back restores them", "[vision]") {

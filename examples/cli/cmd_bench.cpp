@@ -82,7 +82,7 @@ void bench(const BenchOptions& o) {
 
   KVCache<float> cache(cfg, o.prompt_tokens + o.gen_tokens);
   t0 = std::chrono::steady_clock::now();
-  Mat<float> logits = model.forward(prompt, cache, /*all_logits=*/false);
+  Mat<float> logits = model.forward(prompt, cache, LogitRows::last());
   const double prefill_s = seconds_since(t0);
   Eigen::Index next;
   logits.row(0).maxCoeff(&next);

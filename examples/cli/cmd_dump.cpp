@@ -46,17 +46,6 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
-// Keeps every intermediate it is shown (only the fixture names unless `all`).
-template <typename T>
-struct Recorder : Observer<T> {
-  bool all = false;
-  std::vector<std::pair<std::string, Mat<T>>> seen;  // in forward order
-  void observe(const std::string& name, MatRef<T> v) override {
-    const bool residual = name.rfind("model.layers.", 0) == 0 && name.find('.', 13) == std::string::npos;
-    if (all || residual || name == "model.inputs_embeds" || name == "model.norm") seen.emplace_back(name, v);
-  }
-};
-
 void write_f32(const std::filesystem::path& path, const Shape& shape, const auto& m) {
   const Mat<float> f = m.template cast<float>();
   write_npy(path, shape, f.data());
@@ -75,8 +64,9 @@ void dump(const DumpOptions& o) {
   const std::filesystem::path out(o.out);
   std::filesystem::create_directories(out);
 
-  Recorder<T> rec;
-  rec.all = o.all;
+  // The fixtures' sites, or every site with --all.
+  Capture<T> rec(o.all ? SiteSet::all()
+                       : SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(SiteKind::Residual));
   // Images: pixel values, SigLIP output and soft tokens, under the fixtures' names.
   ImageEmbeddings<T> images;
   if (!o.images.empty()) {
@@ -90,7 +80,7 @@ void dump(const DumpOptions& o) {
       if (pv.size() != 1) throw InvalidArgument("--image", "dump feeds images without pan & scan crops");
       pixels.middleRows(3 * i, 3) = pv[0];
       hidden.middleRows(i * vc.num_patches(), vc.num_patches()) =
-          model.vision().last_hidden_state(pv[0].template cast<T>(), rec);
+          model.vision().last_hidden_state(pv[0].template cast<T>(), &rec, i);
       images.push_back(model.vision().project(hidden.middleRows(i * vc.num_patches(), vc.num_patches())));
       soft.middleRows(i * images.back().rows(), images.back().rows()) = images.back();
     }
@@ -101,28 +91,28 @@ void dump(const DumpOptions& o) {
   const Mat<T> logits = model.forward(ids, images, rec);
   const int64_t H = cfg.hidden_size;
   Mat<T> layers(cfg.num_hidden_layers * n, H);
-  int64_t layer = 0;
-  for (const auto& [name, m] : rec.seen) {
-    const bool residual = name.rfind("model.layers.", 0) == 0 && name.find('.', 13) == std::string::npos;
-    if (name == "model.inputs_embeds") write_f32(out / "embed.npy", {n, H}, m);
-    else if (name == "model.norm") write_f32(out / "final_norm.npy", {n, H}, m);
-    else if (residual) layers.middleRows(n * layer++, n) = m;
-    if (!o.all) continue;
-    Shape shape{m.rows(), m.cols()};
-    if (name.ends_with("attn_weights")) shape = {cfg.num_attention_heads, n, m.cols()};
-    write_f32(out / (name + ".npy"), shape, m);
-  }
+  write_f32(out / "embed.npy", {n, H}, rec[Site::inputs_embeds()]);
+  write_f32(out / "final_norm.npy", {n, H}, rec[Site::final_norm()]);
+  for (int32_t l = 0; l < cfg.num_hidden_layers; ++l) layers.middleRows(n * l, n) = rec[Site::residual(l)];
+  if (o.all)
+    for (const auto& [site, captured] : rec.all())
+      for (std::size_t k = 0; k < captured.size(); ++k) {
+        const Mat<T>& m = captured[k].value;
+        Shape shape{m.rows(), m.cols()};
+        if (captured[k].info.heads > 0) shape = {captured[k].info.heads, m.rows() / captured[k].info.heads, m.cols()};
+        // A vision site is announced once per image: image 1 and later get a suffix.
+        write_f32(out / (site.name() + (k > 0 ? "." + std::to_string(k) : "") + ".npy"), shape, m);
+      }
   write_f32(out / "layers.npy", {cfg.num_hidden_layers, n, H}, layers);
   write_f32(out / "logits.npy", {n, cfg.vocab_size}, logits);
   if (o.prefill > 0) {
     // Prefill [0, P), then one token at a time; row r = logits at position P - 1 + r.
     // Images must lie inside the prefill (their tokens see each other within one chunk).
     KVCache<T> cache(cfg, n);
-    NullObserver none;
     Mat<T> decode(n - o.prefill + 1, cfg.vocab_size);
-    decode.row(0) = model.forward(std::span(ids).first(o.prefill), images, cache, none, /*all_logits=*/false);
+    decode.row(0) = model.forward(std::span(ids).first(o.prefill), images, cache, LogitRows::last());
     for (int64_t t = o.prefill; t < n; ++t)
-      decode.row(t - o.prefill + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache, none);
+      decode.row(t - o.prefill + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache);
     write_f32(out / "decode_logits.npy", {decode.rows(), decode.cols()}, decode);
   }
   std::printf("wrote %s: %ld tokens, %s compute%s\n", o.out.c_str(), long(n), o.dtype.c_str(),

@@ -44,6 +44,12 @@ std::string default_tokenizer_path(const std::string& given, const std::string& 
                                            ", none given, and none built by scripts/setup.sh");
 }
 
+void set_threads(int threads) {
+  if (threads <= 0)
+    if (const char* env = std::getenv("GEMMA3_NUM_THREADS")) threads = std::atoi(env);
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
 namespace {
 
 struct RunOptions {
@@ -95,11 +101,6 @@ long peak_rss_kib() {
   return u.ru_maxrss;
 }
 
-void set_threads(int threads) {
-  if (threads <= 0)
-    if (const char* env = std::getenv("GEMMA3_NUM_THREADS")) threads = std::atoi(env);
-  if (threads > 0) omp_set_num_threads(threads);
-}
 
 // Everything a run or chat needs, loaded once.
 struct Loaded {

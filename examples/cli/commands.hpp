@@ -1,6 +1,8 @@
 // The `gemma3` command line: each command group registers its subcommands on the CLI11 app.
 #pragma once
 
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace gemma3::cli {
@@ -10,6 +12,13 @@ void add_dump_command(CLI::App& app);         // dump
 void add_tokenize_commands(CLI::App& app);    // tokenize, detokenize
 void add_run_commands(CLI::App& app);         // run, chat
 void add_bench_command(CLI::App& app);        // bench
+void add_score_commands(CLI::App& app);       // score, perplexity
+
+// The tokenizer.model to use: `given`, else the model directory's, else $GEMMA3_TOKENIZER, else the
+// one scripts/setup.sh built (cmd_run.cpp).
+std::string default_tokenizer_path(const std::string& given, const std::string& model_dir);
+// Sets the OpenMP threads: `threads`, else $GEMMA3_NUM_THREADS, else all cores (cmd_run.cpp).
+void set_threads(int threads);
 
 // The whole command line: what main.cpp runs and tests/fuzz/fuzz_cli.cpp parses.
 inline void add_commands(CLI::App& app) {
@@ -19,6 +28,7 @@ inline void add_commands(CLI::App& app) {
   add_tokenize_commands(app);
   add_run_commands(app);
   add_bench_command(app);
+  add_score_commands(app);
 }
 
 }  // namespace gemma3::cli

@@ -90,15 +90,6 @@ void save(const Image& img, const std::filesystem::path& path) {
   ++written;
 }
 
-// Keeps a copy of the attention probabilities [heads*T, S] of the layers it is asked for.
-struct AttentionRecorder : gemma3::Observer<float> {
-  std::map<int64_t, Mat<float>> weights;  // layer -> [heads*T, S], head-major rows
-  void observe(const std::string& name, gemma3::MatRef<float> value) override {
-    for (auto& [layer, w] : weights)
-      if (name == "model.layers." + std::to_string(layer) + ".self_attn.attn_weights") w = value;
-  }
-};
-
 constexpr const char* kText =
     "Attention maps show which earlier tokens each token reads from. In a local layer every "
     "token sees only a short window of recent tokens, while a global layer can look back to the "
@@ -127,10 +118,12 @@ int main(int argc, char** argv) try {
   // 1. Text.
   const std::vector<int32_t> ids = tokenizer.encode(kText, {.add_bos = true});
   const auto T = static_cast<int64_t>(ids.size());
-  AttentionRecorder rec;
+  // The probabilities [heads*T, S] of the two layers, head-major; nothing else is kept, and the
+  // fast attention still computes the logits (the probabilities are computed beside it).
+  gemma3::SiteSet sites;
   for (int64_t layer : {local, global})
-    if (layer >= 0) rec.weights[layer];
-  model.text().forward(ids, rec);
+    if (layer >= 0) sites.insert(gemma3::Site::attn_weights(int32_t(layer)));
+  const auto rec = model.text().run_with_cache(ids, sites, gemma3::LogitRows::none()).captured;
   std::printf("text: %ld tokens, sliding window %ld\n", long(T), long(cfg.sliding_window));
   const int64_t cell = std::max<int64_t>(1, 192 / T), side = T * cell, gap = 8;
   Image both(2 * side + gap, heads * (side + gap) - gap);
@@ -139,9 +132,9 @@ int main(int argc, char** argv) try {
   for (int64_t layer : {local, global}) {
     if (layer < 0) continue;  // a model without local (or global) layers
     const char* kind = layer == local ? "local" : "global";
-    const Mat<float>& w = rec.weights[layer];
+    const auto& w = rec.at(gemma3::Site::attn_weights(int32_t(layer)));  // keys from w.info.key0 = 0
     for (int64_t h = 0; h < heads; ++h) {
-      const Mat<float> p = w.middleRows(h * T, T);  // [T queries, T keys] of head h
+      const Mat<float> p = w.head(h);  // [T queries, T keys] of head h
       Image one(side, side);
       paint(one, 0, 0, p, cell);
       save(one, out / ("layer" + std::to_string(layer) + "_" + kind + "_head" + std::to_string(h) +
@@ -169,10 +162,9 @@ int main(int argc, char** argv) try {
     const Image image = gemma3::load_image(argv[3]);
     const gemma3::ImageEmbeddings<float> soft{
         model.encode(model.pixel_values(image).front())};  // no crops
-    AttentionRecorder image_rec;
-    image_rec.weights[global];
-    model.forward(mm_ids, soft, image_rec);
-    const Mat<float>& w = image_rec.weights[global];
+    const auto image_rec = model.run_with_cache(mm_ids, soft, {gemma3::Site::attn_weights(int32_t(global))},
+                                                gemma3::LogitRows::none()).captured;
+    const Mat<float>& w = image_rec[gemma3::Site::attn_weights(int32_t(global))];
     const auto n = static_cast<int64_t>(mm_ids.size());
     const auto first =
         std::find(mm_ids.begin(), mm_ids.end(), int32_t(model.image_token_id())) - mm_ids.begin();

@@ -42,12 +42,9 @@ int main(int argc, char** argv) try {
     const std::vector<int32_t> ids = tokenizer.encode(sentences[s], {.add_bos = true});
     const auto n = static_cast<int64_t>(ids.size());
     if (n < 2) throw gemma3::InvalidArgument("sentence", "empty sentence " + std::to_string(s));
-    gemma3::KVCache<float> cache(model.config(), n);
-    gemma3::NullObserver no_observer;
-    const std::vector<int32_t> groups(ids.size(), -1);     // no image tokens
-    gemma3::Mat<float> x = model.embed(ids);               // [n, hidden]
-    model.forward_layers(x, cache, groups, no_observer);   // the layers only: no LM head needed
-    const gemma3::Mat<float> h = model.final_norm(x);      // [n, hidden]
+    // The final norm's output [n, hidden]; no logits: the LM head is not run at all.
+    const auto run = model.run_with_cache(ids, {gemma3::Site::final_norm()}, gemma3::LogitRows::none());
+    const gemma3::Mat<float>& h = run.captured[gemma3::Site::final_norm()];
     pooled.row(s) = h.bottomRows(n - 1).colwise().mean();  // mean over tokens 1..n-1
     std::printf("[%zu] %2ld tokens  %s\n", s, long(n - 1), sentences[s].c_str());
   }

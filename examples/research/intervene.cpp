@@ -1,6 +1,7 @@
 // intervene — edit an activation in the middle of the forward pass and measure what the edit does
-// to the prediction. An observer receives the live buffer (a writable Eigen::Ref), so writing to it
-// changes everything downstream; the model code is untouched. Two classic edits:
+// to the prediction. A hook declared as an edit receives the live buffer of its site (a writable
+// Eigen::Ref), so writing to it changes everything downstream; the model code is untouched. Two
+// classic edits:
 //
 //   1. ablate a head: zero head H's slice of layer L's attention output, before o_proj mixes heads;
 //   2. steer: add alpha * (mean residual of "Love" prompt - mean residual of "Hate" prompt) to the
@@ -12,7 +13,6 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,29 +20,26 @@
 
 namespace {
 
+using gemma3::Hooks;
 using gemma3::Mat;
 using gemma3::MatRef;
-using Edit = std::function<void(const std::string& name, MatRef<float> value)>;
+using gemma3::Site;
+using gemma3::SiteInfo;
 
-// Last-position logits [1, vocab] of `ids`, with `edit` shown every named intermediate on the way.
-// Even the unedited baseline runs through an observer: an enabled observer selects the reference
-// attention path, so "before" and "after" differ by the edit and nothing else.
+// Last-position logits [1, vocab] of `ids`, run with `hooks` (none: the plain forward pass).
+// Observing never changes the numbers, so "before" and "after" differ by the edit alone.
 Mat<float> last_logits(const gemma3::TextModel<float>& model, const std::vector<int32_t>& ids,
-                       const Edit& edit) {
-  gemma3::FunctionObserver<float> observer(edit);
-  gemma3::KVCache<float> cache(model.config(), static_cast<int64_t>(ids.size()));
-  return model.forward(ids, cache, observer, /*all_logits=*/false);
+                       Hooks<float>* hooks = nullptr) {
+  const auto last = gemma3::LogitRows::last();
+  return hooks ? model.forward(ids, *hooks, last) : model.forward(ids, last);
 }
 
 // Mean over the tokens after <bos> of the residual stream after layer `layer` [1, hidden].
 Mat<float> mean_residual(const gemma3::TextModel<float>& model, const std::vector<int32_t>& ids,
-                         int64_t layer) {
-  const std::string target = "model.layers." + std::to_string(layer);
-  Mat<float> mean;
-  last_logits(model, ids, [&](const std::string& name, MatRef<float> x) {
-    if (name == target) mean = x.bottomRows(x.rows() - 1).colwise().mean();
-  });
-  return mean;
+                         int32_t layer) {
+  const auto run = model.run_with_cache(ids, {Site::residual(layer)}, gemma3::LogitRows::none());
+  const Mat<float>& x = run.captured[Site::residual(layer)];
+  return x.bottomRows(x.rows() - 1).colwise().mean();
 }
 
 // How far `after` moved from `before`: max |change|, KL(before || after), both top tokens.
@@ -75,26 +72,25 @@ int main(int argc, char** argv) try {
   const gemma3::TextModel<float> model(checkpoint);
   const gemma3::TextConfig& cfg = model.config();
   const gemma3::Tokenizer tokenizer(dir / "tokenizer.model");
-  const int64_t layer = argc > 2 ? std::stol(argv[2]) : cfg.num_hidden_layers / 2;
+  const int32_t layer = argc > 2 ? std::stoi(argv[2]) : int32_t(cfg.num_hidden_layers / 2);
   const int64_t head = argc > 3 ? std::stol(argv[3]) : 0;
   const float alpha = argc > 4 ? std::stof(argv[4]) : 4.0f;
   if (layer < 0 || layer >= cfg.num_hidden_layers || head < 0 || head >= cfg.num_attention_heads)
     throw gemma3::InvalidArgument("layer/head", "out of range for this model");
 
   const auto ids = tokenizer.encode("I think that you are", {.add_bos = true});
-  const Mat<float> before = last_logits(model, ids, [](const std::string&, MatRef<float>) {});
+  const Mat<float> before = last_logits(model, ids);
   std::printf("layer %ld (%s), head %ld of %ld, alpha %g\n\n", long(layer),
               gemma3::layer_kind(cfg, layer) == gemma3::LayerKind::Local ? "local" : "global",
               long(head), long(cfg.num_attention_heads), alpha);
 
   // 1. Head ablation. attn_output is [T, heads * head_dim], head-major: head h owns columns
   //    [h * head_dim, (h + 1) * head_dim).
-  const std::string attn_output =
-      "model.layers." + std::to_string(layer) + ".self_attn.attn_output";
-  const Mat<float> ablated =
-      last_logits(model, ids, [&](const std::string& name, MatRef<float> value) {
-        if (name == attn_output) value.middleCols(head * cfg.head_dim, cfg.head_dim).setZero();
-      });
+  Hooks<float> ablate;
+  ablate.edit(Site::attn_output(layer), [&](MatRef<float> value, const SiteInfo&) {
+    value.middleCols(head * cfg.head_dim, cfg.head_dim).setZero();
+  });
+  const Mat<float> ablated = last_logits(model, ids, &ablate);
   const float ablation =
       report(("zero head " + std::to_string(head)).c_str(), before, ablated, tokenizer);
 
@@ -102,10 +98,9 @@ int main(int argc, char** argv) try {
   const Mat<float> steer =
       alpha * (mean_residual(model, tokenizer.encode("Love", {.add_bos = true}), layer) -
                mean_residual(model, tokenizer.encode("Hate", {.add_bos = true}), layer));
-  const std::string residual = "model.layers." + std::to_string(layer);
-  const Mat<float> steered = last_logits(model, ids, [&](const std::string& name, MatRef<float> x) {
-    if (name == residual) x.rowwise() += steer.row(0);
-  });
+  Hooks<float> add_steer;
+  add_steer.edit(Site::residual(layer), [&](MatRef<float> x, const SiteInfo&) { x.rowwise() += steer.row(0); });
+  const Mat<float> steered = last_logits(model, ids, &add_steer);
   const float steering = report("add alpha*(Love - Hate) to residual", before, steered, tokenizer);
 
   // A hook that edits nothing changes nothing; an edit that changes nothing is a bug in the hook.

@@ -4,7 +4,7 @@
 //
 //   logit_lens MODEL_DIR [PROMPT] [TOP_K]
 //
-// The residual stream is collected with an observer, so the model code is untouched. The lens of
+// The residual stream is captured at its sites (run_with_cache), so the model code is untouched. The lens of
 // the last layer is, by construction, the model's own output: checked at the end.
 #include <algorithm>
 #include <cmath>
@@ -19,12 +19,6 @@
 #include <gemma3/gemma3.hpp>
 
 namespace {
-
-// "model.layers.7" is the residual stream after layer 7; "model.layers.7.mlp" etc. are inside it.
-bool is_layer_output(const std::string& name) {
-  const std::string prefix = "model.layers.";
-  return name.rfind(prefix, 0) == 0 && name.find('.', prefix.size()) == std::string::npos;
-}
 
 // A token as text, with newlines made visible.
 std::string show(const gemma3::Tokenizer& tok, int32_t id) {
@@ -49,15 +43,15 @@ int main(int argc, char** argv) try {
   const gemma3::Tokenizer tokenizer(dir / "tokenizer.model");
   const std::vector<int32_t> ids = tokenizer.encode(prompt, {.add_bos = true});
 
-  // The residual stream at the last position: after the embedding, then after every layer.
-  std::vector<std::pair<std::string, gemma3::Mat<float>>> stream;
-  gemma3::FunctionObserver<float> record([&](const std::string& name, gemma3::MatRef<float> value) {
-    if (name == "model.inputs_embeds" || is_layer_output(name))
-      stream.emplace_back(name, value.bottomRows(1));
-  });
-  // all_logits = false: the last position's logits [1, vocab] only, computed as the lens is.
-  gemma3::KVCache<float> cache(model.config(), static_cast<int64_t>(ids.size()));
-  const gemma3::Mat<float> logits = model.forward(ids, cache, record, /*all_logits=*/false);
+  // The residual stream after the embedding, then after every layer; the last position's logits
+  // [1, vocab] only, computed as the lens is.
+  const auto [logits, captured] = model.run_with_cache(
+      ids, gemma3::SiteSet{gemma3::Site::inputs_embeds()}.insert_every_layer(gemma3::SiteKind::Residual),
+      gemma3::LogitRows::last());
+  std::vector<std::pair<std::string, gemma3::Mat<float>>> stream{
+      {"embeddings", captured[gemma3::Site::inputs_embeds()].bottomRows(1)}};
+  for (int32_t l = 0; l < model.config().num_hidden_layers; ++l)
+    stream.emplace_back("layer " + std::to_string(l), captured[gemma3::Site::residual(l)].bottomRows(1));
 
   Eigen::Index final_top = 0;
   logits.row(0).maxCoeff(&final_top);
@@ -82,9 +76,7 @@ int main(int argc, char** argv) try {
     // Where the model's final answer ranks under this layer's lens (1 = already on top).
     const auto rank =
         1 + std::count_if(p.begin(), p.end(), [&](double q) { return q > p[final_top]; });
-    const std::string label =
-        name == "model.inputs_embeds" ? "embeddings" : "layer " + name.substr(13);
-    std::printf("%-16s %-6ld ", label.c_str(), long(rank));
+    std::printf("%-16s %-6ld ", name.c_str(), long(rank));
     for (int i = 0; i < top_k; ++i)
       std::printf(" %s %.3f", show(tokenizer, order[i]).c_str(), p[order[i]] / sum);
     std::printf("\n");

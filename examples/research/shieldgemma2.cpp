@@ -111,10 +111,7 @@ int main(int argc, char** argv) try {
     const std::vector<int32_t> ids = chat.render_ids(tokenizer, model.config().mm_tokens_per_image);
 
     // Only the last position's logits: the distribution of the answer's first token.
-    gemma3::KVCache<float> cache(model.config().text, static_cast<int64_t>(ids.size()));
-    gemma3::NullObserver no_observer;
-    const gemma3::Mat<float> logits =
-        model.forward(ids, soft, cache, no_observer, /*all_logits=*/false);
+    const gemma3::Mat<float> logits = model.forward(ids, soft, gemma3::LogitRows::last());
 
     // softmax over the two selected logits, computed stably; index 0 = Yes = violation.
     const double z_yes = logits(0, yes), z_no = logits(0, no);

@@ -1,11 +1,12 @@
-// step_through — the text decoder one layer at a time, through the public per-layer API, printing
-// how the residual stream grows. Every buffer is a named local of main(), so this is the program to
-// run under a debugger (docs/debugging.md: break in attention, print the Eigen matrices).
+// step_through — the text decoder one layer at a time with a Stepper, printing how the residual
+// stream grows. The stepper owns the position, the KV cache and the observer, so this program only
+// names the stages: the one to run under a debugger (docs/debugging.md: break in a layer, print the
+// Eigen matrices).
 //
 //   step_through MODEL_DIR [PROMPT]
 //
-// At the end it checks that stepping by hand gives exactly TextModel::forward's logits: the same
-// layers, kernels and summation order, so the difference must be 0, not merely small.
+// At the end it checks that stepping gives exactly TextModel::forward's logits: the same layers,
+// kernels and summation order, so the difference must be 0, not merely small.
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -43,23 +44,17 @@ int main(int argc, char** argv) try {
   std::printf("%ld tokens, %ld layers, hidden %ld\n", long(n), long(cfg.num_hidden_layers),
               long(cfg.hidden_size));
 
-  gemma3::KVCache<float> cache(cfg, /*capacity=*/n);  // keys and values of every layer
-  const std::vector<int32_t> groups(ids.size(), -1);  // each token's image (-1: text)
-  gemma3::NullObserver no_observer;                   // nothing observed: the fast kernels run
-
-  gemma3::Mat<float> x = model.embed(ids);  // [n, hidden] the residual stream: E[id] * sqrt(hidden)
-  print_stage("embed", x);
-  for (const auto& layer : model.layers()) {
+  gemma3::Stepper<float> step(model, /*context=*/n);  // owns the cache and the position
+  step.embed(ids);  // the residual stream x [n, hidden]: E[id] * sqrt(hidden)
+  print_stage("embed", step.residual());
+  for (int64_t i = 0; i < step.num_layers(); ++i) {
     // x += post_norm(attention(pre_norm(x))); x += post_norm(mlp(pre_norm(x))), in place.
-    layer.forward(x, cache.layer(layer.index()), /*pos0=*/0, groups, no_observer);
-    const char* kind = layer.kind() == gemma3::LayerKind::Local ? "local" : "global";
-    print_stage("layer " + std::to_string(layer.index()) + " " + kind, x);
+    step.layer(i);
+    const char* kind = model.layers()[i].kind() == gemma3::LayerKind::Local ? "local" : "global";
+    print_stage("layer " + std::to_string(i) + " " + kind, step.residual());
   }
-  cache.advance(n);  // the n positions are now in the cache: a next token would go to position n
-
-  const gemma3::Mat<float> normed = model.final_norm(x);  // [n, hidden]
-  print_stage("final norm", normed);
-  const gemma3::Mat<float> logits = model.lm_head(normed);  // [n, vocab]
+  print_stage("final norm", step.final_norm());  // [n, hidden]
+  const gemma3::Mat<float> logits = step.logits();  // [n, vocab]
 
   // The same computation in one call.
   const gemma3::Mat<float> expected = model.forward(ids);

@@ -86,20 +86,16 @@ class Gemma3 {
   // Processor output for `image`: the image, then its pan & scan crops when enabled.
   std::vector<Mat<float>> pixel_values(const Image& image) const { return processor()(image).pixel_values; }
 
-  // Soft tokens [mm_tokens_per_image, hidden] of one preprocessed image [3, S*S].
-  template <typename Obs = NullObserver>
-  Mat<T> encode(const Mat<float>& pixel_values, Obs& obs) const {
-    return vision().encode(pixel_values.template cast<T>(), obs);
+  // Soft tokens [mm_tokens_per_image, hidden] of one preprocessed image [3, S*S]; `obs` (may be
+  // null) sees the vision sites it asked for, as those of image `image`.
+  Mat<T> encode(const Mat<float>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const {
+    return vision().encode(pixel_values.template cast<T>(), obs, image);
   }
-  Mat<T> encode(const Mat<float>& pixel_values) const {
-    NullObserver none;
-    return encode(pixel_values, none);
-  }
-  // Soft tokens of every image and crop, in prompt order.
-  ImageEmbeddings<T> encode(const std::vector<Image>& images) const {
+  // Soft tokens of every image and crop, in prompt order (image k of SiteInfo is the k-th of them).
+  ImageEmbeddings<T> encode(const std::vector<Image>& images, Observer<T>* obs = nullptr) const {
     ImageEmbeddings<T> out;
     for (const auto& image : images)
-      for (const auto& pv : pixel_values(image)) out.push_back(encode(pv));
+      for (const auto& pv : pixel_values(image)) out.push_back(encode(pv, obs, int64_t(out.size())));
     return out;
   }
 
@@ -110,27 +106,47 @@ class Gemma3 {
     return x;
   }
 
-  // Runs ids (and their images) into `cache`; logits of every new position, or of the last one.
-  template <typename Obs = NullObserver>
-  Mat<T> forward(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache, Obs& obs,
-                 bool all_logits = true) const {
-    Mat<T> x = embed(ids, images);
-    return text_.forward_embeddings(x, image_groups(ids, image_token_id()), cache, obs, all_logits);
+  // Runs ids (and their images) into `cache` after what it holds; logits of the rows asked for.
+  Mat<T> forward(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache,
+                 const LogitRows& rows = LogitRows::all()) const {
+    return forward_impl(ids, images, cache, nullptr, rows);
+  }
+  Mat<T> forward(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache,
+                 Observer<T>& obs, const LogitRows& rows = LogitRows::all()) const {
+    return forward_impl(ids, images, cache, &obs, rows);
   }
   // The whole sequence from position 0 with a fresh cache.
-  template <typename Obs = NullObserver>
-  Mat<T> forward(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, Obs& obs) const {
-    if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
-    text_.check_length(static_cast<int64_t>(ids.size()));
-    KVCache<T> cache(cfg_.text, static_cast<int64_t>(ids.size()));
-    return forward(ids, images, cache, obs);
+  Mat<T> forward(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {},
+                 const LogitRows& rows = LogitRows::all()) const {
+    KVCache<T> cache = cache_for(ids);
+    return forward_impl(ids, images, cache, nullptr, rows);
   }
-  Mat<T> forward(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {}) const {
-    NullObserver none;
-    return forward(ids, images, none);
+  Mat<T> forward(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, Observer<T>& obs,
+                 const LogitRows& rows = LogitRows::all()) const {
+    KVCache<T> cache = cache_for(ids);
+    return forward_impl(ids, images, cache, &obs, rows);
+  }
+  // forward(ids, images) that also captures `sites` (text sites; vision ones are captured by
+  // passing the observer to encode).
+  RunWithCache<T> run_with_cache(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, SiteSet sites,
+                                 const LogitRows& rows = LogitRows::all()) const {
+    RunWithCache<T> r{Mat<T>(), Capture<T>(std::move(sites))};
+    r.logits = forward(ids, images, r.captured, rows);
+    return r;
   }
 
  private:
+  Mat<T> forward_impl(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache,
+                      Observer<T>* obs, const LogitRows& rows) const {
+    Mat<T> x = embed(ids, images);
+    return text_.forward_embeddings(x, image_groups(ids, image_token_id()), cache, obs, rows);
+  }
+  KVCache<T> cache_for(std::span<const int32_t> ids) const {
+    if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
+    text_.check_length(static_cast<int64_t>(ids.size()));
+    return KVCache<T>(cfg_.text, static_cast<int64_t>(ids.size()));
+  }
+
   ModelConfig cfg_;
   TextModel<T> text_;
   std::optional<VisionEncoder<T>> vision_;

@@ -26,7 +26,7 @@
 
 namespace gemma3 {
 
-enum class StopReason { EndOfTurn, Eos, StopString, MaxTokens, ContextFull };
+enum class StopReason { EndOfTurn, Eos, StopString, MaxTokens, ContextFull, Callback };
 
 inline const char* to_string(StopReason r) {
   switch (r) {
@@ -35,17 +35,26 @@ inline const char* to_string(StopReason r) {
     case StopReason::StopString: return "stop_string";
     case StopReason::MaxTokens: return "max_tokens";
     case StopReason::ContextFull: return "context_full";
+    case StopReason::Callback: return "callback";
   }
   return "?";
 }
 
+// Receives each sampled token with its log-probability (and the SamplerConfig::top_logprobs best
+// alternatives) as soon as it is drawn, the stop token included. Returning false stops generation.
+using TokenCallback = std::function<bool(const SampleResult& token)>;
+
 struct GenerateOptions {
   int64_t max_new_tokens = 512;
   std::vector<std::string> stop_strings{};  // generation ends where the text first contains one
+  TokenCallback on_token{};                 // per-token ids and log-probs, as they are drawn
 };
 
 struct GenerateResult {
   std::vector<int32_t> ids;  // generated tokens, the stop token excluded
+  // Every sampled token with its log-probability under the model (log-softmax of the raw logits)
+  // and the top_logprobs alternatives: ids, then the stop token if one ended generation.
+  std::vector<SampleResult> tokens;
   std::string text;          // their text, cut before a stop string
   StopReason reason = StopReason::MaxTokens;
   int64_t prefill_tokens = 0;  // tokens this call prefilled (a chat turn: only the new ones)
@@ -62,7 +71,14 @@ class Session {
  public:
   // `context` is the most positions this session will hold (its KV cache's size).
   Session(const Gemma3<T>& model, const Tokenizer& tok, int64_t context, const SamplerConfig& sampling = {})
-      : model_(&model), tok_(&tok), cache_(model.config().text, context), sampler_(sampling) {}
+      : model_(&model), text_(&model.text()), tok_(&tok), cache_(model.config().text, context), sampler_(sampling) {}
+  // Over a text model alone (no images).
+  Session(const TextModel<T>& model, const Tokenizer& tok, int64_t context, const SamplerConfig& sampling = {})
+      : text_(&model), tok_(&tok), cache_(model.config(), context), sampler_(sampling) {}
+
+  // An observer (null: none) that sees the sites it asked for in every forward step that follows:
+  // the prefill, then each decode step (a Capture keeps each step's in order).
+  void set_observer(Observer<T>* obs) { obs_ = obs; }
 
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int64_t context() const { return cache_.capacity(); }
@@ -87,8 +103,15 @@ class Session {
       throw InvalidArgument("prompt", std::to_string(ids.size()) + " tokens do not fit: " +
                                           std::to_string(cache_.length()) + " of the context's " +
                                           std::to_string(cache_.capacity()) + " positions are in use");
-    NullObserver none;
-    Mat<T> logits = model_->forward(ids, images, cache_, none, /*all_logits=*/false);
+    if (!images.empty() && !model_)
+      throw InvalidArgument("images", "this session runs a text model: it takes no images");
+    Mat<T> logits;
+    if (model_) {
+      logits = obs_ ? model_->forward(ids, images, cache_, *obs_, LogitRows::last())
+                    : model_->forward(ids, images, cache_, LogitRows::last());
+    } else {
+      logits = obs_ ? text_->forward(ids, cache_, *obs_, LogitRows::last()) : text_->forward(ids, cache_, LogitRows::last());
+    }
     tokens_.insert(tokens_.end(), ids.begin(), ids.end());
     return logits.row(0).transpose();
   }
@@ -106,7 +129,8 @@ class Session {
 
     StreamDecoder stream(*tok_);
     std::string held;  // decoded text not yet passed on: it might begin a stop string
-    bool stopped = false;
+    bool stopped = false;      // by a stop string, or by on_piece
+    bool by_callback = false;  // on_piece or on_token asked to stop
     auto emit = [&](std::string piece, bool final) {
       held += piece;
       std::size_t cut = std::string::npos;
@@ -128,14 +152,16 @@ class Session {
       const std::string out = held.substr(0, held.size() - keep);
       held.erase(0, held.size() - keep);
       r.text += out;
-      if (!out.empty() && on_piece && !on_piece(out)) stopped = true;
+      if (!out.empty() && on_piece && !on_piece(out)) stopped = by_callback = true;
     };
 
     std::vector<float> row(std::size_t(logits.size()));
     r.reason = StopReason::MaxTokens;
     for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
       for (Eigen::Index i = 0; i < logits.size(); ++i) row[i] = float(logits[i]);
-      const int32_t id = sampler_.sample(row, tokens_).id;
+      r.tokens.push_back(sampler_.sample(row, tokens_));
+      const int32_t id = r.tokens.back().id;
+      if (opt.on_token && !opt.on_token(r.tokens.back())) by_callback = true;
       if (step == 0) r.time_to_first_token = std::chrono::duration<double>(clock::now() - start).count();
       if (id == tok_->end_of_turn() || id == tok_->eos()) {
         r.reason = id == tok_->eos() ? StopReason::Eos : StopReason::EndOfTurn;
@@ -143,8 +169,8 @@ class Session {
       }
       r.ids.push_back(id);
       emit(stream.push(id), false);
-      if (stopped) {
-        r.reason = StopReason::StopString;
+      if (stopped || by_callback) {
+        r.reason = by_callback ? StopReason::Callback : StopReason::StopString;
         break;
       }
       if (cache_.length() == cache_.capacity()) {
@@ -194,8 +220,10 @@ class Session {
   }
 
  private:
-  const Gemma3<T>* model_;
+  const Gemma3<T>* model_ = nullptr;  // null for a text model
+  const TextModel<T>* text_;
   const Tokenizer* tok_;
+  Observer<T>* obs_ = nullptr;
   KVCache<T> cache_;
   Sampler sampler_;
   std::vector<int32_t> tokens_;

@@ -300,6 +300,13 @@ inline Mat<float> gelu_tanh_mul(const Mat<float>& gate, const Mat<float>& up) {
   return act;
 }
 
+// gelu_tanh(u) by the same kernel: its product with 1, so that an observer of the fast path's
+// unfused MLP sees the very gelu its gelu_tanh_mul multiplies by up.
+inline Mat<float> gelu_tanh(const Mat<float>& u) {
+  const Mat<float> ones = Mat<float>::Ones(u.rows(), u.cols());
+  return gelu_tanh_mul(u, ones);
+}
+
 // x with every element rounded to bf16 (MatmulInputs::Bf16), still stored as f32.
 inline Mat<float> rounded_to_bf16(const ConstMatRef<float>& x) {
   return x.unaryExpr([](float v) { return round_to_bf16(v); });

@@ -45,67 +45,104 @@ struct AttentionParams {
 
 namespace detail {
 
-// Reference attention: gathers the visible keys [first, pos0) from the cache, appends the new ones,
-// builds the score matrix per head, masks it with may_attend, softmax, times V.
-template <typename T, typename Obs, typename Name>
-Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
-                        const AttentionParams<T>& p, const LayerKVCache<T>& cache, int64_t pos0,
-                        std::span<const int32_t> groups, Obs& obs, const Name& name) {
-  const int64_t n = q.rows(), D = p.head_dim;
-  const int64_t first = p.kind == LayerKind::Global ? 0 : std::max<int64_t>(0, pos0 - p.window + 1);
-  const int64_t n_past = pos0 - first, S = n_past + n;
-  Mat<T> keys(S, k.cols()), values(S, v.cols());
-  for (int64_t s = 0; s < n_past; ++s) {
-    keys.row(s) = cache.k.row(cache.row_of(first + s));
-    values.row(s) = cache.v.row(cache.row_of(first + s));
-  }
+// The keys each of n new tokens at [pos0, pos0 + n) may see (text/mask.hpp's one rule), with its
+// image's run in absolute positions.
+template <typename T>
+std::vector<VisibleKeys> visible_keys_of(const AttentionParams<T>& p, int64_t pos0,
+                                         std::span<const int32_t> groups) {
+  const auto spans = image_spans(groups);
+  std::vector<VisibleKeys> keys(spans.size());
+  for (std::size_t r = 0; r < spans.size(); ++r)
+    keys[r] = visible_keys(p.kind, p.window, pos0 + int64_t(r),
+                           {pos0 + spans[r].begin, pos0 + spans[r].end});
+  return keys;
+}
+
+// The keys and values of positions [first, pos0 + n): the cached ones, then the n new ones.
+template <typename T>
+std::pair<Mat<T>, Mat<T>> gather_keys(const Mat<T>& k, const Mat<T>& v, const LayerKVCache<T>& cache,
+                                      int64_t first, int64_t pos0) {
+  const int64_t n = k.rows(), n_past = pos0 - first;
+  Mat<T> keys(n_past + n, k.cols()), values(n_past + n, v.cols());
+  cache.for_each_run(first, pos0, [&](int64_t row, int64_t count, int64_t pos) {
+    keys.middleRows(pos - first, count) = cache.k.middleRows(row, count);
+    values.middleRows(pos - first, count) = cache.v.middleRows(row, count);
+  });
   keys.bottomRows(n) = k;
   values.bottomRows(n) = v;
+  return {std::move(keys), std::move(values)};
+}
 
-  const int64_t group_size = p.heads / p.kv_heads;
+// Softmax probabilities [n, S] of query head `head` over the keys of positions [first, first + S):
+// scaled scores, optional soft-cap, masked by each query's visible keys.
+template <typename T>
+Mat<T> head_probabilities(const Mat<T>& q, const Mat<T>& keys, const AttentionParams<T>& p,
+                          int64_t head, std::span<const VisibleKeys> visible, int64_t first) {
+  const int64_t n = q.rows(), S = keys.rows(), D = p.head_dim;
+  const int64_t g = head / (p.heads / p.kv_heads);  // GQA: the key head this query head reads
+  Mat<T> scores = q.middleCols(head * D, D) * keys.middleCols(g * D, D).transpose() * p.scale;  // [n, S]
+  if (p.softcap) ref::soft_cap<T>(scores, *p.softcap);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t s = 0; s < S; ++s)
+      if (!visible[r].contains(first + s)) scores(r, s) = -std::numeric_limits<T>::infinity();
+  ref::softmax_rows<T>(scores);
+  return scores;
+}
+
+// Reference attention: gathers the visible keys [first, pos0) from the cache and appends the new
+// ones, then per head: probabilities (head_probabilities) times V. When the probabilities are
+// observed they are kept for every head, announced (an edit changes what multiplies V), then used.
+template <typename T>
+Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const AttentionParams<T>& p,
+                        const LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
+                        const LayerTap<T>& tap) {
+  const int64_t n = q.rows(), D = p.head_dim, group_size = p.heads / p.kv_heads;
+  const auto visible = visible_keys_of(p, pos0, groups);
+  const int64_t first = visible_keys(p.kind, p.window, pos0).causal.begin;  // the earliest key any query sees
+  const auto [keys, values] = gather_keys(k, v, cache, first, pos0);
   Mat<T> out(n, p.heads * D);  // attention output before o_proj
-  Mat<T> weights;              // [heads*n, S], only when observed
-  if constexpr (Obs::enabled) weights.resize(p.heads * n, S);
-  for (int64_t head = 0; head < p.heads; ++head) {
-    const int64_t g = head / group_size;
-    Mat<T> scores =
-        q.middleCols(head * D, D) * keys.middleCols(g * D, D).transpose() * p.scale;  // [n, S]
-    if (p.softcap) ref::soft_cap<T>(scores, *p.softcap);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t s = 0; s < S; ++s) {
-        const int64_t j = s - n_past;  // index of the key among the new tokens, < 0 if cached
-        const bool same_image = j >= 0 && groups[r] >= 0 && groups[r] == groups[j];
-        if (!may_attend(p.kind, p.window, pos0 + r, first + s, same_image))
-          scores(r, s) = -std::numeric_limits<T>::infinity();
-      }
-    ref::softmax_rows<T>(scores);
-    if constexpr (Obs::enabled) weights.middleRows(head * n, n) = scores;
-    out.middleCols(head * D, D).noalias() = scores * values.middleCols(g * D, D);
+  if (!tap.wants(SiteKind::AttnWeights)) {
+    for (int64_t head = 0; head < p.heads; ++head)
+      out.middleCols(head * D, D).noalias() =
+          head_probabilities<T>(q, keys, p, head, visible, first) * values.middleCols(head / group_size * D, D);
+    return out;
   }
-  notify(
-      obs, [&] { return name("self_attn.attn_weights"); }, weights);
+  Mat<T> weights(p.heads * n, keys.rows());  // [heads*n, S]
+  for (int64_t head = 0; head < p.heads; ++head)
+    weights.middleRows(head * n, n) = head_probabilities<T>(q, keys, p, head, visible, first);
+  tap(SiteKind::AttnWeights, MatRef<T>(weights), {.heads = p.heads, .key0 = first});
+  for (int64_t head = 0; head < p.heads; ++head)
+    out.middleCols(head * D, D).noalias() =
+        weights.middleRows(head * n, n) * values.middleCols(head / group_size * D, D);
   return out;
 }
 
+// The attention probabilities alone [heads*n, S], as the reference computes them: what the fast
+// path announces when they are read, computed beside its own attention, which does not use them.
+template <typename T>
+Mat<T> attention_probabilities(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const AttentionParams<T>& p,
+                               const LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
+                               int64_t& first) {
+  const int64_t n = q.rows();
+  const auto visible = visible_keys_of(p, pos0, groups);
+  first = visible_keys(p.kind, p.window, pos0).causal.begin;
+  const Mat<T> keys = gather_keys(k, v, cache, first, pos0).first;
+  Mat<T> weights(p.heads * n, keys.rows());
+  for (int64_t head = 0; head < p.heads; ++head)
+    weights.middleRows(head * n, n) = head_probabilities<T>(q, keys, p, head, visible, first);
+  return weights;
+}
+
 // Fast attention: for each (query, head) the visible keys as at most four contiguous segments —
-// cached positions (a ring buffer wraps once at most) and new tokens (the causal window, and the
-// query's image) — and one online-softmax pass over them (kernels/simd.hpp AttendQuery). The same
-// visibility rule as may_attend, as index ranges instead of a materialised mask.
+// cached positions (a ring wraps once at most) and new tokens (the causal window, and the query's
+// image) — and one online-softmax pass over them (kernels/simd.hpp AttendQuery). The keys are
+// those of visible_keys_of, as index ranges instead of a materialised mask.
 inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Mat<float>& v,
                               const AttentionParams<float>& p, const LayerKVCache<float>& cache,
                               int64_t pos0, std::span<const int32_t> groups) {
   const int64_t n = q.rows(), D = p.head_dim, kv_dim = k.cols();
   const int64_t group_size = p.heads / p.kv_heads;
-  const bool local = p.kind == LayerKind::Local;
-  // Each image's run of new tokens, [begin, end).
-  std::vector<int64_t> group_begin(n), group_end(n);
-  for (int64_t r = 0; r < n; ++r) {
-    group_begin[r] =
-        (r > 0 && groups[r] >= 0 && groups[r] == groups[r - 1]) ? group_begin[r - 1] : r;
-  }
-  for (int64_t r = n - 1; r >= 0; --r)
-    group_end[r] =
-        (r + 1 < n && groups[r] >= 0 && groups[r] == groups[r + 1]) ? group_end[r + 1] : r + 1;
+  const auto visible = visible_keys_of(p, pos0, groups);
   Mat<float> out(n, p.heads * D);
   const float cap = p.softcap ? float(*p.softcap) : 0.f;
   // One task per (token, key head, part of its group): the query heads of a part share one pass
@@ -120,26 +157,18 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
     const int64_t head = g * group_size + task % parts * per_part;  // first query head of the part
     const int64_t heads = std::min(per_part, (g + 1) * group_size - head);
     if (heads <= 0) continue;
-    const int64_t pos = pos0 + r;
     kernels::simd::KeySegment segs[4];
     int64_t n_segs = 0;
-    // Cached keys [lo, pos0).
-    const int64_t lo = local ? std::max<int64_t>(0, pos - p.window + 1) : 0;
-    for (int64_t s = lo; s < pos0;) {
-      const int64_t row = cache.row_of(s);
-      const int64_t count = std::min(pos0 - s, cache.rows() - row);
-      segs[n_segs++] = {cache.k.data() + row * kv_dim + g * D,
-                        cache.v.data() + row * kv_dim + g * D, count, kv_dim};
-      s += count;
-    }
-    // New keys: [window start, r] and, for an image token, its whole image.
-    int64_t a = local ? std::max<int64_t>(0, r - p.window + 1) : 0, b = r + 1;
-    int64_t c = b, d = b;
-    if (groups[r] >= 0) {
-      c = group_begin[r], d = group_end[r];
-      if (c <= b && d >= a)
-        a = std::min(a, c), b = std::max(b, d), c = d = b;  // overlapping: one range
-    }
+    const VisibleKeys& keys = visible[r];
+    // Cached keys: the causal range's part before pos0.
+    cache.for_each_run(keys.causal.begin, std::min(keys.causal.end, pos0), [&](int64_t row, int64_t count, int64_t) {
+      segs[n_segs++] = {cache.k.data() + row * kv_dim + g * D, cache.v.data() + row * kv_dim + g * D,
+                        count, kv_dim};
+    });
+    // New keys, as rows of k: the causal range's part from pos0 on and the query's image.
+    int64_t a = std::max(keys.causal.begin, pos0) - pos0, b = keys.causal.end - pos0;
+    int64_t c = keys.image.begin - pos0, d = keys.image.end - pos0;
+    if (c <= b && d >= a) a = std::min(a, c), b = std::max(b, d), c = d = b;  // overlapping: one range
     for (auto [from, to] : {std::pair{a, b}, std::pair{c, d}})
       if (to > from)
         segs[n_segs++] = {k.data() + from * kv_dim + g * D, v.data() + from * kv_dim + g * D,
@@ -155,57 +184,53 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
 // Attention of n new tokens at positions [pos0, pos0 + n). Keys and values of earlier positions
 // come from `cache`; the new ones are written to it. `groups` gives each new token's image group
 // (-1 for text); an image must lie entirely inside one chunk for its tokens to see each other.
-template <typename T, typename Obs, typename Name>
+//
+// The fast backend runs attend_fast unless the probabilities are edited in this layer (then the
+// reference, which multiplies V by the edited probabilities); read, they are computed beside it.
+template <typename T>
 Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const AttentionParams<T>& p,
                       LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
-                      Obs& obs, const Name& name) {
+                      const detail::LayerTap<T>& tap) {
   const int64_t n = h.rows(), D = p.head_dim;
   // q, k and v read the same h: one call (one pass over the three matrices on the fast path).
   auto qkv = linear<T>(h, std::array{&w.q_proj, &w.k_proj, &w.v_proj}, p.backend);
   Mat<T>& q = qkv[0];  // [n, heads*D]
   Mat<T>& k = qkv[1];  // [n, kv_heads*D]
   Mat<T>& v = qkv[2];  // [n, kv_heads*D]
-  notify(
-      obs, [&] { return name("self_attn.q_proj"); }, q);
-  notify(
-      obs, [&] { return name("self_attn.k_proj"); }, k);
-  notify(
-      obs, [&] { return name("self_attn.v_proj"); }, v);
+  tap(SiteKind::QProj, MatRef<T>(q));
+  tap(SiteKind::KProj, MatRef<T>(k));
+  tap(SiteKind::VProj, MatRef<T>(v));
 
   // q/k norm: one RMSNorm over each head's D values; viewing [n, heads*D] as [n*heads, D].
-  MatMap<T>(q.data(), n * p.heads, D) =
-      ref::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
+  MatMap<T>(q.data(), n * p.heads, D) = ref::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
   MatMap<T>(k.data(), n * p.kv_heads, D) =
       ref::rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps);
-  notify(
-      obs, [&] { return name("self_attn.q_norm"); }, q);
-  notify(
-      obs, [&] { return name("self_attn.k_norm"); }, k);
+  tap(SiteKind::QNorm, MatRef<T>(q));
+  tap(SiteKind::KNorm, MatRef<T>(k));
   p.rope.apply(q, D, pos0);
   p.rope.apply(k, D, pos0);
-  notify(
-      obs, [&] { return name("self_attn.q_rope"); }, q);
-  notify(
-      obs, [&] { return name("self_attn.k_rope"); }, k);
+  tap(SiteKind::QRope, MatRef<T>(q));
+  tap(SiteKind::KRope, MatRef<T>(k));
 
   Mat<T> out;  // [n, heads*D] attention output before o_proj
-  if constexpr (std::is_same_v<T, float> && !Obs::enabled)
-    out = p.backend != Backend::Reference
-              ? detail::attend_fast(q, k, v, p, cache, pos0, groups)
-              : detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, obs, name);
-  else
-    out = detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, obs, name);
-  // Only now store the new keys: in a ring, a long chunk would overwrite keys its first queries
-  // see.
-  for (int64_t r = 0; r < n; ++r) {
-    cache.k.row(cache.row_of(pos0 + r)) = k.row(r);
-    cache.v.row(cache.row_of(pos0 + r)) = v.row(r);
+  bool fast = false;
+  if constexpr (std::is_same_v<T, float>) fast = p.backend != Backend::Reference && !tap.edits(SiteKind::AttnWeights);
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast) {
+      out = detail::attend_fast(q, k, v, p, cache, pos0, groups);
+      if (tap.wants(SiteKind::AttnWeights)) {
+        int64_t first = 0;
+        Mat<T> weights = detail::attention_probabilities<T>(q, k, v, p, cache, pos0, groups, first);
+        tap(SiteKind::AttnWeights, MatRef<T>(weights), {.heads = p.heads, .key0 = first});
+      }
+    }
   }
-  notify(
-      obs, [&] { return name("self_attn.attn_output"); }, out);
+  if (!fast) out = detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, tap);
+  // Only now store the new keys: in a ring, a long chunk would overwrite keys its first queries see.
+  cache.store(pos0, k, v);
+  tap(SiteKind::AttnOutput, MatRef<T>(out));
   Mat<T> o = linear<T>(out, w.o_proj, p.backend);
-  notify(
-      obs, [&] { return name("self_attn"); }, o);
+  tap(SiteKind::SelfAttn, MatRef<T>(o));
   return o;
 }
 

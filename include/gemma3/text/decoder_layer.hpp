@@ -1,10 +1,10 @@
-// One Gemma 3 decoder layer (spec §2.3): pre- and post-norms around attention and around the MLP,
-// each branch added to the residual stream.
+// One Gemma 3 decoder layer: pre- and post-norms around attention and around the MLP, each branch
+// added to the residual stream (the Gemma 3 report, section 2; transformers 4.51.3
+// modeling_gemma3.py Gemma3DecoderLayer).
 #pragma once
 
 #include <cmath>
 #include <span>
-#include <string>
 
 #include "gemma3/config.hpp"
 #include "gemma3/kernels/reference.hpp"
@@ -46,28 +46,26 @@ class DecoderLayer {
   const LayerWeights& weights() const { return w_; }
 
   // Runs the layer on the residual stream x [n, hidden] of n new tokens at positions
-  // [pos0, pos0 + n), in place; reads and extends this layer's KV cache.
-  template <typename Obs = NullObserver>
+  // [pos0, pos0 + n), in place; reads and extends this layer's KV cache. `obs` (may be null) sees
+  // the sites it asked for. Stepping by hand? Stepper (text/stepper.hpp) does the bookkeeping.
   void forward(MatRef<T> x, LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
-               Obs& obs) const {
-    auto name = [this](const char* what) {
-      return "model.layers." + std::to_string(index_) + "." + what;
-    };
+               Observer<T>* obs = nullptr) const {
+    const detail::LayerTap<T> tap{obs, int32_t(index_), pos0};
     Mat<T> h = ref::rms_norm<T>(x, input_layernorm_, eps_);
-    notify(obs, [&] { return name("input_layernorm"); }, h);
-    h = self_attention<T>(h, w_, attn_, cache, pos0, groups, obs, name);
+    tap(SiteKind::InputLayernorm, MatRef<T>(h));
+    h = self_attention<T>(h, w_, attn_, cache, pos0, groups, tap);
     h = ref::rms_norm<T>(h, post_attention_layernorm_, eps_);
-    notify(obs, [&] { return name("post_attention_layernorm"); }, h);
+    tap(SiteKind::PostAttentionLayernorm, MatRef<T>(h));
     x += h;
-    notify(obs, [&] { return name("attn_residual"); }, x);
+    tap(SiteKind::AttnResidual, x);
 
     h = ref::rms_norm<T>(x, pre_feedforward_layernorm_, eps_);
-    notify(obs, [&] { return name("pre_feedforward_layernorm"); }, h);
-    h = mlp<T>(h, w_, attn_.backend, obs, name);
+    tap(SiteKind::PreFeedforwardLayernorm, MatRef<T>(h));
+    h = mlp<T>(h, w_, attn_.backend, tap);
     h = ref::rms_norm<T>(h, post_feedforward_layernorm_, eps_);
-    notify(obs, [&] { return name("post_feedforward_layernorm"); }, h);
+    tap(SiteKind::PostFeedforwardLayernorm, MatRef<T>(h));
     x += h;
-    notify(obs, [&] { return "model.layers." + std::to_string(index_); }, x);
+    tap(SiteKind::Residual, x);
   }
 
  private:

@@ -20,6 +20,7 @@
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
 #include "gemma3/tensor.hpp"
+#include "gemma3/text/mask.hpp"
 
 namespace gemma3 {
 
@@ -30,7 +31,27 @@ struct LayerKVCache {
   bool ring = false;  // true for local layers: row = position mod rows
 
   int64_t rows() const { return k.rows(); }
+  // The row that holds position `pos`: the one place the ring's wrap is written.
   int64_t row_of(int64_t pos) const { return ring ? pos % rows() : pos; }
+
+  // Positions [from, to) as runs of consecutive rows (two at most: a ring wraps once):
+  // f(first_row, count, first_position) for each, in position order.
+  template <typename F>
+  void for_each_run(int64_t from, int64_t to, F&& f) const {
+    for (int64_t pos = from; pos < to;) {
+      const int64_t row = row_of(pos), count = std::min(to - pos, rows() - row);
+      f(row, count, pos);
+      pos += count;
+    }
+  }
+
+  // Stores the keys and values of positions [pos0, pos0 + k.rows()).
+  void store(int64_t pos0, const ConstMatRef<T>& new_k, const ConstMatRef<T>& new_v) {
+    for (int64_t r = 0; r < new_k.rows(); ++r) {
+      k.row(row_of(pos0 + r)) = new_k.row(r);
+      v.row(row_of(pos0 + r)) = new_v.row(r);
+    }
+  }
 };
 
 namespace detail {
@@ -90,9 +111,9 @@ class KVCache {
     try {
       layers_.resize(cfg.num_hidden_layers);
       for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-        const bool local = layer_kind(cfg, i) == LayerKind::Local;
-        const int64_t rows = local ? std::min(cfg.sliding_window, capacity) : capacity;
-        layers_[i].ring = local;
+        const LayerKind kind = layer_kind(cfg, i);
+        const int64_t rows = kv_cache_rows(kind, cfg.sliding_window, capacity);
+        layers_[i].ring = kind == LayerKind::Local;
         layers_[i].k.setZero(rows, kv_dim);
         layers_[i].v.setZero(rows, kv_dim);
       }
@@ -108,7 +129,7 @@ class KVCache {
     constexpr int64_t kTooMany = std::numeric_limits<int64_t>::max();
     int64_t rows = 0;
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-      const int64_t layer_rows = layer_kind(cfg, i) == LayerKind::Local ? std::min(cfg.sliding_window, capacity) : capacity;
+      const int64_t layer_rows = kv_cache_rows(layer_kind(cfg, i), cfg.sliding_window, capacity);
       if (__builtin_add_overflow(rows, layer_rows, &rows)) return kTooMany;
     }
     int64_t bytes = rows;  // x 2 (keys and values) x kv_dim x bytes_per_value

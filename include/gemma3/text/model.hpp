@@ -1,13 +1,13 @@
-// The Gemma 3 text decoder: embedding, the stack of decoder layers, the final norm and the LM head.
+// The Gemma 3 text decoder: embedding, the stack of decoder layers, the final norm and the LM head
+// (transformers 4.51.3 modeling_gemma3.py Gemma3ForCausalLM).
 //
-// Two ways to run it:
+// Ways to run it:
 //   * whole: `forward(ids)` returns the logits of every position (a fresh cache sized to the input);
-//     `forward(ids, cache)` prefills or decodes the next tokens into a KV cache;
-//   * one step at a time, on the caller's buffers, for stepping through in a debugger:
-//       Mat<float> x = model.embed(ids);
-//       for (auto& layer : model.layers()) layer.forward(x, cache.layer(layer.index()), pos0, groups, obs);
-//       cache.advance(ids.size());
-//       Mat<float> logits = model.lm_head(model.final_norm(x));
+//     `forward(ids, cache)` prefills or decodes the next tokens into a KV cache; LogitRows says
+//     which positions get logits (all, the last, some, none);
+//   * observed: `forward(ids, observer)` announces the sites the observer asked for (observer.hpp),
+//     `run_with_cache(ids, sites)` returns the logits and a Capture of those sites;
+//   * a layer at a time: Stepper (text/stepper.hpp) owns the position, cache and observer.
 #pragma once
 
 #include <cmath>
@@ -28,6 +28,50 @@
 #include "gemma3/weights.hpp"
 
 namespace gemma3 {
+
+// Which positions of a forward call get logits: the rows of the returned matrix, in order. The LM
+// head is the largest product of a step (vocab x hidden), so a caller that needs one row should not
+// pay for T of them (T x 262144 floats is 631 MB at T = 602).
+class LogitRows {
+ public:
+  static LogitRows all() { return LogitRows(Kind::All, {}); }
+  static LogitRows last() { return LogitRows(Kind::Last, {}); }
+  static LogitRows none() { return LogitRows(Kind::Some, {}); }
+  // The calls' tokens at these indices (negative ones count from the end: -1 is the last).
+  static LogitRows at(std::vector<int64_t> indices) { return LogitRows(Kind::Some, std::move(indices)); }
+
+  bool is_all() const { return kind_ == Kind::All; }
+  // The row indices among a call's n tokens; InvalidArgument "logits" for one out of range.
+  std::vector<int64_t> resolve(int64_t n) const {
+    if (kind_ == Kind::All) {
+      std::vector<int64_t> rows(std::size_t(n), 0);
+      for (int64_t i = 0; i < n; ++i) rows[std::size_t(i)] = i;
+      return rows;
+    }
+    if (kind_ == Kind::Last) return {n - 1};
+    std::vector<int64_t> rows;
+    for (const int64_t i : indices_) {
+      if (i < -n || i >= n)
+        throw InvalidArgument("logits", "position " + std::to_string(i) + " is outside the call's " +
+                                            std::to_string(n) + " tokens");
+      rows.push_back(i < 0 ? n + i : i);
+    }
+    return rows;
+  }
+
+ private:
+  enum class Kind { All, Last, Some };
+  LogitRows(Kind k, std::vector<int64_t> indices) : kind_(k), indices_(std::move(indices)) {}
+  Kind kind_;
+  std::vector<int64_t> indices_;
+};
+
+// What run_with_cache returns: the logits and the captured sites.
+template <typename T>
+struct RunWithCache {
+  Mat<T> logits;
+  Capture<T> captured;
+};
 
 template <typename T = float>
 class TextModel {
@@ -64,16 +108,16 @@ class TextModel {
   }
 
   // Runs every layer on x [n, hidden] (n new tokens at positions cache.length() ...) in place and
-  // advances the cache.
-  template <typename Obs = NullObserver>
-  void forward_layers(MatRef<T> x, KVCache<T>& cache, std::span<const int32_t> groups, Obs& obs) const {
+  // advances the cache. `groups` gives each token's image (-1 for text; text/mask.hpp).
+  void forward_layers(MatRef<T> x, KVCache<T>& cache, std::span<const int32_t> groups,
+                      Observer<T>* obs = nullptr) const {
     const int64_t n = x.rows();
     if (n == 0) throw InvalidArgument("inputs", "empty sequence");
     if (static_cast<int64_t>(groups.size()) != n)
       throw InvalidArgument("groups", "one image group per token expected");
     cache.check_room(n);
     const int64_t pos0 = cache.length();
-    notify(obs, [] { return std::string("model.inputs_embeds"); }, x);
+    announce(obs, Site::inputs_embeds(), x, {.pos0 = pos0});
     for (const auto& layer : layers_) layer.forward(x, cache.layer(layer.index()), pos0, groups, obs);
     cache.advance(n);
   }
@@ -87,40 +131,53 @@ class TextModel {
     return logits;
   }
 
-  // Embeds `ids`, runs them through the layers into `cache`, returns the logits of every new position
-  // (or of the last one only when `all_logits` is false: what generation needs).
-  template <typename Obs = NullObserver>
-  Mat<T> forward(std::span<const int32_t> ids, KVCache<T>& cache, Obs& obs, bool all_logits = true) const {
-    Mat<T> x = embed(ids);
-    return forward_embeddings(x, std::vector<int32_t>(ids.size(), -1), cache, obs, all_logits);
+  // Embeds `ids`, runs them through the layers into `cache` (after what it holds) and returns the
+  // logits of the rows asked for.
+  Mat<T> forward(std::span<const int32_t> ids, KVCache<T>& cache, const LogitRows& rows = LogitRows::all()) const {
+    return forward_ids(ids, cache, nullptr, rows);
   }
-  Mat<T> forward(std::span<const int32_t> ids, KVCache<T>& cache, bool all_logits = true) const {
-    NullObserver none;
-    return forward(ids, cache, none, all_logits);
+  Mat<T> forward(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>& obs,
+                 const LogitRows& rows = LogitRows::all()) const {
+    return forward_ids(ids, cache, &obs, rows);
   }
 
-  // The whole sequence at once, from position 0: logits [n, vocab].
-  template <typename Obs = NullObserver>
-  Mat<T> forward(std::span<const int32_t> ids, Obs& obs) const {
-    if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
-    check_length(static_cast<int64_t>(ids.size()));
-    KVCache<T> cache(cfg_, static_cast<int64_t>(ids.size()));
-    return forward(ids, cache, obs);
+  // The whole sequence at once, from position 0, with a cache of its length.
+  Mat<T> forward(std::span<const int32_t> ids, const LogitRows& rows = LogitRows::all()) const {
+    KVCache<T> cache = cache_for(ids);
+    return forward_ids(ids, cache, nullptr, rows);
   }
-  Mat<T> forward(std::span<const int32_t> ids) const {
-    NullObserver none;
-    return forward(ids, none);
+  Mat<T> forward(std::span<const int32_t> ids, Observer<T>& obs, const LogitRows& rows = LogitRows::all()) const {
+    KVCache<T> cache = cache_for(ids);
+    return forward_ids(ids, cache, &obs, rows);
   }
 
-  // From decoder inputs (text embeddings with image soft tokens merged in): layers, norm, head.
-  template <typename Obs = NullObserver>
-  Mat<T> forward_embeddings(MatRef<T> x, std::span<const int32_t> groups, KVCache<T>& cache, Obs& obs,
-                            bool all_logits = true) const {
+  // forward(ids) that also captures `sites` (TransformerLens's run_with_cache).
+  RunWithCache<T> run_with_cache(std::span<const int32_t> ids, SiteSet sites,
+                                 const LogitRows& rows = LogitRows::all()) const {
+    RunWithCache<T> r{Mat<T>(), Capture<T>(std::move(sites))};
+    r.logits = forward(ids, r.captured, rows);
+    return r;
+  }
+
+  // From decoder inputs x [n, hidden] (text embeddings with image soft tokens merged in): layers,
+  // final norm and LM head for the rows asked for. `obs` may be null.
+  Mat<T> forward_embeddings(MatRef<T> x, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs,
+                            const LogitRows& rows = LogitRows::all()) const {
+    const int64_t pos0 = cache.length();
     forward_layers(x, cache, groups, obs);
-    Mat<T> normed = final_norm(all_logits ? ConstMatRef<T>(x) : ConstMatRef<T>(x.bottomRows(1)));
-    notify(obs, [] { return std::string("model.norm"); }, normed);
+    const std::vector<int64_t> picked = rows.resolve(x.rows());
+    if (picked.empty()) return Mat<T>(0, cfg_.vocab_size);
+    // The norm is row by row: the rows asked for, or all of them when they are observed.
+    Mat<T> normed;
+    if (obs && obs->wants(Site::final_norm())) {
+      normed = final_norm(x);
+      announce(obs, Site::final_norm(), MatRef<T>(normed), {.pos0 = pos0});
+      if (!rows.is_all()) normed = Mat<T>(normed(picked, Eigen::all));
+    } else {
+      normed = rows.is_all() ? final_norm(x) : final_norm(Mat<T>(x(picked, Eigen::all)));
+    }
     Mat<T> logits = lm_head(normed);
-    notify(obs, [] { return std::string("lm_head"); }, logits);
+    announce(obs, Site::logits(), MatRef<T>(logits), {.pos0 = pos0});
     return logits;
   }
 
@@ -132,6 +189,16 @@ class TextModel {
   }
 
  private:
+  Mat<T> forward_ids(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>* obs, const LogitRows& rows) const {
+    Mat<T> x = embed(ids);
+    return forward_embeddings(x, std::vector<int32_t>(ids.size(), -1), cache, obs, rows);
+  }
+  KVCache<T> cache_for(std::span<const int32_t> ids) const {
+    if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
+    check_length(static_cast<int64_t>(ids.size()));
+    return KVCache<T>(cfg_, static_cast<int64_t>(ids.size()));
+  }
+
   void check_ids(std::span<const int32_t> ids) const {
     if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
     for (std::size_t t = 0; t < ids.size(); ++t)

@@ -40,35 +40,21 @@ class VisionEncoder {
   const SiglipVisionModel<T>& vision_tower() const { return tower_; }
   const MultiModalProjector<T>& projector() const { return projector_; }
 
-  // SigLIP's last_hidden_state [P², vh] (after post_layernorm, before pooling).
-  template <typename Obs = NullObserver>
-  Mat<T> last_hidden_state(const ConstMatRef<T>& pixel_values, Obs& obs) const {
-    return tower_.forward(pixel_values, obs);
-  }
-  Mat<T> last_hidden_state(const ConstMatRef<T>& pixel_values) const {
-    NullObserver none;
-    return last_hidden_state(pixel_values, none);
+  // SigLIP's last_hidden_state [P², vh] (after post_layernorm, before pooling). `obs` (may be
+  // null) sees the sites it asked for, as those of image `image`.
+  Mat<T> last_hidden_state(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const {
+    return tower_.forward(pixel_values, obs, image);
   }
 
   // Soft tokens [mm_tokens_per_image, hidden] from last_hidden_state [P², vh].
-  template <typename Obs = NullObserver>
-  Mat<T> project(const ConstMatRef<T>& last_hidden_state, Obs& obs) const {
-    return projector_.forward(last_hidden_state, obs);
-  }
-  Mat<T> project(const ConstMatRef<T>& last_hidden_state) const {
-    NullObserver none;
-    return project(last_hidden_state, none);
+  Mat<T> project(const ConstMatRef<T>& last_hidden_state, Observer<T>* obs = nullptr, int64_t image = 0) const {
+    return projector_.forward(last_hidden_state, obs, image);
   }
 
   // Pixel values [3, S*S] → soft tokens [mm_tokens_per_image, hidden].
-  template <typename Obs = NullObserver>
-  Mat<T> encode(const ConstMatRef<T>& pixel_values, Obs& obs) const {
-    const Mat<T> hidden = last_hidden_state(pixel_values, obs);
-    return project(hidden, obs);
-  }
-  Mat<T> encode(const ConstMatRef<T>& pixel_values) const {
-    NullObserver none;
-    return encode(pixel_values, none);
+  Mat<T> encode(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const {
+    const Mat<T> hidden = last_hidden_state(pixel_values, obs, image);
+    return project(hidden, obs, image);
   }
 
  private:

@@ -46,8 +46,8 @@ class MultiModalProjector {
   int64_t pool_kernel() const { return kernel_; }
 
   // Soft tokens [mm_tokens_per_image, hidden] from last_hidden_state [P², vh].
-  template <typename Obs = NullObserver>
-  Mat<T> forward(const ConstMatRef<T>& last_hidden_state, Obs& obs) const {
+  // `obs` (may be null) sees the sites it asked for, as those of image `image`.
+  Mat<T> forward(const ConstMatRef<T>& last_hidden_state, Observer<T>* obs = nullptr, int64_t image = 0) const {
     const int64_t P = patches_per_side_, Q = tokens_per_side_, k = kernel_;
     if (last_hidden_state.rows() != P * P || last_hidden_state.cols() != vision_hidden_)
       throw InvalidArgument("last_hidden_state", "expected [" + std::to_string(P * P) + ", " +
@@ -63,17 +63,13 @@ class MultiModalProjector {
           for (int64_t b = 0; b < k; ++b) row += last_hidden_state.row((k * R + a) * P + k * C + b);
         row /= T(k * k);
       }
-    notify(obs, [] { return std::string("multi_modal_projector.avg_pool"); }, z);
+    announce(obs, Site{SiteKind::ProjectorAvgPool}, MatRef<T>(z), {.image = image});
     z = ref::rms_norm<T>(z, norm_, eps_);
-    notify(obs, [] { return std::string("multi_modal_projector.mm_soft_emb_norm"); }, z);
+    announce(obs, Site{SiteKind::ProjectorSoftEmbNorm}, MatRef<T>(z), {.image = image});
     // torch.matmul(normed, mm_input_projection_weight): M is [vh, hidden] and used as is.
     Mat<T> f = z * projection_.as<T>();  // [T, hidden]
-    notify(obs, [] { return std::string("multi_modal_projector"); }, f);
+    announce(obs, Site{SiteKind::Projector}, MatRef<T>(f), {.image = image});
     return f;
-  }
-  Mat<T> forward(const ConstMatRef<T>& last_hidden_state) const {
-    NullObserver none;
-    return forward(last_hidden_state, none);
   }
 
  private:

@@ -8,7 +8,7 @@
 //   last_hidden_state = post_layernorm(x)                [P², vh], P = image_size / patch_size
 //
 // Input layout: pixel values [3, S*S] row-major (channel c, column y*S + x), as ImageProcessor makes
-// them. Observer names (HF module paths under `vision_tower.vision_model.`):
+// them. Sites (site.hpp; HF module paths under `vision_tower.vision_model.`):
 //   embeddings                                  [P², vh] patch + position embeddings
 //   encoder.layers.N.layer_norm1                [P², vh]
 //   encoder.layers.N.self_attn.q_proj / k_proj / v_proj   [P², vh] with bias
@@ -67,50 +67,52 @@ class SiglipEncoderLayer {
   int64_t index() const { return index_; }
   const VisionLayerWeights& weights() const { return w_; }
 
-  // Runs the layer on the residual stream x [n, vh] in place.
-  template <typename Obs = NullObserver>
-  void forward(MatRef<T> x, Obs& obs) const {
-    auto name = [this](const char* what) {
-      return "vision_tower.vision_model.encoder.layers." + std::to_string(index_) + "." + what;
-    };
+  // Runs the layer on the residual stream x [n, vh] of image `image` in place; `obs` may be null.
+  void forward(MatRef<T> x, Observer<T>* obs = nullptr, int64_t image = 0) const {
+    const detail::LayerTap<T> tap{obs, int32_t(index_), 0, image};
     Mat<T> h = ref::layer_norm<T>(x, ln1_w_, ln1_b_, eps_);
-    notify(obs, [&] { return name("layer_norm1"); }, h);
-    x += self_attention(h, obs, name);
+    tap(SiteKind::VisionLayerNorm1, MatRef<T>(h));
+    x += self_attention(h, tap);
 
     h = ref::layer_norm<T>(x, ln2_w_, ln2_b_, eps_);
-    notify(obs, [&] { return name("layer_norm2"); }, h);
+    tap(SiteKind::VisionLayerNorm2, MatRef<T>(h));
     Mat<T> m = detail::linear_bias<T>(h, w_.fc1_weight, fc1_b_);  // [n, v_intermediate]
-    notify(obs, [&] { return name("mlp.fc1"); }, m);
+    tap(SiteKind::VisionFc1, MatRef<T>(m));
     m = ref::gelu_tanh<T>(m);
     m = detail::linear_bias<T>(m, w_.fc2_weight, fc2_b_);  // [n, vh]
-    notify(obs, [&] { return name("mlp"); }, m);
+    tap(SiteKind::VisionMlp, MatRef<T>(m));
     x += m;
-    notify(obs, [&] { return "vision_tower.vision_model.encoder.layers." + std::to_string(index_); }, x);
+    tap(SiteKind::VisionResidual, x);
   }
 
  private:
   // Full bidirectional multi-head attention with biases (HF-sig SiglipAttention, eager path).
-  template <typename Obs, typename Name>
-  Mat<T> self_attention(const ConstMatRef<T>& h, Obs& obs, const Name& name) const {
+  Mat<T> self_attention(const ConstMatRef<T>& h, const detail::LayerTap<T>& tap) const {
     const int64_t n = h.rows(), D = head_dim_;
     Mat<T> q = detail::linear_bias<T>(h, w_.q_proj_weight, q_b_);  // [n, heads*D]
     Mat<T> k = detail::linear_bias<T>(h, w_.k_proj_weight, k_b_);
     Mat<T> v = detail::linear_bias<T>(h, w_.v_proj_weight, v_b_);
-    notify(obs, [&] { return name("self_attn.q_proj"); }, q);
-    notify(obs, [&] { return name("self_attn.k_proj"); }, k);
-    notify(obs, [&] { return name("self_attn.v_proj"); }, v);
+    tap(SiteKind::VisionQProj, MatRef<T>(q));
+    tap(SiteKind::VisionKProj, MatRef<T>(k));
+    tap(SiteKind::VisionVProj, MatRef<T>(v));
     Mat<T> out(n, heads_ * D);  // heads concatenated, before out_proj
-    Mat<T> weights;             // [heads*n, n], only when observed
-    if constexpr (Obs::enabled) weights.resize(heads_ * n, n);
-    for (int64_t head = 0; head < heads_; ++head) {
+    auto probabilities = [&](int64_t head) {
       Mat<T> scores = q.middleCols(head * D, D) * k.middleCols(head * D, D).transpose() * scale_;  // [n, n]
       ref::softmax_rows<T>(scores);
-      if constexpr (Obs::enabled) weights.middleRows(head * n, n) = scores;
-      out.middleCols(head * D, D).noalias() = scores * v.middleCols(head * D, D);
+      return scores;
+    };
+    if (!tap.wants(SiteKind::VisionAttnWeights)) {
+      for (int64_t head = 0; head < heads_; ++head)
+        out.middleCols(head * D, D).noalias() = probabilities(head) * v.middleCols(head * D, D);
+    } else {  // kept for every head [heads*n, n], announced, then multiplied by V
+      Mat<T> weights(heads_ * n, n);
+      for (int64_t head = 0; head < heads_; ++head) weights.middleRows(head * n, n) = probabilities(head);
+      tap(SiteKind::VisionAttnWeights, MatRef<T>(weights), {.heads = heads_});
+      for (int64_t head = 0; head < heads_; ++head)
+        out.middleCols(head * D, D).noalias() = weights.middleRows(head * n, n) * v.middleCols(head * D, D);
     }
-    notify(obs, [&] { return name("self_attn.attn_weights"); }, weights);
     Mat<T> o = detail::linear_bias<T>(out, w_.out_proj_weight, out_b_);
-    notify(obs, [&] { return name("self_attn"); }, o);
+    tap(SiteKind::VisionSelfAttn, MatRef<T>(o));
     return o;
   }
 
@@ -163,18 +165,14 @@ class SiglipVisionModel {
   }
 
   // last_hidden_state [P², vh] of one image.
-  template <typename Obs = NullObserver>
-  Mat<T> forward(const ConstMatRef<T>& pixel_values, Obs& obs) const {
+  // `obs` (may be null) sees the sites it asked for, as those of image `image`.
+  Mat<T> forward(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const {
     Mat<T> x = embeddings(pixel_values);
-    notify(obs, [] { return std::string("vision_tower.vision_model.embeddings"); }, x);
-    for (const auto& layer : layers_) layer.forward(x, obs);
+    announce(obs, Site{SiteKind::VisionEmbeddings}, MatRef<T>(x), {.image = image});
+    for (const auto& layer : layers_) layer.forward(x, obs, image);
     Mat<T> y = ref::layer_norm<T>(x, post_w_, post_b_, cfg_.layer_norm_eps);
-    notify(obs, [] { return std::string("vision_tower.vision_model.post_layernorm"); }, y);
+    announce(obs, Site{SiteKind::VisionPostLayernorm}, MatRef<T>(y), {.image = image});
     return y;
-  }
-  Mat<T> forward(const ConstMatRef<T>& pixel_values) const {
-    NullObserver none;
-    return forward(pixel_values, none);
   }
 
  private:
