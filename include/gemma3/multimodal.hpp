@@ -71,6 +71,8 @@ class Gemma3 {
 
   const ModelConfig& config() const { return cfg_; }
   const TextModel<T>& text() const { return text_; }
+  // Tokens a long prompt runs through the layers at a time (TextModel::set_prefill_chunk).
+  void set_prefill_chunk(int64_t tokens) { text_.set_prefill_chunk(tokens); }
   bool has_vision() const { return vision_.has_value(); }
   const VisionEncoder<T>& vision() const {
     if (!vision_) throw InvalidArgument("image", "this is a text-only checkpoint (" + cfg_.model_type + "): no vision tower");

@@ -52,6 +52,10 @@ class Observer {
 
   virtual void on_read(const Site&, ConstMatRef<T>, const SiteInfo&) {}
   virtual void on_edit(const Site&, MatRef<T>, const SiteInfo&) {}
+  // Called as a forward call starts, with its first position and its number of tokens: a long
+  // prompt then runs through the layers in chunks (TextModel::prefill_chunk), and each chunk
+  // announces the layer sites of its own rows (SiteInfo::pos0 says which).
+  virtual void on_forward(int64_t /*pos0*/, int64_t /*tokens*/) {}
 
  protected:
   SiteSet reads_, edits_;
@@ -81,15 +85,34 @@ struct Captured {
 };
 
 // Keeps a copy of every announcement of the sites it is given: run_with_cache's observer. A site
-// announced several times (a prefill, then decode steps; several images) keeps each, in order.
+// announced several times (a prefill, then decode steps; several images) keeps each, in order;
+// the chunks of one forward call are stitched into one [tokens, ...] matrix as they arrive (the
+// attention probabilities excepted: each chunk's say which queries and keys they cover).
 template <typename T>
 class Capture : public Observer<T> {
  public:
   explicit Capture(SiteSet sites) : Observer<T>(std::move(sites), {}) {}
   Capture(std::initializer_list<Site> sites) : Capture(SiteSet(sites)) {}
 
+  void on_forward(int64_t pos0, int64_t tokens) override {
+    call_ = {pos0, tokens};
+    ++calls_;
+  }
   void on_read(const Site& s, ConstMatRef<T> v, const SiteInfo& info) override {
-    seen_[s].push_back({Mat<T>(v), info});
+    auto& list = seen_[s];
+    const bool chunk_of_call = s.kind != SiteKind::Logits && info.heads == 0 && info.image < 0 && v.rows() < call_.tokens &&
+                               info.pos0 >= call_.pos0 && info.pos0 + v.rows() <= call_.pos0 + call_.tokens;
+    if (!chunk_of_call) {
+      list.push_back({Mat<T>(v), info});
+      return;
+    }
+    int64_t& call = stitched_in_[s];
+    if (call != calls_) {  // the call's first chunk: room for all its rows, allocated once
+      call = calls_;
+      list.push_back({Mat<T>(call_.tokens, v.cols()), info});
+      list.back().info.pos0 = call_.pos0;
+    }
+    list.back().value.middleRows(info.pos0 - call_.pos0, v.rows()) = v;
   }
 
   bool contains(const Site& s) const { return seen_.contains(s); }
@@ -125,10 +148,19 @@ class Capture : public Observer<T> {
     return out;
   }
   const std::map<Site, std::vector<Captured<T>>>& all() const { return seen_; }
-  void clear() { seen_.clear(); }
+  void clear() {
+    seen_.clear();
+    stitched_in_.clear();
+  }
 
  private:
+  struct Call {
+    int64_t pos0 = 0, tokens = 0;
+  };
   std::map<Site, std::vector<Captured<T>>> seen_;
+  Call call_;                             // the forward call running now
+  int64_t calls_ = 0;                     // forward calls seen
+  std::map<Site, int64_t> stitched_in_;  // the call whose chunks a site's last entry holds
 };
 
 // Runs callables at sites: `read` ones see a const view, `edit` ones a writable one.

@@ -11,7 +11,9 @@
 //   step.embed(next_ids);                                   // the next chunk, after the first
 //
 // The result is bit-identical to forward() on the same tokens: the same layer code, in the same
-// order. Each stage checks that it comes in order and says which stage was expected otherwise.
+// order (a stepper runs each chunk it is given whole; forward() splits a prompt longer than
+// TextModel::prefill_chunk(), so step such a prompt in chunks of that size to match it). Each stage
+// checks that it comes in order and says which stage was expected otherwise.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +69,7 @@ class Stepper {
     pos0_ = cache_.length();
     next_layer_ = 0;
     normed_.resize(0, 0);
+    if (obs_) obs_->on_forward(pos0_, x_.rows());
     announce(obs_, Site::inputs_embeds(), MatRef<T>(x_), {.pos0 = pos0_});
     return *this;
   }

@@ -107,19 +107,24 @@ class TextModel {
     return x;
   }
 
-  // Runs every layer on x [n, hidden] (n new tokens at positions cache.length() ...) in place and
-  // advances the cache. `groups` gives each token's image (-1 for text; text/mask.hpp).
+  // Tokens a long prompt is run through the layers at a time (never splitting an image's run):
+  // the activations of a step are then bounded by a chunk's (the MLP's alone are 4 · T ·
+  // intermediate bytes twice: 1.8 GB for a 32K-token prompt of the 1B), while the weights are still
+  // reused across hundreds of tokens per pass. A prompt of at most this many tokens runs whole.
+  static constexpr int64_t kDefaultPrefillChunk = 512;
+  int64_t prefill_chunk() const { return prefill_chunk_; }
+  void set_prefill_chunk(int64_t tokens) {
+    if (tokens < 1) throw InvalidArgument("prefill_chunk", "must be at least 1 token, got " + std::to_string(tokens));
+    prefill_chunk_ = tokens;
+  }
+
+  // Runs every layer on x [n, hidden] (n new tokens at positions cache.length() ...) in place, a
+  // chunk at a time, and advances the cache. `groups` gives each token's image (-1 for text;
+  // text/mask.hpp).
   void forward_layers(MatRef<T> x, KVCache<T>& cache, std::span<const int32_t> groups,
                       Observer<T>* obs = nullptr) const {
-    const int64_t n = x.rows();
-    if (n == 0) throw InvalidArgument("inputs", "empty sequence");
-    if (static_cast<int64_t>(groups.size()) != n)
-      throw InvalidArgument("groups", "one image group per token expected");
-    cache.check_room(n);
-    const int64_t pos0 = cache.length();
-    announce(obs, Site::inputs_embeds(), x, {.pos0 = pos0});
-    for (const auto& layer : layers_) layer.forward(x, cache.layer(layer.index()), pos0, groups, obs);
-    cache.advance(n);
+    run_chunks(x.rows(), groups, cache, obs, [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); },
+               [](int64_t, const MatRef<T>&) {});
   }
 
   Mat<T> final_norm(const ConstMatRef<T>& x) const { return ref::rms_norm<T>(x, norm_, cfg_.rms_norm_eps); }
@@ -163,22 +168,8 @@ class TextModel {
   // final norm and LM head for the rows asked for. `obs` may be null.
   Mat<T> forward_embeddings(MatRef<T> x, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs,
                             const LogitRows& rows = LogitRows::all()) const {
-    const int64_t pos0 = cache.length();
-    forward_layers(x, cache, groups, obs);
-    const std::vector<int64_t> picked = rows.resolve(x.rows());
-    if (picked.empty()) return Mat<T>(0, cfg_.vocab_size);
-    // The norm is row by row: the rows asked for, or all of them when they are observed.
-    Mat<T> normed;
-    if (obs && obs->wants(Site::final_norm())) {
-      normed = final_norm(x);
-      announce(obs, Site::final_norm(), MatRef<T>(normed), {.pos0 = pos0});
-      if (!rows.is_all()) normed = Mat<T>(normed(picked, Eigen::all));
-    } else {
-      normed = rows.is_all() ? final_norm(x) : final_norm(Mat<T>(x(picked, Eigen::all)));
-    }
-    Mat<T> logits = lm_head(normed);
-    announce(obs, Site::logits(), MatRef<T>(logits), {.pos0 = pos0});
-    return logits;
+    return forward_chunks(x.rows(), groups, cache, obs, rows,
+                          [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); });
   }
 
   void check_length(int64_t n) const {
@@ -189,10 +180,68 @@ class TextModel {
   }
 
  private:
+  // The text path embeds a chunk at a time: the decoder input of a long prompt never exists whole.
   Mat<T> forward_ids(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>* obs, const LogitRows& rows) const {
-    Mat<T> x = embed(ids);
-    return forward_embeddings(x, std::vector<int32_t>(ids.size(), -1), cache, obs, rows);
+    check_ids(ids);
+    const std::vector<int32_t> groups(ids.size(), -1);
+    Mat<T> x;
+    return forward_chunks(int64_t(ids.size()), groups, cache, obs, rows, [&](int64_t c0, int64_t n) {
+      x = embed(ids.subspan(std::size_t(c0), std::size_t(n)));
+      return MatRef<T>(x);
+    });
   }
+
+  // The decoder over n tokens in chunks of prefill_chunk() (an image's run never split), each chunk
+  // through every layer before the next: `input(c0, len)` gives the decoder input rows [c0, c0 +
+  // len), to be updated in place; `done(c0, x)` sees each chunk's output.
+  template <typename Input, typename Done>
+  void run_chunks(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs, Input&& input,
+                  Done&& done) const {
+    if (n == 0) throw InvalidArgument("inputs", "empty sequence");
+    if (static_cast<int64_t>(groups.size()) != n) throw InvalidArgument("groups", "one image group per token expected");
+    cache.check_room(n);
+    if (obs) obs->on_forward(cache.length(), n);
+    for (int64_t c0 = 0; c0 < n;) {
+      int64_t c1 = std::min(n, c0 + prefill_chunk_);
+      while (c1 < n && groups[c1] >= 0 && groups[c1] == groups[c1 - 1]) ++c1;  // an image stays whole
+      MatRef<T> x = input(c0, c1 - c0);
+      const int64_t pos0 = cache.length();
+      announce(obs, Site::inputs_embeds(), x, {.pos0 = pos0});
+      for (const auto& layer : layers_) layer.forward(x, cache.layer(layer.index()), pos0, groups.subspan(c0, c1 - c0), obs);
+      cache.advance(c1 - c0);
+      done(c0, x);
+      c0 = c1;
+    }
+  }
+
+  // run_chunks, then the final norm and LM head of the rows asked for: only those rows of the last
+  // residual stream are kept (all of the final norm when it is observed, a chunk at a time).
+  template <typename Input>
+  Mat<T> forward_chunks(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs,
+                        const LogitRows& rows, Input&& input) const {
+    const std::vector<int64_t> picked = rows.resolve(n);
+    std::vector<int64_t> row_of(std::size_t(n), -1);  // token -> row of `kept`
+    for (std::size_t r = 0; r < picked.size(); ++r) row_of[std::size_t(picked[r])] = int64_t(r);
+    const bool observed = obs && obs->wants(Site::final_norm());
+    Mat<T> kept(int64_t(picked.size()), cfg_.hidden_size);  // the picked rows: residual, or normed when observed
+    run_chunks(n, groups, cache, obs, input, [&](int64_t c0, const MatRef<T>& x) {
+      Mat<T> normed;
+      if (observed) {
+        normed = final_norm(x);
+        announce(obs, Site::final_norm(), MatRef<T>(normed), {.pos0 = cache.length() - x.rows()});
+      }
+      for (int64_t r = 0; r < x.rows(); ++r)
+        if (const int64_t k = row_of[std::size_t(c0 + r)]; k >= 0) {
+          if (observed) kept.row(k) = normed.row(r);
+          else kept.row(k) = x.row(r);
+        }
+    });
+    if (picked.empty()) return Mat<T>(0, cfg_.vocab_size);
+    Mat<T> logits = lm_head(observed ? kept : final_norm(kept));
+    announce(obs, Site::logits(), MatRef<T>(logits), {.pos0 = cache.length() - n});
+    return logits;
+  }
+
   KVCache<T> cache_for(std::span<const int32_t> ids) const {
     if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
     check_length(static_cast<int64_t>(ids.size()));
@@ -214,6 +263,7 @@ class TextModel {
   std::vector<DecoderLayer<T>> layers_;
   Vec<T> norm_;
   T embed_scale_;
+  int64_t prefill_chunk_ = kDefaultPrefillChunk;
 };
 
 }  // namespace gemma3
