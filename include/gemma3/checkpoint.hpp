@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "gemma3/build_mode.hpp"
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
 #include "gemma3/io/gguf_gemma3.hpp"
@@ -26,28 +27,7 @@ class Checkpoint {
   // .gguf file (config from its metadata), then binds every tensor the config calls for, checking
   // names and shapes. Throws on a missing, unexpected or mis-shaped tensor. `residency`: mapped
   // (the default: no copy) or read into 2 MiB pages (slower to load, faster to decode).
-  static Checkpoint open(const std::filesystem::path& path,
-                         Residency residency = Residency::Mapped) {
-    Checkpoint ck;
-    ck.path_ = path;
-    if (is_gguf(path)) {
-      ck.gguf_ = std::make_shared<const gguf::Tensors>(path, residency);
-      ck.dir_ = path.parent_path();
-      ck.config_ = gguf::config_from_gguf(ck.gguf_->file());
-      ck.store_.add(path, ck.gguf_, ck.gguf_->views());
-    } else {
-      if (!std::filesystem::is_directory(path))
-        throw IoError(path.string(),
-                      "not a directory or a .gguf file (expected a checkpoint directory with "
-                      "config.json, or a "
-                      "GGUF file)");
-      ck.dir_ = path;
-      ck.config_ = load_config(path / "config.json");
-      ck.store_ = TensorStore::open(path, residency);
-    }
-    ck.bind();
-    return ck;
-  }
+  static Checkpoint open(const std::filesystem::path& path, Residency residency = Residency::Mapped);
 
   // A regular file named *.gguf or starting with the GGUF magic.
   static bool is_gguf(const std::filesystem::path& path) {
@@ -71,39 +51,7 @@ class Checkpoint {
   const NameScheme& name_scheme() const { return *scheme_; }
 
  private:
-  void bind() {
-    const std::string where = path_.string();
-    scheme_ = &detect_name_scheme([&](const std::string& n) { return store_.contains(n); }, where);
-    std::set<std::string> used;
-    // Errors name the tensor as the file does: GGUF files use llama.cpp's names.
-    auto bind_one = [&](Module m, const std::string& rel, TensorView& slot, const Shape& expected) {
-      const std::string full = scheme_->full_name(m, rel);
-      if (!store_.contains(full))
-        throw TensorError(
-            gguf_ ? gguf::gguf_name(m, rel) : full,
-            "missing from " + where + " (expected shape " + shape_string(expected) + ")");
-      slot = store_.at(full);
-      expect_shape(slot, expected, where);
-      used.insert(full);
-    };
-    for_each_tensor(config_, weights_,
-                    [&](Module m, const std::string& rel, TensorView& slot, const Shape& expected,
-                        Init) { bind_one(m, rel, slot, expected); });
-    // An lm_head.weight present in a tied checkpoint is used as published (transformers loads it
-    // too).
-    if (config_.text.tie_word_embeddings) {
-      if (store_.contains(scheme_->full_name(Module::LmHead, "lm_head.weight")))
-        bind_one(Module::LmHead, "lm_head.weight", weights_.text.lm_head,
-                 Shape{config_.text.vocab_size, config_.text.hidden_size});
-      else
-        weights_.text.lm_head = weights_.text.embed_tokens;
-    }
-    for (const auto& [name, view] : store_.tensors())
-      if (!used.count(name))
-        throw TensorError(view.name, "unexpected tensor in " + where + " for a " +
-                                         config_.model_type +
-                                         " config (name scheme: " + scheme_->label + ")");
-  }
+  void bind();
 
   std::filesystem::path path_, dir_;
   std::shared_ptr<const gguf::Tensors> gguf_;  // set when opened from a .gguf file
@@ -112,5 +60,65 @@ class Checkpoint {
   ModelWeights weights_;
   const NameScheme* scheme_ = nullptr;
 };
+
+// The loader's definitions: inline here in the header-only mode, compiled into gemma3::kernels in
+// the compiled one (build_mode.hpp).
+#if GEMMA3_DEFINE_COMPILED
+GEMMA3_COMPILED_INLINE Checkpoint Checkpoint::open(const std::filesystem::path& path, Residency residency) {
+  Checkpoint ck;
+  ck.path_ = path;
+  if (is_gguf(path)) {
+    ck.gguf_ = std::make_shared<const gguf::Tensors>(path, residency);
+    ck.dir_ = path.parent_path();
+    ck.config_ = gguf::config_from_gguf(ck.gguf_->file());
+    ck.store_.add(path, ck.gguf_, ck.gguf_->views());
+  } else {
+    if (!std::filesystem::is_directory(path))
+      throw IoError(path.string(),
+                    "not a directory or a .gguf file (expected a checkpoint directory with "
+                    "config.json, or a "
+                    "GGUF file)");
+    ck.dir_ = path;
+    ck.config_ = load_config(path / "config.json");
+    ck.store_ = TensorStore::open(path, residency);
+  }
+  ck.bind();
+  return ck;
+}
+
+GEMMA3_COMPILED_INLINE void Checkpoint::bind() {
+  const std::string where = path_.string();
+  scheme_ = &detect_name_scheme([&](const std::string& n) { return store_.contains(n); }, where);
+  std::set<std::string> used;
+  // Errors name the tensor as the file does: GGUF files use llama.cpp's names.
+  auto bind_one = [&](Module m, const std::string& rel, TensorView& slot, const Shape& expected) {
+    const std::string full = scheme_->full_name(m, rel);
+    if (!store_.contains(full))
+      throw TensorError(
+          gguf_ ? gguf::gguf_name(m, rel) : full,
+          "missing from " + where + " (expected shape " + shape_string(expected) + ")");
+    slot = store_.at(full);
+    expect_shape(slot, expected, where);
+    used.insert(full);
+  };
+  for_each_tensor(config_, weights_,
+                  [&](Module m, const std::string& rel, TensorView& slot, const Shape& expected,
+                      Init) { bind_one(m, rel, slot, expected); });
+  // An lm_head.weight present in a tied checkpoint is used as published (transformers loads it
+  // too).
+  if (config_.text.tie_word_embeddings) {
+    if (store_.contains(scheme_->full_name(Module::LmHead, "lm_head.weight")))
+      bind_one(Module::LmHead, "lm_head.weight", weights_.text.lm_head,
+               Shape{config_.text.vocab_size, config_.text.hidden_size});
+    else
+      weights_.text.lm_head = weights_.text.embed_tokens;
+  }
+  for (const auto& [name, view] : store_.tensors())
+    if (!used.count(name))
+      throw TensorError(view.name, "unexpected tensor in " + where + " for a " +
+                                       config_.model_type +
+                                       " config (name scheme: " + scheme_->label + ")");
+}
+#endif
 
 }  // namespace gemma3

@@ -5,7 +5,6 @@
 #include "gemma3/checkpoint.hpp"
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
-#include "gemma3/instances.hpp"
 #include "gemma3/io/hf_names.hpp"
 #include "gemma3/io/mapped_file.hpp"
 #include "gemma3/io/npy.hpp"

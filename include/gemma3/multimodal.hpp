@@ -58,16 +58,7 @@ template <typename T = float>
 class Gemma3 {
  public:
   // Views into `ck`, which must outlive the model.
-  explicit Gemma3(const Checkpoint& ck, Backend backend = Backend::Fast)
-      : cfg_(ck.config()), text_(ck, backend) {
-    if (cfg_.is_multimodal()) {
-      vision_.emplace(ck);
-      ImageProcessorConfig pc = ImageProcessorConfig::for_vision(*cfg_.vision);
-      const auto pre = ck.dir() / "preprocessor_config.json";
-      if (std::filesystem::exists(pre)) pc = load_preprocessor_config(pre, &*cfg_.vision);
-      processor_.emplace(pc);
-    }
-  }
+  explicit Gemma3(const Checkpoint& ck, Backend backend = Backend::Fast);
 
   const ModelConfig& config() const { return cfg_; }
   const TextModel<T>& text() const { return text_; }
@@ -90,23 +81,12 @@ class Gemma3 {
 
   // Soft tokens [mm_tokens_per_image, hidden] of one preprocessed image [3, S*S]; `obs` (may be
   // null) sees the vision sites it asked for, as those of image `image`.
-  Mat<T> encode(const Mat<float>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const {
-    return vision().encode(pixel_values.template cast<T>(), obs, image);
-  }
+  Mat<T> encode(const Mat<float>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const;
   // Soft tokens of every image and crop, in prompt order (image k of SiteInfo is the k-th of them).
-  ImageEmbeddings<T> encode(const std::vector<Image>& images, Observer<T>* obs = nullptr) const {
-    ImageEmbeddings<T> out;
-    for (const auto& image : images)
-      for (const auto& pv : pixel_values(image)) out.push_back(encode(pv, obs, int64_t(out.size())));
-    return out;
-  }
+  ImageEmbeddings<T> encode(const std::vector<Image>& images, Observer<T>* obs = nullptr) const;
 
   // The decoder input: scaled text embeddings with the images' soft tokens merged in.
-  Mat<T> embed(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {}) const {
-    Mat<T> x = text_.embed(ids);
-    if (!images.empty() || image_token_id() >= 0) merge_image_embeddings<T>(x, ids, image_token_id(), images);
-    return x;
-  }
+  Mat<T> embed(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {}) const;
 
   // Runs ids (and their images) into `cache` after what it holds; logits of the rows asked for.
   Mat<T> forward(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache,
@@ -139,20 +119,65 @@ class Gemma3 {
 
  private:
   Mat<T> forward_impl(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache,
-                      Observer<T>* obs, const LogitRows& rows) const {
-    Mat<T> x = embed(ids, images);
-    return text_.forward_embeddings(x, image_groups(ids, image_token_id()), cache, obs, rows);
-  }
-  KVCache<T> cache_for(std::span<const int32_t> ids) const {
-    if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
-    text_.check_length(static_cast<int64_t>(ids.size()));
-    return KVCache<T>(cfg_.text, static_cast<int64_t>(ids.size()));
-  }
+                      Observer<T>* obs, const LogitRows& rows) const;
+  KVCache<T> cache_for(std::span<const int32_t> ids) const;
 
   ModelConfig cfg_;
   TextModel<T> text_;
   std::optional<VisionEncoder<T>> vision_;
   std::optional<ImageProcessor> processor_;
 };
+
+// The members with real work, out of the class (not inline: see text/model.hpp).
+
+template <typename T>
+Gemma3<T>::Gemma3(const Checkpoint& ck, Backend backend) : cfg_(ck.config()), text_(ck, backend) {
+  if (cfg_.is_multimodal()) {
+    vision_.emplace(ck);
+    ImageProcessorConfig pc = ImageProcessorConfig::for_vision(*cfg_.vision);
+    const auto pre = ck.dir() / "preprocessor_config.json";
+    if (std::filesystem::exists(pre)) pc = load_preprocessor_config(pre, &*cfg_.vision);
+    processor_.emplace(pc);
+  }
+}
+
+template <typename T>
+Mat<T> Gemma3<T>::encode(const Mat<float>& pixel_values, Observer<T>* obs, int64_t image) const {
+  return vision().encode(pixel_values.template cast<T>(), obs, image);
+}
+
+template <typename T>
+ImageEmbeddings<T> Gemma3<T>::encode(const std::vector<Image>& images, Observer<T>* obs) const {
+  ImageEmbeddings<T> out;
+  for (const auto& image : images)
+    for (const auto& pv : pixel_values(image)) out.push_back(encode(pv, obs, int64_t(out.size())));
+  return out;
+}
+
+template <typename T>
+Mat<T> Gemma3<T>::embed(std::span<const int32_t> ids, const ImageEmbeddings<T>& images) const {
+  Mat<T> x = text_.embed(ids);
+  if (!images.empty() || image_token_id() >= 0) merge_image_embeddings<T>(x, ids, image_token_id(), images);
+  return x;
+}
+
+template <typename T>
+Mat<T> Gemma3<T>::forward_impl(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache,
+                               Observer<T>* obs, const LogitRows& rows) const {
+  Mat<T> x = embed(ids, images);
+  return text_.forward_embeddings(x, image_groups(ids, image_token_id()), cache, obs, rows);
+}
+
+template <typename T>
+KVCache<T> Gemma3<T>::cache_for(std::span<const int32_t> ids) const {
+  if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
+  text_.check_length(static_cast<int64_t>(ids.size()));
+  return KVCache<T>(cfg_.text, static_cast<int64_t>(ids.size()));
+}
+
+#if GEMMA3_EXTERN_TEMPLATES
+extern template class Gemma3<float>;
+extern template class Gemma3<double>;
+#endif
 
 }  // namespace gemma3

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "gemma3/build_mode.hpp"
 #include "gemma3/error.hpp"
 #include "gemma3/site.hpp"
 #include "gemma3/tensor.hpp"
@@ -215,5 +216,12 @@ struct LayerTap {
   }
 };
 }  // namespace detail
+
+#if GEMMA3_EXTERN_TEMPLATES
+extern template class Capture<float>;
+extern template class Capture<double>;
+extern template class Hooks<float>;
+extern template class Hooks<double>;
+#endif
 
 }  // namespace gemma3

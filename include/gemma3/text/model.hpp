@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gemma3/build_mode.hpp"
 #include "gemma3/checkpoint.hpp"
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
@@ -78,17 +79,7 @@ class TextModel {
  public:
   // The weights are views: the Checkpoint they come from must outlive the model.
   // `backend` picks the kernels of the float path (double always runs the reference).
-  TextModel(const TextConfig& cfg, const TextWeights& w, Backend backend = Backend::Fast)
-      : cfg_(cfg), w_(w), backend_(std::is_same_v<T, float> ? backend : Backend::Reference) {
-    validate(cfg);
-    const Rope<T> local(cfg.rope_local, cfg.head_dim), global(cfg.rope_global, cfg.head_dim);
-    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
-      layers_.emplace_back(cfg, i, w.layers.at(i), layer_kind(cfg, i) == LayerKind::Local ? local : global,
-                           backend_);
-    norm_ = w.norm.vec<T>();
-    // sqrt(hidden) is an f32 buffer in the reference, cast to the compute dtype (spec §2.1).
-    embed_scale_ = T(std::sqrt(double(cfg.hidden_size)));
-  }
+  TextModel(const TextConfig& cfg, const TextWeights& w, Backend backend = Backend::Fast);
   explicit TextModel(const Checkpoint& ck, Backend backend = Backend::Fast)
       : TextModel(ck.config().text, ck.weights().text, backend) {}
 
@@ -99,13 +90,7 @@ class TextModel {
   Backend backend() const { return backend_; }
 
   // The scaled embeddings of `ids` [n, hidden]: E[id] · sqrt(hidden).
-  Mat<T> embed(std::span<const int32_t> ids) const {
-    check_ids(ids);
-    Mat<T> x(static_cast<Eigen::Index>(ids.size()), cfg_.hidden_size);
-    for (std::size_t t = 0; t < ids.size(); ++t)
-      x.row(t) = w_.embed_tokens.rows_as<T>(ids[t], 1) * embed_scale_;
-    return x;
-  }
+  Mat<T> embed(std::span<const int32_t> ids) const;
 
   // Tokens a long prompt is run through the layers at a time (never splitting an image's run):
   // the activations of a step are then bounded by a chunk's (the MLP's alone are 4 · T ·
@@ -122,19 +107,12 @@ class TextModel {
   // chunk at a time, and advances the cache. `groups` gives each token's image (-1 for text;
   // text/mask.hpp).
   void forward_layers(MatRef<T> x, KVCache<T>& cache, std::span<const int32_t> groups,
-                      Observer<T>* obs = nullptr) const {
-    run_chunks(x.rows(), groups, cache, obs, [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); },
-               [](int64_t, const MatRef<T>&) {});
-  }
+                      Observer<T>* obs = nullptr) const;
 
-  Mat<T> final_norm(const ConstMatRef<T>& x) const { return ref::rms_norm<T>(x, norm_, cfg_.rms_norm_eps); }
+  Mat<T> final_norm(const ConstMatRef<T>& x) const;
 
   // Logits [n, vocab] = normed · lm_headᵀ (tied: the embedding), soft-capped if the config says so.
-  Mat<T> lm_head(const ConstMatRef<T>& normed) const {
-    Mat<T> logits = linear<T>(normed, w_.lm_head, backend_);
-    if (cfg_.final_logit_softcapping) ref::soft_cap<T>(logits, *cfg_.final_logit_softcapping);
-    return logits;
-  }
+  Mat<T> lm_head(const ConstMatRef<T>& normed) const;
 
   // Embeds `ids`, runs them through the layers into `cache` (after what it holds) and returns the
   // logits of the rows asked for.
@@ -167,10 +145,7 @@ class TextModel {
   // From decoder inputs x [n, hidden] (text embeddings with image soft tokens merged in): layers,
   // final norm and LM head for the rows asked for. `obs` may be null.
   Mat<T> forward_embeddings(MatRef<T> x, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs,
-                            const LogitRows& rows = LogitRows::all()) const {
-    return forward_chunks(x.rows(), groups, cache, obs, rows,
-                          [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); });
-  }
+                            const LogitRows& rows = LogitRows::all()) const;
 
   void check_length(int64_t n) const {
     if (n > cfg_.max_position_embeddings)
@@ -181,15 +156,7 @@ class TextModel {
 
  private:
   // The text path embeds a chunk at a time: the decoder input of a long prompt never exists whole.
-  Mat<T> forward_ids(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>* obs, const LogitRows& rows) const {
-    check_ids(ids);
-    const std::vector<int32_t> groups(ids.size(), -1);
-    Mat<T> x;
-    return forward_chunks(int64_t(ids.size()), groups, cache, obs, rows, [&](int64_t c0, int64_t n) {
-      x = embed(ids.subspan(std::size_t(c0), std::size_t(n)));
-      return MatRef<T>(x);
-    });
-  }
+  Mat<T> forward_ids(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>* obs, const LogitRows& rows) const;
 
   // The decoder over n tokens in chunks of prefill_chunk() (an image's run never split), each chunk
   // through every layer before the next: `input(c0, len)` gives the decoder input rows [c0, c0 +
@@ -242,11 +209,7 @@ class TextModel {
     return logits;
   }
 
-  KVCache<T> cache_for(std::span<const int32_t> ids) const {
-    if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
-    check_length(static_cast<int64_t>(ids.size()));
-    return KVCache<T>(cfg_, static_cast<int64_t>(ids.size()));
-  }
+  KVCache<T> cache_for(std::span<const int32_t> ids) const;
 
   void check_ids(std::span<const int32_t> ids) const {
     if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
@@ -265,5 +228,81 @@ class TextModel {
   T embed_scale_;
   int64_t prefill_chunk_ = kDefaultPrefillChunk;
 };
+
+// The members with real work, out of the class: not inline, so that in the compiled mode
+// (build_mode.hpp) the explicit instantiations in gemma3::kernels are the only ones.
+
+template <typename T>
+TextModel<T>::TextModel(const TextConfig& cfg, const TextWeights& w, Backend backend)
+    : cfg_(cfg), w_(w), backend_(std::is_same_v<T, float> ? backend : Backend::Reference) {
+  validate(cfg);
+  const Rope<T> local(cfg.rope_local, cfg.head_dim), global(cfg.rope_global, cfg.head_dim);
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
+    layers_.emplace_back(cfg, i, w.layers.at(i), layer_kind(cfg, i) == LayerKind::Local ? local : global,
+                         backend_);
+  norm_ = w.norm.vec<T>();
+  // sqrt(hidden) is an f32 buffer in the reference, cast to the compute dtype (spec §2.1).
+  embed_scale_ = T(std::sqrt(double(cfg.hidden_size)));
+}
+
+template <typename T>
+Mat<T> TextModel<T>::embed(std::span<const int32_t> ids) const {
+  check_ids(ids);
+  Mat<T> x(static_cast<Eigen::Index>(ids.size()), cfg_.hidden_size);
+  for (std::size_t t = 0; t < ids.size(); ++t) x.row(t) = w_.embed_tokens.rows_as<T>(ids[t], 1) * embed_scale_;
+  return x;
+}
+
+template <typename T>
+void TextModel<T>::forward_layers(MatRef<T> x, KVCache<T>& cache, std::span<const int32_t> groups,
+                                  Observer<T>* obs) const {
+  run_chunks(x.rows(), groups, cache, obs, [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); },
+             [](int64_t, const MatRef<T>&) {});
+}
+
+template <typename T>
+Mat<T> TextModel<T>::final_norm(const ConstMatRef<T>& x) const {
+  return ref::rms_norm<T>(x, norm_, cfg_.rms_norm_eps);
+}
+
+template <typename T>
+Mat<T> TextModel<T>::lm_head(const ConstMatRef<T>& normed) const {
+  Mat<T> logits = linear<T>(normed, w_.lm_head, backend_);
+  if (cfg_.final_logit_softcapping) ref::soft_cap<T>(logits, *cfg_.final_logit_softcapping);
+  return logits;
+}
+
+template <typename T>
+Mat<T> TextModel<T>::forward_embeddings(MatRef<T> x, std::span<const int32_t> groups, KVCache<T>& cache,
+                                        Observer<T>* obs, const LogitRows& rows) const {
+  return forward_chunks(x.rows(), groups, cache, obs, rows,
+                        [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); });
+}
+
+template <typename T>
+Mat<T> TextModel<T>::forward_ids(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>* obs,
+                                 const LogitRows& rows) const {
+  check_ids(ids);
+  const std::vector<int32_t> groups(ids.size(), -1);
+  Mat<T> x;
+  return forward_chunks(int64_t(ids.size()), groups, cache, obs, rows, [&](int64_t c0, int64_t n) {
+    x = embed(ids.subspan(std::size_t(c0), std::size_t(n)));
+    return MatRef<T>(x);
+  });
+}
+
+template <typename T>
+KVCache<T> TextModel<T>::cache_for(std::span<const int32_t> ids) const {
+  if (ids.empty()) throw InvalidArgument("ids", "empty sequence");
+  check_length(static_cast<int64_t>(ids.size()));
+  return KVCache<T>(cfg_, static_cast<int64_t>(ids.size()));
+}
+
+#if GEMMA3_EXTERN_TEMPLATES
+extern template class DecoderLayer<float>;
+extern template class DecoderLayer<double>;
+extern template class TextModel<float>;
+extern template class TextModel<double>;
+#endif
 
 }  // namespace gemma3
