@@ -1,12 +1,14 @@
 // The kernels at the real shapes of Gemma 3 270m / 1b / 4b, fast path and its plain reference twin.
 // Counters: weight bytes read per second (decode GEMV: compare with the machine's read bandwidth,
-// `gemma3 bench` measures it), FLOP/s (prefill GEMM: compare with the FMA peak), keys/s (attention).
+// `gemma3 bench` measures it), FLOP/s (prefill GEMM: compare with the FMA peak), keys/s
+// (attention).
 #include <benchmark/benchmark.h>
 
 #include <gemma3/kernels/fast.hpp>
 #include <gemma3/kernels/machine.hpp>
 #include <gemma3/kernels/reference.hpp>
 #include <gemma3/synth.hpp>
+#include <gemma3/text/functions.hpp>
 
 namespace {
 
@@ -18,15 +20,16 @@ struct Weight {
   TensorView view;
   Weight(int64_t rows, int64_t cols) {
     bytes = synthesize_tensor(1, "w", {rows, cols}, Init::Linear, DType::BF16);
-    view = TensorView{.name = "w", .dtype = DType::BF16, .shape = {rows, cols}, .data = bytes.data()};
+    view =
+        TensorView{.name = "w", .dtype = DType::BF16, .shape = {rows, cols}, .data = bytes.data()};
   }
 };
 
 void set_linear_counters(benchmark::State& state, const TensorView& w, int64_t tokens) {
   state.counters["weight_bytes/s"] =
       benchmark::Counter(double(w.nbytes()), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * double(w.numel() * tokens), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * double(w.numel() * tokens),
+                                                benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // Args: out, in, tokens.
@@ -54,13 +57,25 @@ void BM_ReferenceLinear(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(ref::linear<float>(x, w.view));
   set_linear_counters(state, w.view, tokens);
 }
-// Decode GEMVs: 270m MLP (2048x640) and LM head (262144x640), 1b MLP up/gate (6912x1152) and down (1152x6912), 4b MLP
-// (10240x2560), the 1b LM head (262144x1152); prefill GEMMs: 512 tokens through the 1b MLP.
-#define GEMMA3_LINEAR_SHAPES                                                                        \
-  ->Args({2048, 640, 1})->Args({262144, 640, 1})->Args({6912, 1152, 1})->Args({1152, 6912, 1})->Args({10240, 2560, 1})      \
-      ->Args({262144, 1152, 1})->Args({6912, 1152, 512})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)
+// Decode GEMVs: 270m MLP (2048x640) and LM head (262144x640), 1b MLP up/gate (6912x1152) and down
+// (1152x6912), 4b MLP (10240x2560), the 1b LM head (262144x1152); prefill GEMMs: 512 tokens through
+// the 1b MLP.
+#define GEMMA3_LINEAR_SHAPES    \
+  ->Args({2048, 640, 1})        \
+      ->Args({262144, 640, 1})  \
+      ->Args({6912, 1152, 1})   \
+      ->Args({1152, 6912, 1})   \
+      ->Args({10240, 2560, 1})  \
+      ->Args({262144, 1152, 1}) \
+      ->Args({6912, 1152, 512}) \
+      ->Args({1152, 6912, 512}) \
+      ->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_FastLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
-BENCHMARK(BM_FastLinearBf16Inputs)->Args({6912, 1152, 512})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FastLinearBf16Inputs)
+    ->Args({6912, 1152, 512})
+    ->Args({1152, 6912, 512})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_ReferenceLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 
 // The MLP block down(gelu_tanh(gate·x) ⊙ up·x) as the decoder runs it (fast::mlp: for a prompt the
@@ -74,14 +89,19 @@ void BM_FastMlp(benchmark::State& state) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(kernels::active_isa());
 }
-BENCHMARK(BM_FastMlp)->Args({1152, 6912, 1})->Args({1152, 6912, 512})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FastMlp)
+    ->Args({1152, 6912, 1})
+    ->Args({1152, 6912, 512})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // GeGLU over a prompt's activations (1b: 512 x 6912): bytes of gate, up and the result per second.
 void BM_FastGeglu(benchmark::State& state) {
   const Mat<float> gate = Mat<float>::Random(state.range(0), state.range(1)),
                    up = Mat<float>::Random(state.range(0), state.range(1));
   for (auto _ : state) benchmark::DoNotOptimize(fast::gelu_tanh_mul(gate, up));
-  state.counters["bytes/s"] = benchmark::Counter(12.0 * double(gate.size()), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/s"] =
+      benchmark::Counter(12.0 * double(gate.size()), benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(kernels::active_isa());
 }
 BENCHMARK(BM_FastGeglu)->Args({512, 6912})->Unit(benchmark::kMicrosecond)->UseRealTime();
@@ -90,30 +110,41 @@ BENCHMARK(BM_FastGeglu)->Args({512, 6912})->Unit(benchmark::kMicrosecond)->UseRe
 // (window 512) or global layer sees it.
 void BM_FastAttentionDecode(benchmark::State& state) {
   const int64_t keys = state.range(0), d = 256;
-  const Mat<float> k = Mat<float>::Random(keys, d), v = Mat<float>::Random(keys, d), q = Mat<float>::Random(1, d);
+  const Mat<float> k = Mat<float>::Random(keys, d), v = Mat<float>::Random(keys, d),
+                   q = Mat<float>::Random(1, d);
   const kernels::simd::KeySegment seg{k.data(), v.data(), keys, d};
   Mat<float> out(1, d);
   for (auto _ : state) {
-    kernels::call(kernels::simd::AttendQuery{}, q.data(), int64_t(1), d, &seg, int64_t(1), 0.0625f, 0.f, out.data());
+    kernels::call(kernels::simd::AttendQuery{}, q.data(), int64_t(1), d, &seg, int64_t(1), 0.0625f,
+                  0.f, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["keys/s"] = benchmark::Counter(double(keys), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["kv_bytes/s"] = benchmark::Counter(double(keys * d * 2 * 4), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["keys/s"] =
+      benchmark::Counter(double(keys), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["kv_bytes/s"] =
+      benchmark::Counter(double(keys * d * 2 * 4), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_FastAttentionDecode)->Arg(512)->Arg(1024)->Arg(8192)->Arg(32768)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_FastAttentionDecode)
+    ->Arg(512)
+    ->Arg(1024)
+    ->Arg(8192)
+    ->Arg(32768)
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_ReferenceRmsNorm(benchmark::State& state) {
   const int64_t hidden = state.range(0), tokens = state.range(1);
   const Mat<float> x = Mat<float>::Random(tokens, hidden);
   const Vec<float> w = Vec<float>::Random(hidden);
   for (auto _ : state) benchmark::DoNotOptimize(ref::rms_norm<float>(x, w, 1e-6));
-  state.counters["bytes/s"] = benchmark::Counter(double(x.size() * 4), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/s"] =
+      benchmark::Counter(double(x.size() * 4), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_ReferenceRmsNorm)->Args({1152, 1})->Args({2560, 512});
 
 // The machine's limits, for the ratios above.
 void BM_MachineReadBandwidth(benchmark::State& state) {
-  for (auto _ : state) state.counters["read_GB/s"] = measure_bandwidth(std::size_t(128) << 20, 2).read_gb_s;
+  for (auto _ : state)
+    state.counters["read_GB/s"] = measure_bandwidth(std::size_t(128) << 20, 2).read_gb_s;
 }
 BENCHMARK(BM_MachineReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 void BM_MachineFmaPeak(benchmark::State& state) {

@@ -6,8 +6,8 @@
     ("93<TAB>code"), the source line must read the same;
   * a code block that quotes the source says so on the line before it, with the file it quotes:
         <!-- quote: include/gemma3/text/decoder_layer.hpp -->
-    and every line of it appears in that file, in the same order, with whitespace normalised
-    ("..." lines mark omissions, and a quote may drop a line's trailing comment).
+    and its code appears in that file, in the same order, whatever the line breaks and comments
+    ("..." lines mark omissions).
 
 Usage: check_docs.py REPO_ROOT. Prints every stale quote and exits 1 if there is one.
 """
@@ -23,25 +23,31 @@ norm = lambda s: " ".join(s.split())
 quote_mark = re.compile(r"^<!-- quote: (\S+) -->$")
 
 
-def strip_comment(line):
-    return norm(re.sub(r"\s+//.*$", "", line))
+def code_only(lines):
+    """The code of `lines` with // comments and all whitespace removed: quotes survive reformatting."""
+    return "".join(re.sub(r"\s+", "", re.sub(r"(^|\s)//.*$", "", l)) for l in lines)
 
 
 def check_quote(path, block):
-    """The first line of `block` not found (in order) in `path`, or None."""
-    src = [norm(l) for l in path.read_text(errors="replace").splitlines()]
-    src_nc = [strip_comment(l) for l in src]
-    at = 0
-    for b in block:
-        s = norm(b)
-        if not s or s in ("...", "…"):
-            continue
-        for j in range(at, len(src)):
-            if src[j] == s or src_nc[j] == strip_comment(s):
-                at = j + 1
-                break
+    """The first part of `block` (parts are separated by "..." lines) not found, in order, in `path`."""
+    src = code_only(path.read_text(errors="replace").splitlines())
+    parts, part = [], []
+    for b in block + ["..."]:
+        if b.strip() in ("...", "…"):
+            if part:
+                parts.append(part)
+            part = []
         else:
-            return b.strip()
+            part.append(b)
+    at = 0
+    for part in parts:
+        code = code_only(part)
+        if not code:
+            continue
+        found = src.find(code, at)
+        if found < 0:
+            return next((l.strip() for l in part if l.strip()), "")
+        at = found + len(code)
     return None
 
 

@@ -11,6 +11,7 @@
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/kernels/fast.hpp>
 #include <gemma3/synth.hpp>
+#include <gemma3/text/functions.hpp>
 #include <gemma3/text/model.hpp>
 
 #include "test_helpers.hpp"
@@ -259,7 +260,8 @@ TEST_CASE("bf16-input products equal the reference on rounded inputs (vdpbf16ps 
     }
 }
 
-TEST_CASE("GeGLU kernel and its threaded pass equal gelu_tanh(gate) * up on every ISA", "[kernels]") {
+TEST_CASE("GeGLU kernel and its threaded pass equal gelu_tanh(gate) * up on every ISA",
+          "[kernels]") {
   for (const auto& shape : std::vector<std::pair<int64_t, int64_t>>{
            {1, 1}, {1, 7}, {1, 17}, {3, 6912}, {5, 16384}, {2, 16385}}) {
     const int64_t rows = shape.first, cols = shape.second;  // (clang < 16: no captured bindings)
@@ -295,7 +297,8 @@ TEST_CASE("fast::mlp equals down(gelu_tanh(gate·x) ⊙ up·x) on the reference 
                                 ref::linear<float>(x, up.view).array())
                                    .matrix();
         const Mat<float> expected = ref::linear<float>(act, down.view);
-        const double bound = 1e-5 * (act.cwiseAbs() * down.view.as<float>().cwiseAbs().transpose()).maxCoeff();
+        const double bound =
+            1e-5 * (act.cwiseAbs() * down.view.as<float>().cwiseAbs().transpose()).maxCoeff();
         const Mat<float> y = fast::mlp(x, gate.view, up.view, down.view);
         REQUIRE(y.rows() == tokens);
         REQUIRE(y.cols() == hidden);
@@ -307,10 +310,11 @@ TEST_CASE("fast::mlp equals down(gelu_tanh(gate·x) ⊙ up·x) on the reference 
                                  expected) <= bound);
       }
   // Mismatched shapes name the weight.
-  const RandomWeight gate(16, 8, DType::BF16, 1), up(15, 8, DType::BF16, 2), down(8, 16, DType::BF16, 3),
-      narrow(8, 12, DType::BF16, 4);
+  const RandomWeight gate(16, 8, DType::BF16, 1), up(15, 8, DType::BF16, 2),
+      down(8, 16, DType::BF16, 3), narrow(8, 12, DType::BF16, 4);
   const Mat<float> x = random_matrix(8, 8, 1);
-  CHECK_THROWS_WITH(fast::mlp(x, gate.view, up.view, down.view), Catch::Contains("has 15 rows but"));
+  CHECK_THROWS_WITH(fast::mlp(x, gate.view, up.view, down.view),
+                    Catch::Contains("has 15 rows but"));
   CHECK_THROWS_WITH(fast::mlp(x, gate.view, gate.view, narrow.view),
                     Catch::Contains("has 12 columns but the activations have 16"));
   CHECK_THROWS_WITH(fast::mlp(random_matrix(8, 9, 1), gate.view, gate.view, down.view),

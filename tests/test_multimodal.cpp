@@ -24,30 +24,38 @@ void check_mm_fixture(Backend backend) {
     const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
     const auto n = static_cast<int64_t>(ids.size());
     const auto [logits, rec] = model.run_with_cache(
-        ids, images, SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(SiteKind::Residual));
-    CHECK(test::max_abs_diff(images[0], read_npy(dir / (p + "image_soft_tokens.npy")).matrix<double>()) <= 1e-4);
-    CHECK(test::max_abs_diff(rec[Site::inputs_embeds()], read_npy(dir / (p + "embed.npy")).matrix<double>()) <= 1e-4);
+        ids, images,
+        SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(SiteKind::Residual));
+    CHECK(test::max_abs_diff(
+              images[0], read_npy(dir / (p + "image_soft_tokens.npy")).matrix<double>()) <= 1e-4);
+    CHECK(test::max_abs_diff(rec[Site::inputs_embeds()],
+                             read_npy(dir / (p + "embed.npy")).matrix<double>()) <= 1e-4);
     const Mat<double> layers = read_npy(dir / (p + "layers.npy")).matrix<double>();
     for (int64_t l = 0; l < L; ++l)
-      CHECK(test::max_abs_diff(rec[Site::residual(int32_t(l))], layers.middleRows(l * n, n)) <= 1e-4);
-    CHECK(test::max_abs_diff(rec[Site::final_norm()], read_npy(dir / (p + "final_norm.npy")).matrix<double>()) <= 1e-4);
+      CHECK(test::max_abs_diff(rec[Site::residual(int32_t(l))], layers.middleRows(l * n, n)) <=
+            1e-4);
+    CHECK(test::max_abs_diff(rec[Site::final_norm()],
+                             read_npy(dir / (p + "final_norm.npy")).matrix<double>()) <= 1e-4);
     CHECK(test::max_abs_diff(logits, read_npy(dir / (p + "logits.npy")).matrix<double>()) <= 1e-4);
   }
 }
 }  // namespace
 
-TEST_CASE("multimodal fixture: PNG to logits within 1e-4 (float fast, float reference, double)", "[multimodal][fixtures]") {
+TEST_CASE("multimodal fixture: PNG to logits within 1e-4 (float fast, float reference, double)",
+          "[multimodal][fixtures]") {
   check_mm_fixture<float>(Backend::Fast);
   check_mm_fixture<float>(Backend::Reference);
   check_mm_fixture<double>(Backend::Reference);
 }
 
-TEST_CASE("multimodal fixture: decode after a prefill holding the image equals decode_logits", "[multimodal][decode]") {
+TEST_CASE("multimodal fixture: decode after a prefill holding the image equals decode_logits",
+          "[multimodal][decode]") {
   const auto dir = test::fixture("mm-tiny-a");
   const auto ck = Checkpoint::open(dir);
   const Gemma3<float> model(ck);
   const auto images = model.encode(std::vector<Image>{load_image(dir / "image0.png")});
-  const auto manifest = test::manifest("mm-tiny-a");  // (a range-for over a temporary's element dangles)
+  const auto manifest =
+      test::manifest("mm-tiny-a");  // (a range-for over a temporary's element dangles)
   for (const auto& prompt : manifest["prompts"]) {
     if (!prompt.contains("decode")) continue;
     const int64_t P = prompt["decode"]["prefill_len"];
@@ -56,8 +64,12 @@ TEST_CASE("multimodal fixture: decode after a prefill holding the image equals d
     KVCache<float> cache(ck.config().text, n);
     Mat<float> decode(n - P + 1, ck.config().text.vocab_size);
     decode.row(0) = model.forward(std::span(ids).first(P), images, cache, LogitRows::last());
-    for (int64_t t = P; t < n; ++t) decode.row(t - P + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache);
-    CHECK(test::max_abs_diff(decode, read_npy(dir / prompt["decode"]["file"].get<std::string>()).matrix<double>()) <= 1e-4);
+    for (int64_t t = P; t < n; ++t)
+      decode.row(t - P + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache);
+    CHECK(
+        test::max_abs_diff(
+            decode, read_npy(dir / prompt["decode"]["file"].get<std::string>()).matrix<double>()) <=
+        1e-4);
   }
 }
 
@@ -75,7 +87,8 @@ TEST_CASE("the image matters: a flipped image changes the logits", "[multimodal]
   CHECK(test::max_abs_diff(a, b) > 0.1);
 }
 
-TEST_CASE("image masks: bidirectional within each image only, wherever the text sits", "[multimodal][mask]") {
+TEST_CASE("image masks: bidirectional within each image only, wherever the text sits",
+          "[multimodal][mask]") {
   // ids: text, image A (3 tokens), text, text, image B (2 tokens), text. Placeholder id 9.
   const std::vector<int32_t> ids{5, 9, 9, 9, 6, 7, 9, 9, 8};
   const auto groups = image_groups(ids, 9);
@@ -87,10 +100,12 @@ TEST_CASE("image masks: bidirectional within each image only, wherever the text 
     CHECK(m(3, 1) == 1);
     CHECK(m(1, 4) == 0);  // ... but not the text after it
     CHECK(m(6, 7) == 1);  // image B bidirectional
-    CHECK(m(6, 1) == (kind == LayerKind::Global ? 1 : 0));  // B sees A only causally (and not beyond the window)
-    CHECK(m(1, 6) == 0);  // A never sees B
-    CHECK(m(8, 7) == 1);  // text after B sees B causally
-    CHECK(m(4, 5) == 0);  // text stays causal
+    CHECK(
+        m(6, 1) ==
+        (kind == LayerKind::Global ? 1 : 0));  // B sees A only causally (and not beyond the window)
+    CHECK(m(1, 6) == 0);                       // A never sees B
+    CHECK(m(8, 7) == 1);                       // text after B sees B causally
+    CHECK(m(4, 5) == 0);                       // text stays causal
   }
   // Moving a text token between the images keeps each image's block intact.
   const std::vector<int32_t> moved{9, 9, 9, 5, 6, 9, 9, 7, 8};
@@ -102,7 +117,8 @@ TEST_CASE("image masks: bidirectional within each image only, wherever the text 
   CHECK(m2(3, 4) == 0);
 }
 
-TEST_CASE("several images in one prompt: fast equals reference, the prefill/decode split holds", "[multimodal]") {
+TEST_CASE("several images in one prompt: fast equals reference, the prefill/decode split holds",
+          "[multimodal]") {
   const auto dir = test::fixture("mm-tiny-a");
   const auto ck = Checkpoint::open(dir);
   const Gemma3<float> fast(ck, Backend::Fast), reference(ck, Backend::Reference);
@@ -125,24 +141,31 @@ TEST_CASE("several images in one prompt: fast equals reference, the prefill/deco
   const Mat<float> full = fast.forward(ids, images);
   CHECK(test::max_abs_diff(full, reference.forward(ids, images)) <= 2e-5);
   // Swapping the images changes the answer: each image lands in its own run.
-  CHECK(test::max_abs_diff(full, fast.forward(ids, ImageEmbeddings<float>{images[1], images[0]})) > 1e-3);
+  CHECK(test::max_abs_diff(full, fast.forward(ids, ImageEmbeddings<float>{images[1], images[0]})) >
+        1e-3);
   // Prefill through both images, then decode the rest one token at a time.
   const int64_t P = int64_t(ids.size()) - 4;
   KVCache<float> cache(cfg.text, int64_t(ids.size()));
   fast.forward(std::span(ids).first(P), images, cache, LogitRows::last());
   for (int64_t t = P; t < int64_t(ids.size()); ++t)
-    CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), {}, cache), full.row(t)) <= 1e-5);
+    CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), {}, cache), full.row(t)) <=
+          1e-5);
 }
 
-TEST_CASE("multimodal bad input: wrong image count, images on a text-only model", "[multimodal][errors]") {
+TEST_CASE("multimodal bad input: wrong image count, images on a text-only model",
+          "[multimodal][errors]") {
   const auto ck = Checkpoint::open(test::fixture("mm-tiny-a"));
   const Gemma3<float> model(ck);
   const auto ids = test::read_ids(test::fixture("mm-tiny-a") / "p0_input_ids.npy");
-  CHECK_THROWS_WITH(model.forward(ids), Catch::Contains("16 image placeholder tokens in the prompt but 0 image(s)"));
-  const auto images = model.encode(std::vector<Image>{load_image(test::fixture("mm-tiny-a") / "image0.png")});
-  CHECK_THROWS_WITH(model.forward(ids, ImageEmbeddings<float>{images[0], images[0]}), Catch::Contains("2 image(s)"));
+  CHECK_THROWS_WITH(model.forward(ids),
+                    Catch::Contains("16 image placeholder tokens in the prompt but 0 image(s)"));
+  const auto images =
+      model.encode(std::vector<Image>{load_image(test::fixture("mm-tiny-a") / "image0.png")});
+  CHECK_THROWS_WITH(model.forward(ids, ImageEmbeddings<float>{images[0], images[0]}),
+                    Catch::Contains("2 image(s)"));
   const auto text = Checkpoint::open(test::fixture("text-tiny-a"));
   const Gemma3<float> text_model(text);
-  CHECK_THROWS_WITH(text_model.encode(std::vector<Image>{load_image(test::fixture("mm-tiny-a") / "image0.png")}),
-                    Catch::Contains("no vision tower"));
+  CHECK_THROWS_WITH(
+      text_model.encode(std::vector<Image>{load_image(test::fixture("mm-tiny-a") / "image0.png")}),
+      Catch::Contains("no vision tower"));
 }

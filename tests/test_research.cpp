@@ -56,10 +56,12 @@ constexpr Backend kBackends[] = {Backend::Reference, Backend::Fast, Backend::Fas
 
 }  // namespace
 
-TEST_CASE("sites: every kind's module path parses back to it, and junk parses to nothing", "[research][sites]") {
+TEST_CASE("sites: every kind's module path parses back to it, and junk parses to nothing",
+          "[research][sites]") {
   for (std::size_t k = 0; k < kSiteKinds; ++k) {
     const auto kind = SiteKind(k);
-    for (const int32_t layer : per_layer(kind) ? std::vector<int32_t>{0, 7, 33} : std::vector<int32_t>{-1}) {
+    for (const int32_t layer :
+         per_layer(kind) ? std::vector<int32_t>{0, 7, 33} : std::vector<int32_t>{-1}) {
       const Site s{kind, layer};
       INFO(s.name());
       CHECK(Site::parse(s.name()) == s);
@@ -68,12 +70,14 @@ TEST_CASE("sites: every kind's module path parses back to it, and junk parses to
   CHECK(Site::residual(5).name() == "model.layers.5");
   CHECK(Site::attn_weights(3).name() == "model.layers.3.self_attn.attn_weights");
   CHECK(Site::mlp_act(0).name() == "model.layers.0.mlp.act_fn");
-  CHECK(Site{SiteKind::VisionFc1, 2}.name() == "vision_tower.vision_model.encoder.layers.2.mlp.fc1");
+  CHECK(Site{SiteKind::VisionFc1, 2}.name() ==
+        "vision_tower.vision_model.encoder.layers.2.mlp.fc1");
   for (const char* junk : {"model.layers.", "model.layers.x", "model.layers.01", "model.layers.-1",
                            "model.layers.3.nope", "model.layers.3.", "lm_head.weight", ""})
     CHECK_FALSE(Site::parse(junk).has_value());
-  CHECK_THROWS_WITH(Site::parse_or_throw("model.layers.3.nope", "--site"),
-                    Catch::Contains("--site") && Catch::Contains("'model.layers.3.nope' names no site"));
+  CHECK_THROWS_WITH(
+      Site::parse_or_throw("model.layers.3.nope", "--site"),
+      Catch::Contains("--site") && Catch::Contains("'model.layers.3.nope' names no site"));
   CHECK_THROWS_WITH(SiteSet{}.insert(Site{SiteKind::Residual}), Catch::Contains("needs a layer"));
   CHECK_THROWS_WITH(SiteSet{}.insert(Site{SiteKind::Logits, 2}), Catch::Contains("takes no layer"));
 
@@ -86,7 +90,8 @@ TEST_CASE("sites: every kind's module path parses back to it, and junk parses to
   CHECK(SiteSet::all().contains(Site{SiteKind::VisionMlp, 3}));
 }
 
-TEST_CASE("observing never changes the logits, for every backend (prefill, decode, images)", "[research][observe]") {
+TEST_CASE("observing never changes the logits, for every backend (prefill, decode, images)",
+          "[research][observe]") {
   const auto ck = Checkpoint::open(bf16_checkpoint());
   const int64_t vocab = ck.config().text.vocab_size;
   const auto ids = some_ids(13, vocab);
@@ -102,8 +107,9 @@ TEST_CASE("observing never changes the logits, for every backend (prefill, decod
     auto prefill_decode = [&](Observer<float>* obs) {
       KVCache<float> cache(ck.config().text, 13);
       Mat<float> stepped(13 - 7 + 1, vocab);
-      stepped.topRows(1) = obs ? model.forward(std::span(ids).first(7), cache, *obs, LogitRows::last())
-                               : model.forward(std::span(ids).first(7), cache, LogitRows::last());
+      stepped.topRows(1) =
+          obs ? model.forward(std::span(ids).first(7), cache, *obs, LogitRows::last())
+              : model.forward(std::span(ids).first(7), cache, LogitRows::last());
       for (int64_t t = 7; t < 13; ++t)
         stepped.row(t - 6) = obs ? model.forward(std::span(ids).subspan(t, 1), cache, *obs)
                                  : model.forward(std::span(ids).subspan(t, 1), cache);
@@ -125,11 +131,13 @@ TEST_CASE("observing never changes the logits, for every backend (prefill, decod
 }
 
 TEST_CASE("every site of the fast path is within 2e-5 of the plain path", "[research][observe]") {
-  for (const auto& path : {test::fixture("text-tiny-a"), test::fixture("text-tiny-b"), bf16_checkpoint()}) {
+  for (const auto& path :
+       {test::fixture("text-tiny-a"), test::fixture("text-tiny-b"), bf16_checkpoint()}) {
     const auto ck = Checkpoint::open(path);
     const auto ids = some_ids(11, ck.config().text.vocab_size, 1);
     const TextModel<float> fast(ck, Backend::Fast), plain(ck, Backend::Reference);
-    const auto a = fast.run_with_cache(ids, SiteSet::all()), b = plain.run_with_cache(ids, SiteSet::all());
+    const auto a = fast.run_with_cache(ids, SiteSet::all()),
+               b = plain.run_with_cache(ids, SiteSet::all());
     REQUIRE(a.captured.all().size() == b.captured.all().size());
     // 3 once-per-call sites + 20 per layer.
     CHECK(a.captured.all().size() == std::size_t(3 + 20 * ck.config().text.num_hidden_layers));
@@ -147,7 +155,8 @@ TEST_CASE("every site of the fast path is within 2e-5 of the plain path", "[rese
   }
 }
 
-TEST_CASE("attention probabilities: per head, with the key positions they cover", "[research][observe]") {
+TEST_CASE("attention probabilities: per head, with the key positions they cover",
+          "[research][observe]") {
   const auto ck = Checkpoint::open(bf16_checkpoint());  // window 6: layers 0 and 1 local
   const TextModel<float> model(ck);
   const auto ids = some_ids(10, ck.config().text.vocab_size);
@@ -173,7 +182,8 @@ TEST_CASE("attention probabilities: per head, with the key positions they cover"
   CHECK(cap.all().size() == 2);  // nothing else was kept
 }
 
-TEST_CASE("edits: fall back to the unfused form only where needed, and agree across backends", "[research][edit]") {
+TEST_CASE("edits: fall back to the unfused form only where needed, and agree across backends",
+          "[research][edit]") {
   const auto ck = Checkpoint::open(bf16_checkpoint());
   const auto ids = some_ids(9, ck.config().text.vocab_size);
   const TextModel<float> fast(ck, Backend::Fast), plain(ck, Backend::Reference);
@@ -184,11 +194,13 @@ TEST_CASE("edits: fall back to the unfused form only where needed, and agree acr
     INFO(site.name());
     Hooks<float> identity;
     identity.edit(site, [](MatRef<float>, const SiteInfo&) {});
-    CHECK(test::max_abs_diff(fast.forward(ids, identity), base) <= 2e-5 * base.cwiseAbs().maxCoeff());
+    CHECK(test::max_abs_diff(fast.forward(ids, identity), base) <=
+          2e-5 * base.cwiseAbs().maxCoeff());
   }
   // Real edits change the output the same way on both backends.
   const int64_t D = ck.config().text.head_dim;
-  for (const Site site : {Site::attn_output(1), Site::attn_weights(0), Site::mlp_act(1), Site::residual(0)}) {
+  for (const Site site :
+       {Site::attn_output(1), Site::attn_weights(0), Site::mlp_act(1), Site::residual(0)}) {
     INFO(site.name());
     Hooks<float> edit;
     edit.edit(site, [&](MatRef<float> v, const SiteInfo&) {
@@ -225,7 +237,8 @@ TEST_CASE("capture keeps what is asked for; logits for the rows asked for", "[re
   CHECK(model.forward(ids, LogitRows::none()).rows() == 0);
   CHECK(test::max_abs_diff(model.forward(ids, LogitRows::last()), all.bottomRows(1)) <= 1e-5);
   CHECK_THROWS_WITH(model.forward(ids, LogitRows::at({n})), Catch::Contains("outside the call's"));
-  CHECK_THROWS_WITH(run.captured.at(Site::residual(2)), Catch::Contains("model.layers.2 was not captured"));
+  CHECK_THROWS_WITH(run.captured.at(Site::residual(2)),
+                    Catch::Contains("model.layers.2 was not captured"));
   // A capture over a prefill and decode steps stacks one row per position.
   KVCache<float> cache(ck.config().text, n);
   Capture<float> cap({Site::residual(3)});
@@ -237,7 +250,8 @@ TEST_CASE("capture keeps what is asked for; logits for the rows asked for", "[re
   CHECK(test::max_abs_diff(cap.rows(Site::residual(3)), run.captured[Site::residual(3)]) <= 1e-5);
 }
 
-TEST_CASE("stepper: stage by stage equals forward bit for bit; stages out of order are refused", "[research][stepper]") {
+TEST_CASE("stepper: stage by stage equals forward bit for bit; stages out of order are refused",
+          "[research][stepper]") {
   const auto ck = Checkpoint::open(bf16_checkpoint());
   const TextModel<float> model(ck);
   const auto ids = some_ids(12, ck.config().text.vocab_size);
@@ -270,7 +284,8 @@ TEST_CASE("stepper: stage by stage equals forward bit for bit; stages out of ord
   CHECK(mm_step.logits() == expected.logits);
   CHECK(cap[Site::residual(1)] == expected.captured[Site::residual(1)]);
   Stepper<float> text_only(model, 4);
-  CHECK_THROWS_WITH(text_only.embed(std::vector<int32_t>{2}, images), Catch::Contains("text model"));
+  CHECK_THROWS_WITH(text_only.embed(std::vector<int32_t>{2}, images),
+                    Catch::Contains("text model"));
 }
 
 TEST_CASE("scoring helpers: log_softmax, top_k, entropy", "[research][score]") {
@@ -289,7 +304,8 @@ TEST_CASE("scoring helpers: log_softmax, top_k, entropy", "[research][score]") {
   CHECK(entropy(Eigen::RowVectorXf::Constant(1, 4.0f)) == 0.0);
 }
 
-TEST_CASE("score: per-token log-probs of a continuation, and sliding-window perplexity", "[research][score]") {
+TEST_CASE("score: per-token log-probs of a continuation, and sliding-window perplexity",
+          "[research][score]") {
   const auto dir = test::scratch_dir("research_score");
   synthesize_checkpoint(preset("tiny"), dir, {.seed = 9});  // the real vocabulary
   const auto ck = Checkpoint::open(dir);
@@ -319,7 +335,8 @@ TEST_CASE("score: per-token log-probs of a continuation, and sliding-window perp
 
   // Perplexity: one window gives exactly the scores of one pass; overlapping windows score every
   // token once.
-  std::vector<int32_t> ids = tok.encode("One two three four five six seven eight nine ten eleven twelve.", {.add_bos = true});
+  std::vector<int32_t> ids = tok.encode(
+      "One two three four five six seven eight nine ten eleven twelve.", {.add_bos = true});
   const auto n = int64_t(ids.size());
   double nll = 0;
   for (const auto& s : score_ids(model, ids, 1)) nll -= s.logprob;
@@ -328,10 +345,11 @@ TEST_CASE("score: per-token log-probs of a continuation, and sliding-window perp
   CHECK(one.windows == 1);
   CHECK(std::abs(one.nll - nll) < 1e-6 * nll);
   int64_t calls = 0, total_seen = 0;
-  const auto slid = perplexity(model, ids, {.context = 8, .stride = 4, .bos = 2, .progress = [&](int64_t, int64_t total) {
-                                              ++calls;
-                                              total_seen = total;
-                                            }});
+  const auto slid = perplexity(
+      model, ids, {.context = 8, .stride = 4, .bos = 2, .progress = [&](int64_t, int64_t total) {
+                     ++calls;
+                     total_seen = total;
+                   }});
   CHECK(total_seen == n - 1);
   CHECK(slid.tokens == n - 1);
   CHECK(calls == slid.windows);
@@ -340,7 +358,8 @@ TEST_CASE("score: per-token log-probs of a continuation, and sliding-window perp
   CHECK_THROWS_WITH(perplexity(model, ids, {.context = 8, .stride = 9}), Catch::Contains("stride"));
 }
 
-TEST_CASE("generation: per-token log-probs in the callback and the result; observer; text model", "[research][generate]") {
+TEST_CASE("generation: per-token log-probs in the callback and the result; observer; text model",
+          "[research][generate]") {
   const auto dir = test::scratch_dir("research_generate");
   synthesize_checkpoint(preset("tiny"), dir, {.seed = 4});
   const auto ck = Checkpoint::open(dir);
@@ -351,10 +370,11 @@ TEST_CASE("generation: per-token log-probs in the callback and the result; obser
   session.set_observer(&cap);
   const auto prompt = tok.encode("Hello there", {.add_bos = true});
   std::vector<SampleResult> streamed;
-  const auto r = session.generate(prompt, {.max_new_tokens = 5, .on_token = [&](const SampleResult& s) {
-                                             streamed.push_back(s);
-                                             return true;
-                                           }});
+  const auto r =
+      session.generate(prompt, {.max_new_tokens = 5, .on_token = [&](const SampleResult& s) {
+                                  streamed.push_back(s);
+                                  return true;
+                                }});
   REQUIRE(r.tokens.size() == streamed.size());
   REQUIRE(r.tokens.size() >= r.ids.size());
   // Greedy: each token is the argmax, and its log-prob is log-softmax of the full pass's logits.
@@ -373,22 +393,27 @@ TEST_CASE("generation: per-token log-probs in the callback and the result; obser
   CHECK(cap.rows(Site::residual(0)).rows() == int64_t(session.tokens().size()));
   // A callback that says stop.
   session.reset();
-  const auto stopped = session.generate(prompt, {.max_new_tokens = 5, .on_token = [](const SampleResult&) { return false; }});
+  const auto stopped = session.generate(
+      prompt, {.max_new_tokens = 5, .on_token = [](const SampleResult&) { return false; }});
   CHECK(stopped.reason == StopReason::Callback);
   CHECK(stopped.tokens.size() == 1);
-  CHECK_THROWS_WITH(session.prefill(prompt, {Mat<float>::Zero(1, 4)}), Catch::Contains("takes no images"));
+  CHECK_THROWS_WITH(session.prefill(prompt, {Mat<float>::Zero(1, 4)}),
+                    Catch::Contains("takes no images"));
 }
 
-TEST_CASE("long prompts run in chunks: close to one pass, captured whole, images kept whole", "[research][chunks]") {
+TEST_CASE("long prompts run in chunks: close to one pass, captured whole, images kept whole",
+          "[research][chunks]") {
   const auto ck = Checkpoint::open(bf16_checkpoint());
   TextModel<float> model(ck);
   const auto ids = some_ids(23, ck.config().text.vocab_size);
   const auto whole = model.run_with_cache(ids, {Site::residual(2), Site::attn_weights(0)});
   model.set_prefill_chunk(5);
   const auto chunked = model.run_with_cache(ids, {Site::residual(2), Site::attn_weights(0)});
-  CHECK(test::max_abs_diff(chunked.logits, whole.logits) <= 1e-4 * whole.logits.cwiseAbs().maxCoeff());
+  CHECK(test::max_abs_diff(chunked.logits, whole.logits) <=
+        1e-4 * whole.logits.cwiseAbs().maxCoeff());
   CHECK(chunked.captured.count(Site::residual(2)) == 1);  // the chunks stitched into one matrix
-  CHECK(test::max_abs_diff(chunked.captured[Site::residual(2)], whole.captured[Site::residual(2)]) <= 1e-3);
+  CHECK(test::max_abs_diff(chunked.captured[Site::residual(2)],
+                           whole.captured[Site::residual(2)]) <= 1e-3);
   REQUIRE(chunked.captured.count(Site::attn_weights(0)) == 5);  // 23 tokens in chunks of 5
   CHECK(chunked.captured.at(Site::attn_weights(0), 4).info.pos0 == 20);
   CHECK(chunked.captured.at(Site::attn_weights(0), 4).info.key0 == 15);  // window 6
@@ -431,7 +456,8 @@ bool reset_peak_rss() {  // Linux >= 4.0: writing 5 to clear_refs resets VmHWM t
 }
 }  // namespace
 
-TEST_CASE("memory follows what is captured: one residual over a 32K-token prompt", "[research][memory]") {
+TEST_CASE("memory follows what is captured: one residual over a 32K-token prompt",
+          "[research][memory]") {
   // The tiny shapes with the window of 16 and one global layer in six: the KV cache, the captured
   // residual [T, hidden] and one chunk's activations may grow the process; nothing else of size T:
   // not the decoder input (embedded a chunk at a time), not the MLP's activations over the whole
@@ -447,9 +473,11 @@ TEST_CASE("memory follows what is captured: one residual over a 32K-token prompt
   synthesize_checkpoint(cfg, dir, {.seed = 2, .dtype = DType::F32});
   const auto ck = Checkpoint::open(dir);
   TextModel<float> model(ck);
-  const int64_t T = cfg.text.max_position_embeddings, H = cfg.text.hidden_size, I = cfg.text.intermediate_size;
+  const int64_t T = cfg.text.max_position_embeddings, H = cfg.text.hidden_size,
+                I = cfg.text.intermediate_size;
   const auto ids = some_ids(T, cfg.text.vocab_size);
-  model.forward(std::span(ids).first(600), LogitRows::last());  // weights and thread stacks resident
+  model.forward(std::span(ids).first(600),
+                LogitRows::last());  // weights and thread stacks resident
   if (!reset_peak_rss() || rss_kib("VmHWM:") < 0) {
     WARN("cannot reset the peak RSS here (/proc/self/clear_refs): skipped");
     return;
@@ -463,11 +491,13 @@ TEST_CASE("memory follows what is captured: one residual over a 32K-token prompt
     return double(rss_kib("VmHWM:") - before) / 1024;
   };
   const double mib = 1 << 20;
-  const double kv = double(KVCache<float>::bytes_needed(cfg.text, T)) / mib, captured = double(T * H * 4) / mib;
+  const double kv = double(KVCache<float>::bytes_needed(cfg.text, T)) / mib,
+               captured = double(T * H * 4) / mib;
   const double chunk = double(TextModel<float>::kDefaultPrefillChunk * (3 * I + 8 * H) * 4) / mib;
   const double bound = kv + captured + chunk + 8;  // + 8 MiB: allocator and page slack
   const double chunked = grown_mib(TextModel<float>::kDefaultPrefillChunk);
-  INFO("grown " << chunked << " MiB; KV " << kv << ", captured " << captured << ", one chunk " << chunk);
+  INFO("grown " << chunked << " MiB; KV " << kv << ", captured " << captured << ", one chunk "
+                << chunk);
   CHECK(chunked <= bound);
   // The same prompt in one pass: the check above would fail (this is what it guards against).
   CHECK(grown_mib(T) > bound);

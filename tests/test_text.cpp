@@ -12,10 +12,9 @@ using namespace gemma3;
 
 namespace {
 // The fixtures' README suggests 1e-4 absolute: 7-10x the spread between the two official
-// implementations (<= 1.5e-5), and below every structural mistake (>= 2e-4, see docs/validation.md).
+// implementations (<= 1.5e-5), and below every structural mistake (>= 2e-4, see
+// docs/validation.md).
 constexpr double kTolerance = 1e-4;
-
-
 
 template <typename T>
 void check_fixture(const std::string& name) {
@@ -28,16 +27,20 @@ void check_fixture(const std::string& name) {
     INFO(name << " prompt " << k);
     const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
     const auto [logits, rec] = model.run_with_cache(
-        ids, SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(SiteKind::Residual));
+        ids,
+        SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(SiteKind::Residual));
     const auto n = static_cast<int64_t>(ids.size());
 
-    CHECK(test::max_abs_diff(rec[Site::inputs_embeds()], read_npy(dir / (p + "embed.npy")).matrix<double>()) <= kTolerance);
+    CHECK(test::max_abs_diff(rec[Site::inputs_embeds()],
+                             read_npy(dir / (p + "embed.npy")).matrix<double>()) <= kTolerance);
     const Mat<double> layers = read_npy(dir / (p + "layers.npy")).matrix<double>();  // [L*n, H]
     for (int32_t l = 0; l < L; ++l) {
       INFO("layer " << l);
       CHECK(test::max_abs_diff(rec[Site::residual(l)], layers.middleRows(l * n, n)) <= kTolerance);
     }
-    CHECK(test::max_abs_diff(rec[Site::final_norm()], read_npy(dir / (p + "final_norm.npy")).matrix<double>()) <= kTolerance);
+    CHECK(test::max_abs_diff(rec[Site::final_norm()],
+                             read_npy(dir / (p + "final_norm.npy")).matrix<double>()) <=
+          kTolerance);
     const Mat<double> expected = read_npy(dir / (p + "logits.npy")).matrix<double>();
     CHECK(test::max_abs_diff(logits, expected) <= kTolerance);
     for (int64_t t = 0; t < n; ++t) {
@@ -51,11 +54,13 @@ void check_fixture(const std::string& name) {
 }
 }  // namespace
 
-TEST_CASE("text fixtures: every intermediate and the logits within 1e-4, float", "[text][fixtures]") {
+TEST_CASE("text fixtures: every intermediate and the logits within 1e-4, float",
+          "[text][fixtures]") {
   for (const auto& name : test::text_fixtures()) check_fixture<float>(name);
 }
 
-TEST_CASE("text fixtures: every intermediate and the logits within 1e-4, double", "[text][fixtures]") {
+TEST_CASE("text fixtures: every intermediate and the logits within 1e-4, double",
+          "[text][fixtures]") {
   for (const auto& name : test::text_fixtures()) check_fixture<double>(name);
 }
 
@@ -68,7 +73,8 @@ TEST_CASE("attention masks equal the fixtures' mask_global / mask_local", "[text
       const std::string p = test::prompt_prefix(k);
       const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
       const auto groups = image_groups(ids, cfg.is_multimodal() ? cfg.image_token_index : -1);
-      for (auto [kind, file] : {std::pair{LayerKind::Global, "mask_global.npy"}, std::pair{LayerKind::Local, "mask_local.npy"}}) {
+      for (auto [kind, file] : {std::pair{LayerKind::Global, "mask_global.npy"},
+                                std::pair{LayerKind::Local, "mask_local.npy"}}) {
         const Mat<uint8_t> expected = read_npy(dir / (p + file)).matrix<uint8_t>();
         CHECK(attention_mask(kind, cfg.text.sliding_window, groups) == expected);
       }
@@ -76,7 +82,8 @@ TEST_CASE("attention masks equal the fixtures' mask_global / mask_local", "[text
   }
 }
 
-TEST_CASE("decode one token at a time equals the fixtures' decode_logits and the full pass", "[text][decode]") {
+TEST_CASE("decode one token at a time equals the fixtures' decode_logits and the full pass",
+          "[text][decode]") {
   for (const auto& name : test::text_fixtures()) {
     const auto dir = test::fixture(name);
     const auto ck = Checkpoint::open(dir);
@@ -92,15 +99,20 @@ TEST_CASE("decode one token at a time equals the fixtures' decode_logits and the
       KVCache<float> cache(ck.config().text, n);
       Mat<float> decode(n - P + 1, ck.config().text.vocab_size);
       decode.row(0) = model.forward(std::span(ids).first(P), cache).bottomRows(1);
-      for (int64_t t = P; t < n; ++t) decode.row(t - P + 1) = model.forward(std::span(ids).subspan(t, 1), cache);
-      CHECK(test::max_abs_diff(decode, read_npy(dir / prompt["decode"]["file"].get<std::string>()).matrix<double>()) <= kTolerance);
+      for (int64_t t = P; t < n; ++t)
+        decode.row(t - P + 1) = model.forward(std::span(ids).subspan(t, 1), cache);
+      CHECK(test::max_abs_diff(
+                decode,
+                read_npy(dir / prompt["decode"]["file"].get<std::string>()).matrix<double>()) <=
+            kTolerance);
       const Mat<float> full = model.forward(ids);
       CHECK(test::max_abs_diff(decode, full.bottomRows(n - P + 1)) <= 1e-5);
     }
   }
 }
 
-TEST_CASE("decode equals prefill across the sliding window, for every prefill length", "[text][decode]") {
+TEST_CASE("decode equals prefill across the sliding window, for every prefill length",
+          "[text][decode]") {
   // A synthesised config with a short window and an untied head: decode crosses the window boundary
   // many times, and prefill chunks are longer than the window.
   ModelConfig cfg = preset("tiny");
@@ -136,13 +148,15 @@ TEST_CASE("the text model rejects bad input with clear errors", "[text][errors]"
   const auto ck = Checkpoint::open(test::fixture("text-tiny-a"));
   const TextModel<float> model(ck);
   CHECK_THROWS_WITH(model.forward(std::vector<int32_t>{}), Catch::Contains("empty sequence"));
-  CHECK_THROWS_WITH(model.forward(std::vector<int32_t>{2, 512}),
-                    Catch::Contains("token id 512 at position 1 is outside the vocabulary [0, 512)"));
+  CHECK_THROWS_WITH(
+      model.forward(std::vector<int32_t>{2, 512}),
+      Catch::Contains("token id 512 at position 1 is outside the vocabulary [0, 512)"));
   CHECK_THROWS_WITH(model.forward(std::vector<int32_t>{2, -1}), Catch::Contains("token id -1"));
   KVCache<float> cache(ck.config().text, 3);
   model.forward(std::vector<int32_t>{2, 5}, cache);
   CHECK_THROWS_WITH(model.forward(std::vector<int32_t>{6, 7}, cache), Catch::Contains("full"));
-  CHECK_THROWS_WITH(KVCache<float>(ck.config().text, 40000), Catch::Contains("max_position_embeddings"));
+  CHECK_THROWS_WITH(KVCache<float>(ck.config().text, 40000),
+                    Catch::Contains("max_position_embeddings"));
   std::vector<int32_t> too_long(32769, 2);
   CHECK_THROWS_WITH(model.forward(too_long), Catch::Contains("exceeds max_position_embeddings"));
 }

@@ -25,10 +25,13 @@ using namespace gemma3;
 
 namespace {
 // The fixtures' README suggests 1e-4 absolute for activations (7-10x the spread between the two
-// official implementations, which is 9.5e-7 on last_hidden_state and 7.2e-7 on the soft tokens here).
+// official implementations, which is 9.5e-7 on last_hidden_state and 7.2e-7 on the soft tokens
+// here).
 constexpr double kTolerance = 1e-4;
 
-std::filesystem::path mm_dir() { return test::fixture("mm-tiny-a"); }
+std::filesystem::path mm_dir() {
+  return test::fixture("mm-tiny-a");
+}
 
 std::vector<std::byte> file_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -56,7 +59,8 @@ Image pattern(int64_t w, int64_t h) {
   Image img(w, h);
   for (int64_t y = 0; y < h; ++y)
     for (int64_t x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) img.at(y, x, c) = uint8_t((x * 7 + y * 13 + c * 85 + (x * y) % 31) & 255);
+      for (int c = 0; c < 3; ++c)
+        img.at(y, x, c) = uint8_t((x * 7 + y * 13 + c * 85 + (x * y) % 31) & 255);
   return img;
 }
 
@@ -95,19 +99,23 @@ void check_fixture_vision() {
       const Mat<T> pixels = fixture_pixels<T>(n, S);
       const Mat<T> hidden = encoder.last_hidden_state(pixels);
       const Mat<T> soft = encoder.project(hidden);
-      const double dh = test::max_abs_diff(hidden, fixture_slice<double>(mm_dir() / (p + "vision_last_hidden_state.npy"), i));
-      const double ds = test::max_abs_diff(soft, fixture_slice<double>(mm_dir() / (p + "image_soft_tokens.npy"), i));
+      const double dh = test::max_abs_diff(
+          hidden, fixture_slice<double>(mm_dir() / (p + "vision_last_hidden_state.npy"), i));
+      const double ds = test::max_abs_diff(
+          soft, fixture_slice<double>(mm_dir() / (p + "image_soft_tokens.npy"), i));
       CHECK(dh <= kTolerance);
       CHECK(ds <= kTolerance);
       worst_hidden = std::max(worst_hidden, dh);
       worst_soft = std::max(worst_soft, ds);
       // The whole path from the PNG, with our own preprocessing, gives the same soft tokens.
       const ImageProcessor processor(*ck.config().vision);
-      const Mat<T> from_png = encoder.encode(processor.pixel_values(load_image(mm_dir() / file)).template cast<T>());
+      const Mat<T> from_png =
+          encoder.encode(processor.pixel_values(load_image(mm_dir() / file)).template cast<T>());
       CHECK(test::max_abs_diff(from_png, soft) == 0.0);
     }
   }
-  INFO("max |diff| vs fixture: last_hidden_state " << worst_hidden << ", soft tokens " << worst_soft);
+  INFO("max |diff| vs fixture: last_hidden_state " << worst_hidden << ", soft tokens "
+                                                   << worst_soft);
   CHECK(std::max(worst_hidden, worst_soft) <= kTolerance);
 }
 }  // namespace
@@ -115,10 +123,11 @@ void check_fixture_vision() {
 // ---------------------------------------------------------------------------------------------
 // Preprocessing
 
-TEST_CASE("image0.png preprocesses to the fixture's pixel_values bit for bit", "[vision][preprocess]") {
-  // Oracle: HF Gemma3ImageProcessor (slow, PIL) of transformers 4.51.3; gemma_pytorch agrees exactly.
-  // Tolerance 0: the resize is Pillow's fixed-point algorithm and rescale/normalize round like NumPy.
-  // Measured: 0 differing values out of 3*224*224.
+TEST_CASE("image0.png preprocesses to the fixture's pixel_values bit for bit",
+          "[vision][preprocess]") {
+  // Oracle: HF Gemma3ImageProcessor (slow, PIL) of transformers 4.51.3; gemma_pytorch agrees
+  // exactly. Tolerance 0: the resize is Pillow's fixed-point algorithm and rescale/normalize round
+  // like NumPy. Measured: 0 differing values out of 3*224*224.
   const auto cfg = load_config(mm_dir() / "config.json");
   const auto pcfg = load_preprocessor_config(mm_dir() / "preprocessor_config.json", &*cfg.vision);
   CHECK(pcfg == ImageProcessorConfig::for_vision(*cfg.vision));
@@ -134,7 +143,8 @@ TEST_CASE("image0.png preprocesses to the fixture's pixel_values bit for bit", "
   REQUIRE(got.rows() == 3);
   REQUIRE(got.cols() == 224 * 224);
   int64_t differing = 0;
-  for (int64_t i = 0; i < got.size(); ++i) differing += std::memcmp(got.data() + i, expected.data() + i, 4) != 0;
+  for (int64_t i = 0; i < got.size(); ++i)
+    differing += std::memcmp(got.data() + i, expected.data() + i, 4) != 0;
   CHECK(differing == 0);
   CHECK(test::max_abs_diff(got, expected) == 0.0);
 }
@@ -145,7 +155,8 @@ TEST_CASE("Pillow bilinear: identity, constants, a hand-computed upscale", "[vis
   // A constant image stays constant, down and up, in one axis or both.
   Image flat(53, 31);
   std::fill(flat.pixels.begin(), flat.pixels.end(), uint8_t(77));
-  for (auto [w, h] : {std::pair{224, 224}, std::pair{7, 5}, std::pair{53, 224}, std::pair{224, 31}}) {
+  for (auto [w, h] :
+       {std::pair{224, 224}, std::pair{7, 5}, std::pair{53, 224}, std::pair{224, 31}}) {
     const Image r = resize_bilinear(flat, w, h);
     CHECK(r.width == w);
     CHECK(r.height == h);
@@ -179,7 +190,8 @@ TEST_CASE("preprocessor_config.json parsing", "[vision][preprocess]") {
   CHECK(!pc.do_pan_and_scan);
   CHECK(pc.pan_and_scan == PanAndScanParams{256, 4, 1.2});  // processor defaults for null keys
   j["resample"] = 3;
-  CHECK_THROWS_WITH(parse_preprocessor_config(j), Catch::Contains("resample") && Catch::Contains("BILINEAR"));
+  CHECK_THROWS_WITH(parse_preprocessor_config(j),
+                    Catch::Contains("resample") && Catch::Contains("BILINEAR"));
   j["resample"] = 2;
   j["size"] = {{"height", 896}, {"width", 896}};
   CHECK_THROWS_WITH(parse_preprocessor_config(j, &*cfg.vision), Catch::Contains("image_size 224"));
@@ -190,16 +202,20 @@ TEST_CASE("preprocessor_config.json parsing", "[vision][preprocess]") {
 // ---------------------------------------------------------------------------------------------
 // Pan and scan
 
-TEST_CASE("pan-and-scan crop arithmetic equals HF Gemma3ImageProcessor.pan_and_scan", "[vision][pan_and_scan]") {
+TEST_CASE("pan-and-scan crop arithmetic equals HF Gemma3ImageProcessor.pan_and_scan",
+          "[vision][pan_and_scan]") {
   const PanAndScanParams p;  // 256, 4, 1.2
   using B = std::vector<CropBox>;
   // Landscape 1000x300: ratio 3.33 -> n = floor(3.83) = 3 <= floor(1000/256) = 3; crop 334x300,
   // last crop clipped to 1000 - 668 = 332.
-  CHECK(pan_and_scan_boxes(1000, 300, p) == B{{0, 0, 334, 300}, {334, 0, 334, 300}, {668, 0, 332, 300}});
+  CHECK(pan_and_scan_boxes(1000, 300, p) ==
+        B{{0, 0, 334, 300}, {334, 0, 334, 300}, {668, 0, 332, 300}});
   // Portrait is the transpose.
-  CHECK(pan_and_scan_boxes(300, 1000, p) == B{{0, 0, 300, 334}, {0, 334, 300, 334}, {0, 668, 300, 332}});
+  CHECK(pan_and_scan_boxes(300, 1000, p) ==
+        B{{0, 0, 300, 334}, {0, 334, 300, 334}, {0, 668, 300, 332}});
   // Ratio 6 -> n = 6, capped at max_num_crops 4: 750x500 each.
-  CHECK(pan_and_scan_boxes(3000, 500, p) == B{{0, 0, 750, 500}, {750, 0, 750, 500}, {1500, 0, 750, 500}, {2250, 0, 750, 500}});
+  CHECK(pan_and_scan_boxes(3000, 500, p) ==
+        B{{0, 0, 750, 500}, {750, 0, 750, 500}, {1500, 0, 750, 500}, {2250, 0, 750, 500}});
   // Ratio exactly 2.5 rounds half up to 3, then floor(640/256) = 2 limits it: two 320x256 crops.
   CHECK(pan_and_scan_boxes(640, 256, p) == B{{0, 0, 320, 256}, {320, 0, 320, 256}});
   // Ratio exactly 2: two square crops.
@@ -215,12 +231,16 @@ TEST_CASE("pan-and-scan crop arithmetic equals HF Gemma3ImageProcessor.pan_and_s
   // floor(w / min_crop) = 1 is raised to 2, then the 150-wide crops are too small: none.
   CHECK(pan_and_scan_boxes(300, 100, p).empty());
   // Other parameters.
-  CHECK(pan_and_scan_boxes(1000, 300, {.min_crop_size = 100, .max_num_crops = 2, .min_ratio_to_activate = 1.2}) ==
+  CHECK(pan_and_scan_boxes(
+            1000, 300, {.min_crop_size = 100, .max_num_crops = 2, .min_ratio_to_activate = 1.2}) ==
         B{{0, 0, 500, 300}, {500, 0, 500, 300}});
-  CHECK(pan_and_scan_boxes(1000, 300, {.min_crop_size = 256, .max_num_crops = 4, .min_ratio_to_activate = 4.0}).empty());
+  CHECK(pan_and_scan_boxes(1000, 300,
+                           {.min_crop_size = 256, .max_num_crops = 4, .min_ratio_to_activate = 4.0})
+            .empty());
 }
 
-TEST_CASE("the processor returns the original then the crops, only when pan-and-scan is on", "[vision][pan_and_scan]") {
+TEST_CASE("the processor returns the original then the crops, only when pan-and-scan is on",
+          "[vision][pan_and_scan]") {
   const Image img = pattern(1000, 300);
   ImageProcessorConfig cfg;
   cfg.height = cfg.width = 56;
@@ -243,18 +263,22 @@ TEST_CASE("the processor returns the original then the crops, only when pan-and-
 // ---------------------------------------------------------------------------------------------
 // The vision tower and projector
 
-TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within 1e-4, float", "[vision][fixtures]") {
-  // Measured (float): last_hidden_state 6.6e-6, soft tokens 1.1e-6 (our own float vs double differ by
-  // up to 6.8e-6 on last_hidden_state: this is f32 rounding, amplified by the LayerNorms).
+TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within 1e-4, float",
+          "[vision][fixtures]") {
+  // Measured (float): last_hidden_state 6.6e-6, soft tokens 1.1e-6 (our own float vs double differ
+  // by up to 6.8e-6 on last_hidden_state: this is f32 rounding, amplified by the LayerNorms).
   check_fixture_vision<float>();
 }
 
-TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within 1e-4, double", "[vision][fixtures]") {
-  // Measured (double): last_hidden_state 6.7e-6, soft tokens 1.8e-6 (the reference's own f32 error).
+TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within 1e-4, double",
+          "[vision][fixtures]") {
+  // Measured (double): last_hidden_state 6.7e-6, soft tokens 1.8e-6 (the reference's own f32
+  // error).
   check_fixture_vision<double>();
 }
 
-TEST_CASE("vision sites are named by the HF module paths of the vision tower and projector", "[vision][observer]") {
+TEST_CASE("vision sites are named by the HF module paths of the vision tower and projector",
+          "[vision][observer]") {
   const auto ck = Checkpoint::open(mm_dir());
   const VisionEncoder<float> encoder(ck);
   Capture<float> rec(SiteSet::all());
@@ -267,11 +291,13 @@ TEST_CASE("vision sites are named by the HF module paths of the vision tower and
   }
   const std::string v = "vision_tower.vision_model.";
   for (const std::string& name :
-       {v + "embeddings", v + "encoder.layers.0.layer_norm1", v + "encoder.layers.0.self_attn.q_proj",
-        v + "encoder.layers.0.self_attn.attn_weights", v + "encoder.layers.0.self_attn",
-        v + "encoder.layers.0.layer_norm2", v + "encoder.layers.0.mlp.fc1", v + "encoder.layers.0.mlp",
-        v + "encoder.layers.0", v + "encoder.layers.1", v + "post_layernorm", std::string("multi_modal_projector.avg_pool"),
-        std::string("multi_modal_projector.mm_soft_emb_norm"), std::string("multi_modal_projector")}) {
+       {v + "embeddings", v + "encoder.layers.0.layer_norm1",
+        v + "encoder.layers.0.self_attn.q_proj", v + "encoder.layers.0.self_attn.attn_weights",
+        v + "encoder.layers.0.self_attn", v + "encoder.layers.0.layer_norm2",
+        v + "encoder.layers.0.mlp.fc1", v + "encoder.layers.0.mlp", v + "encoder.layers.0",
+        v + "encoder.layers.1", v + "post_layernorm", std::string("multi_modal_projector.avg_pool"),
+        std::string("multi_modal_projector.mm_soft_emb_norm"),
+        std::string("multi_modal_projector")}) {
     INFO(name);
     CHECK(seen.count(name) == 1);
   }
@@ -284,8 +310,10 @@ TEST_CASE("vision sites are named by the HF module paths of the vision tower and
 
   // An observer that edits the live buffer edits the forward pass.
   Hooks<float> zero_embeddings;
-  zero_embeddings.edit(Site{SiteKind::VisionEmbeddings}, [](MatRef<float> m, const SiteInfo&) { m.setZero(); });
-  CHECK(test::max_abs_diff(encoder.encode(fixture_pixels<float>(0, 224), &zero_embeddings), soft) > 1e-2);
+  zero_embeddings.edit(Site{SiteKind::VisionEmbeddings},
+                       [](MatRef<float> m, const SiteInfo&) { m.setZero(); });
+  CHECK(test::max_abs_diff(encoder.encode(fixture_pixels<float>(0, 224), &zero_embeddings), soft) >
+        1e-2);
 }
 
 TEST_CASE("flipping the image changes the soft tokens; flipping back restores them", "[vision]") {
@@ -302,7 +330,8 @@ TEST_CASE("flipping the image changes the soft tokens; flipping back restores th
 TEST_CASE("the encoder rejects bad input", "[vision][errors]") {
   const auto ck = Checkpoint::open(mm_dir());
   const VisionEncoder<float> encoder(ck);
-  CHECK_THROWS_WITH(encoder.encode(Mat<float>::Zero(3, 100)), Catch::Contains("pixel_values") && Catch::Contains("[3, 50176]"));
+  CHECK_THROWS_WITH(encoder.encode(Mat<float>::Zero(3, 100)),
+                    Catch::Contains("pixel_values") && Catch::Contains("[3, 50176]"));
   CHECK_THROWS_AS(encoder.project(Mat<float>::Zero(255, 32)), InvalidArgument);
   const auto text = Checkpoint::open(test::fixture("text-tiny-a"));
   CHECK_THROWS_WITH(VisionEncoder<float>(text), Catch::Contains("no vision tower"));
@@ -317,7 +346,8 @@ TEST_CASE("decoding: file and memory agree, and match a user's own stb_image", "
   const auto bytes = file_bytes(path);
   CHECK(decode_image(std::span<const std::byte>(bytes)) == img);
   int w = 0, h = 0, c = 0;
-  unsigned char* theirs = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(bytes.data()), int(bytes.size()), &w, &h, &c, 3);
+  unsigned char* theirs = stbi_load_from_memory(
+      reinterpret_cast<const unsigned char*>(bytes.data()), int(bytes.size()), &w, &h, &c, 3);
   REQUIRE(theirs != nullptr);
   CHECK(w == 320);
   CHECK(h == 240);
@@ -326,10 +356,13 @@ TEST_CASE("decoding: file and memory agree, and match a user's own stb_image", "
   stbi_image_free(theirs);
 }
 
-TEST_CASE("decoding: grey is replicated, alpha is dropped (not composited), as PIL convert(\"RGB\")", "[vision][image]") {
+TEST_CASE(
+    "decoding: grey is replicated, alpha is dropped (not composited), as PIL convert(\"RGB\")",
+    "[vision][image]") {
   const auto dir = test::scratch_dir("vision_channels");
   // 3x2 greyscale PGM.
-  std::vector<uint8_t> pgm{'P', '5', '\n', '3', ' ', '2', '\n', '2', '5', '5', '\n', 0, 40, 80, 120, 200, 255};
+  std::vector<uint8_t> pgm{'P', '5',  '\n', '3', ' ', '2', '\n', '2', '5',
+                           '5', '\n', 0,    40,  80,  120, 200,  255};
   write_bytes(dir / "grey.pgm", pgm);
   const Image grey = load_image(dir / "grey.pgm");
   REQUIRE(grey.width == 3);
@@ -339,8 +372,8 @@ TEST_CASE("decoding: grey is replicated, alpha is dropped (not composited), as P
   CHECK(grey.at(1, 1, 2) == 200);
   // 2x1 uncompressed 32-bit TGA (BGRA, top-left origin): a fully transparent (10, 20, 30) and an
   // opaque (200, 100, 50). transformers' convert_to_rgb is image.convert("RGB"): alpha is dropped.
-  std::vector<uint8_t> tga{0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 32, 0x28,
-                           30, 20, 10, 0, 50, 100, 200, 255};
+  std::vector<uint8_t> tga{0, 0, 2, 0,  0,    0,  0,  0,  0, 0,  0,   0,   2,
+                           0, 1, 0, 32, 0x28, 30, 20, 10, 0, 50, 100, 200, 255};
   write_bytes(dir / "rgba.tga", tga);
   const Image rgba = load_image(dir / "rgba.tga");
   REQUIRE(rgba.width == 2);
@@ -352,21 +385,25 @@ TEST_CASE("decoding: grey is replicated, alpha is dropped (not composited), as P
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("decoding: missing, empty, corrupt, truncated and huge images give clear errors", "[vision][image][errors]") {
+TEST_CASE("decoding: missing, empty, corrupt, truncated and huge images give clear errors",
+          "[vision][image][errors]") {
   const auto dir = test::scratch_dir("vision_errors");
   const auto missing = dir / "missing.png";
   CHECK_THROWS_AS(load_image(missing), IoError);
-  CHECK_THROWS_WITH(load_image(missing), Catch::Contains(missing.string()) && Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(load_image(missing),
+                    Catch::Contains(missing.string()) && Catch::Contains("cannot open"));
   CHECK_THROWS_AS(load_image(dir), IoError);
 
   write_bytes(dir / "empty.png", {});
   CHECK_THROWS_AS(load_image(dir / "empty.png"), FormatError);
-  CHECK_THROWS_WITH(load_image(dir / "empty.png"), Catch::Contains((dir / "empty.png").string()) && Catch::Contains("empty"));
+  CHECK_THROWS_WITH(load_image(dir / "empty.png"),
+                    Catch::Contains((dir / "empty.png").string()) && Catch::Contains("empty"));
   CHECK_THROWS_WITH(decode_image(std::span<const uint8_t>{}), Catch::Contains("empty"));
 
   write_bytes(dir / "garbage.jpg", {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
   CHECK_THROWS_AS(load_image(dir / "garbage.jpg"), FormatError);
-  CHECK_THROWS_WITH(load_image(dir / "garbage.jpg"), Catch::Contains("garbage.jpg") && Catch::Contains("not a readable image"));
+  CHECK_THROWS_WITH(load_image(dir / "garbage.jpg"),
+                    Catch::Contains("garbage.jpg") && Catch::Contains("not a readable image"));
 
   // image0.png cut in half: the header is fine, the compressed pixels end early.
   auto png = file_bytes(mm_dir() / "image0.png");
@@ -383,7 +420,8 @@ TEST_CASE("decoding: missing, empty, corrupt, truncated and huge images give cle
   // PNG headers claiming too many pixels are refused from the header, before anything is allocated:
   // 16385 x 100 by our side limit, 20000 x 20000 already by stb's own 2^30-byte limit.
   auto png_header = [](uint32_t w, uint32_t h) {
-    std::vector<uint8_t> b{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    std::vector<uint8_t> b{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
+                           0,    0,   0,   13,  'I',  'H',  'D',  'R'};
     for (uint32_t v : {w, h})
       for (int shift = 24; shift >= 0; shift -= 8) b.push_back(uint8_t(v >> shift));
     for (uint8_t v : {8, 2, 0, 0, 0, 0, 0, 0, 0}) b.push_back(v);  // 8-bit RGB, CRC (unchecked)
@@ -391,7 +429,8 @@ TEST_CASE("decoding: missing, empty, corrupt, truncated and huge images give cle
   };
   write_bytes(dir / "wide.png", png_header(16385, 100));
   CHECK_THROWS_AS(load_image(dir / "wide.png"), FormatError);
-  CHECK_THROWS_WITH(load_image(dir / "wide.png"), Catch::Contains("16385 x 100") && Catch::Contains("16384"));
+  CHECK_THROWS_WITH(load_image(dir / "wide.png"),
+                    Catch::Contains("16385 x 100") && Catch::Contains("16384"));
   write_bytes(dir / "huge.png", png_header(20000, 20000));
   CHECK_THROWS_AS(load_image(dir / "huge.png"), FormatError);
   CHECK_THROWS_WITH(load_image(dir / "huge.png"), Catch::Contains("huge.png"));

@@ -12,8 +12,8 @@
 
 #include <sys/resource.h>
 
-#include <nlohmann/json.hpp>
 #include <omp.h>
+#include <nlohmann/json.hpp>
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/kernels/machine.hpp>
@@ -39,9 +39,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // Where --preset checkpoints are synthesised once and reused.
 std::filesystem::path preset_dir(const BenchOptions& o) {
   std::filesystem::path cache;
-  if (const char* c = std::getenv("GEMMA3_CACHE")) cache = c;
-  else if (const char* home = std::getenv("HOME")) cache = std::filesystem::path(home) / ".cache" / "gemma3";
-  else cache = std::filesystem::temp_directory_path() / "gemma3";
+  if (const char* c = std::getenv("GEMMA3_CACHE"))
+    cache = c;
+  else if (const char* home = std::getenv("HOME"))
+    cache = std::filesystem::path(home) / ".cache" / "gemma3";
+  else
+    cache = std::filesystem::temp_directory_path() / "gemma3";
   return cache / "bench" / (o.preset + "-" + o.dtype);
 }
 
@@ -51,13 +54,16 @@ void bench(const BenchOptions& o) {
   if (!o.preset.empty()) {
     const auto dir = preset_dir(o);
     if (!std::filesystem::exists(dir / "config.json")) {
-      std::fprintf(stderr, "synthesising %s (%s) in %s ...\n", o.preset.c_str(), o.dtype.c_str(), dir.c_str());
-      synthesize_checkpoint(preset(o.preset), dir, {.seed = 0, .dtype = o.dtype == "f32" ? DType::F32 : DType::BF16});
+      std::fprintf(stderr, "synthesising %s (%s) in %s ...\n", o.preset.c_str(), o.dtype.c_str(),
+                   dir.c_str());
+      synthesize_checkpoint(preset(o.preset), dir,
+                            {.seed = 0, .dtype = o.dtype == "f32" ? DType::F32 : DType::BF16});
     }
     model_dir = dir.string();
   }
   auto t0 = std::chrono::steady_clock::now();
-  const auto ck = Checkpoint::open(model_dir, o.huge_pages ? Residency::HugePages : Residency::Mapped);
+  const auto ck =
+      Checkpoint::open(model_dir, o.huge_pages ? Residency::HugePages : Residency::Mapped);
   const TextModel<float> model(ck, backend_from_string(o.backend));
   const double load_s = seconds_since(t0);
   const TextConfig& cfg = model.config();
@@ -66,9 +72,10 @@ void bench(const BenchOptions& o) {
   // LM head (the tied embedding, read whole); of the input embedding only one row.
   int64_t bytes_per_token = 0, matmul_params = 0;
   for (const auto& l : model.weights().layers)
-    for (const TensorView* t : {&l.input_layernorm, &l.q_proj, &l.k_proj, &l.v_proj, &l.q_norm, &l.k_norm, &l.o_proj,
-                                &l.post_attention_layernorm, &l.pre_feedforward_layernorm, &l.gate_proj, &l.up_proj,
-                                &l.down_proj, &l.post_feedforward_layernorm}) {
+    for (const TensorView* t :
+         {&l.input_layernorm, &l.q_proj, &l.k_proj, &l.v_proj, &l.q_norm, &l.k_norm, &l.o_proj,
+          &l.post_attention_layernorm, &l.pre_feedforward_layernorm, &l.gate_proj, &l.up_proj,
+          &l.down_proj, &l.post_feedforward_layernorm}) {
       bytes_per_token += int64_t(t->nbytes());
       if (t->shape.size() == 2) matmul_params += t->numel();
     }
@@ -78,7 +85,8 @@ void bench(const BenchOptions& o) {
   SplitMix64 rng(1);
   std::vector<int32_t> prompt(std::size_t(o.prompt_tokens));
   prompt[0] = int32_t(cfg.bos_token_id);
-  for (std::size_t i = 1; i < prompt.size(); ++i) prompt[i] = int32_t(1000 + rng.next() % 200000 % uint64_t(cfg.vocab_size - 1000));
+  for (std::size_t i = 1; i < prompt.size(); ++i)
+    prompt[i] = int32_t(1000 + rng.next() % 200000 % uint64_t(cfg.vocab_size - 1000));
 
   KVCache<float> cache(cfg, o.prompt_tokens + o.gen_tokens);
   t0 = std::chrono::steady_clock::now();
@@ -114,11 +122,12 @@ void bench(const BenchOptions& o) {
   double attention_flops = 0;
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
     for (int64_t t = 0; t < o.prompt_tokens; ++t) {
-      const int64_t keys = layer_kind(cfg, i) == LayerKind::Local ? std::min(t + 1, cfg.sliding_window) : t + 1;
+      const int64_t keys =
+          layer_kind(cfg, i) == LayerKind::Local ? std::min(t + 1, cfg.sliding_window) : t + 1;
       attention_flops += 4.0 * double(keys * cfg.head_dim * cfg.num_attention_heads);
     }
-  const double prefill_flops = 2.0 * double(matmul_params) * double(o.prompt_tokens) + attention_flops +
-                               2.0 * double(model.weights().lm_head.numel());
+  const double prefill_flops = 2.0 * double(matmul_params) * double(o.prompt_tokens) +
+                               attention_flops + 2.0 * double(model.weights().lm_head.numel());
   const double prefill_gflops = prefill_flops / prefill_s / 1e9;
 
   nlohmann::json j{{"model", model_dir},
@@ -140,7 +149,8 @@ void bench(const BenchOptions& o) {
                    {"decode_roofline_fraction", decode_tok_s / roofline_tok_s},
                    {"prefill_gflops", prefill_gflops},
                    {"fma_peak_gflops", peak_gflops},
-                   {"bf16_dot_peak_gflops", bf16_peak_gflops > 0 ? nlohmann::json(bf16_peak_gflops) : nlohmann::json()},
+                   {"bf16_dot_peak_gflops",
+                    bf16_peak_gflops > 0 ? nlohmann::json(bf16_peak_gflops) : nlohmann::json()},
                    {"prefill_peak", on_bf16_dot ? "bf16_dot" : "f32_fma"},
                    {"prefill_peak_fraction", prefill_gflops / prefill_peak},
                    {"prefill_fma_peak_fraction", prefill_gflops / peak_gflops},
@@ -150,41 +160,54 @@ void bench(const BenchOptions& o) {
     return;
   }
   std::printf("model            %s (%s weights, %s path, %s, %d threads)\n", model_dir.c_str(),
-              j["weights_dtype"].get<std::string>().c_str(), to_string(model.backend()), kernels::active_isa(),
-              omp_get_max_threads());
+              j["weights_dtype"].get<std::string>().c_str(), to_string(model.backend()),
+              kernels::active_isa(), omp_get_max_threads());
   std::printf("load             %.3f s (weights %s)\n", load_s,
               o.huge_pages ? "read into 2 MiB pages" : "mapped from the file");
-  std::printf("prefill          %8.1f tok/s  %7.1f GFLOP/s = %.2f of the %s peak (%.0f GFLOP/s)\n", prefill_tok_s,
-              prefill_gflops, prefill_gflops / prefill_peak, on_bf16_dot ? "bf16 dot" : "f32 FMA", prefill_peak);
+  std::printf("prefill          %8.1f tok/s  %7.1f GFLOP/s = %.2f of the %s peak (%.0f GFLOP/s)\n",
+              prefill_tok_s, prefill_gflops, prefill_gflops / prefill_peak,
+              on_bf16_dot ? "bf16 dot" : "f32 FMA", prefill_peak);
   std::printf("compute          f32 FMA peak %.0f GFLOP/s, bf16 dot peak %s\n", peak_gflops,
-              bf16_peak_gflops > 0 ? (std::to_string(long(bf16_peak_gflops)) + " GFLOP/s").c_str() : "n/a (no AVX512-BF16)");
+              bf16_peak_gflops > 0 ? (std::to_string(long(bf16_peak_gflops)) + " GFLOP/s").c_str()
+                                   : "n/a (no AVX512-BF16)");
   std::printf("first token      %.3f s after %ld prompt tokens\n", ttft_s, long(o.prompt_tokens));
-  std::printf("decode           %8.2f tok/s  = %.2f of the roofline (%.2f tok/s: %.1f MB/token at %.1f GB/s read)\n",
-              decode_tok_s, decode_tok_s / roofline_tok_s, roofline_tok_s, double(bytes_per_token) / 1e6, bw.read_gb_s);
-  std::printf("memory           triad %.1f GB/s, read %.1f GB/s; peak RSS %.0f MB\n", bw.triad_gb_s, bw.read_gb_s,
-              double(u.ru_maxrss) / 1024.0);
+  std::printf(
+      "decode           %8.2f tok/s  = %.2f of the roofline (%.2f tok/s: %.1f MB/token at %.1f "
+      "GB/s read)\n",
+      decode_tok_s, decode_tok_s / roofline_tok_s, roofline_tok_s, double(bytes_per_token) / 1e6,
+      bw.read_gb_s);
+  std::printf("memory           triad %.1f GB/s, read %.1f GB/s; peak RSS %.0f MB\n", bw.triad_gb_s,
+              bw.read_gb_s, double(u.ru_maxrss) / 1024.0);
 }
 
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "prefill/decode speed against this machine's measured bandwidth and peak");
+  auto* cmd = app.add_subcommand(
+      "bench", "prefill/decode speed against this machine's measured bandwidth and peak");
   auto* model = cmd->add_option("--model", o->model, "checkpoint directory");
-  auto* pre = cmd->add_option("--preset", o->preset, "synthesise (once, cached) a checkpoint of this preset's shapes")
+  auto* pre = cmd->add_option("--preset", o->preset,
+                              "synthesise (once, cached) a checkpoint of this preset's shapes")
                   ->check(CLI::IsMember(preset_names()));
   model->excludes(pre);
-  cmd->add_option("--dtype", o->dtype, "weight dtype of a --preset checkpoint")->check(CLI::IsMember({"bf16", "f32"}));
-  cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length to prefill")->check(CLI::PositiveNumber);
+  cmd->add_option("--dtype", o->dtype, "weight dtype of a --preset checkpoint")
+      ->check(CLI::IsMember({"bf16", "f32"}));
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length to prefill")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--gen-tokens", o->gen_tokens, "tokens to decode")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "OpenMP threads")->check(CLI::PositiveNumber);
   cmd->add_option("--backend", o->backend,
-                  "reference (plain Eigen), fast (SIMD kernels) or fast-bf16 (matrix inputs rounded to bf16)")->check(CLI::IsMember({"fast", "fast-bf16", "reference"}));
-  cmd->add_flag("--huge-pages", o->huge_pages,
-                "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");
+                  "reference (plain Eigen), fast (SIMD kernels) or fast-bf16 (matrix inputs "
+                  "rounded to bf16)")
+      ->check(CLI::IsMember({"fast", "fast-bf16", "reference"}));
+  cmd->add_flag(
+      "--huge-pages", o->huge_pages,
+      "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");
   cmd->add_flag("--json", o->json, "one JSON object instead of the table");
   cmd->callback([o, model, pre] {
-    if (model->count() == 0 && pre->count() == 0) throw InvalidArgument("--model", "give --model DIR or --preset NAME");
+    if (model->count() == 0 && pre->count() == 0)
+      throw InvalidArgument("--model", "give --model DIR or --preset NAME");
     bench(*o);
   });
 }

@@ -60,13 +60,15 @@ void dump(const DumpOptions& o) {
       o.ids_npy.empty() ? parse_ids(o.ids) : read_npy(o.ids_npy).values<int32_t>();
   const auto n = static_cast<int64_t>(ids.size());
   if (o.prefill < 0 || o.prefill > n)
-    throw InvalidArgument("--prefill", "must be in [1, " + std::to_string(n) + "], got " + std::to_string(o.prefill));
+    throw InvalidArgument(
+        "--prefill", "must be in [1, " + std::to_string(n) + "], got " + std::to_string(o.prefill));
   const std::filesystem::path out(o.out);
   std::filesystem::create_directories(out);
 
   // The fixtures' sites, or every site with --all.
   Capture<T> rec(o.all ? SiteSet::all()
-                       : SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(SiteKind::Residual));
+                       : SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(
+                             SiteKind::Residual));
   // Images: pixel values, SigLIP output and soft tokens, under the fixtures' names.
   ImageEmbeddings<T> images;
   if (!o.images.empty()) {
@@ -77,29 +79,35 @@ void dump(const DumpOptions& o) {
     Mat<T> soft(n_img * model.vision().tokens_per_image(), cfg.hidden_size);
     for (int64_t i = 0; i < n_img; ++i) {
       const auto pv = model.pixel_values(load_image(o.images[i]));
-      if (pv.size() != 1) throw InvalidArgument("--image", "dump feeds images without pan & scan crops");
+      if (pv.size() != 1)
+        throw InvalidArgument("--image", "dump feeds images without pan & scan crops");
       pixels.middleRows(3 * i, 3) = pv[0];
       hidden.middleRows(i * vc.num_patches(), vc.num_patches()) =
           model.vision().last_hidden_state(pv[0].template cast<T>(), &rec, i);
-      images.push_back(model.vision().project(hidden.middleRows(i * vc.num_patches(), vc.num_patches())));
+      images.push_back(
+          model.vision().project(hidden.middleRows(i * vc.num_patches(), vc.num_patches())));
       soft.middleRows(i * images.back().rows(), images.back().rows()) = images.back();
     }
     write_f32(out / "pixel_values.npy", {n_img, 3, S, S}, pixels);
-    write_f32(out / "vision_last_hidden_state.npy", {n_img, vc.num_patches(), vc.hidden_size}, hidden);
-    write_f32(out / "image_soft_tokens.npy", {n_img, model.vision().tokens_per_image(), cfg.hidden_size}, soft);
+    write_f32(out / "vision_last_hidden_state.npy", {n_img, vc.num_patches(), vc.hidden_size},
+              hidden);
+    write_f32(out / "image_soft_tokens.npy",
+              {n_img, model.vision().tokens_per_image(), cfg.hidden_size}, soft);
   }
   const Mat<T> logits = model.forward(ids, images, rec);
   const int64_t H = cfg.hidden_size;
   Mat<T> layers(cfg.num_hidden_layers * n, H);
   write_f32(out / "embed.npy", {n, H}, rec[Site::inputs_embeds()]);
   write_f32(out / "final_norm.npy", {n, H}, rec[Site::final_norm()]);
-  for (int32_t l = 0; l < cfg.num_hidden_layers; ++l) layers.middleRows(n * l, n) = rec[Site::residual(l)];
+  for (int32_t l = 0; l < cfg.num_hidden_layers; ++l)
+    layers.middleRows(n * l, n) = rec[Site::residual(l)];
   if (o.all)
     for (const auto& [site, captured] : rec.all())
       for (std::size_t k = 0; k < captured.size(); ++k) {
         const Mat<T>& m = captured[k].value;
         Shape shape{m.rows(), m.cols()};
-        if (captured[k].info.heads > 0) shape = {captured[k].info.heads, m.rows() / captured[k].info.heads, m.cols()};
+        if (captured[k].info.heads > 0)
+          shape = {captured[k].info.heads, m.rows() / captured[k].info.heads, m.cols()};
         // A vision site is announced once per image: image 1 and later get a suffix.
         write_f32(out / (site.name() + (k > 0 ? "." + std::to_string(k) : "") + ".npy"), shape, m);
       }
@@ -110,7 +118,8 @@ void dump(const DumpOptions& o) {
     // Images must lie inside the prefill (their tokens see each other within one chunk).
     KVCache<T> cache(cfg, n);
     Mat<T> decode(n - o.prefill + 1, cfg.vocab_size);
-    decode.row(0) = model.forward(std::span(ids).first(o.prefill), images, cache, LogitRows::last());
+    decode.row(0) =
+        model.forward(std::span(ids).first(o.prefill), images, cache, LogitRows::last());
     for (int64_t t = o.prefill; t < n; ++t)
       decode.row(t - o.prefill + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache);
     write_f32(out / "decode_logits.npy", {decode.rows(), decode.cols()}, decode);
@@ -131,16 +140,20 @@ void add_dump_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "output directory")->required();
   cmd->add_option("--dtype", o->dtype, "compute precision (files are always float32)")
       ->check(CLI::IsMember({"f32", "f64"}));
-  cmd->add_option("--prefill", o->prefill, "also prefill [0,P) then decode the rest: decode_logits.npy");
+  cmd->add_option("--prefill", o->prefill,
+                  "also prefill [0,P) then decode the rest: decode_logits.npy");
   cmd->add_flag("--all", o->all, "also write every other intermediate, named by module path");
-  cmd->add_option("--image", o->images,
-                  "an image for the next run of image placeholders in the ids (repeatable, in order)")
+  cmd->add_option(
+         "--image", o->images,
+         "an image for the next run of image placeholders in the ids (repeatable, in order)")
       ->check(CLI::ExistingFile);
   cmd->callback([o, ids, ids_npy] {
     if (ids->count() == 0 && ids_npy->count() == 0)
       throw InvalidArgument("--ids", "give the tokens with --ids or --ids-npy");
-    if (o->dtype == "f64") dump<double>(*o);
-    else dump<float>(*o);
+    if (o->dtype == "f64")
+      dump<double>(*o);
+    else
+      dump<float>(*o);
   });
 }
 

@@ -2,20 +2,20 @@
 // gemma3 chat — an interactive multi-turn REPL whose KV cache is reused across turns.
 #include <chrono>
 #include <cstdio>
-#include <optional>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <omp.h>
+#include <nlohmann/json.hpp>
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/multimodal.hpp>
@@ -31,13 +31,16 @@ std::string default_tokenizer_path(const std::string& given, const std::string& 
   // Beside the weights: in the checkpoint directory, or in a .gguf file's directory.
   const std::filesystem::path model_path(model_dir);
   const std::filesystem::path beside =
-      (std::filesystem::is_regular_file(model_path) ? model_path.parent_path() : model_path) / "tokenizer.model";
+      (std::filesystem::is_regular_file(model_path) ? model_path.parent_path() : model_path) /
+      "tokenizer.model";
   if (std::filesystem::exists(beside)) return beside.string();
   if (const char* env = std::getenv("GEMMA3_TOKENIZER")) return env;
   // Where scripts/setup.sh (scripts/get_tokenizer.sh) builds it.
   std::filesystem::path cache;
-  if (const char* c = std::getenv("GEMMA3_CACHE")) cache = c;
-  else if (const char* home = std::getenv("HOME")) cache = std::filesystem::path(home) / ".cache" / "gemma3";
+  if (const char* c = std::getenv("GEMMA3_CACHE"))
+    cache = c;
+  else if (const char* home = std::getenv("HOME"))
+    cache = std::filesystem::path(home) / ".cache" / "gemma3";
   const auto built = cache / "tokenizer" / "tokenizer.model";
   if (std::filesystem::exists(built)) return built.string();
   throw InvalidArgument("--tokenizer", "no tokenizer.model in " + model_dir +
@@ -64,35 +67,44 @@ struct RunOptions {
 };
 
 void add_common_options(CLI::App* cmd, RunOptions& o) {
-  cmd->add_option("--model", o.model, "checkpoint directory (config.json + safetensors)")->required();
-  cmd->add_option("--tokenizer", o.tokenizer,
-                  "tokenizer.model (default: the model directory's, then $GEMMA3_TOKENIZER, then the one "
-                  "scripts/setup.sh built)");
+  cmd->add_option("--model", o.model, "checkpoint directory (config.json + safetensors)")
+      ->required();
+  cmd->add_option(
+      "--tokenizer", o.tokenizer,
+      "tokenizer.model (default: the model directory's, then $GEMMA3_TOKENIZER, then the one "
+      "scripts/setup.sh built)");
   cmd->add_option("--system", o.system, "system prompt, folded into the first user turn");
   cmd->add_option("--max-new-tokens", o.max_new_tokens, "most tokens to generate per answer")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--context", o.context, "KV cache size in tokens (prompt + answers)")->check(CLI::PositiveNumber);
+  cmd->add_option("--context", o.context, "KV cache size in tokens (prompt + answers)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--temperature", o.sampling.temperature, "softmax temperature; 0 = greedy")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-k", o.sampling.top_k, "keep the k most likely tokens; 0 = off")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", o.sampling.top_k, "keep the k most likely tokens; 0 = off")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-p", o.sampling.top_p, "nucleus: smallest set with probability mass >= p")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--min-p", o.sampling.min_p, "drop tokens below min-p x the top probability")
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--repetition-penalty", o.sampling.repetition_penalty, "HF-style repetition penalty; 1 = off")
+  cmd->add_option("--repetition-penalty", o.sampling.repetition_penalty,
+                  "HF-style repetition penalty; 1 = off")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", o.sampling.seed, "random seed: the same seed gives the same tokens");
   cmd->add_option("--stop", o.stop, "stop generating at this string (repeatable)");
-  cmd->add_option("--threads", o.threads, "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
+  cmd->add_option("--threads", o.threads,
+                  "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o.json, "print one JSON object per answer instead of streaming text");
   cmd->add_option("--backend", o.backend,
-                  "reference (plain Eigen), fast (SIMD kernels) or fast-bf16 (matrix inputs rounded to bf16)")
+                  "reference (plain Eigen), fast (SIMD kernels) or fast-bf16 (matrix inputs "
+                  "rounded to bf16)")
       ->check(CLI::IsMember({"reference", "fast", "fast-bf16"}));
-  cmd->add_flag("--huge-pages", o.huge_pages,
-                "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");
-  cmd->add_flag("--pan-and-scan", o.pan_and_scan,
-                "also feed crops of images whose aspect ratio is far from square (HF's do_pan_and_scan)");
+  cmd->add_flag(
+      "--huge-pages", o.huge_pages,
+      "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");
+  cmd->add_flag(
+      "--pan-and-scan", o.pan_and_scan,
+      "also feed crops of images whose aspect ratio is far from square (HF's do_pan_and_scan)");
 }
 
 long peak_rss_kib() {
@@ -100,7 +112,6 @@ long peak_rss_kib() {
   getrusage(RUSAGE_SELF, &u);
   return u.ru_maxrss;
 }
-
 
 // Everything a run or chat needs, loaded once.
 struct Loaded {
@@ -110,7 +121,8 @@ struct Loaded {
   std::optional<ImageProcessor> processor;  // with the --pan-and-scan choice applied
 
   explicit Loaded(const RunOptions& o)
-      : checkpoint(Checkpoint::open(o.model, o.huge_pages ? Residency::HugePages : Residency::Mapped)),
+      : checkpoint(
+            Checkpoint::open(o.model, o.huge_pages ? Residency::HugePages : Residency::Mapped)),
         model(checkpoint, backend_from_string(o.backend)),
         tokenizer(default_tokenizer_path(o.tokenizer, o.model)) {
     if (model.has_vision()) {
@@ -119,14 +131,15 @@ struct Loaded {
       processor.emplace(pc);
     }
     if (tokenizer.vocab_size() > checkpoint.config().text.vocab_size)
-      throw InvalidArgument("--tokenizer", "the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
-                                               " pieces but the model's embedding only " +
-                                               std::to_string(checkpoint.config().text.vocab_size) + " rows");
+      throw InvalidArgument("--tokenizer",
+                            "the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                                " pieces but the model's embedding only " +
+                                std::to_string(checkpoint.config().text.vocab_size) + " rows");
   }
 
   // Loads, preprocesses and encodes image files: the prompt parts and their soft tokens.
-  std::pair<std::vector<ContentPart>, ImageEmbeddings<float>> images(const std::vector<std::string>& files,
-                                                                    bool report) const {
+  std::pair<std::vector<ContentPart>, ImageEmbeddings<float>> images(
+      const std::vector<std::string>& files, bool report) const {
     std::vector<ContentPart> parts;
     ImageEmbeddings<float> embeddings;
     if (files.empty()) return {parts, embeddings};
@@ -144,7 +157,9 @@ struct Loaded {
       parts.push_back(ContentPart::Image(p.num_crops));
     }
     if (report)
-      std::fprintf(stderr, "[%zu image(s), %zu encoded (crops included): preprocessing %.2f s, vision encoder %.2f s]\n",
+      std::fprintf(stderr,
+                   "[%zu image(s), %zu encoded (crops included): preprocessing %.2f s, vision "
+                   "encoder %.2f s]\n",
                    files.size(), embeddings.size(), preprocess_s, encode_s);
     return {parts, embeddings};
   }
@@ -153,27 +168,30 @@ struct Loaded {
 // The KV cache's size for `context` positions: what Session checked against the available memory
 // before allocating it (docs/robustness.md), reported with the speeds.
 double kv_cache_gib(const Loaded& l, int64_t context) {
-  return double(KVCache<float>::bytes_needed(l.checkpoint.config().text, context)) / double(int64_t(1) << 30);
+  return double(KVCache<float>::bytes_needed(l.checkpoint.config().text, context)) /
+         double(int64_t(1) << 30);
 }
 
 nlohmann::json result_json(const GenerateResult& r, double kv_gib) {
-  return {{"text", r.text},
-          {"ids", r.ids},
-          {"stop_reason", to_string(r.reason)},
-          {"prefill_tokens", r.prefill_tokens},
-          {"generated_tokens", r.ids.size()},
-          {"prefill_tokens_per_s", r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0},
-          {"decode_tokens_per_s", r.decode_seconds > 0 ? double(r.ids.size()) / r.decode_seconds : 0.0},
-          {"time_to_first_token_s", r.time_to_first_token},
-          {"peak_rss_mib", double(peak_rss_kib()) / 1024.0},
-          {"kv_cache_gib", kv_gib}};
+  return {
+      {"text", r.text},
+      {"ids", r.ids},
+      {"stop_reason", to_string(r.reason)},
+      {"prefill_tokens", r.prefill_tokens},
+      {"generated_tokens", r.ids.size()},
+      {"prefill_tokens_per_s", r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0},
+      {"decode_tokens_per_s", r.decode_seconds > 0 ? double(r.ids.size()) / r.decode_seconds : 0.0},
+      {"time_to_first_token_s", r.time_to_first_token},
+      {"peak_rss_mib", double(peak_rss_kib()) / 1024.0},
+      {"kv_cache_gib", kv_gib}};
 }
 
 void print_stats(const GenerateResult& r, double kv_gib) {
   std::fprintf(stderr,
                "[%ld prompt tokens, prefill %.1f tok/s, decode %.1f tok/s (%zu tokens, %s), "
                "first token after %.2f s, peak RSS %.0f MiB, KV cache %.3f GiB]\n",
-               long(r.prefill_tokens), r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0,
+               long(r.prefill_tokens),
+               r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0,
                r.decode_seconds > 0 ? double(r.ids.size()) / r.decode_seconds : 0.0, r.ids.size(),
                to_string(r.reason), r.time_to_first_token, double(peak_rss_kib()) / 1024.0, kv_gib);
 }
@@ -198,7 +216,8 @@ void run(const RunOptions& o) {
     r = session.generate(l.tokenizer.encode(o.prompt, {.add_bos = true}), gen, streamer(o.json));
   } else {
     auto [parts, embeddings] = l.images(o.images, !o.json);
-    parts.push_back(ContentPart::Text(o.prompt));  // images first, then the question, as HF's examples
+    parts.push_back(
+        ContentPart::Text(o.prompt));  // images first, then the question, as HF's examples
     Conversation conv;
     if (!o.system.empty()) conv.system(o.system);
     conv.user(parts);
@@ -221,7 +240,8 @@ void chat(const RunOptions& o) {
   const bool tty = isatty(STDIN_FILENO);
   if (tty)
     std::fprintf(stderr,
-                 "gemma3 chat — /image FILE attaches an image to your next message, /reset clears the history, "
+                 "gemma3 chat — /image FILE attaches an image to your next message, /reset clears "
+                 "the history, "
                  "/stats shows the cache, Ctrl-D leaves\n");
   std::vector<std::string> pending_images = o.images;
   // Function calling: the declarations go before the first message; a tool_code block in an answer
@@ -254,8 +274,9 @@ void chat(const RunOptions& o) {
       continue;
     }
     if (line == "/stats") {
-      std::fprintf(stderr, "[%ld of %ld context positions used, %zu turns]\n", long(session.cache().length()),
-                   long(session.context()), session.conversation().messages().size());
+      std::fprintf(stderr, "[%ld of %ld context positions used, %zu turns]\n",
+                   long(session.cache().length()), long(session.context()),
+                   session.conversation().messages().size());
       continue;
     }
     if (line.rfind("/image ", 0) == 0) {
@@ -279,8 +300,8 @@ void chat(const RunOptions& o) {
     auto [parts, embeddings] = l.images(pending_images, !o.json);
     pending_images.clear();
     parts.push_back(ContentPart::Text(line));
-    last = session.chat(Message{"user", parts, parts.size() == 1}, gen, streamer(o.json), embeddings,
-                        l.checkpoint.config().mm_tokens_per_image);
+    last = session.chat(Message{"user", parts, parts.size() == 1}, gen, streamer(o.json),
+                        embeddings, l.checkpoint.config().mm_tokens_per_image);
     std::optional<ToolCall> call;
     if (!tool_preamble.empty()) {
       try {
@@ -293,7 +314,9 @@ void chat(const RunOptions& o) {
     if (o.json) {
       auto j = result_json(last, kv_cache_gib(l, o.context));
       j["context_used"] = session.cache().length();
-      if (call) j["tool_call"] = {{"name", call->name}, {"arguments", call->arguments}, {"positional", call->positional}};
+      if (call)
+        j["tool_call"] = {
+            {"name", call->name}, {"arguments", call->arguments}, {"positional", call->positional}};
       std::printf("%s\n", j.dump().c_str());
       std::fflush(stdout);
     } else {
@@ -314,17 +337,21 @@ void add_run_commands(CLI::App& app) {
   add_common_options(r, *o);
   r->add_option("--prompt", o->prompt, "the user's message")->required();
   r->add_flag("--raw", o->raw, "no chat template: the prompt is encoded as is, after <bos>");
-  r->add_option("--image", o->images, "an image for the prompt (repeatable; multimodal checkpoints)")
+  r->add_option("--image", o->images,
+                "an image for the prompt (repeatable; multimodal checkpoints)")
       ->check(CLI::ExistingFile);
   r->callback([o] { run(*o); });
 
   auto c = std::make_shared<RunOptions>();
-  auto* ch = app.add_subcommand("chat", "interactive multi-turn chat on stdin (KV cache reused across turns)");
+  auto* ch = app.add_subcommand(
+      "chat", "interactive multi-turn chat on stdin (KV cache reused across turns)");
   add_common_options(ch, *c);
-  ch->add_option("--image", c->images, "an image for the first message (repeatable)")->check(CLI::ExistingFile);
-  ch->add_option("--tools", c->tools,
-                 "function declarations (JSON list); the model may answer with a tool_code call, and "
-                 "the line after it is the tool's result")
+  ch->add_option("--image", c->images, "an image for the first message (repeatable)")
+      ->check(CLI::ExistingFile);
+  ch->add_option(
+        "--tools", c->tools,
+        "function declarations (JSON list); the model may answer with a tool_code call, and "
+        "the line after it is the tool's result")
       ->check(CLI::ExistingFile);
   ch->callback([c] { chat(*c); });
 }

@@ -12,8 +12,8 @@
 
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <omp.h>
+#include <nlohmann/json.hpp>
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/score.hpp>
@@ -35,12 +35,14 @@ struct ScoreOptions {
 
 void add_model_options(CLI::App* cmd, ScoreOptions& o) {
   cmd->add_option("--model", o.model, "checkpoint directory or .gguf file")->required();
-  cmd->add_option("--tokenizer", o.tokenizer,
-                  "tokenizer.model (default: the model directory's, then $GEMMA3_TOKENIZER, then the one "
-                  "scripts/setup.sh built)");
+  cmd->add_option(
+      "--tokenizer", o.tokenizer,
+      "tokenizer.model (default: the model directory's, then $GEMMA3_TOKENIZER, then the one "
+      "scripts/setup.sh built)");
   cmd->add_option("--backend", o.backend, "reference, fast or fast-bf16")
       ->check(CLI::IsMember({"reference", "fast", "fast-bf16"}));
-  cmd->add_option("--threads", o.threads, "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
+  cmd->add_option("--threads", o.threads,
+                  "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-bos", o.no_bos, "do not start the text with <bos>");
 }
@@ -55,9 +57,10 @@ struct Loaded {
         model(checkpoint, backend_from_string(o.backend)),
         tokenizer(default_tokenizer_path(o.tokenizer, o.model)) {
     if (tokenizer.vocab_size() > checkpoint.config().text.vocab_size)
-      throw InvalidArgument("--tokenizer", "the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
-                                               " pieces but the model's embedding only " +
-                                               std::to_string(checkpoint.config().text.vocab_size) + " rows");
+      throw InvalidArgument("--tokenizer",
+                            "the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                                " pieces but the model's embedding only " +
+                                std::to_string(checkpoint.config().text.vocab_size) + " rows");
   }
 };
 
@@ -75,11 +78,15 @@ std::string read_all(const std::string& path, const char* option) {
 }
 
 nlohmann::json token_json(const Tokenizer& tok, const TokenScore& s) {
-  nlohmann::json t{{"position", s.position}, {"id", s.id}, {"piece", tok.decode({s.id})},
-                   {"logprob", s.logprob}, {"rank", s.rank}};
+  nlohmann::json t{{"position", s.position},
+                   {"id", s.id},
+                   {"piece", tok.decode({s.id})},
+                   {"logprob", s.logprob},
+                   {"rank", s.rank}};
   if (!s.top.empty()) {
     t["top"] = nlohmann::json::array();
-    for (const auto& [id, lp] : s.top) t["top"].push_back({{"id", id}, {"piece", tok.decode({id})}, {"logprob", lp}});
+    for (const auto& [id, lp] : s.top)
+      t["top"].push_back({{"id", id}, {"piece", tok.decode({id})}, {"logprob", lp}});
   }
   return t;
 }
@@ -89,7 +96,9 @@ void score_command(const ScoreOptions& o) {
   const Loaded l(o);
   const auto start = std::chrono::steady_clock::now();
   int64_t tokens = 0;
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   if (!o.text.empty()) {
     // Every token after the first, given what precedes it.
     const auto ids = l.tokenizer.encode(o.text, {.add_bos = !o.no_bos});
@@ -97,7 +106,8 @@ void score_command(const ScoreOptions& o) {
     const auto scores = score_ids(l.model, ids, 1, o.top);
     nlohmann::json line{{"tokens", nlohmann::json::array()}};
     double sum = 0;
-    for (const auto& s : scores) line["tokens"].push_back(token_json(l.tokenizer, s)), sum += s.logprob;
+    for (const auto& s : scores)
+      line["tokens"].push_back(token_json(l.tokenizer, s)), sum += s.logprob;
     line["logprob"] = sum;
     line["tokens_per_second"] = double(ids.size()) / seconds();
     std::printf("%s\n", line.dump().c_str());
@@ -117,17 +127,21 @@ void score_command(const ScoreOptions& o) {
     }
     if (!item.is_object() || !item.contains("prompt") || !item["prompt"].is_string() ||
         !item.contains("continuation") || !item["continuation"].is_string())
-      throw FormatError(where, "expected an object with string fields \"prompt\" and \"continuation\"");
+      throw FormatError(where,
+                        "expected an object with string fields \"prompt\" and \"continuation\"");
     const auto r = score(l.model, l.tokenizer, item["prompt"].get<std::string>(),
                          item["continuation"].get<std::string>(), !o.no_bos, o.top);
-    nlohmann::json out{{"line", line_no}, {"logprob", r.logprob}, {"boundary_merged", r.boundary_merged},
+    nlohmann::json out{{"line", line_no},
+                       {"logprob", r.logprob},
+                       {"boundary_merged", r.boundary_merged},
                        {"tokens", nlohmann::json::array()}};
     for (const auto& s : r.tokens) out["tokens"].push_back(token_json(l.tokenizer, s));
     tokens += int64_t(r.ids.size());
     std::printf("%s\n", out.dump().c_str());
     std::fflush(stdout);
   }
-  std::fprintf(stderr, "scored at %.1f tok/s (prompt and continuation tokens run through the model)\n",
+  std::fprintf(stderr,
+               "scored at %.1f tok/s (prompt and continuation tokens run through the model)\n",
                double(tokens) / seconds());
 }
 
@@ -135,9 +149,10 @@ void score_command(const ScoreOptions& o) {
 void progress_bar(int64_t done, int64_t total, double seconds) {
   const int width = 30, filled = int(double(width) * double(done) / double(total));
   const double eta = done > 0 ? seconds * double(total - done) / double(done) : 0;
-  std::fprintf(stderr, "\r[%s%s] %3d%% %ld/%ld tokens, ETA %dm%02ds", std::string(std::size_t(filled), '=').c_str(),
-               std::string(std::size_t(width - filled), ' ').c_str(), int(100 * done / total), long(done),
-               long(total), int(eta) / 60, int(eta) % 60);
+  std::fprintf(stderr, "\r[%s%s] %3d%% %ld/%ld tokens, ETA %dm%02ds",
+               std::string(std::size_t(filled), '=').c_str(),
+               std::string(std::size_t(width - filled), ' ').c_str(), int(100 * done / total),
+               long(done), long(total), int(eta) / 60, int(eta) % 60);
   if (done == total) std::fprintf(stderr, "\n");
 }
 
@@ -147,14 +162,17 @@ void perplexity_command(const ScoreOptions& o) {
   const auto ids = l.tokenizer.encode(read_all(o.file, "--file"), {.add_bos = !o.no_bos});
   const int64_t max = l.checkpoint.config().text.max_position_embeddings;
   if (o.context > max)
-    throw InvalidArgument("--context", std::to_string(o.context) + " exceeds the model's max_position_embeddings " +
+    throw InvalidArgument("--context", std::to_string(o.context) +
+                                           " exceeds the model's max_position_embeddings " +
                                            std::to_string(max));
-  PerplexityOptions opt{.context = o.context, .stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, o.context / 2),
+  PerplexityOptions opt{.context = o.context,
+                        .stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, o.context / 2),
                         .bos = o.no_bos ? -1 : l.tokenizer.bos()};
   const auto start = std::chrono::steady_clock::now();
   if (::isatty(2))
     opt.progress = [&](int64_t done, int64_t total) {
-      progress_bar(done, total, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      progress_bar(done, total,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     };
   const auto r = perplexity(l.model, ids, opt);
   const nlohmann::json summary{{"perplexity", r.perplexity()},
@@ -176,23 +194,28 @@ void add_score_commands(CLI::App& app) {
   auto s = std::make_shared<ScoreOptions>();
   auto* score_cmd = app.add_subcommand("score", "per-token log-probabilities, as JSON lines");
   add_model_options(score_cmd, *s);
-  auto* text = score_cmd->add_option("--text", s->text, "score every token of this text after the first");
-  auto* jsonl = score_cmd->add_option("--jsonl", s->jsonl,
-                                      "score the continuation of each {\"prompt\", \"continuation\"} line (- for stdin)");
+  auto* text =
+      score_cmd->add_option("--text", s->text, "score every token of this text after the first");
+  auto* jsonl = score_cmd->add_option(
+      "--jsonl", s->jsonl,
+      "score the continuation of each {\"prompt\", \"continuation\"} line (- for stdin)");
   text->excludes(jsonl);
   score_cmd->add_option("--top", s->top, "also list the N most likely tokens at each position")
       ->check(CLI::NonNegativeNumber);
   score_cmd->callback([s, text, jsonl] {
     if (text->count() == 0 && jsonl->count() == 0)
-      throw InvalidArgument("--text", "give the text with --text, or prompts and continuations with --jsonl");
+      throw InvalidArgument("--text",
+                            "give the text with --text, or prompts and continuations with --jsonl");
     score_command(*s);
   });
 
   auto p = std::make_shared<ScoreOptions>();
-  auto* ppl = app.add_subcommand("perplexity", "sliding-window perplexity of a text file; a JSON summary");
+  auto* ppl =
+      app.add_subcommand("perplexity", "sliding-window perplexity of a text file; a JSON summary");
   add_model_options(ppl, *p);
   ppl->add_option("--file", p->file, "the text (- for stdin)")->required();
-  ppl->add_option("--context", p->context, "tokens per window (default 2048)")->check(CLI::Range(int64_t(2), int64_t(1) << 30));
+  ppl->add_option("--context", p->context, "tokens per window (default 2048)")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
   ppl->add_option("--stride", p->stride, "tokens between window starts (default context/2)")
       ->check(CLI::PositiveNumber);
   ppl->callback([p] { perplexity_command(*p); });

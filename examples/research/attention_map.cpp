@@ -132,7 +132,8 @@ int main(int argc, char** argv) try {
   for (int64_t layer : {local, global}) {
     if (layer < 0) continue;  // a model without local (or global) layers
     const char* kind = layer == local ? "local" : "global";
-    const auto& w = rec.at(gemma3::Site::attn_weights(int32_t(layer)));  // keys from w.info.key0 = 0
+    const auto& w =
+        rec.at(gemma3::Site::attn_weights(int32_t(layer)));  // keys from w.info.key0 = 0
     for (int64_t h = 0; h < heads; ++h) {
       const Mat<float> p = w.head(h);  // [T queries, T keys] of head h
       Image one(side, side);
@@ -162,8 +163,11 @@ int main(int argc, char** argv) try {
     const Image image = gemma3::load_image(argv[3]);
     const gemma3::ImageEmbeddings<float> soft{
         model.encode(model.pixel_values(image).front())};  // no crops
-    const auto image_rec = model.run_with_cache(mm_ids, soft, {gemma3::Site::attn_weights(int32_t(global))},
-                                                gemma3::LogitRows::none()).captured;
+    const auto image_rec =
+        model
+            .run_with_cache(mm_ids, soft, {gemma3::Site::attn_weights(int32_t(global))},
+                            gemma3::LogitRows::none())
+            .captured;
     const Mat<float>& w = image_rec[gemma3::Site::attn_weights(int32_t(global))];
     const auto n = static_cast<int64_t>(mm_ids.size());
     const auto first =

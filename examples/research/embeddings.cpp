@@ -43,7 +43,8 @@ int main(int argc, char** argv) try {
     const auto n = static_cast<int64_t>(ids.size());
     if (n < 2) throw gemma3::InvalidArgument("sentence", "empty sentence " + std::to_string(s));
     // The final norm's output [n, hidden]; no logits: the LM head is not run at all.
-    const auto run = model.run_with_cache(ids, {gemma3::Site::final_norm()}, gemma3::LogitRows::none());
+    const auto run =
+        model.run_with_cache(ids, {gemma3::Site::final_norm()}, gemma3::LogitRows::none());
     const gemma3::Mat<float>& h = run.captured[gemma3::Site::final_norm()];
     pooled.row(s) = h.bottomRows(n - 1).colwise().mean();  // mean over tokens 1..n-1
     std::printf("[%zu] %2ld tokens  %s\n", s, long(n - 1), sentences[s].c_str());

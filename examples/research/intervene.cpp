@@ -99,7 +99,8 @@ int main(int argc, char** argv) try {
       alpha * (mean_residual(model, tokenizer.encode("Love", {.add_bos = true}), layer) -
                mean_residual(model, tokenizer.encode("Hate", {.add_bos = true}), layer));
   Hooks<float> add_steer;
-  add_steer.edit(Site::residual(layer), [&](MatRef<float> x, const SiteInfo&) { x.rowwise() += steer.row(0); });
+  add_steer.edit(Site::residual(layer),
+                 [&](MatRef<float> x, const SiteInfo&) { x.rowwise() += steer.row(0); });
   const Mat<float> steered = last_logits(model, ids, &add_steer);
   const float steering = report("add alpha*(Love - Hate) to residual", before, steered, tokenizer);
 

@@ -4,8 +4,8 @@
 //
 //   logit_lens MODEL_DIR [PROMPT] [TOP_K]
 //
-// The residual stream is captured at its sites (run_with_cache), so the model code is untouched. The lens of
-// the last layer is, by construction, the model's own output: checked at the end.
+// The residual stream is captured at its sites (run_with_cache), so the model code is untouched.
+// The lens of the last layer is, by construction, the model's own output: checked at the end.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -46,12 +46,14 @@ int main(int argc, char** argv) try {
   // The residual stream after the embedding, then after every layer; the last position's logits
   // [1, vocab] only, computed as the lens is.
   const auto [logits, captured] = model.run_with_cache(
-      ids, gemma3::SiteSet{gemma3::Site::inputs_embeds()}.insert_every_layer(gemma3::SiteKind::Residual),
+      ids,
+      gemma3::SiteSet{gemma3::Site::inputs_embeds()}.insert_every_layer(gemma3::SiteKind::Residual),
       gemma3::LogitRows::last());
   std::vector<std::pair<std::string, gemma3::Mat<float>>> stream{
       {"embeddings", captured[gemma3::Site::inputs_embeds()].bottomRows(1)}};
   for (int32_t l = 0; l < model.config().num_hidden_layers; ++l)
-    stream.emplace_back("layer " + std::to_string(l), captured[gemma3::Site::residual(l)].bottomRows(1));
+    stream.emplace_back("layer " + std::to_string(l),
+                        captured[gemma3::Site::residual(l)].bottomRows(1));
 
   Eigen::Index final_top = 0;
   logits.row(0).maxCoeff(&final_top);

@@ -53,7 +53,7 @@ int main(int argc, char** argv) try {
     const char* kind = model.layers()[i].kind() == gemma3::LayerKind::Local ? "local" : "global";
     print_stage("layer " + std::to_string(i) + " " + kind, step.residual());
   }
-  print_stage("final norm", step.final_norm());  // [n, hidden]
+  print_stage("final norm", step.final_norm());     // [n, hidden]
   const gemma3::Mat<float> logits = step.logits();  // [n, vocab]
 
   // The same computation in one call.

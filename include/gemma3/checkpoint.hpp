@@ -27,7 +27,8 @@ class Checkpoint {
   // .gguf file (config from its metadata), then binds every tensor the config calls for, checking
   // names and shapes. Throws on a missing, unexpected or mis-shaped tensor. `residency`: mapped
   // (the default: no copy) or read into 2 MiB pages (slower to load, faster to decode).
-  static Checkpoint open(const std::filesystem::path& path, Residency residency = Residency::Mapped);
+  static Checkpoint open(const std::filesystem::path& path,
+                         Residency residency = Residency::Mapped);
 
   // A regular file named *.gguf or starting with the GGUF magic.
   static bool is_gguf(const std::filesystem::path& path) {
@@ -64,7 +65,8 @@ class Checkpoint {
 // The loader's definitions: inline here in the header-only mode, compiled into gemma3::kernels in
 // the compiled one (build_mode.hpp).
 #if GEMMA3_DEFINE_COMPILED
-GEMMA3_COMPILED_INLINE Checkpoint Checkpoint::open(const std::filesystem::path& path, Residency residency) {
+GEMMA3_COMPILED_INLINE Checkpoint Checkpoint::open(const std::filesystem::path& path,
+                                                   Residency residency) {
   Checkpoint ck;
   ck.path_ = path;
   if (is_gguf(path)) {

@@ -27,8 +27,8 @@ namespace gemma3 {
 template <typename T>
 using ImageEmbeddings = std::vector<Mat<T>>;
 
-// Overwrites the embeddings of the image placeholders in x [n, hidden] with the images' soft tokens.
-// The number of placeholders must equal the images' total soft-token count.
+// Overwrites the embeddings of the image placeholders in x [n, hidden] with the images' soft
+// tokens. The number of placeholders must equal the images' total soft-token count.
 template <typename T>
 void merge_image_embeddings(MatRef<T> x, std::span<const int32_t> ids, int64_t image_token_id,
                             const ImageEmbeddings<T>& images) {
@@ -38,11 +38,13 @@ void merge_image_embeddings(MatRef<T> x, std::span<const int32_t> ids, int64_t i
   for (const auto& img : images) {
     if (img.cols() != x.cols())
       throw InvalidArgument("images", "soft tokens have width " + std::to_string(img.cols()) +
-                                          ", the model's hidden size is " + std::to_string(x.cols()));
+                                          ", the model's hidden size is " +
+                                          std::to_string(x.cols()));
     soft_tokens += img.rows();
   }
   if (placeholders != soft_tokens)
-    throw InvalidArgument("images", std::to_string(placeholders) + " image placeholder tokens in the prompt but " +
+    throw InvalidArgument("images", std::to_string(placeholders) +
+                                        " image placeholder tokens in the prompt but " +
                                         std::to_string(images.size()) + " image(s) with " +
                                         std::to_string(soft_tokens) + " soft tokens");
   std::size_t image = 0;
@@ -66,7 +68,9 @@ class Gemma3 {
   void set_prefill_chunk(int64_t tokens) { text_.set_prefill_chunk(tokens); }
   bool has_vision() const { return vision_.has_value(); }
   const VisionEncoder<T>& vision() const {
-    if (!vision_) throw InvalidArgument("image", "this is a text-only checkpoint (" + cfg_.model_type + "): no vision tower");
+    if (!vision_)
+      throw InvalidArgument(
+          "image", "this is a text-only checkpoint (" + cfg_.model_type + "): no vision tower");
     return *vision_;
   }
   const ImageProcessor& processor() const {
@@ -77,11 +81,14 @@ class Gemma3 {
   int64_t image_token_id() const { return has_vision() ? cfg_.image_token_index : -1; }
 
   // Processor output for `image`: the image, then its pan & scan crops when enabled.
-  std::vector<Mat<float>> pixel_values(const Image& image) const { return processor()(image).pixel_values; }
+  std::vector<Mat<float>> pixel_values(const Image& image) const {
+    return processor()(image).pixel_values;
+  }
 
   // Soft tokens [mm_tokens_per_image, hidden] of one preprocessed image [3, S*S]; `obs` (may be
   // null) sees the vision sites it asked for, as those of image `image`.
-  Mat<T> encode(const Mat<float>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const;
+  Mat<T> encode(const Mat<float>& pixel_values, Observer<T>* obs = nullptr,
+                int64_t image = 0) const;
   // Soft tokens of every image and crop, in prompt order (image k of SiteInfo is the k-th of them).
   ImageEmbeddings<T> encode(const std::vector<Image>& images, Observer<T>* obs = nullptr) const;
 
@@ -110,16 +117,16 @@ class Gemma3 {
   }
   // forward(ids, images) that also captures `sites` (text sites; vision ones are captured by
   // passing the observer to encode).
-  RunWithCache<T> run_with_cache(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, SiteSet sites,
-                                 const LogitRows& rows = LogitRows::all()) const {
+  RunWithCache<T> run_with_cache(std::span<const int32_t> ids, const ImageEmbeddings<T>& images,
+                                 SiteSet sites, const LogitRows& rows = LogitRows::all()) const {
     RunWithCache<T> r{Mat<T>(), Capture<T>(std::move(sites))};
     r.logits = forward(ids, images, r.captured, rows);
     return r;
   }
 
  private:
-  Mat<T> forward_impl(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache,
-                      Observer<T>* obs, const LogitRows& rows) const;
+  Mat<T> forward_impl(std::span<const int32_t> ids, const ImageEmbeddings<T>& images,
+                      KVCache<T>& cache, Observer<T>* obs, const LogitRows& rows) const;
   KVCache<T> cache_for(std::span<const int32_t> ids) const;
 
   ModelConfig cfg_;
@@ -157,13 +164,14 @@ ImageEmbeddings<T> Gemma3<T>::encode(const std::vector<Image>& images, Observer<
 template <typename T>
 Mat<T> Gemma3<T>::embed(std::span<const int32_t> ids, const ImageEmbeddings<T>& images) const {
   Mat<T> x = text_.embed(ids);
-  if (!images.empty() || image_token_id() >= 0) merge_image_embeddings<T>(x, ids, image_token_id(), images);
+  if (!images.empty() || image_token_id() >= 0)
+    merge_image_embeddings<T>(x, ids, image_token_id(), images);
   return x;
 }
 
 template <typename T>
-Mat<T> Gemma3<T>::forward_impl(std::span<const int32_t> ids, const ImageEmbeddings<T>& images, KVCache<T>& cache,
-                               Observer<T>* obs, const LogitRows& rows) const {
+Mat<T> Gemma3<T>::forward_impl(std::span<const int32_t> ids, const ImageEmbeddings<T>& images,
+                               KVCache<T>& cache, Observer<T>* obs, const LogitRows& rows) const {
   Mat<T> x = embed(ids, images);
   return text_.forward_embeddings(x, image_groups(ids, image_token_id()), cache, obs, rows);
 }

@@ -6,11 +6,13 @@
 // pass with an observer that only reads gives logits bit-identical to one without. A fused fast
 // block (the packed MLP, the online-softmax attention) falls back to its unfused form only in the
 // layer where a site inside it is edited, or where the attention probabilities are asked for; the
-// probabilities are then computed beside the fast attention, never instead of it (docs/research-api.md).
+// probabilities are then computed beside the fast attention, never instead of it
+// (docs/research-api.md).
 //
 //   Capture<float> cap({Site::residual(5), Site::attn_weights(3)});   // capture what you ask for
 //   Hooks<float> hooks;                                                // or run code at sites
-//   hooks.edit(Site::attn_output(2), [](MatRef<float> o, const SiteInfo&) { o.leftCols(256).setZero(); });
+//   hooks.edit(Site::attn_output(2), [](MatRef<float> o, const SiteInfo&) {
+//   o.leftCols(256).setZero(); });
 //
 // Reads receive a const view of the live buffer, edits a writable one: writing to it edits the
 // forward pass (zero a head, add a steering vector, patch in a cached activation).
@@ -101,8 +103,9 @@ class Capture : public Observer<T> {
   }
   void on_read(const Site& s, ConstMatRef<T> v, const SiteInfo& info) override {
     auto& list = seen_[s];
-    const bool chunk_of_call = s.kind != SiteKind::Logits && info.heads == 0 && info.image < 0 && v.rows() < call_.tokens &&
-                               info.pos0 >= call_.pos0 && info.pos0 + v.rows() <= call_.pos0 + call_.tokens;
+    const bool chunk_of_call = s.kind != SiteKind::Logits && info.heads == 0 && info.image < 0 &&
+                               v.rows() < call_.tokens && info.pos0 >= call_.pos0 &&
+                               info.pos0 + v.rows() <= call_.pos0 + call_.tokens;
     if (!chunk_of_call) {
       list.push_back({Mat<T>(v), info});
       return;
@@ -125,9 +128,10 @@ class Capture : public Observer<T> {
   const Captured<T>& at(const Site& s, std::size_t k = 0) const {
     const auto it = seen_.find(s);
     if (it == seen_.end() || k >= it->second.size())
-      throw InvalidArgument("site", s.name() + " was not captured" +
-                                        (it == seen_.end() ? std::string(" (not asked for, or not computed)")
-                                                           : " " + std::to_string(k + 1) + " times"));
+      throw InvalidArgument(
+          "site", s.name() + " was not captured" +
+                      (it == seen_.end() ? std::string(" (not asked for, or not computed)")
+                                         : " " + std::to_string(k + 1) + " times"));
     return it->second[k];
   }
   const Mat<T>& operator[](const Site& s) const { return at(s).value; }
@@ -142,7 +146,8 @@ class Capture : public Observer<T> {
     n = 0;
     for (const auto& c : it->second) {
       if (c.value.cols() != out.cols())
-        throw InvalidArgument("site", s.name() + " changes width between calls: not a row-per-token site");
+        throw InvalidArgument("site",
+                              s.name() + " changes width between calls: not a row-per-token site");
       out.middleRows(n, c.value.rows()) = c.value;
       n += c.value.rows();
     }
@@ -159,8 +164,8 @@ class Capture : public Observer<T> {
     int64_t pos0 = 0, tokens = 0;
   };
   std::map<Site, std::vector<Captured<T>>> seen_;
-  Call call_;                             // the forward call running now
-  int64_t calls_ = 0;                     // forward calls seen
+  Call call_;                            // the forward call running now
+  int64_t calls_ = 0;                    // forward calls seen
   std::map<Site, int64_t> stitched_in_;  // the call whose chunks a site's last entry holds
 };
 

@@ -29,7 +29,8 @@ template <typename Row>
 double log_sum_exp(const Row& row) {
   double max = -std::numeric_limits<double>::infinity();
   for (Eigen::Index i = 0; i < row.size(); ++i) max = std::max(max, double(row(i)));
-  if (!std::isfinite(max)) throw InvalidArgument("logits", "no finite maximum (every entry -inf, +inf or NaN)");
+  if (!std::isfinite(max))
+    throw InvalidArgument("logits", "no finite maximum (every entry -inf, +inf or NaN)");
   double sum = 0;
   for (Eigen::Index i = 0; i < row.size(); ++i) sum += std::exp(double(row(i)) - max);
   return max + std::log(sum);
@@ -54,10 +55,13 @@ std::vector<std::pair<int32_t, double>> top_k(const Eigen::DenseBase<Derived>& r
   std::vector<int32_t> ids(std::size_t(flat.size()));
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i);
   k = std::clamp<int64_t>(k, 0, int64_t(ids.size()));
-  const auto better = [&](int32_t a, int32_t b) { return flat(a) > flat(b) || (flat(a) == flat(b) && a < b); };
+  const auto better = [&](int32_t a, int32_t b) {
+    return flat(a) > flat(b) || (flat(a) == flat(b) && a < b);
+  };
   std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), better);
   std::vector<std::pair<int32_t, double>> out;
-  for (int64_t i = 0; i < k; ++i) out.emplace_back(ids[std::size_t(i)], double(flat(ids[std::size_t(i)])));
+  for (int64_t i = 0; i < k; ++i)
+    out.emplace_back(ids[std::size_t(i)], double(flat(ids[std::size_t(i)])));
   return out;
 }
 
@@ -74,21 +78,22 @@ double entropy(const Eigen::DenseBase<Derived>& row) {
 // One scored token.
 struct TokenScore {
   int32_t id = 0;
-  int64_t position = 0;  // its position in the scored sequence
-  double logprob = 0;    // log p(id | everything before it)
-  int64_t rank = 0;      // 0 when it is the model's top choice
+  int64_t position = 0;                         // its position in the scored sequence
+  double logprob = 0;                           // log p(id | everything before it)
+  int64_t rank = 0;                             // 0 when it is the model's top choice
   std::vector<std::pair<int32_t, double>> top;  // the most likely alternatives (id, log-prob)
 };
 
 // Log-probabilities of ids[first..] given what precedes each, in one forward pass from position 0;
 // `top` alternatives per token when asked for.
 template <typename T>
-std::vector<TokenScore> score_ids(const TextModel<T>& model, std::span<const int32_t> ids, int64_t first,
-                                  int64_t top = 0) {
+std::vector<TokenScore> score_ids(const TextModel<T>& model, std::span<const int32_t> ids,
+                                  int64_t first, int64_t top = 0) {
   const auto n = static_cast<int64_t>(ids.size());
   if (first < 1 || first > n)
-    throw InvalidArgument("score", "the first scored token must have at least one token before it (first " +
-                                       std::to_string(first) + " of " + std::to_string(n) + " tokens)");
+    throw InvalidArgument("score",
+                          "the first scored token must have at least one token before it (first " +
+                              std::to_string(first) + " of " + std::to_string(n) + " tokens)");
   std::vector<int64_t> rows;  // the logits at position t - 1 predict token t
   for (int64_t t = first; t < n; ++t) rows.push_back(t - 1);
   if (rows.empty()) return {};
@@ -97,8 +102,13 @@ std::vector<TokenScore> score_ids(const TextModel<T>& model, std::span<const int
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const int64_t t = rows[r] + 1;
     const Eigen::VectorXd lp = log_softmax(logits.row(Eigen::Index(r)));
-    TokenScore s{.id = ids[std::size_t(t)], .position = t, .logprob = lp(ids[std::size_t(t)]), .rank = 0, .top = {}};
-    for (Eigen::Index i = 0; i < lp.size(); ++i) s.rank += lp(i) > s.logprob || (lp(i) == s.logprob && i < s.id);
+    TokenScore s{.id = ids[std::size_t(t)],
+                 .position = t,
+                 .logprob = lp(ids[std::size_t(t)]),
+                 .rank = 0,
+                 .top = {}};
+    for (Eigen::Index i = 0; i < lp.size(); ++i)
+      s.rank += lp(i) > s.logprob || (lp(i) == s.logprob && i < s.id);
     if (top > 0) s.top = top_k(lp, top);
     out.push_back(std::move(s));
   }
@@ -107,8 +117,8 @@ std::vector<TokenScore> score_ids(const TextModel<T>& model, std::span<const int
 
 // A continuation scored after a prompt.
 struct ContinuationScore {
-  std::vector<int32_t> ids;        // prompt + continuation, as the tokenizer splits their concatenation
-  int64_t first = 0;               // index in ids of the first scored token
+  std::vector<int32_t> ids;  // prompt + continuation, as the tokenizer splits their concatenation
+  int64_t first = 0;         // index in ids of the first scored token
   bool boundary_merged = false;    // a token spans the prompt's end: scoring starts with it
   std::vector<TokenScore> tokens;  // ids[first..] with their log-probs
   double logprob = 0;              // their sum: log p(continuation | prompt)
@@ -131,8 +141,10 @@ ContinuationScore score(const TextModel<T>& model, const Tokenizer& tok, std::st
   r.boundary_merged = shared < alone.size();
   r.first = int64_t(shared);
   if (r.first == 0)
-    throw InvalidArgument("prompt", "empty and no <bos>: the first continuation token has nothing to condition on");
-  if (r.first >= int64_t(r.ids.size())) throw InvalidArgument("continuation", "adds no token to the prompt");
+    throw InvalidArgument(
+        "prompt", "empty and no <bos>: the first continuation token has nothing to condition on");
+  if (r.first >= int64_t(r.ids.size()))
+    throw InvalidArgument("continuation", "adds no token to the prompt");
   r.tokens = score_ids(model, r.ids, r.first, top);
   for (const auto& s : r.tokens) r.logprob += s.logprob;
   return r;
@@ -155,22 +167,26 @@ struct PerplexityOptions {
   std::function<void(int64_t scored, int64_t total)> progress{};
 };
 struct PerplexityResult {
-  int64_t tokens = 0;   // tokens scored
-  int64_t windows = 0;  // forward passes
-  double nll = 0;       // Σ -log p, nats
+  int64_t tokens = 0;     // tokens scored
+  int64_t windows = 0;    // forward passes
+  double nll = 0;         // Σ -log p, nats
   int64_t processed = 0;  // tokens run through the model (windows overlap)
   double seconds = 0;
   double perplexity() const { return tokens ? std::exp(nll / double(tokens)) : 0; }
 };
 
 template <typename T>
-PerplexityResult perplexity(const TextModel<T>& model, std::span<const int32_t> ids, const PerplexityOptions& opt) {
+PerplexityResult perplexity(const TextModel<T>& model, std::span<const int32_t> ids,
+                            const PerplexityOptions& opt) {
   const auto n = static_cast<int64_t>(ids.size());
-  if (opt.context < 2) throw InvalidArgument("context", "must be at least 2 tokens, got " + std::to_string(opt.context));
+  if (opt.context < 2)
+    throw InvalidArgument("context",
+                          "must be at least 2 tokens, got " + std::to_string(opt.context));
   if (opt.stride < 1 || opt.stride > opt.context)
-    throw InvalidArgument("stride", "must be in [1, context " + std::to_string(opt.context) + "], got " +
-                                        std::to_string(opt.stride));
-  if (n < 2) throw InvalidArgument("text", "needs at least 2 tokens to score, got " + std::to_string(n));
+    throw InvalidArgument("stride", "must be in [1, context " + std::to_string(opt.context) +
+                                        "], got " + std::to_string(opt.stride));
+  if (n < 2)
+    throw InvalidArgument("text", "needs at least 2 tokens to score, got " + std::to_string(n));
   const auto start = std::chrono::steady_clock::now();
   PerplexityResult r;
   std::vector<int32_t> window;
@@ -178,7 +194,8 @@ PerplexityResult perplexity(const TextModel<T>& model, std::span<const int32_t> 
     const int64_t end = std::min(begin + opt.context, n);
     window.assign(ids.begin() + begin, ids.begin() + end);
     if (begin > 0 && opt.bos >= 0) window[0] = opt.bos;
-    // Score positions [max(scored_end, begin + 1), end): new in this window, with context before them.
+    // Score positions [max(scored_end, begin + 1), end): new in this window, with context before
+    // them.
     const int64_t first = std::max(scored_end, begin + 1) - begin;
     for (const auto& s : score_ids(model, window, first)) r.nll -= s.logprob, ++r.tokens;
     r.processed += end - begin;

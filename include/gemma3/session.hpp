@@ -4,8 +4,8 @@
 // so that a chat's next turn only prefills the new tokens.
 //
 // Context policy: a prompt that does not fit in the remaining context is refused with an error
-// before anything is computed; generation that fills the context stops with StopReason::ContextFull.
-// Nothing is ever truncated silently.
+// before anything is computed; generation that fills the context stops with
+// StopReason::ContextFull. Nothing is ever truncated silently.
 #pragma once
 
 #include <chrono>
@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "gemma3/error.hpp"
+#include "gemma3/multimodal.hpp"
 #include "gemma3/sample/sampler.hpp"
 #include "gemma3/text/kv_cache.hpp"
 #include "gemma3/text/mask.hpp"
-#include "gemma3/multimodal.hpp"
 #include "gemma3/text/model.hpp"
 #include "gemma3/tokenizer/chat.hpp"
 #include "gemma3/tokenizer/tokenizer.hpp"
@@ -30,12 +30,18 @@ enum class StopReason { EndOfTurn, Eos, StopString, MaxTokens, ContextFull, Call
 
 inline const char* to_string(StopReason r) {
   switch (r) {
-    case StopReason::EndOfTurn: return "end_of_turn";
-    case StopReason::Eos: return "eos";
-    case StopReason::StopString: return "stop_string";
-    case StopReason::MaxTokens: return "max_tokens";
-    case StopReason::ContextFull: return "context_full";
-    case StopReason::Callback: return "callback";
+    case StopReason::EndOfTurn:
+      return "end_of_turn";
+    case StopReason::Eos:
+      return "eos";
+    case StopReason::StopString:
+      return "stop_string";
+    case StopReason::MaxTokens:
+      return "max_tokens";
+    case StopReason::ContextFull:
+      return "context_full";
+    case StopReason::Callback:
+      return "callback";
   }
   return "?";
 }
@@ -55,7 +61,7 @@ struct GenerateResult {
   // Every sampled token with its log-probability under the model (log-softmax of the raw logits)
   // and the top_logprobs alternatives: ids, then the stop token if one ended generation.
   std::vector<SampleResult> tokens;
-  std::string text;          // their text, cut before a stop string
+  std::string text;  // their text, cut before a stop string
   StopReason reason = StopReason::MaxTokens;
   int64_t prefill_tokens = 0;  // tokens this call prefilled (a chat turn: only the new ones)
   double prefill_seconds = 0, decode_seconds = 0;
@@ -70,10 +76,16 @@ template <typename T = float>
 class Session {
  public:
   // `context` is the most positions this session will hold (its KV cache's size).
-  Session(const Gemma3<T>& model, const Tokenizer& tok, int64_t context, const SamplerConfig& sampling = {})
-      : model_(&model), text_(&model.text()), tok_(&tok), cache_(model.config().text, context), sampler_(sampling) {}
+  Session(const Gemma3<T>& model, const Tokenizer& tok, int64_t context,
+          const SamplerConfig& sampling = {})
+      : model_(&model),
+        text_(&model.text()),
+        tok_(&tok),
+        cache_(model.config().text, context),
+        sampler_(sampling) {}
   // Over a text model alone (no images).
-  Session(const TextModel<T>& model, const Tokenizer& tok, int64_t context, const SamplerConfig& sampling = {})
+  Session(const TextModel<T>& model, const Tokenizer& tok, int64_t context,
+          const SamplerConfig& sampling = {})
       : text_(&model), tok_(&tok), cache_(model.config(), context), sampler_(sampling) {}
 
   // An observer (null: none) that sees the sites it asked for in every forward step that follows:
@@ -100,9 +112,10 @@ class Session {
   Vec<T> prefill(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {}) {
     if (ids.empty()) throw InvalidArgument("prompt", "empty");
     if (cache_.length() + int64_t(ids.size()) > cache_.capacity())
-      throw InvalidArgument("prompt", std::to_string(ids.size()) + " tokens do not fit: " +
-                                          std::to_string(cache_.length()) + " of the context's " +
-                                          std::to_string(cache_.capacity()) + " positions are in use");
+      throw InvalidArgument("prompt", std::to_string(ids.size()) +
+                                          " tokens do not fit: " + std::to_string(cache_.length()) +
+                                          " of the context's " + std::to_string(cache_.capacity()) +
+                                          " positions are in use");
     if (!images.empty() && !model_)
       throw InvalidArgument("images", "this session runs a text model: it takes no images");
     Mat<T> logits;
@@ -110,7 +123,8 @@ class Session {
       logits = obs_ ? model_->forward(ids, images, cache_, *obs_, LogitRows::last())
                     : model_->forward(ids, images, cache_, LogitRows::last());
     } else {
-      logits = obs_ ? text_->forward(ids, cache_, *obs_, LogitRows::last()) : text_->forward(ids, cache_, LogitRows::last());
+      logits = obs_ ? text_->forward(ids, cache_, *obs_, LogitRows::last())
+                    : text_->forward(ids, cache_, LogitRows::last());
     }
     tokens_.insert(tokens_.end(), ids.begin(), ids.end());
     return logits.row(0).transpose();
@@ -118,7 +132,8 @@ class Session {
 
   // Prefills `prompt`, then samples until a stop condition.
   GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& opt = {},
-                          const PieceCallback& on_piece = {}, const ImageEmbeddings<T>& images = {}) {
+                          const PieceCallback& on_piece = {},
+                          const ImageEmbeddings<T>& images = {}) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     GenerateResult r;
@@ -128,7 +143,7 @@ class Session {
     r.prefill_seconds = std::chrono::duration<double>(prefilled - start).count();
 
     StreamDecoder stream(*tok_);
-    std::string held;  // decoded text not yet passed on: it might begin a stop string
+    std::string held;          // decoded text not yet passed on: it might begin a stop string
     bool stopped = false;      // by a stop string, or by on_piece
     bool by_callback = false;  // on_piece or on_token asked to stop
     auto emit = [&](std::string piece, bool final) {
@@ -162,7 +177,8 @@ class Session {
       r.tokens.push_back(sampler_.sample(row, tokens_));
       const int32_t id = r.tokens.back().id;
       if (opt.on_token && !opt.on_token(r.tokens.back())) by_callback = true;
-      if (step == 0) r.time_to_first_token = std::chrono::duration<double>(clock::now() - start).count();
+      if (step == 0)
+        r.time_to_first_token = std::chrono::duration<double>(clock::now() - start).count();
       if (id == tok_->end_of_turn() || id == tok_->eos()) {
         r.reason = id == tok_->eos() ? StopReason::Eos : StopReason::EndOfTurn;
         break;
@@ -189,15 +205,17 @@ class Session {
 
   // Sets the system prompt of a conversation that has not started yet.
   void chat_system(std::string text) {
-    if (!conversation_.messages().empty()) throw InvalidArgument("system", "the conversation has already started");
+    if (!conversation_.messages().empty())
+      throw InvalidArgument("system", "the conversation has already started");
     conversation_.system(std::move(text));
   }
 
   // One chat turn: adds `message` (a user turn) to the conversation, prefills only what the cache
-  // does not hold yet (the previous answer's <end_of_turn>, the new turn and the generation prompt),
-  // generates the model's answer and records it in the conversation.
-  GenerateResult chat(const Message& message, const GenerateOptions& opt = {}, const PieceCallback& on_piece = {},
-                      const ImageEmbeddings<T>& images = {}, int64_t mm_tokens_per_image = 256) {
+  // does not hold yet (the previous answer's <end_of_turn>, the new turn and the generation
+  // prompt), generates the model's answer and records it in the conversation.
+  GenerateResult chat(const Message& message, const GenerateOptions& opt = {},
+                      const PieceCallback& on_piece = {}, const ImageEmbeddings<T>& images = {},
+                      int64_t mm_tokens_per_image = 256) {
     const std::size_t first_new = conversation_.messages().size();
     Conversation next = conversation_;
     next.add(message);

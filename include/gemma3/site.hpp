@@ -7,10 +7,10 @@
 //   model.inputs_embeds                               [T, hidden]  decoder input
 //   model.layers.{i}.input_layernorm                  [T, hidden]
 //   model.layers.{i}.self_attn.q_proj / k_proj / v_proj
-//   model.layers.{i}.self_attn.q_norm / k_norm        [T, heads*head_dim] after the per-head RMSNorm
-//   model.layers.{i}.self_attn.q_rope / k_rope        after RoPE (what the cache stores for k)
-//   model.layers.{i}.self_attn.attn_weights           [heads*T, S] softmax probabilities, head-major
-//   model.layers.{i}.self_attn.attn_output            [T, heads*head_dim] before o_proj
+//   model.layers.{i}.self_attn.q_norm / k_norm        [T, heads*head_dim] after the per-head
+//   RMSNorm model.layers.{i}.self_attn.q_rope / k_rope        after RoPE (what the cache stores for
+//   k) model.layers.{i}.self_attn.attn_weights           [heads*T, S] softmax probabilities,
+//   head-major model.layers.{i}.self_attn.attn_output            [T, heads*head_dim] before o_proj
 //   model.layers.{i}.self_attn                        [T, hidden] o_proj output
 //   model.layers.{i}.post_attention_layernorm, .attn_residual, .pre_feedforward_layernorm
 //   model.layers.{i}.mlp.gate_proj / up_proj          [T, intermediate]
@@ -145,7 +145,9 @@ static_assert(site_names_in_order(), "kSiteNames lists the kinds in the enum's o
 }  // namespace detail
 
 // Whether a kind exists once per layer (and a Site of it names the layer).
-constexpr bool per_layer(SiteKind kind) { return detail::kSiteNames[std::size_t(kind)].per_layer; }
+constexpr bool per_layer(SiteKind kind) {
+  return detail::kSiteNames[std::size_t(kind)].per_layer;
+}
 
 struct Site {
   SiteKind kind = SiteKind::Residual;
@@ -183,7 +185,8 @@ struct Site {
       const std::string_view rest = path.substr(prefix.size());
       int32_t layer = -1;
       const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), layer);
-      if (ec != std::errc() || end == rest.data() || layer < 0 || (rest[0] == '0' && end - rest.data() > 1))
+      if (ec != std::errc() || end == rest.data() || layer < 0 ||
+          (rest[0] == '0' && end - rest.data() > 1))
         continue;
       if (std::string_view(end, std::size_t(rest.data() + rest.size() - end)) == n.suffix)
         return Site{n.kind, layer};
@@ -193,9 +196,10 @@ struct Site {
   // parse(), or an InvalidArgument naming `what` and the path.
   static Site parse_or_throw(std::string_view path, const std::string& what = "site") {
     if (auto s = parse(path)) return *s;
-    throw InvalidArgument(what, "'" + std::string(path) +
-                                    "' names no site (expected a module path such as model.layers.3 or "
-                                    "model.layers.3.self_attn.attn_weights)");
+    throw InvalidArgument(what,
+                          "'" + std::string(path) +
+                              "' names no site (expected a module path such as model.layers.3 or "
+                              "model.layers.3.self_attn.attn_weights)");
   }
 
   friend constexpr auto operator<=>(const Site&, const Site&) = default;
@@ -251,7 +255,8 @@ class SiteSet {
 
  private:
   std::bitset<kSiteKinds> every_layer_;
-  std::vector<std::bitset<kSiteKinds>> layers_;  // slot layer + 1: slot 0 holds the once-per-call kinds
+  std::vector<std::bitset<kSiteKinds>>
+      layers_;  // slot layer + 1: slot 0 holds the once-per-call kinds
 };
 
 }  // namespace gemma3

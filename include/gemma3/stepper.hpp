@@ -60,9 +60,11 @@ class Stepper {
     if (in_chunk())
       throw InvalidArgument("stepper", "embed: the chunk at position " + std::to_string(pos0_) +
                                            " has run " + std::to_string(next_layer_) + " of " +
-                                           std::to_string(num_layers()) + " layers; run the rest first");
+                                           std::to_string(num_layers()) +
+                                           " layers; run the rest first");
     if (!images.empty() && !model_)
-      throw InvalidArgument("images", "this stepper runs a text model; construct it from a Gemma3 model for images");
+      throw InvalidArgument(
+          "images", "this stepper runs a text model; construct it from a Gemma3 model for images");
     x_ = model_ ? model_->embed(ids, images) : text_->embed(ids);
     cache_.check_room(x_.rows());
     groups_ = image_groups(ids, model_ ? model_->image_token_id() : -1);
@@ -93,7 +95,9 @@ class Stepper {
 
   // The final RMSNorm of the residual stream [n, hidden], once every layer has run.
   const Mat<T>& final_norm() {
-    if (!chunk_done()) throw InvalidArgument("stepper", "final_norm: run every layer first (next is " + std::to_string(next_layer_) + ")");
+    if (!chunk_done())
+      throw InvalidArgument("stepper", "final_norm: run every layer first (next is " +
+                                           std::to_string(next_layer_) + ")");
     if (normed_.size() == 0) {
       normed_ = text_->final_norm(x_);
       announce(obs_, Site::final_norm(), MatRef<T>(normed_), {.pos0 = pos0_});
@@ -104,7 +108,9 @@ class Stepper {
   // Logits of the chunk's rows asked for [rows, vocab].
   Mat<T> logits(const LogitRows& rows = LogitRows::all()) {
     const Mat<T>& normed = final_norm();
-    Mat<T> out = rows.is_all() ? text_->lm_head(normed) : text_->lm_head(Mat<T>(normed(rows.resolve(normed.rows()), Eigen::all)));
+    Mat<T> out = rows.is_all()
+                     ? text_->lm_head(normed)
+                     : text_->lm_head(Mat<T>(normed(rows.resolve(normed.rows()), Eigen::all)));
     announce(obs_, Site::logits(), MatRef<T>(out), {.pos0 = pos0_});
     return out;
   }

@@ -22,6 +22,7 @@
 #include "gemma3/config.hpp"
 #include "gemma3/kernels/ops.hpp"
 #include "gemma3/observer.hpp"
+#include "gemma3/text/functions.hpp"
 #include "gemma3/text/kv_cache.hpp"
 #include "gemma3/text/mask.hpp"
 #include "gemma3/text/rope.hpp"
@@ -60,8 +61,8 @@ std::vector<VisibleKeys> visible_keys_of(const AttentionParams<T>& p, int64_t po
 
 // The keys and values of positions [first, pos0 + n): the cached ones, then the n new ones.
 template <typename T>
-std::pair<Mat<T>, Mat<T>> gather_keys(const Mat<T>& k, const Mat<T>& v, const LayerKVCache<T>& cache,
-                                      int64_t first, int64_t pos0) {
+std::pair<Mat<T>, Mat<T>> gather_keys(const Mat<T>& k, const Mat<T>& v,
+                                      const LayerKVCache<T>& cache, int64_t first, int64_t pos0) {
   const int64_t n = k.rows(), n_past = pos0 - first;
   Mat<T> keys(n_past + n, k.cols()), values(n_past + n, v.cols());
   cache.for_each_run(first, pos0, [&](int64_t row, int64_t count, int64_t pos) {
@@ -80,7 +81,8 @@ Mat<T> head_probabilities(const Mat<T>& q, const Mat<T>& keys, const AttentionPa
                           int64_t head, std::span<const VisibleKeys> visible, int64_t first) {
   const int64_t n = q.rows(), S = keys.rows(), D = p.head_dim;
   const int64_t g = head / (p.heads / p.kv_heads);  // GQA: the key head this query head reads
-  Mat<T> scores = q.middleCols(head * D, D) * keys.middleCols(g * D, D).transpose() * p.scale;  // [n, S]
+  Mat<T> scores =
+      q.middleCols(head * D, D) * keys.middleCols(g * D, D).transpose() * p.scale;  // [n, S]
   if (p.softcap) ref::soft_cap<T>(scores, *p.softcap);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t s = 0; s < S; ++s)
@@ -93,18 +95,20 @@ Mat<T> head_probabilities(const Mat<T>& q, const Mat<T>& keys, const AttentionPa
 // ones, then per head: probabilities (head_probabilities) times V. When the probabilities are
 // observed they are kept for every head, announced (an edit changes what multiplies V), then used.
 template <typename T>
-Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const AttentionParams<T>& p,
-                        const LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
-                        const LayerTap<T>& tap) {
+Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
+                        const AttentionParams<T>& p, const LayerKVCache<T>& cache, int64_t pos0,
+                        std::span<const int32_t> groups, const LayerTap<T>& tap) {
   const int64_t n = q.rows(), D = p.head_dim, group_size = p.heads / p.kv_heads;
   const auto visible = visible_keys_of(p, pos0, groups);
-  const int64_t first = visible_keys(p.kind, p.window, pos0).causal.begin;  // the earliest key any query sees
+  const int64_t first =
+      visible_keys(p.kind, p.window, pos0).causal.begin;  // the earliest key any query sees
   const auto [keys, values] = gather_keys(k, v, cache, first, pos0);
   Mat<T> out(n, p.heads * D);  // attention output before o_proj
   if (!tap.wants(SiteKind::AttnWeights)) {
     for (int64_t head = 0; head < p.heads; ++head)
       out.middleCols(head * D, D).noalias() =
-          head_probabilities<T>(q, keys, p, head, visible, first) * values.middleCols(head / group_size * D, D);
+          head_probabilities<T>(q, keys, p, head, visible, first) *
+          values.middleCols(head / group_size * D, D);
     return out;
   }
   Mat<T> weights(p.heads * n, keys.rows());  // [heads*n, S]
@@ -120,9 +124,9 @@ Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const
 // The attention probabilities alone [heads*n, S], as the reference computes them: what the fast
 // path announces when they are read, computed beside its own attention, which does not use them.
 template <typename T>
-Mat<T> attention_probabilities(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const AttentionParams<T>& p,
-                               const LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
-                               int64_t& first) {
+Mat<T> attention_probabilities(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
+                               const AttentionParams<T>& p, const LayerKVCache<T>& cache,
+                               int64_t pos0, std::span<const int32_t> groups, int64_t& first) {
   const int64_t n = q.rows();
   const auto visible = visible_keys_of(p, pos0, groups);
   first = visible_keys(p.kind, p.window, pos0).causal.begin;
@@ -161,14 +165,16 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
     int64_t n_segs = 0;
     const VisibleKeys& keys = visible[r];
     // Cached keys: the causal range's part before pos0.
-    cache.for_each_run(keys.causal.begin, std::min(keys.causal.end, pos0), [&](int64_t row, int64_t count, int64_t) {
-      segs[n_segs++] = {cache.k.data() + row * kv_dim + g * D, cache.v.data() + row * kv_dim + g * D,
-                        count, kv_dim};
-    });
+    cache.for_each_run(keys.causal.begin, std::min(keys.causal.end, pos0),
+                       [&](int64_t row, int64_t count, int64_t) {
+                         segs[n_segs++] = {cache.k.data() + row * kv_dim + g * D,
+                                           cache.v.data() + row * kv_dim + g * D, count, kv_dim};
+                       });
     // New keys, as rows of k: the causal range's part from pos0 on and the query's image.
     int64_t a = std::max(keys.causal.begin, pos0) - pos0, b = keys.causal.end - pos0;
     int64_t c = keys.image.begin - pos0, d = keys.image.end - pos0;
-    if (c <= b && d >= a) a = std::min(a, c), b = std::max(b, d), c = d = b;  // overlapping: one range
+    if (c <= b && d >= a)
+      a = std::min(a, c), b = std::max(b, d), c = d = b;  // overlapping: one range
     for (auto [from, to] : {std::pair{a, b}, std::pair{c, d}})
       if (to > from)
         segs[n_segs++] = {k.data() + from * kv_dim + g * D, v.data() + from * kv_dim + g * D,
@@ -202,7 +208,8 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
   tap(SiteKind::VProj, MatRef<T>(v));
 
   // q/k norm: one RMSNorm over each head's D values; viewing [n, heads*D] as [n*heads, D].
-  MatMap<T>(q.data(), n * p.heads, D) = ref::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
+  MatMap<T>(q.data(), n * p.heads, D) =
+      ref::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
   MatMap<T>(k.data(), n * p.kv_heads, D) =
       ref::rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps);
   tap(SiteKind::QNorm, MatRef<T>(q));
@@ -214,7 +221,8 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
 
   Mat<T> out;  // [n, heads*D] attention output before o_proj
   bool fast = false;
-  if constexpr (std::is_same_v<T, float>) fast = p.backend != Backend::Reference && !tap.edits(SiteKind::AttnWeights);
+  if constexpr (std::is_same_v<T, float>)
+    fast = p.backend != Backend::Reference && !tap.edits(SiteKind::AttnWeights);
   if constexpr (std::is_same_v<T, float>) {
     if (fast) {
       out = detail::attend_fast(q, k, v, p, cache, pos0, groups);
@@ -226,7 +234,8 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
     }
   }
   if (!fast) out = detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, tap);
-  // Only now store the new keys: in a ring, a long chunk would overwrite keys its first queries see.
+  // Only now store the new keys: in a ring, a long chunk would overwrite keys its first queries
+  // see.
   cache.store(pos0, k, v);
   tap(SiteKind::AttnOutput, MatRef<T>(out));
   Mat<T> o = linear<T>(out, w.o_proj, p.backend);

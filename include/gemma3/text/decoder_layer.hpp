@@ -7,9 +7,9 @@
 #include <span>
 
 #include "gemma3/config.hpp"
-#include "gemma3/kernels/reference.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/text/attention.hpp"
+#include "gemma3/text/functions.hpp"
 #include "gemma3/text/kv_cache.hpp"
 #include "gemma3/text/mlp.hpp"
 #include "gemma3/text/rope.hpp"

@@ -1,8 +1,10 @@
-// The KV cache: keys (after q/k-norm and RoPE, as HF caches them) and values of every position seen.
+// The KV cache: keys (after q/k-norm and RoPE, as HF caches them) and values of every position
+// seen.
 //
-// Global layers keep all positions [0, capacity). Local layers only ever look back sliding_window - 1
-// positions, so they keep a ring buffer of W rows: position p lives in row p mod W. A 128K context of
-// the 4B model therefore needs 5 full-length caches and 29 window-sized ones (docs/kv-cache.md).
+// Global layers keep all positions [0, capacity). Local layers only ever look back sliding_window -
+// 1 positions, so they keep a ring buffer of W rows: position p lives in row p mod W. A 128K
+// context of the 4B model therefore needs 5 full-length caches and 29 window-sized ones
+// (docs/kv-cache.md).
 #pragma once
 
 #include <algorithm>
@@ -26,8 +28,8 @@ namespace gemma3 {
 
 template <typename T>
 struct LayerKVCache {
-  Mat<T> k;  // [rows, kv_heads*head_dim]
-  Mat<T> v;  // [rows, kv_heads*head_dim]
+  Mat<T> k;           // [rows, kv_heads*head_dim]
+  Mat<T> v;           // [rows, kv_heads*head_dim]
   bool ring = false;  // true for local layers: row = position mod rows
 
   int64_t rows() const { return k.rows(); }
@@ -78,7 +80,8 @@ inline int64_t available_memory_bytes() {
   }
 #endif
   int64_t limit = 0, used = 0;
-  std::ifstream max_file("/sys/fs/cgroup/memory.max"), current_file("/sys/fs/cgroup/memory.current");
+  std::ifstream max_file("/sys/fs/cgroup/memory.max"),
+      current_file("/sys/fs/cgroup/memory.current");
   if (max_file >> limit && current_file >> used && limit > used)  // "max" (no limit) does not parse
     avail = avail < 0 ? limit - used : std::min(avail, limit - used);
   return avail;
@@ -103,10 +106,11 @@ class KVCache {
                                             " exceeds max_position_embeddings " +
                                             std::to_string(cfg.max_position_embeddings));
     const int64_t needed = bytes_needed(cfg, capacity);
-    if (const int64_t available = detail::available_memory_bytes(); available >= 0 && needed > available)
-      throw InvalidArgument("context", "a KV cache of " + std::to_string(capacity) + " positions needs " +
-                                           detail::gib(needed) + ", only " + detail::gib(available) +
-                                           " of memory is available");
+    if (const int64_t available = detail::available_memory_bytes();
+        available >= 0 && needed > available)
+      throw InvalidArgument("context", "a KV cache of " + std::to_string(capacity) +
+                                           " positions needs " + detail::gib(needed) + ", only " +
+                                           detail::gib(available) + " of memory is available");
     const int64_t kv_dim = cfg.num_key_value_heads * cfg.head_dim;
     try {
       layers_.resize(cfg.num_hidden_layers);
@@ -118,14 +122,16 @@ class KVCache {
         layers_[i].v.setZero(rows, kv_dim);
       }
     } catch (const std::bad_alloc&) {
-      throw InvalidArgument("context", "out of memory allocating a KV cache of " + std::to_string(capacity) +
-                                           " positions (" + detail::gib(needed) + ")");
+      throw InvalidArgument("context", "out of memory allocating a KV cache of " +
+                                           std::to_string(capacity) + " positions (" +
+                                           detail::gib(needed) + ")");
     }
   }
 
   // Bytes a cache of `capacity` positions needs for `cfg` with elements of `bytes_per_value`
   // (INT64_MAX when that does not fit in 64 bits).
-  static int64_t bytes_needed(const TextConfig& cfg, int64_t capacity, int64_t bytes_per_value = sizeof(T)) {
+  static int64_t bytes_needed(const TextConfig& cfg, int64_t capacity,
+                              int64_t bytes_per_value = sizeof(T)) {
     constexpr int64_t kTooMany = std::numeric_limits<int64_t>::max();
     int64_t rows = 0;
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
@@ -133,7 +139,8 @@ class KVCache {
       if (__builtin_add_overflow(rows, layer_rows, &rows)) return kTooMany;
     }
     int64_t bytes = rows;  // x 2 (keys and values) x kv_dim x bytes_per_value
-    for (const int64_t factor : {int64_t(2), cfg.num_key_value_heads, cfg.head_dim, bytes_per_value})
+    for (const int64_t factor :
+         {int64_t(2), cfg.num_key_value_heads, cfg.head_dim, bytes_per_value})
       if (__builtin_mul_overflow(bytes, factor, &bytes)) return kTooMany;
     return bytes;
   }

@@ -49,7 +49,8 @@ inline std::vector<PositionRange> image_spans(std::span<const int32_t> groups) {
   for (int64_t r = 0; r < n; ++r)
     spans[r].begin = r > 0 && groups[r] >= 0 && groups[r] == groups[r - 1] ? spans[r - 1].begin : r;
   for (int64_t r = n - 1; r >= 0; --r)
-    spans[r].end = r + 1 < n && groups[r] >= 0 && groups[r] == groups[r + 1] ? spans[r + 1].end : r + 1;
+    spans[r].end =
+        r + 1 < n && groups[r] >= 0 && groups[r] == groups[r + 1] ? spans[r + 1].end : r + 1;
   return spans;
 }
 
@@ -59,19 +60,23 @@ struct VisibleKeys {
   PositionRange causal, image;
   bool contains(int64_t key) const { return causal.contains(key) || image.contains(key); }
 };
-inline VisibleKeys visible_keys(LayerKind kind, int64_t window, int64_t query_pos, PositionRange image = {}) {
-  const int64_t begin = kind == LayerKind::Global ? 0 : std::max<int64_t>(0, query_pos - window + 1);
+inline VisibleKeys visible_keys(LayerKind kind, int64_t window, int64_t query_pos,
+                                PositionRange image = {}) {
+  const int64_t begin =
+      kind == LayerKind::Global ? 0 : std::max<int64_t>(0, query_pos - window + 1);
   return {{begin, query_pos + 1}, image};
 }
 
 // The same rule for one (query, key) pair. `same_image` is true when both are soft tokens of the
 // same image.
-inline bool may_attend(LayerKind kind, int64_t window, int64_t query_pos, int64_t key_pos, bool same_image) {
+inline bool may_attend(LayerKind kind, int64_t window, int64_t query_pos, int64_t key_pos,
+                       bool same_image) {
   return same_image || visible_keys(kind, window, query_pos).contains(key_pos);
 }
 
 // The full [T, T] mask of a sequence (1 = may attend), the layout of the fixtures' mask_*.npy.
-inline Mat<uint8_t> attention_mask(LayerKind kind, int64_t window, std::span<const int32_t> groups) {
+inline Mat<uint8_t> attention_mask(LayerKind kind, int64_t window,
+                                   std::span<const int32_t> groups) {
   const auto n = static_cast<int64_t>(groups.size());
   const auto spans = image_spans(groups);
   Mat<uint8_t> mask(n, n);

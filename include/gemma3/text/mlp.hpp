@@ -7,6 +7,7 @@
 
 #include "gemma3/kernels/ops.hpp"
 #include "gemma3/observer.hpp"
+#include "gemma3/text/functions.hpp"
 #include "gemma3/weights.hpp"
 
 namespace gemma3 {
@@ -16,13 +17,16 @@ namespace gemma3 {
 // unfused — bit-identical, a test holds it — so that gate, up and gelu(gate) can be announced; only
 // an edited gelu(gate) changes the arithmetic (it is multiplied by up as the edit left it).
 template <typename T>
-Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend, const detail::LayerTap<T>& tap) {
+Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend,
+           const detail::LayerTap<T>& tap) {
   bool fast = false;
   if constexpr (std::is_same_v<T, float>) fast = backend != Backend::Reference;
-  const bool inside = tap.wants(SiteKind::MlpGate) || tap.wants(SiteKind::MlpUp) || tap.wants(SiteKind::MlpAct);
+  const bool inside =
+      tap.wants(SiteKind::MlpGate) || tap.wants(SiteKind::MlpUp) || tap.wants(SiteKind::MlpAct);
   Mat<T> down;  // [n, hidden]
   if constexpr (std::is_same_v<T, float>)
-    if (fast && !inside) down = fast::mlp(m, w.gate_proj, w.up_proj, w.down_proj, matmul_inputs(backend));
+    if (fast && !inside)
+      down = fast::mlp(m, w.gate_proj, w.up_proj, w.down_proj, matmul_inputs(backend));
   if (!fast || inside) {
     // gate and up read the same m: one call (one pass over both matrices on the fast path).
     auto gate_up = linear<T>(m, std::array{&w.gate_proj, &w.up_proj}, backend);

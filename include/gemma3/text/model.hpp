@@ -2,7 +2,8 @@
 // (transformers 4.51.3 modeling_gemma3.py Gemma3ForCausalLM).
 //
 // Ways to run it:
-//   * whole: `forward(ids)` returns the logits of every position (a fresh cache sized to the input);
+//   * whole: `forward(ids)` returns the logits of every position (a fresh cache sized to the
+//   input);
 //     `forward(ids, cache)` prefills or decodes the next tokens into a KV cache; LogitRows says
 //     which positions get logits (all, the last, some, none);
 //   * observed: `forward(ids, observer)` announces the sites the observer asked for (observer.hpp),
@@ -23,6 +24,7 @@
 #include "gemma3/kernels/ops.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/text/decoder_layer.hpp"
+#include "gemma3/text/functions.hpp"
 #include "gemma3/text/kv_cache.hpp"
 #include "gemma3/text/mask.hpp"
 #include "gemma3/text/rope.hpp"
@@ -39,7 +41,9 @@ class LogitRows {
   static LogitRows last() { return LogitRows(Kind::Last, {}); }
   static LogitRows none() { return LogitRows(Kind::Some, {}); }
   // The calls' tokens at these indices (negative ones count from the end: -1 is the last).
-  static LogitRows at(std::vector<int64_t> indices) { return LogitRows(Kind::Some, std::move(indices)); }
+  static LogitRows at(std::vector<int64_t> indices) {
+    return LogitRows(Kind::Some, std::move(indices));
+  }
 
   bool is_all() const { return kind_ == Kind::All; }
   // The row indices among a call's n tokens; InvalidArgument "logits" for one out of range.
@@ -53,8 +57,9 @@ class LogitRows {
     std::vector<int64_t> rows;
     for (const int64_t i : indices_) {
       if (i < -n || i >= n)
-        throw InvalidArgument("logits", "position " + std::to_string(i) + " is outside the call's " +
-                                            std::to_string(n) + " tokens");
+        throw InvalidArgument("logits", "position " + std::to_string(i) +
+                                            " is outside the call's " + std::to_string(n) +
+                                            " tokens");
       rows.push_back(i < 0 ? n + i : i);
     }
     return rows;
@@ -99,7 +104,9 @@ class TextModel {
   static constexpr int64_t kDefaultPrefillChunk = 512;
   int64_t prefill_chunk() const { return prefill_chunk_; }
   void set_prefill_chunk(int64_t tokens) {
-    if (tokens < 1) throw InvalidArgument("prefill_chunk", "must be at least 1 token, got " + std::to_string(tokens));
+    if (tokens < 1)
+      throw InvalidArgument("prefill_chunk",
+                            "must be at least 1 token, got " + std::to_string(tokens));
     prefill_chunk_ = tokens;
   }
 
@@ -116,7 +123,8 @@ class TextModel {
 
   // Embeds `ids`, runs them through the layers into `cache` (after what it holds) and returns the
   // logits of the rows asked for.
-  Mat<T> forward(std::span<const int32_t> ids, KVCache<T>& cache, const LogitRows& rows = LogitRows::all()) const {
+  Mat<T> forward(std::span<const int32_t> ids, KVCache<T>& cache,
+                 const LogitRows& rows = LogitRows::all()) const {
     return forward_ids(ids, cache, nullptr, rows);
   }
   Mat<T> forward(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>& obs,
@@ -129,7 +137,8 @@ class TextModel {
     KVCache<T> cache = cache_for(ids);
     return forward_ids(ids, cache, nullptr, rows);
   }
-  Mat<T> forward(std::span<const int32_t> ids, Observer<T>& obs, const LogitRows& rows = LogitRows::all()) const {
+  Mat<T> forward(std::span<const int32_t> ids, Observer<T>& obs,
+                 const LogitRows& rows = LogitRows::all()) const {
     KVCache<T> cache = cache_for(ids);
     return forward_ids(ids, cache, &obs, rows);
   }
@@ -144,8 +153,8 @@ class TextModel {
 
   // From decoder inputs x [n, hidden] (text embeddings with image soft tokens merged in): layers,
   // final norm and LM head for the rows asked for. `obs` may be null.
-  Mat<T> forward_embeddings(MatRef<T> x, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs,
-                            const LogitRows& rows = LogitRows::all()) const;
+  Mat<T> forward_embeddings(MatRef<T> x, std::span<const int32_t> groups, KVCache<T>& cache,
+                            Observer<T>* obs, const LogitRows& rows = LogitRows::all()) const;
 
   void check_length(int64_t n) const {
     if (n > cfg_.max_position_embeddings)
@@ -156,25 +165,29 @@ class TextModel {
 
  private:
   // The text path embeds a chunk at a time: the decoder input of a long prompt never exists whole.
-  Mat<T> forward_ids(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>* obs, const LogitRows& rows) const;
+  Mat<T> forward_ids(std::span<const int32_t> ids, KVCache<T>& cache, Observer<T>* obs,
+                     const LogitRows& rows) const;
 
   // The decoder over n tokens in chunks of prefill_chunk() (an image's run never split), each chunk
   // through every layer before the next: `input(c0, len)` gives the decoder input rows [c0, c0 +
   // len), to be updated in place; `done(c0, x)` sees each chunk's output.
   template <typename Input, typename Done>
-  void run_chunks(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs, Input&& input,
-                  Done&& done) const {
+  void run_chunks(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs,
+                  Input&& input, Done&& done) const {
     if (n == 0) throw InvalidArgument("inputs", "empty sequence");
-    if (static_cast<int64_t>(groups.size()) != n) throw InvalidArgument("groups", "one image group per token expected");
+    if (static_cast<int64_t>(groups.size()) != n)
+      throw InvalidArgument("groups", "one image group per token expected");
     cache.check_room(n);
     if (obs) obs->on_forward(cache.length(), n);
     for (int64_t c0 = 0; c0 < n;) {
       int64_t c1 = std::min(n, c0 + prefill_chunk_);
-      while (c1 < n && groups[c1] >= 0 && groups[c1] == groups[c1 - 1]) ++c1;  // an image stays whole
+      while (c1 < n && groups[c1] >= 0 && groups[c1] == groups[c1 - 1])
+        ++c1;  // an image stays whole
       MatRef<T> x = input(c0, c1 - c0);
       const int64_t pos0 = cache.length();
       announce(obs, Site::inputs_embeds(), x, {.pos0 = pos0});
-      for (const auto& layer : layers_) layer.forward(x, cache.layer(layer.index()), pos0, groups.subspan(c0, c1 - c0), obs);
+      for (const auto& layer : layers_)
+        layer.forward(x, cache.layer(layer.index()), pos0, groups.subspan(c0, c1 - c0), obs);
       cache.advance(c1 - c0);
       done(c0, x);
       c0 = c1;
@@ -184,13 +197,14 @@ class TextModel {
   // run_chunks, then the final norm and LM head of the rows asked for: only those rows of the last
   // residual stream are kept (all of the final norm when it is observed, a chunk at a time).
   template <typename Input>
-  Mat<T> forward_chunks(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache, Observer<T>* obs,
-                        const LogitRows& rows, Input&& input) const {
+  Mat<T> forward_chunks(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache,
+                        Observer<T>* obs, const LogitRows& rows, Input&& input) const {
     const std::vector<int64_t> picked = rows.resolve(n);
     std::vector<int64_t> row_of(std::size_t(n), -1);  // token -> row of `kept`
     for (std::size_t r = 0; r < picked.size(); ++r) row_of[std::size_t(picked[r])] = int64_t(r);
     const bool observed = obs && obs->wants(Site::final_norm());
-    Mat<T> kept(int64_t(picked.size()), cfg_.hidden_size);  // the picked rows: residual, or normed when observed
+    Mat<T> kept(int64_t(picked.size()),
+                cfg_.hidden_size);  // the picked rows: residual, or normed when observed
     run_chunks(n, groups, cache, obs, input, [&](int64_t c0, const MatRef<T>& x) {
       Mat<T> normed;
       if (observed) {
@@ -199,8 +213,10 @@ class TextModel {
       }
       for (int64_t r = 0; r < x.rows(); ++r)
         if (const int64_t k = row_of[std::size_t(c0 + r)]; k >= 0) {
-          if (observed) kept.row(k) = normed.row(r);
-          else kept.row(k) = x.row(r);
+          if (observed)
+            kept.row(k) = normed.row(r);
+          else
+            kept.row(k) = x.row(r);
         }
     });
     if (picked.empty()) return Mat<T>(0, cfg_.vocab_size);
@@ -238,8 +254,8 @@ TextModel<T>::TextModel(const TextConfig& cfg, const TextWeights& w, Backend bac
   validate(cfg);
   const Rope<T> local(cfg.rope_local, cfg.head_dim), global(cfg.rope_global, cfg.head_dim);
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
-    layers_.emplace_back(cfg, i, w.layers.at(i), layer_kind(cfg, i) == LayerKind::Local ? local : global,
-                         backend_);
+    layers_.emplace_back(cfg, i, w.layers.at(i),
+                         layer_kind(cfg, i) == LayerKind::Local ? local : global, backend_);
   norm_ = w.norm.vec<T>();
   // sqrt(hidden) is an f32 buffer in the reference, cast to the compute dtype (spec §2.1).
   embed_scale_ = T(std::sqrt(double(cfg.hidden_size)));
@@ -249,15 +265,18 @@ template <typename T>
 Mat<T> TextModel<T>::embed(std::span<const int32_t> ids) const {
   check_ids(ids);
   Mat<T> x(static_cast<Eigen::Index>(ids.size()), cfg_.hidden_size);
-  for (std::size_t t = 0; t < ids.size(); ++t) x.row(t) = w_.embed_tokens.rows_as<T>(ids[t], 1) * embed_scale_;
+  for (std::size_t t = 0; t < ids.size(); ++t)
+    x.row(t) = w_.embed_tokens.rows_as<T>(ids[t], 1) * embed_scale_;
   return x;
 }
 
 template <typename T>
 void TextModel<T>::forward_layers(MatRef<T> x, KVCache<T>& cache, std::span<const int32_t> groups,
                                   Observer<T>* obs) const {
-  run_chunks(x.rows(), groups, cache, obs, [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); },
-             [](int64_t, const MatRef<T>&) {});
+  run_chunks(
+      x.rows(), groups, cache, obs,
+      [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); },
+      [](int64_t, const MatRef<T>&) {});
 }
 
 template <typename T>
@@ -273,8 +292,9 @@ Mat<T> TextModel<T>::lm_head(const ConstMatRef<T>& normed) const {
 }
 
 template <typename T>
-Mat<T> TextModel<T>::forward_embeddings(MatRef<T> x, std::span<const int32_t> groups, KVCache<T>& cache,
-                                        Observer<T>* obs, const LogitRows& rows) const {
+Mat<T> TextModel<T>::forward_embeddings(MatRef<T> x, std::span<const int32_t> groups,
+                                        KVCache<T>& cache, Observer<T>* obs,
+                                        const LogitRows& rows) const {
   return forward_chunks(x.rows(), groups, cache, obs, rows,
                         [&](int64_t c0, int64_t n) { return MatRef<T>(x.middleRows(c0, n)); });
 }

@@ -1,15 +1,15 @@
 // The image path of Gemma 3 in one object: pixel values → SigLIP → projector → soft tokens.
 //
 //   Image img = load_image("cat.png");
-//   ImageProcessor processor(*ck.config().vision);   // or load_preprocessor_config(dir / "...json")
-//   VisionEncoder<float> encoder(ck);
-//   Mat<float> soft = encoder.encode(processor.pixel_values(img));   // [mm_tokens_per_image, hidden]
+//   ImageProcessor processor(*ck.config().vision);   // or load_preprocessor_config(dir /
+//   "...json") VisionEncoder<float> encoder(ck); Mat<float> soft =
+//   encoder.encode(processor.pixel_values(img));   // [mm_tokens_per_image, hidden]
 //
 // Layouts: pixel values [3, S*S] row-major (channel-major CHW, column y*S + x; S = image_size);
-// last_hidden_state [P², vh] (P = S / patch_size, patch n at grid row n / P, column n % P); soft tokens
-// [mm_tokens_per_image, hidden] in raster order of the pooled grid. The soft tokens replace, in order,
-// the embeddings at the image_token_index positions of the prompt, unscaled (spec §2.1, §3.4).
-// Each pan-and-scan crop is an independent image with its own run of soft tokens.
+// last_hidden_state [P², vh] (P = S / patch_size, patch n at grid row n / P, column n % P); soft
+// tokens [mm_tokens_per_image, hidden] in raster order of the pooled grid. The soft tokens replace,
+// in order, the embeddings at the image_token_index positions of the prompt, unscaled (spec §2.1,
+// §3.4). Each pan-and-scan crop is an independent image with its own run of soft tokens.
 #pragma once
 
 #include <string>
@@ -42,17 +42,20 @@ class VisionEncoder {
 
   // SigLIP's last_hidden_state [P², vh] (after post_layernorm, before pooling). `obs` (may be
   // null) sees the sites it asked for, as those of image `image`.
-  Mat<T> last_hidden_state(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const {
+  Mat<T> last_hidden_state(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr,
+                           int64_t image = 0) const {
     return tower_.forward(pixel_values, obs, image);
   }
 
   // Soft tokens [mm_tokens_per_image, hidden] from last_hidden_state [P², vh].
-  Mat<T> project(const ConstMatRef<T>& last_hidden_state, Observer<T>* obs = nullptr, int64_t image = 0) const {
+  Mat<T> project(const ConstMatRef<T>& last_hidden_state, Observer<T>* obs = nullptr,
+                 int64_t image = 0) const {
     return projector_.forward(last_hidden_state, obs, image);
   }
 
   // Pixel values [3, S*S] → soft tokens [mm_tokens_per_image, hidden].
-  Mat<T> encode(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const {
+  Mat<T> encode(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr,
+                int64_t image = 0) const {
     const Mat<T> hidden = last_hidden_state(pixel_values, obs, image);
     return project(hidden, obs, image);
   }

@@ -2,9 +2,11 @@
 //
 //   y [P², vh] (last_hidden_state, patch n at grid row n / P, column n % P)
 //   z = avg_pool(y)   kernel = stride = k = P / sqrt(mm_tokens_per_image), no padding; soft token
-//                     j = R * (P/k) + C averages the k x k patches (k*R + a, k*C + b), a, b ∈ [0, k)
+//                     j = R * (P/k) + C averages the k x k patches (k*R + a, k*C + b), a, b ∈ [0,
+//                     k)
 //   z = RMSNorm(z) · (1 + mm_soft_emb_norm)    Gemma flavour, eps = vision layer_norm_eps
-//   f = z · M         M = mm_input_projection_weight [vh, hidden] — in x out, NOT nn.Linear's [out, in]
+//   f = z · M         M = mm_input_projection_weight [vh, hidden] — in x out, NOT nn.Linear's [out,
+//   in]
 //
 // Output [mm_tokens_per_image, hidden]: the rows that replace the <image_soft_token> embeddings, in
 // order, without the sqrt(hidden) scale. Observer names: multi_modal_projector.avg_pool [T, vh],
@@ -19,6 +21,7 @@
 #include "gemma3/kernels/reference.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/tensor.hpp"
+#include "gemma3/text/functions.hpp"
 #include "gemma3/weights.hpp"
 
 namespace gemma3 {
@@ -27,12 +30,15 @@ template <typename T = float>
 class MultiModalProjector {
  public:
   // The weights are views: the Checkpoint they come from must outlive the projector.
-  MultiModalProjector(const ModelConfig& cfg, const VisionWeights& w) : projection_(w.mm_input_projection) {
+  MultiModalProjector(const ModelConfig& cfg, const VisionWeights& w)
+      : projection_(w.mm_input_projection) {
     validate(cfg);
-    if (!cfg.vision) throw InvalidArgument("config", "the multimodal projector needs a vision config");
+    if (!cfg.vision)
+      throw InvalidArgument("config", "the multimodal projector needs a vision config");
     const VisionConfig& v = *cfg.vision;
     patches_per_side_ = v.patches_per_side();
-    tokens_per_side_ = static_cast<int64_t>(std::llround(std::sqrt(double(cfg.mm_tokens_per_image))));
+    tokens_per_side_ =
+        static_cast<int64_t>(std::llround(std::sqrt(double(cfg.mm_tokens_per_image))));
     kernel_ = patches_per_side_ / tokens_per_side_;  // validate() checked that this divides exactly
     vision_hidden_ = v.hidden_size;
     hidden_ = cfg.text.hidden_size;
@@ -47,13 +53,15 @@ class MultiModalProjector {
 
   // Soft tokens [mm_tokens_per_image, hidden] from last_hidden_state [P², vh].
   // `obs` (may be null) sees the sites it asked for, as those of image `image`.
-  Mat<T> forward(const ConstMatRef<T>& last_hidden_state, Observer<T>* obs = nullptr, int64_t image = 0) const {
+  Mat<T> forward(const ConstMatRef<T>& last_hidden_state, Observer<T>* obs = nullptr,
+                 int64_t image = 0) const {
     const int64_t P = patches_per_side_, Q = tokens_per_side_, k = kernel_;
     if (last_hidden_state.rows() != P * P || last_hidden_state.cols() != vision_hidden_)
-      throw InvalidArgument("last_hidden_state", "expected [" + std::to_string(P * P) + ", " +
-                                                     std::to_string(vision_hidden_) + "], got [" +
-                                                     std::to_string(last_hidden_state.rows()) + ", " +
-                                                     std::to_string(last_hidden_state.cols()) + "]");
+      throw InvalidArgument("last_hidden_state",
+                            "expected [" + std::to_string(P * P) + ", " +
+                                std::to_string(vision_hidden_) + "], got [" +
+                                std::to_string(last_hidden_state.rows()) + ", " +
+                                std::to_string(last_hidden_state.cols()) + "]");
     // nn.AvgPool2d: sum of the window in row-major order, then divided by k*k.
     Mat<T> z = Mat<T>::Zero(Q * Q, vision_hidden_);
     for (int64_t R = 0; R < Q; ++R)

@@ -1,5 +1,5 @@
-// The SigLIP vision tower of Gemma 3 (spec §3.1–3.3; HF-sig modeling_siglip.py SiglipVisionTransformer
-// with vision_use_head = false):
+// The SigLIP vision tower of Gemma 3 (spec §3.1–3.3; HF-sig modeling_siglip.py
+// SiglipVisionTransformer with vision_use_head = false):
 //
 //   x = unfold(pixels) · W_patchᵀ + b_patch + P        patch embedding + position embedding
 //   for each layer:
@@ -7,8 +7,8 @@
 //     x += fc2( gelu_tanh( fc1( layer_norm2(x) ) ) )
 //   last_hidden_state = post_layernorm(x)                [P², vh], P = image_size / patch_size
 //
-// Input layout: pixel values [3, S*S] row-major (channel c, column y*S + x), as ImageProcessor makes
-// them. Sites (site.hpp; HF module paths under `vision_tower.vision_model.`):
+// Input layout: pixel values [3, S*S] row-major (channel c, column y*S + x), as ImageProcessor
+// makes them. Sites (site.hpp; HF module paths under `vision_tower.vision_model.`):
 //   embeddings                                  [P², vh] patch + position embeddings
 //   encoder.layers.N.layer_norm1                [P², vh]
 //   encoder.layers.N.self_attn.q_proj / k_proj / v_proj   [P², vh] with bias
@@ -30,6 +30,8 @@
 #include "gemma3/kernels/reference.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/tensor.hpp"
+#include "gemma3/text/functions.hpp"
+#include "gemma3/vision/layer_norm.hpp"
 #include "gemma3/weights.hpp"
 
 namespace gemma3 {
@@ -49,7 +51,11 @@ template <typename T>
 class SiglipEncoderLayer {
  public:
   SiglipEncoderLayer(const VisionConfig& cfg, int64_t index, const VisionLayerWeights& w)
-      : index_(index), heads_(cfg.num_attention_heads), head_dim_(cfg.head_dim()), eps_(cfg.layer_norm_eps), w_(w) {
+      : index_(index),
+        heads_(cfg.num_attention_heads),
+        head_dim_(cfg.head_dim()),
+        eps_(cfg.layer_norm_eps),
+        w_(w) {
     // SiglipAttention.scale = head_dim**-0.5, a Python float multiplied into the f32 scores.
     scale_ = T(std::pow(double(head_dim_), -0.5));
     ln1_w_ = w.layer_norm1_weight.vec<T>();
@@ -97,7 +103,8 @@ class SiglipEncoderLayer {
     tap(SiteKind::VisionVProj, MatRef<T>(v));
     Mat<T> out(n, heads_ * D);  // heads concatenated, before out_proj
     auto probabilities = [&](int64_t head) {
-      Mat<T> scores = q.middleCols(head * D, D) * k.middleCols(head * D, D).transpose() * scale_;  // [n, n]
+      Mat<T> scores =
+          q.middleCols(head * D, D) * k.middleCols(head * D, D).transpose() * scale_;  // [n, n]
       ref::softmax_rows<T>(scores);
       return scores;
     };
@@ -106,10 +113,12 @@ class SiglipEncoderLayer {
         out.middleCols(head * D, D).noalias() = probabilities(head) * v.middleCols(head * D, D);
     } else {  // kept for every head [heads*n, n], announced, then multiplied by V
       Mat<T> weights(heads_ * n, n);
-      for (int64_t head = 0; head < heads_; ++head) weights.middleRows(head * n, n) = probabilities(head);
+      for (int64_t head = 0; head < heads_; ++head)
+        weights.middleRows(head * n, n) = probabilities(head);
       tap(SiteKind::VisionAttnWeights, MatRef<T>(weights), {.heads = heads_});
       for (int64_t head = 0; head < heads_; ++head)
-        out.middleCols(head * D, D).noalias() = weights.middleRows(head * n, n) * v.middleCols(head * D, D);
+        out.middleCols(head * D, D).noalias() =
+            weights.middleRows(head * n, n) * v.middleCols(head * D, D);
     }
     Mat<T> o = detail::linear_bias<T>(out, w_.out_proj_weight, out_b_);
     tap(SiteKind::VisionSelfAttn, MatRef<T>(o));
@@ -129,14 +138,18 @@ class SiglipVisionModel {
  public:
   // The weights are views: the Checkpoint they come from must outlive the model.
   SiglipVisionModel(const VisionConfig& cfg, const VisionWeights& w)
-      : cfg_(cfg), patch_embedding_(w.patch_embedding_weight), position_embedding_(w.position_embedding) {
+      : cfg_(cfg),
+        patch_embedding_(w.patch_embedding_weight),
+        position_embedding_(w.position_embedding) {
     validate(cfg);
     const int64_t vh = cfg.hidden_size;
-    expect_shape(patch_embedding_, Shape{vh, cfg.num_channels, cfg.patch_size, cfg.patch_size}, "vision tower");
+    expect_shape(patch_embedding_, Shape{vh, cfg.num_channels, cfg.patch_size, cfg.patch_size},
+                 "vision tower");
     expect_shape(position_embedding_, Shape{cfg.num_patches(), vh}, "vision tower");
     if (static_cast<int64_t>(w.layers.size()) != cfg.num_hidden_layers)
       throw InvalidArgument("vision weights", "have " + std::to_string(w.layers.size()) +
-                                                  " layers, the config says " + std::to_string(cfg.num_hidden_layers));
+                                                  " layers, the config says " +
+                                                  std::to_string(cfg.num_hidden_layers));
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers_.emplace_back(cfg, i, w.layers[i]);
     patch_bias_ = w.patch_embedding_bias.vec<T>();
     post_w_ = w.post_layernorm_weight.vec<T>();
@@ -147,11 +160,13 @@ class SiglipVisionModel {
   const std::vector<SiglipEncoderLayer<T>>& layers() const { return layers_; }
 
   // Patch embedding as a matmul over unfolded patches (spec §3.1): patch n = py * P + px (row-major
-  // over the conv output grid) is the vector u[c*p*p + ky*p + kx] = pixel[c][(py*p + ky)*S + px*p + kx],
-  // matching the [vh, 3, p, p] Conv2d weight seen as [vh, 3*p*p]. Then + position_embedding[n].
+  // over the conv output grid) is the vector u[c*p*p + ky*p + kx] = pixel[c][(py*p + ky)*S + px*p +
+  // kx], matching the [vh, 3, p, p] Conv2d weight seen as [vh, 3*p*p]. Then +
+  // position_embedding[n].
   Mat<T> embeddings(const ConstMatRef<T>& pixel_values) const {
     check_input(pixel_values);
-    const int64_t S = cfg_.image_size, p = cfg_.patch_size, P = cfg_.patches_per_side(), C = cfg_.num_channels;
+    const int64_t S = cfg_.image_size, p = cfg_.patch_size, P = cfg_.patches_per_side(),
+                  C = cfg_.num_channels;
     Mat<T> patches(P * P, C * p * p);  // [P², 3*p*p]
     for (int64_t py = 0; py < P; ++py)
       for (int64_t px = 0; px < P; ++px)
@@ -166,7 +181,8 @@ class SiglipVisionModel {
 
   // last_hidden_state [P², vh] of one image.
   // `obs` (may be null) sees the sites it asked for, as those of image `image`.
-  Mat<T> forward(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr, int64_t image = 0) const {
+  Mat<T> forward(const ConstMatRef<T>& pixel_values, Observer<T>* obs = nullptr,
+                 int64_t image = 0) const {
     Mat<T> x = embeddings(pixel_values);
     announce(obs, Site{SiteKind::VisionEmbeddings}, MatRef<T>(x), {.image = image});
     for (const auto& layer : layers_) layer.forward(x, obs, image);
@@ -179,10 +195,11 @@ class SiglipVisionModel {
   void check_input(const ConstMatRef<T>& px) const {
     const int64_t S = cfg_.image_size;
     if (px.rows() != cfg_.num_channels || px.cols() != S * S)
-      throw InvalidArgument("pixel_values", "expected [" + std::to_string(cfg_.num_channels) + ", " +
-                                                std::to_string(S * S) + "] (channels x " + std::to_string(S) +
-                                                "*" + std::to_string(S) + " pixels), got [" +
-                                                std::to_string(px.rows()) + ", " + std::to_string(px.cols()) + "]");
+      throw InvalidArgument("pixel_values", "expected [" + std::to_string(cfg_.num_channels) +
+                                                ", " + std::to_string(S * S) + "] (channels x " +
+                                                std::to_string(S) + "*" + std::to_string(S) +
+                                                " pixels), got [" + std::to_string(px.rows()) +
+                                                ", " + std::to_string(px.cols()) + "]");
   }
 
   VisionConfig cfg_;
