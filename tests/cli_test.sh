@@ -19,6 +19,10 @@ c=$("$gemma3" run --model "$work/tiny" --prompt "Why is the sky blue?" --max-new
 [ "$(echo "$a" | json 'd[0]["ids"]')" = "$(echo "$b" | json 'd[0]["ids"]')" ] || fail "same seed, different tokens"
 [ "$(echo "$a" | json 'd[0]["ids"]')" != "$(echo "$c" | json 'd[0]["ids"]')" ] || fail "different seeds, same tokens"
 [ "$(echo "$a" | json 'd[0]["generated_tokens"]')" = 12 ] || fail "max-new-tokens not honoured"
+# Per-token log-probs: one per sampled token, greedy picks the top alternative.
+g=$("$gemma3" run --model "$work/tiny" --prompt "Why is the sky blue?" --max-new-tokens 5 --temperature 0 --top-logprobs 3 --json)
+[ "$(echo "$g" | json 'all(t["logprob"] <= 0 and len(t["top"]) == 3 and t["top"][0]["id"] == t["id"] for t in d[0]["tokens"]) and [t["id"] for t in d[0]["tokens"]][:len(d[0]["ids"])] == d[0]["ids"]')" = True ] ||
+  fail "run --json: per-token log-probs ($g)"
 
 # GGUF: the same model converted to a llama.cpp-style f32 GGUF greedily generates the same tokens.
 "$gemma3" convert --model "$work/tiny" --out "$work/tiny.gguf" --type f32 >/dev/null

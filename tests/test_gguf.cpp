@@ -259,7 +259,7 @@ TEST_CASE("gguf: the fixtures converted to GGUF give the reference logits",
   }
 }
 
-TEST_CASE("gguf: every key of an unusual config round-trips; bf16 and quantized files load",
+TEST_CASE("gguf: every key of an unusual config round-trips, bf16 and quantized files load",
           "[io][gguf]") {
   const auto dir = test::scratch_dir("gguf_types");
   ModelConfig cfg = small_config();

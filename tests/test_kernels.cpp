@@ -369,7 +369,7 @@ TEST_CASE("fast model: fixtures within 1e-4 and the reference path within 2e-5",
   }
 }
 
-TEST_CASE("fast-bf16 model: fixtures near the reference; decode equals prefill",
+TEST_CASE("fast-bf16 model: fixtures near the reference, decode equals prefill",
           "[kernels][bf16][fixtures]") {
   for (const auto& name : test::text_fixtures()) {
     const auto dir = test::fixture(name);

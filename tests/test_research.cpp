@@ -213,6 +213,14 @@ TEST_CASE("edits: fall back to the unfused form only where needed, and agree acr
     CHECK(test::max_abs_diff(a, base) > 1e-3);
     CHECK(test::max_abs_diff(a, b) <= 2e-5 * b.cwiseAbs().maxCoeff());
   }
+  // Hooks built in the call itself (a temporary).
+  const Mat<float> zeroed =
+      fast.forward(ids, Hooks<float>().edit(Site::residual(2),
+                                            [](MatRef<float> x, const SiteInfo&) { x.setZero(); }));
+  CHECK(zeroed == fast.forward(ids, Hooks<float>().edit(
+                                        Site::residual(2),
+                                        [](MatRef<float> x, const SiteInfo&) { x.setZero(); })));
+  CHECK(test::max_abs_diff(zeroed, base) > 1e-3);
   // A hook that reads and one that edits the same site: the reader sees the value before the edit.
   Hooks<float> both;
   Mat<float> seen;
@@ -222,7 +230,7 @@ TEST_CASE("edits: fall back to the unfused form only where needed, and agree acr
   CHECK(seen.cwiseAbs().maxCoeff() > 0);
 }
 
-TEST_CASE("capture keeps what is asked for; logits for the rows asked for", "[research][capture]") {
+TEST_CASE("capture keeps what is asked for, logits for the rows asked for", "[research][capture]") {
   const auto ck = Checkpoint::open(test::fixture("text-tiny-a"));
   const TextModel<float> model(ck);
   const auto ids = some_ids(12, ck.config().text.vocab_size);
@@ -250,7 +258,7 @@ TEST_CASE("capture keeps what is asked for; logits for the rows asked for", "[re
   CHECK(test::max_abs_diff(cap.rows(Site::residual(3)), run.captured[Site::residual(3)]) <= 1e-5);
 }
 
-TEST_CASE("stepper: stage by stage equals forward bit for bit; stages out of order are refused",
+TEST_CASE("stepper: stage by stage equals forward bit for bit, stages out of order are refused",
           "[research][stepper]") {
   const auto ck = Checkpoint::open(bf16_checkpoint());
   const TextModel<float> model(ck);
@@ -358,7 +366,7 @@ TEST_CASE("score: per-token log-probs of a continuation, and sliding-window perp
   CHECK_THROWS_WITH(perplexity(model, ids, {.context = 8, .stride = 9}), Catch::Contains("stride"));
 }
 
-TEST_CASE("generation: per-token log-probs in the callback and the result; observer; text model",
+TEST_CASE("generation: per-token log-probs in the callback and the result, observer, text model",
           "[research][generate]") {
   const auto dir = test::scratch_dir("research_generate");
   synthesize_checkpoint(preset("tiny"), dir, {.seed = 4});

@@ -435,7 +435,7 @@ TEST_CASE("log-probabilities are the model's log-softmax", "[sampler]") {
 // ---------------------------------------------------------------------------------------------------
 // Determinism and the distribution
 
-TEST_CASE("same seed, same tokens; a golden sequence pins the generator and the pipeline", "[sampler]") {
+TEST_CASE("same seed, same tokens, a golden sequence pins the generator and the pipeline", "[sampler]") {
   // Exactly representable logits -4, -3.75, ..., 3.75 in a scrambled order; the defaults (top-k 64
   // keeps all 32, top-p 0.95 about half).
   std::vector<float> row(32);
@@ -521,7 +521,7 @@ TEST_CASE("top-k off draws like top-k = vocabulary, whatever prefix it ranks", "
   }
 }
 
-TEST_CASE("a 262144-token row: defaults stay within the top 64; Eigen rows match spans", "[sampler]") {
+TEST_CASE("a 262144-token row: defaults stay within the top 64, Eigen rows match spans", "[sampler]") {
   std::vector<float> l(262144);
   smp::Rng rng(77);
   for (float& x : l) x = float(rng.uniform() * 20 - 10);
@@ -709,7 +709,7 @@ TEST_CASE("tool calls: whitespace, fences and call forms", "[tool_call]") {
   CHECK(find_tool_call("```tool_code\na()\nb()\n```")->name == "a");
 }
 
-TEST_CASE("no complete tool_code block, no call; streaming knows when a call is open", "[tool_call]") {
+TEST_CASE("no complete tool_code block, no call, streaming knows when a call is open", "[tool_call]") {
   for (const std::string text :
        {"", "The weather is fine.", "```python\nget_weather(city='Paris')\n```", "```tool_code\nget_weather(city='Paris')",
         "```tool_code\nget_weather(city='Paris')\n``", "```tool_codex\nget_weather()\n```"}) {
@@ -782,7 +782,7 @@ TEST_CASE("malformed calls are ToolCallErrors with their position", "[tool_call]
   CHECK_THROWS_AS(find_tool_call("```tool_code\nf(\n```"), FormatError);
 }
 
-TEST_CASE("tool outputs and calls render as fenced blocks; calls round-trip", "[tool_call]") {
+TEST_CASE("tool outputs and calls render as fenced blocks, calls round-trip", "[tool_call]") {
   CHECK(render_tool_output("22 degrees and sunny") == "```tool_output\n22 degrees and sunny\n```");
   CHECK(render_tool_output({{"temp", 22}, {"sky", "clear"}}) == "```tool_output\n{\"sky\":\"clear\",\"temp\":22}\n```");
   CHECK(render_tool_output(4.5) == "```tool_output\n4.5\n```");

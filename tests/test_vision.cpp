@@ -316,7 +316,7 @@ TEST_CASE("vision sites are named by the HF module paths of the vision tower and
         1e-2);
 }
 
-TEST_CASE("flipping the image changes the soft tokens; flipping back restores them", "[vision]") {
+TEST_CASE("flipping the image changes the soft tokens, flipping back restores them", "[vision]") {
   const auto ck = Checkpoint::open(mm_dir());
   const VisionEncoder<float> encoder(ck);
   const ImageProcessor processor(*ck.config().vision);

@@ -90,6 +90,9 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
                   "HF-style repetition penalty; 1 = off")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", o.sampling.seed, "random seed: the same seed gives the same tokens");
+  cmd->add_option("--top-logprobs", o.sampling.top_logprobs,
+                  "with --json: also list the N most likely tokens at each step")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--stop", o.stop, "stop generating at this string (repeatable)");
   cmd->add_option("--threads", o.threads,
                   "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
@@ -173,9 +176,18 @@ double kv_cache_gib(const Loaded& l, int64_t context) {
 }
 
 nlohmann::json result_json(const GenerateResult& r, double kv_gib) {
+  // Every sampled token (the stop token included) with its log-probability under the model and
+  // the --top-logprobs alternatives.
+  nlohmann::json tokens = nlohmann::json::array();
+  for (const SampleResult& t : r.tokens) {
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& [id, lp] : t.top) top.push_back({{"id", id}, {"logprob", lp}});
+    tokens.push_back({{"id", t.id}, {"logprob", t.logprob}, {"top", top}});
+  }
   return {
       {"text", r.text},
       {"ids", r.ids},
+      {"tokens", tokens},
       {"stop_reason", to_string(r.reason)},
       {"prefill_tokens", r.prefill_tokens},
       {"generated_tokens", r.ids.size()},

@@ -25,15 +25,20 @@
 namespace gemma3 {
 
 namespace detail {
+// log Σ e^z over a row, or NaN for a row without a finite maximum or with a NaN; in double
+// (vectorised: a row has 262144 entries).
+template <typename Row>
+double log_sum_exp_or_nan(const Row& row) {
+  const auto z = row.array().template cast<double>();
+  const double max = z.maxCoeff();
+  if (!std::isfinite(max) || z.isNaN().any()) return std::numeric_limits<double>::quiet_NaN();
+  return max + std::log((z - max).exp().sum());
+}
 template <typename Row>
 double log_sum_exp(const Row& row) {
-  double max = -std::numeric_limits<double>::infinity();
-  for (Eigen::Index i = 0; i < row.size(); ++i) max = std::max(max, double(row(i)));
-  if (!std::isfinite(max))
-    throw InvalidArgument("logits", "no finite maximum (every entry -inf, +inf or NaN)");
-  double sum = 0;
-  for (Eigen::Index i = 0; i < row.size(); ++i) sum += std::exp(double(row(i)) - max);
-  return max + std::log(sum);
+  const double lse = log_sum_exp_or_nan(row);
+  if (std::isnan(lse)) throw InvalidArgument("logits", "a row with a NaN, a +inf, or only -inf");
+  return lse;
 }
 }  // namespace detail
 
@@ -98,20 +103,27 @@ std::vector<TokenScore> score_ids(const TextModel<T>& model, std::span<const int
   for (int64_t t = first; t < n; ++t) rows.push_back(t - 1);
   if (rows.empty()) return {};
   const Mat<T> logits = model.forward(ids, LogitRows::at(rows));
-  std::vector<TokenScore> out;
+  std::vector<TokenScore> out(rows.size());
+  // Rows are independent: split over threads (each row's sums in one thread, in a fixed order).
+#pragma omp parallel for schedule(dynamic)
   for (std::size_t r = 0; r < rows.size(); ++r) {
+    const auto z = logits.row(Eigen::Index(r)).array();
     const int64_t t = rows[r] + 1;
-    const Eigen::VectorXd lp = log_softmax(logits.row(Eigen::Index(r)));
-    TokenScore s{.id = ids[std::size_t(t)],
-                 .position = t,
-                 .logprob = lp(ids[std::size_t(t)]),
-                 .rank = 0,
-                 .top = {}};
-    for (Eigen::Index i = 0; i < lp.size(); ++i)
-      s.rank += lp(i) > s.logprob || (lp(i) == s.logprob && i < s.id);
-    if (top > 0) s.top = top_k(lp, top);
-    out.push_back(std::move(s));
+    const int32_t id = ids[std::size_t(t)];
+    const double lse =
+        detail::log_sum_exp_or_nan(logits.row(Eigen::Index(r)));  // (no throw in here)
+    TokenScore& s = out[r];
+    s = {.id = id, .position = t, .logprob = double(z(id)) - lse, .rank = 0, .top = {}};
+    // The rank as the sampler orders: a higher logit first, on ties the lower id.
+    s.rank = (z > z(id)).count() + (z.head(id) == z(id)).count();
+    if (top > 0)
+      for (const auto& [i, v] : top_k(logits.row(Eigen::Index(r)), top))
+        s.top.emplace_back(i, v - lse);
   }
+  for (const TokenScore& s : out)
+    if (std::isnan(s.logprob))
+      throw InvalidArgument("logits", "the row predicting position " + std::to_string(s.position) +
+                                          " holds a NaN, a +inf, or only -inf");
   return out;
 }
 

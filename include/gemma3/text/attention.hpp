@@ -121,20 +121,22 @@ Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
   return out;
 }
 
-// The attention probabilities alone [heads*n, S], as the reference computes them: what the fast
-// path announces when they are read, computed beside its own attention, which does not use them.
+// The attention probabilities alone [heads*n, S] and the position of their first key, as the
+// reference computes them: what the fast path announces when they are read, computed beside its
+// own attention, which does not use them.
 template <typename T>
-Mat<T> attention_probabilities(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
-                               const AttentionParams<T>& p, const LayerKVCache<T>& cache,
-                               int64_t pos0, std::span<const int32_t> groups, int64_t& first) {
+std::pair<Mat<T>, int64_t> attention_probabilities(const Mat<T>& q, const Mat<T>& k,
+                                                   const Mat<T>& v, const AttentionParams<T>& p,
+                                                   const LayerKVCache<T>& cache, int64_t pos0,
+                                                   std::span<const int32_t> groups) {
   const int64_t n = q.rows();
   const auto visible = visible_keys_of(p, pos0, groups);
-  first = visible_keys(p.kind, p.window, pos0).causal.begin;
+  const int64_t first = visible_keys(p.kind, p.window, pos0).causal.begin;
   const Mat<T> keys = gather_keys(k, v, cache, first, pos0).first;
   Mat<T> weights(p.heads * n, keys.rows());
   for (int64_t head = 0; head < p.heads; ++head)
     weights.middleRows(head * n, n) = head_probabilities<T>(q, keys, p, head, visible, first);
-  return weights;
+  return {std::move(weights), first};
 }
 
 // Fast attention: for each (query, head) the visible keys as at most four contiguous segments —
@@ -219,18 +221,14 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
   tap(SiteKind::QRope, MatRef<T>(q));
   tap(SiteKind::KRope, MatRef<T>(k));
 
-  Mat<T> out;  // [n, heads*D] attention output before o_proj
-  bool fast = false;
-  if constexpr (std::is_same_v<T, float>)
-    fast = p.backend != Backend::Reference && !tap.edits(SiteKind::AttnWeights);
+  Mat<T> out;         // [n, heads*D] attention output before o_proj
+  bool fast = false;  // the fast kernel runs unless the probabilities are edited in this layer
   if constexpr (std::is_same_v<T, float>) {
-    if (fast) {
-      out = detail::attend_fast(q, k, v, p, cache, pos0, groups);
-      if (tap.wants(SiteKind::AttnWeights)) {
-        int64_t first = 0;
-        Mat<T> weights = detail::attention_probabilities<T>(q, k, v, p, cache, pos0, groups, first);
-        tap(SiteKind::AttnWeights, MatRef<T>(weights), {.heads = p.heads, .key0 = first});
-      }
+    fast = p.backend != Backend::Reference && !tap.edits(SiteKind::AttnWeights);
+    if (fast) out = detail::attend_fast(q, k, v, p, cache, pos0, groups);
+    if (fast && tap.wants(SiteKind::AttnWeights)) {
+      auto [weights, first] = detail::attention_probabilities<T>(q, k, v, p, cache, pos0, groups);
+      tap(SiteKind::AttnWeights, MatRef<T>(weights), {.heads = p.heads, .key0 = first});
     }
   }
   if (!fast) out = detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, tap);
