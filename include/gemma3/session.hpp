@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "gemma3/build_mode.hpp"
 #include "gemma3/error.hpp"
 #include "gemma3/multimodal.hpp"
 #include "gemma3/sample/sampler.hpp"
@@ -109,99 +110,12 @@ class Session {
   // Prefills `ids` after what the cache holds and returns the logits of the last one. Image
   // placeholders are replaced by `images` (unscaled, spec §2.1) and attend bidirectionally within
   // their image.
-  Vec<T> prefill(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {}) {
-    if (ids.empty()) throw InvalidArgument("prompt", "empty");
-    if (cache_.length() + int64_t(ids.size()) > cache_.capacity())
-      throw InvalidArgument("prompt", std::to_string(ids.size()) +
-                                          " tokens do not fit: " + std::to_string(cache_.length()) +
-                                          " of the context's " + std::to_string(cache_.capacity()) +
-                                          " positions are in use");
-    if (!images.empty() && !model_)
-      throw InvalidArgument("images", "this session runs a text model: it takes no images");
-    Mat<T> logits;
-    if (model_) {
-      logits = obs_ ? model_->forward(ids, images, cache_, *obs_, LogitRows::last())
-                    : model_->forward(ids, images, cache_, LogitRows::last());
-    } else {
-      logits = obs_ ? text_->forward(ids, cache_, *obs_, LogitRows::last())
-                    : text_->forward(ids, cache_, LogitRows::last());
-    }
-    tokens_.insert(tokens_.end(), ids.begin(), ids.end());
-    return logits.row(0).transpose();
-  }
+  Vec<T> prefill(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {});
 
   // Prefills `prompt`, then samples until a stop condition.
   GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& opt = {},
                           const PieceCallback& on_piece = {},
-                          const ImageEmbeddings<T>& images = {}) {
-    using clock = std::chrono::steady_clock;
-    const auto start = clock::now();
-    GenerateResult r;
-    r.prefill_tokens = int64_t(prompt.size());
-    Vec<T> logits = prefill(prompt, images);
-    const auto prefilled = clock::now();
-    r.prefill_seconds = std::chrono::duration<double>(prefilled - start).count();
-
-    StreamDecoder stream(*tok_);
-    std::string held;          // decoded text not yet passed on: it might begin a stop string
-    bool stopped = false;      // by a stop string, or by on_piece
-    bool by_callback = false;  // on_piece or on_token asked to stop
-    auto emit = [&](std::string piece, bool final) {
-      held += piece;
-      std::size_t cut = std::string::npos;
-      for (const auto& s : opt.stop_strings)
-        if (auto p = held.find(s); p != std::string::npos && p < cut) cut = p;
-      if (cut != std::string::npos) {
-        held.resize(cut);
-        stopped = true;
-      }
-      // Keep back the longest tail that could still grow into a stop string.
-      std::size_t keep = 0;
-      if (!stopped && !final)
-        for (const auto& s : opt.stop_strings)
-          for (std::size_t n = std::min(s.size() - 1, held.size()); n > keep; --n)
-            if (held.compare(held.size() - n, n, s, 0, n) == 0) {
-              keep = n;
-              break;
-            }
-      const std::string out = held.substr(0, held.size() - keep);
-      held.erase(0, held.size() - keep);
-      r.text += out;
-      if (!out.empty() && on_piece && !on_piece(out)) stopped = by_callback = true;
-    };
-
-    std::vector<float> row(std::size_t(logits.size()));
-    r.reason = StopReason::MaxTokens;
-    for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
-      for (Eigen::Index i = 0; i < logits.size(); ++i) row[i] = float(logits[i]);
-      r.tokens.push_back(sampler_.sample(row, tokens_));
-      const int32_t id = r.tokens.back().id;
-      if (opt.on_token && !opt.on_token(r.tokens.back())) by_callback = true;
-      if (step == 0)
-        r.time_to_first_token = std::chrono::duration<double>(clock::now() - start).count();
-      if (id == tok_->end_of_turn() || id == tok_->eos()) {
-        r.reason = id == tok_->eos() ? StopReason::Eos : StopReason::EndOfTurn;
-        break;
-      }
-      r.ids.push_back(id);
-      emit(stream.push(id), false);
-      if (stopped || by_callback) {
-        r.reason = by_callback ? StopReason::Callback : StopReason::StopString;
-        break;
-      }
-      if (cache_.length() == cache_.capacity()) {
-        // The token is generated but cannot be fed back: the context is full.
-        tokens_.push_back(id);
-        r.reason = StopReason::ContextFull;
-        break;
-      }
-      const int32_t one[] = {id};
-      logits = prefill(one);
-    }
-    if (!stopped) emit(stream.finish(), true);
-    r.decode_seconds = std::chrono::duration<double>(clock::now() - prefilled).count();
-    return r;
-  }
+                          const ImageEmbeddings<T>& images = {});
 
   // Sets the system prompt of a conversation that has not started yet.
   void chat_system(std::string text) {
@@ -215,27 +129,7 @@ class Session {
   // prompt), generates the model's answer and records it in the conversation.
   GenerateResult chat(const Message& message, const GenerateOptions& opt = {},
                       const PieceCallback& on_piece = {}, const ImageEmbeddings<T>& images = {},
-                      int64_t mm_tokens_per_image = 256) {
-    const std::size_t first_new = conversation_.messages().size();
-    Conversation next = conversation_;
-    next.add(message);
-    std::vector<int32_t> ids;
-    if (turn_open_) {
-      // The previous answer stopped without its <end_of_turn> being fed: close the turn.
-      ids.push_back(tok_->end_of_turn());
-      const auto nl = tok_->encode("\n");
-      ids.insert(ids.end(), nl.begin(), nl.end());
-    }
-    // An empty cache takes the whole conversation (<bos>, a system message folded into the turn).
-    const auto turn = next.render_ids(*tok_, mm_tokens_per_image, /*add_generation_prompt=*/true,
-                                      /*parse_special=*/false, tokens_.empty() ? 0 : first_new);
-    ids.insert(ids.end(), turn.begin(), turn.end());
-    GenerateResult r = generate(ids, opt, on_piece, images);
-    next.model(r.text);
-    conversation_ = std::move(next);
-    turn_open_ = true;
-    return r;
-  }
+                      int64_t mm_tokens_per_image = 256);
 
  private:
   const Gemma3<T>* model_ = nullptr;  // null for a text model
@@ -248,5 +142,132 @@ class Session {
   Conversation conversation_;
   bool turn_open_ = false;  // the last answer's <end_of_turn> has not been fed yet
 };
+
+// The members with real work, out of the class (not inline: see text/model.hpp).
+
+template <typename T>
+Vec<T> Session<T>::prefill(std::span<const int32_t> ids, const ImageEmbeddings<T>& images) {
+  if (ids.empty()) throw InvalidArgument("prompt", "empty");
+  if (cache_.length() + int64_t(ids.size()) > cache_.capacity())
+    throw InvalidArgument("prompt", std::to_string(ids.size()) +
+                                        " tokens do not fit: " + std::to_string(cache_.length()) +
+                                        " of the context's " + std::to_string(cache_.capacity()) +
+                                        " positions are in use");
+  if (!images.empty() && !model_)
+    throw InvalidArgument("images", "this session runs a text model: it takes no images");
+  Mat<T> logits;
+  if (model_) {
+    logits = obs_ ? model_->forward(ids, images, cache_, *obs_, LogitRows::last())
+                  : model_->forward(ids, images, cache_, LogitRows::last());
+  } else {
+    logits = obs_ ? text_->forward(ids, cache_, *obs_, LogitRows::last())
+                  : text_->forward(ids, cache_, LogitRows::last());
+  }
+  tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+  return logits.row(0).transpose();
+}
+
+template <typename T>
+GenerateResult Session<T>::generate(std::span<const int32_t> prompt, const GenerateOptions& opt,
+                                    const PieceCallback& on_piece,
+                                    const ImageEmbeddings<T>& images) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  GenerateResult r;
+  r.prefill_tokens = int64_t(prompt.size());
+  Vec<T> logits = prefill(prompt, images);
+  const auto prefilled = clock::now();
+  r.prefill_seconds = std::chrono::duration<double>(prefilled - start).count();
+
+  StreamDecoder stream(*tok_);
+  std::string held;          // decoded text not yet passed on: it might begin a stop string
+  bool stopped = false;      // by a stop string, or by on_piece
+  bool by_callback = false;  // on_piece or on_token asked to stop
+  auto emit = [&](std::string piece, bool final) {
+    held += piece;
+    std::size_t cut = std::string::npos;
+    for (const auto& s : opt.stop_strings)
+      if (auto p = held.find(s); p != std::string::npos && p < cut) cut = p;
+    if (cut != std::string::npos) {
+      held.resize(cut);
+      stopped = true;
+    }
+    // Keep back the longest tail that could still grow into a stop string.
+    std::size_t keep = 0;
+    if (!stopped && !final)
+      for (const auto& s : opt.stop_strings)
+        for (std::size_t n = std::min(s.size() - 1, held.size()); n > keep; --n)
+          if (held.compare(held.size() - n, n, s, 0, n) == 0) {
+            keep = n;
+            break;
+          }
+    const std::string out = held.substr(0, held.size() - keep);
+    held.erase(0, held.size() - keep);
+    r.text += out;
+    if (!out.empty() && on_piece && !on_piece(out)) stopped = by_callback = true;
+  };
+
+  std::vector<float> row(std::size_t(logits.size()));
+  r.reason = StopReason::MaxTokens;
+  for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
+    for (Eigen::Index i = 0; i < logits.size(); ++i) row[i] = float(logits[i]);
+    r.tokens.push_back(sampler_.sample(row, tokens_));
+    const int32_t id = r.tokens.back().id;
+    if (opt.on_token && !opt.on_token(r.tokens.back())) by_callback = true;
+    if (step == 0)
+      r.time_to_first_token = std::chrono::duration<double>(clock::now() - start).count();
+    if (id == tok_->end_of_turn() || id == tok_->eos()) {
+      r.reason = id == tok_->eos() ? StopReason::Eos : StopReason::EndOfTurn;
+      break;
+    }
+    r.ids.push_back(id);
+    emit(stream.push(id), false);
+    if (stopped || by_callback) {
+      r.reason = by_callback ? StopReason::Callback : StopReason::StopString;
+      break;
+    }
+    if (cache_.length() == cache_.capacity()) {
+      // The token is generated but cannot be fed back: the context is full.
+      tokens_.push_back(id);
+      r.reason = StopReason::ContextFull;
+      break;
+    }
+    const int32_t one[] = {id};
+    logits = prefill(one);
+  }
+  if (!stopped) emit(stream.finish(), true);
+  r.decode_seconds = std::chrono::duration<double>(clock::now() - prefilled).count();
+  return r;
+}
+
+template <typename T>
+GenerateResult Session<T>::chat(const Message& message, const GenerateOptions& opt,
+                                const PieceCallback& on_piece, const ImageEmbeddings<T>& images,
+                                int64_t mm_tokens_per_image) {
+  const std::size_t first_new = conversation_.messages().size();
+  Conversation next = conversation_;
+  next.add(message);
+  std::vector<int32_t> ids;
+  if (turn_open_) {
+    // The previous answer stopped without its <end_of_turn> being fed: close the turn.
+    ids.push_back(tok_->end_of_turn());
+    const auto nl = tok_->encode("\n");
+    ids.insert(ids.end(), nl.begin(), nl.end());
+  }
+  // An empty cache takes the whole conversation (<bos>, a system message folded into the turn).
+  const auto turn = next.render_ids(*tok_, mm_tokens_per_image, /*add_generation_prompt=*/true,
+                                    /*parse_special=*/false, tokens_.empty() ? 0 : first_new);
+  ids.insert(ids.end(), turn.begin(), turn.end());
+  GenerateResult r = generate(ids, opt, on_piece, images);
+  next.model(r.text);
+  conversation_ = std::move(next);
+  turn_open_ = true;
+  return r;
+}
+
+#if GEMMA3_EXTERN_TEMPLATES
+extern template class Session<float>;
+extern template class Session<double>;
+#endif
 
 }  // namespace gemma3

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "gemma3/build_mode.hpp"
 #include "gemma3/error.hpp"
 #include "gemma3/multimodal.hpp"
 #include "gemma3/observer.hpp"
@@ -56,37 +57,11 @@ class Stepper {
 
   // Starts the next chunk: the embeddings of `ids` (and the soft tokens of their images) at the
   // positions after what the cache holds. The previous chunk must have run through every layer.
-  Stepper& embed(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {}) {
-    if (in_chunk())
-      throw InvalidArgument("stepper", "embed: the chunk at position " + std::to_string(pos0_) +
-                                           " has run " + std::to_string(next_layer_) + " of " +
-                                           std::to_string(num_layers()) +
-                                           " layers; run the rest first");
-    if (!images.empty() && !model_)
-      throw InvalidArgument(
-          "images", "this stepper runs a text model; construct it from a Gemma3 model for images");
-    x_ = model_ ? model_->embed(ids, images) : text_->embed(ids);
-    cache_.check_room(x_.rows());
-    groups_ = image_groups(ids, model_ ? model_->image_token_id() : -1);
-    pos0_ = cache_.length();
-    next_layer_ = 0;
-    normed_.resize(0, 0);
-    if (obs_) obs_->on_forward(pos0_, x_.rows());
-    announce(obs_, Site::inputs_embeds(), MatRef<T>(x_), {.pos0 = pos0_});
-    return *this;
-  }
+  Stepper& embed(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {});
 
   // Runs layer i (the next one) on the residual stream. After the last layer the chunk's keys and
   // values count as cached.
-  Stepper& layer(int64_t i) {
-    if (!in_chunk()) throw InvalidArgument("stepper", "layer: embed a chunk first");
-    if (i != next_layer_)
-      throw InvalidArgument("layer", "layer " + std::to_string(i) + " cannot run now: layer " +
-                                         std::to_string(next_layer_) + " is next");
-    text_->layers()[std::size_t(i)].forward(x_, cache_.layer(i), pos0_, groups_, obs_);
-    if (++next_layer_ == num_layers()) cache_.advance(x_.rows());
-    return *this;
-  }
+  Stepper& layer(int64_t i);
   // Runs the remaining layers up to (not including) `end`, all of them by default.
   Stepper& layers(int64_t end = -1) {
     for (const int64_t stop = end < 0 ? num_layers() : end; next_layer_ < stop;) layer(next_layer_);
@@ -94,26 +69,10 @@ class Stepper {
   }
 
   // The final RMSNorm of the residual stream [n, hidden], once every layer has run.
-  const Mat<T>& final_norm() {
-    if (!chunk_done())
-      throw InvalidArgument("stepper", "final_norm: run every layer first (next is " +
-                                           std::to_string(next_layer_) + ")");
-    if (normed_.size() == 0) {
-      normed_ = text_->final_norm(x_);
-      announce(obs_, Site::final_norm(), MatRef<T>(normed_), {.pos0 = pos0_});
-    }
-    return normed_;
-  }
+  const Mat<T>& final_norm();
 
   // Logits of the chunk's rows asked for [rows, vocab].
-  Mat<T> logits(const LogitRows& rows = LogitRows::all()) {
-    const Mat<T>& normed = final_norm();
-    Mat<T> out = rows.is_all()
-                     ? text_->lm_head(normed)
-                     : text_->lm_head(Mat<T>(normed(rows.resolve(normed.rows()), Eigen::all)));
-    announce(obs_, Site::logits(), MatRef<T>(out), {.pos0 = pos0_});
-    return out;
-  }
+  Mat<T> logits(const LogitRows& rows = LogitRows::all());
 
   // Empties the cache: the next chunk starts at position 0.
   void reset() {
@@ -136,5 +95,66 @@ class Stepper {
   std::vector<int32_t> groups_;
   int64_t pos0_ = 0, next_layer_ = 0;
 };
+
+// The stages, out of the class (not inline: see text/model.hpp).
+
+template <typename T>
+Stepper<T>& Stepper<T>::embed(std::span<const int32_t> ids, const ImageEmbeddings<T>& images) {
+  if (in_chunk())
+    throw InvalidArgument("stepper", "embed: the chunk at position " + std::to_string(pos0_) +
+                                         " has run " + std::to_string(next_layer_) + " of " +
+                                         std::to_string(num_layers()) +
+                                         " layers; run the rest first");
+  if (!images.empty() && !model_)
+    throw InvalidArgument(
+        "images", "this stepper runs a text model; construct it from a Gemma3 model for images");
+  x_ = model_ ? model_->embed(ids, images) : text_->embed(ids);
+  cache_.check_room(x_.rows());
+  groups_ = image_groups(ids, model_ ? model_->image_token_id() : -1);
+  pos0_ = cache_.length();
+  next_layer_ = 0;
+  normed_.resize(0, 0);
+  if (obs_) obs_->on_forward(pos0_, x_.rows());
+  announce(obs_, Site::inputs_embeds(), MatRef<T>(x_), {.pos0 = pos0_});
+  return *this;
+}
+
+template <typename T>
+Stepper<T>& Stepper<T>::layer(int64_t i) {
+  if (!in_chunk()) throw InvalidArgument("stepper", "layer: embed a chunk first");
+  if (i != next_layer_)
+    throw InvalidArgument("layer", "layer " + std::to_string(i) + " cannot run now: layer " +
+                                       std::to_string(next_layer_) + " is next");
+  text_->layers()[std::size_t(i)].forward(x_, cache_.layer(i), pos0_, groups_, obs_);
+  if (++next_layer_ == num_layers()) cache_.advance(x_.rows());
+  return *this;
+}
+
+template <typename T>
+const Mat<T>& Stepper<T>::final_norm() {
+  if (!chunk_done())
+    throw InvalidArgument("stepper", "final_norm: run every layer first (next is " +
+                                         std::to_string(next_layer_) + ")");
+  if (normed_.size() == 0) {
+    normed_ = text_->final_norm(x_);
+    announce(obs_, Site::final_norm(), MatRef<T>(normed_), {.pos0 = pos0_});
+  }
+  return normed_;
+}
+
+template <typename T>
+Mat<T> Stepper<T>::logits(const LogitRows& rows) {
+  const Mat<T>& normed = final_norm();
+  Mat<T> out = rows.is_all()
+                   ? text_->lm_head(normed)
+                   : text_->lm_head(Mat<T>(normed(rows.resolve(normed.rows()), Eigen::all)));
+  announce(obs_, Site::logits(), MatRef<T>(out), {.pos0 = pos0_});
+  return out;
+}
+
+#if GEMMA3_EXTERN_TEMPLATES
+extern template class Stepper<float>;
+extern template class Stepper<double>;
+#endif
 
 }  // namespace gemma3
