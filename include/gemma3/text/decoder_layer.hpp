@@ -47,7 +47,7 @@ class DecoderLayer {
 
   // Runs the layer on the residual stream x [n, hidden] of n new tokens at positions
   // [pos0, pos0 + n), in place; reads and extends this layer's KV cache. `obs` (may be null) sees
-  // the sites it asked for. Stepping by hand? Stepper (text/stepper.hpp) does the bookkeeping.
+  // the sites it asked for. Stepping by hand? Stepper (gemma3/stepper.hpp) does the bookkeeping.
   void forward(MatRef<T> x, LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
                Observer<T>* obs = nullptr) const {
     const detail::LayerTap<T> tap{obs, int32_t(index_), pos0};

@@ -8,7 +8,7 @@
 //     which positions get logits (all, the last, some, none);
 //   * observed: `forward(ids, observer)` announces the sites the observer asked for (observer.hpp),
 //     `run_with_cache(ids, sites)` returns the logits and a Capture of those sites;
-//   * a layer at a time: Stepper (text/stepper.hpp) owns the position, cache and observer.
+//   * a layer at a time: Stepper (gemma3/stepper.hpp) owns the position, cache and observer.
 #pragma once
 
 #include <cmath>
