@@ -3,16 +3,16 @@
 //
 // An observer declares up front which sites it reads and which it edits; the model announces only
 // those, and the rest cost nothing. Reading never changes the numbers: with any backend, a forward
-// pass with an observer that only reads gives logits bit-identical to one without. A fused fast
-// block (the packed MLP, the online-softmax attention) falls back to its unfused form only in the
-// layer where a site inside it is edited, or where the attention probabilities are asked for; the
-// probabilities are then computed beside the fast attention, never instead of it
-// (docs/research-api.md).
+// pass with an observer that only reads gives logits bit-identical to one without. The fast path's
+// fused blocks keep that promise: read attention probabilities are computed beside the
+// online-softmax attention, never instead of it, and only edited ones make that layer run the
+// plain attention; a site inside the packed MLP makes that layer run the same kernels unfused,
+// bit-identically (docs/research-api.md).
 //
-//   Capture<float> cap({Site::residual(5), Site::attn_weights(3)});   // capture what you ask for
-//   Hooks<float> hooks;                                                // or run code at sites
-//   hooks.edit(Site::attn_output(2), [](MatRef<float> o, const SiteInfo&) {
-//   o.leftCols(256).setZero(); });
+//   Capture<float> cap({Site::residual(5), Site::attn_weights(3)});  // capture what you ask for
+//   Hooks<float> hooks;                                               // or run code at sites
+//   hooks.edit(Site::attn_output(2),
+//              [](MatRef<float> o, const SiteInfo&) { o.leftCols(256).setZero(); });
 //
 // Reads receive a const view of the live buffer, edits a writable one: writing to it edits the
 // forward pass (zero a head, add a steering vector, patch in a cached activation).
