@@ -91,6 +91,17 @@ Mat<T> head_probabilities(const Mat<T>& q, const Mat<T>& keys, const AttentionPa
   return scores;
 }
 
+// Every head's probabilities, [heads*n, S] head-major: the attn_weights site.
+template <typename T>
+Mat<T> all_probabilities(const Mat<T>& q, const Mat<T>& keys, const AttentionParams<T>& p,
+                         std::span<const VisibleKeys> visible, int64_t first) {
+  const int64_t n = q.rows();
+  Mat<T> weights(p.heads * n, keys.rows());
+  for (int64_t head = 0; head < p.heads; ++head)
+    weights.middleRows(head * n, n) = head_probabilities<T>(q, keys, p, head, visible, first);
+  return weights;
+}
+
 // Reference attention: gathers the visible keys [first, pos0) from the cache and appends the new
 // ones, then per head: probabilities (head_probabilities) times V. When the probabilities are
 // observed they are kept for every head, announced (an edit changes what multiplies V), then used.
@@ -111,9 +122,7 @@ Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
           values.middleCols(head / group_size * D, D);
     return out;
   }
-  Mat<T> weights(p.heads * n, keys.rows());  // [heads*n, S]
-  for (int64_t head = 0; head < p.heads; ++head)
-    weights.middleRows(head * n, n) = head_probabilities<T>(q, keys, p, head, visible, first);
+  Mat<T> weights = all_probabilities<T>(q, keys, p, visible, first);
   tap(SiteKind::AttnWeights, MatRef<T>(weights), {.heads = p.heads, .key0 = first});
   for (int64_t head = 0; head < p.heads; ++head)
     out.middleCols(head * D, D).noalias() =
@@ -129,14 +138,10 @@ std::pair<Mat<T>, int64_t> attention_probabilities(const Mat<T>& q, const Mat<T>
                                                    const Mat<T>& v, const AttentionParams<T>& p,
                                                    const LayerKVCache<T>& cache, int64_t pos0,
                                                    std::span<const int32_t> groups) {
-  const int64_t n = q.rows();
   const auto visible = visible_keys_of(p, pos0, groups);
   const int64_t first = visible_keys(p.kind, p.window, pos0).causal.begin;
-  const Mat<T> keys = gather_keys(k, v, cache, first, pos0).first;
-  Mat<T> weights(p.heads * n, keys.rows());
-  for (int64_t head = 0; head < p.heads; ++head)
-    weights.middleRows(head * n, n) = head_probabilities<T>(q, keys, p, head, visible, first);
-  return {std::move(weights), first};
+  return {all_probabilities<T>(q, gather_keys(k, v, cache, first, pos0).first, p, visible, first),
+          first};
 }
 
 // Fast attention: for each (query, head) the visible keys as at most four contiguous segments —
