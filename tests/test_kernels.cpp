@@ -13,6 +13,7 @@
 #include <gemma3/synth.hpp>
 #include <gemma3/text/functions.hpp>
 #include <gemma3/text/model.hpp>
+#include <gemma3/vision/layer_norm.hpp>
 
 #include "test_helpers.hpp"
 
@@ -348,6 +349,159 @@ TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[ker
             CHECK(test::max_abs_diff(out, expected) <= 1e-5);
           });
         }
+      }
+}
+
+// Runs f() with one thread, then with the default count (OpenMP's, the machine's cores).
+template <typename F>
+auto with_one_thread(F&& f) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto result = f();
+  omp_set_num_threads(threads);
+  return result;
+}
+
+TEST_CASE("bidirectional panel attention equals softmax(scale·q·kᵀ)·v on every ISA",
+          "[kernels][vision]") {
+  const int64_t heads = 2;
+  for (const int64_t d : {1, 7, 16, 72})
+    for (const int64_t n : {1, 5, 64, 129, 300}) {  // key blocks of 128, panels of 32 or 64
+      const Mat<float> q = random_matrix(n, heads * d, 1), k = random_matrix(n, heads * d, 2),
+                       v = random_matrix(n, heads * d, 3);
+      const float scale = 1.f / std::sqrt(float(d));
+      Mat<float> expected(n, heads * d);
+      for (int64_t h = 0; h < heads; ++h) {
+        Mat<float> s = q.middleCols(h * d, d) * k.middleCols(h * d, d).transpose() * scale;
+        ref::softmax_rows<float>(s);
+        expected.middleCols(h * d, d) = s * v.middleCols(h * d, d);
+      }
+      for_each_isa([&](auto arch, const char* isa) {
+        INFO("d " << d << " n " << n << " " << isa);
+        const kernels::simd::GemmLayout layout = kernels::simd::GemmTokenLayout{}(arch);
+        Mat<float> out = Mat<float>::Constant(n, heads * d, std::nanf(""));
+        std::vector<float> scores(std::size_t(kernels::simd::kAttendKeyBlock * layout.panel)),
+            acc(std::size_t(d * layout.panel));
+        for (int64_t h = 0; h < heads; ++h) {
+          Mat<float> vt = v.middleCols(h * d, d).transpose();  // [d, n] row-major
+          for (int64_t t0 = 0; t0 < n; t0 += layout.panel) {
+            const int64_t valid = std::min(layout.panel, n - t0);
+            const int64_t width = (valid + layout.lanes - 1) / layout.lanes * layout.lanes;
+            std::vector<float> qp(std::size_t(d * width), 0.f);
+            for (int64_t i = 0; i < d; ++i)
+              for (int64_t j = 0; j < valid; ++j)
+                qp[std::size_t(i * width + j)] = q(t0 + j, h * d + i);
+            kernels::simd::AttendPanel{}(arch, qp.data(), width, d, k.data() + h * d, heads * d,
+                                         vt.data(), n, scale, scores.data(), acc.data(),
+                                         out.data() + t0 * heads * d + h * d, heads * d, valid);
+          }
+        }
+        CHECK(test::max_abs_diff(out, expected) <= 1e-5);  // every element written (NaN before)
+      });
+      // The threaded pass: the same within rounding, and bit-identical for any thread count.
+      INFO("fast::attend_bidirectional d " << d << " n " << n);
+      const Mat<float> fast = fast::attend_bidirectional(q, k, v, heads, d, scale);
+      CHECK(test::max_abs_diff(fast, expected) <= 1e-5);
+      CHECK(with_one_thread([&] { return fast::attend_bidirectional(q, k, v, heads, d, scale); }) ==
+            fast);
+    }
+  // Sharp scores (one key dominating each query, then a later block overtaking it): the running
+  // maximum and the correction of the earlier sums.
+  const int64_t n = 300, d = 8;
+  Mat<float> q = 20.f * random_matrix(n, d, 4), k = random_matrix(n, d, 5);
+  const Mat<float> v = random_matrix(n, d, 6);
+  k.row(n - 1) *= 10.f;
+  Mat<float> s = q * k.transpose();
+  // Scores in the hundreds: a few of their ulps (the two paths sum q·k in different orders) are
+  // that much relative error in e^(s - m).
+  const double bound = 1e-5 + 8 * double(s.cwiseAbs().maxCoeff()) *
+                                  std::numeric_limits<float>::epsilon() * v.cwiseAbs().maxCoeff();
+  ref::softmax_rows<float>(s);
+  CHECK(test::max_abs_diff(fast::attend_bidirectional(q, k, v, 1, d, 1.f), s * v) <= bound);
+}
+
+TEST_CASE("LayerNorm kernel and its threaded pass equal ref::layer_norm on every ISA",
+          "[kernels][vision]") {
+  for (const auto& shape :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {5, 32}, {70, 17}, {130, 1152}}) {
+    const int64_t rows = shape.first, cols = shape.second;
+    INFO(rows << " x " << cols);
+    // Rows far from zero mean: the variance is of the centred values.
+    const Mat<float> x = (3.f * random_matrix(rows, cols, 7)).array() + 100.f;
+    const Mat<float> w = random_matrix(1, cols, 8), b = random_matrix(1, cols, 9);
+    const Vec<float> wv = w.row(0).transpose(), bv = b.row(0).transpose();
+    const Mat<float> expected = ref::layer_norm<float>(x, wv, bv, 1e-6);
+    const double bound = 1e-5 * (expected.cwiseAbs().maxCoeff() + 1.0);
+    for_each_isa([&](auto arch, const char* isa) {
+      INFO(isa);
+      Mat<float> y = Mat<float>::Constant(rows, cols, std::nanf(""));
+      kernels::simd::LayerNormRows{}(arch, x.data(), rows, cols, cols, wv.data(), bv.data(), 1e-6f,
+                                     y.data());
+      CHECK(test::max_abs_diff(y, expected) <= bound);
+    });
+    const Mat<float> y = fast::layer_norm(x, wv, bv, 1e-6);
+    CHECK(test::max_abs_diff(y, expected) <= bound);
+    CHECK(with_one_thread([&] { return fast::layer_norm(x, wv, bv, 1e-6); }) == y);
+  }
+}
+
+TEST_CASE("linear with bias: the GEMM adds the bias as it stores, on every path",
+          "[kernels][vision]") {
+  for (const DType dtype : {DType::BF16, DType::F32})
+    for (const int64_t tokens : {1, 5, 64, 100})
+      for (const auto inputs : {fast::MatmulInputs::F32, fast::MatmulInputs::Bf16}) {
+        const int64_t out = 70, in = 258;
+        INFO(dtype_name(dtype) << " tokens " << tokens << " bf16 inputs "
+                               << (inputs == fast::MatmulInputs::Bf16));
+        const RandomWeight w(out, in, dtype, 3), w2(out + 5, in, dtype, 4);
+        const Mat<float> x = random_matrix(tokens, in, 5);
+        const Mat<float> b = 10.f * random_matrix(2, out + 5, 6);
+        const Vec<float> b1 = b.row(0).head(out).transpose(), b2 = b.row(1).transpose();
+        const Mat<float> xr = inputs == fast::MatmulInputs::Bf16 && dtype == DType::BF16
+                                  ? fast::rounded_to_bf16(x)
+                                  : x;
+        const Mat<float> e1 = ref::linear<float>(xr, w.view).rowwise() + b1.transpose();
+        const Mat<float> e2 = ref::linear<float>(xr, w2.view).rowwise() + b2.transpose();
+        const double bound =
+            1e-5 * (xr.cwiseAbs() * w2.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-5;
+        CHECK(test::max_abs_diff(fast::linear(x, w.view, inputs, b1.data()), e1) <= bound);
+        const auto ys = fast::linear(x, std::array{&w.view, &w2.view}, inputs,
+                                     std::array<const float*, 2>{b1.data(), b2.data()});
+        CHECK(test::max_abs_diff(ys[0], e1) <= bound);
+        CHECK(test::max_abs_diff(ys[1], e2) <= bound);
+        // One of the two without a bias.
+        const auto partly = fast::linear(x, std::array{&w.view, &w2.view}, inputs,
+                                         std::array<const float*, 2>{nullptr, b2.data()});
+        CHECK(test::max_abs_diff(partly[0], ref::linear<float>(xr, w.view)) <= bound);
+        CHECK(partly[1] == ys[1]);
+      }
+}
+
+TEST_CASE("fast::gelu_mlp equals fc2(gelu_tanh(fc1·x + b1)) + b2 on the reference path",
+          "[kernels][vision]") {
+  for (const DType dtype : {DType::BF16, DType::F32})
+    for (const int64_t tokens : {1, 3, 4, 17, 100})
+      for (const auto& shape : {std::pair<int64_t, int64_t>{8, 24}, {33, 70}, {72, 200}}) {
+        const int64_t hidden = shape.first, intermediate = shape.second;
+        INFO(dtype_name(dtype) << " tokens " << tokens << " hidden " << hidden << " intermediate "
+                               << intermediate);
+        const RandomWeight fc1(intermediate, hidden, dtype, 1), fc2(hidden, intermediate, dtype, 2);
+        const Mat<float> b = random_matrix(2, intermediate, 3);
+        const Vec<float> b1 = b.row(0).transpose(), b2 = b.row(1).head(hidden).transpose();
+        const Mat<float> x = random_matrix(tokens, hidden, uint64_t(tokens));
+        const Mat<float> act = ref::gelu_tanh<float>(
+            Mat<float>(ref::linear<float>(x, fc1.view).rowwise() + b1.transpose()));
+        const Mat<float> expected = ref::linear<float>(act, fc2.view).rowwise() + b2.transpose();
+        const double bound =
+            1e-5 * (act.cwiseAbs() * fc2.view.as<float>().cwiseAbs().transpose()).maxCoeff() + 1e-5;
+        const Mat<float> y = fast::gelu_mlp(x, fc1.view, b1.data(), fc2.view, b2.data());
+        CHECK(test::max_abs_diff(y, expected) <= bound);
+        CHECK(with_one_thread([&] {
+                return fast::gelu_mlp(x, fc1.view, b1.data(), fc2.view, b2.data());
+              }) == y);
+        // The plain GELU by the GeGLU kernel (a product with 1).
+        CHECK(test::max_abs_diff(fast::gelu_tanh(x), ref::gelu_tanh<float>(x)) <=
+              1e-6 * (x.cwiseAbs().maxCoeff() + 1));
       }
 }
 

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <map>
 
+#include <omp.h>
+
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/vision.hpp>
 
@@ -81,9 +83,9 @@ Mat<T> fixture_slice(const std::filesystem::path& path, int64_t i) {
 }
 
 template <typename T>
-void check_fixture_vision() {
+void check_fixture_vision(Backend backend) {
   const auto ck = Checkpoint::open(mm_dir());
-  const VisionEncoder<T> encoder(ck);
+  const VisionEncoder<T> encoder(ck, backend);
   const int64_t S = encoder.image_size();
   const auto manifest = test::manifest("mm-tiny-a");
   double worst_hidden = 0, worst_soft = 0;
@@ -265,22 +267,97 @@ TEST_CASE("the processor returns the original then the crops, only when pan-and-
 
 TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within 1e-4, float",
           "[vision][fixtures]") {
-  // Measured (float): last_hidden_state 6.6e-6, soft tokens 1.1e-6 (our own float vs double differ
-  // by up to 6.8e-6 on last_hidden_state: this is f32 rounding, amplified by the LayerNorms).
-  check_fixture_vision<float>();
+  // Measured (float, plain): last_hidden_state 6.6e-6, soft tokens 1.1e-6 (our own float vs
+  // double differ by up to 6.8e-6 on last_hidden_state: this is f32 rounding, amplified by the
+  // LayerNorms).
+  for (const Backend backend : {Backend::Reference, Backend::Fast}) {
+    INFO(to_string(backend));
+    check_fixture_vision<float>(backend);
+  }
 }
 
 TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within 1e-4, double",
           "[vision][fixtures]") {
   // Measured (double): last_hidden_state 6.7e-6, soft tokens 1.8e-6 (the reference's own f32
   // error).
-  check_fixture_vision<double>();
+  check_fixture_vision<double>(Backend::Reference);
+}
+
+TEST_CASE("fast vision path: every site within 2e-5 of the plain path, observing changes nothing",
+          "[vision][fast][observer]") {
+  const auto ck = Checkpoint::open(mm_dir());
+  const VisionEncoder<float> plain(ck, Backend::Reference), fast(ck, Backend::Fast);
+  // The fixture's image, a second image, and the pan & scan crops of a wide one, each an image of
+  // its own (SiteInfo::image).
+  ImageProcessorConfig pc = ImageProcessorConfig::for_vision(*ck.config().vision);
+  pc.do_pan_and_scan = true;
+  pc.pan_and_scan.min_crop_size = 32;
+  const ImageProcessor processor(pc);
+  std::vector<Mat<float>> images = {fixture_pixels<float>(0, 224)};
+  for (const Image& img : {pattern(300, 280), pattern(900, 250)})
+    for (const Mat<float>& pv : processor(img).pixel_values) images.push_back(pv);
+  REQUIRE(images.size() >= 5);  // 1 + 1 + the wide one and its crops
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    INFO("image " << i);
+    Capture<float> on_plain(SiteSet::all()), on_fast(SiteSet::all());
+    const Mat<float> soft_plain = plain.encode(images[i], &on_plain, int64_t(i));
+    const Mat<float> soft_fast = fast.encode(images[i], &on_fast, int64_t(i));
+    // Observing every site does not change the fast path's numbers (the probabilities are computed
+    // beside it; the MLP, unfused for fc1, gives the fused block's very sums).
+    CHECK(fast.encode(images[i]) == soft_fast);
+    REQUIRE(on_fast.all().size() == on_plain.all().size());
+    int sites = 0;
+    for (const auto& [site, values] : on_plain.all()) {
+      INFO(site.name());
+      REQUIRE(on_fast.count(site) == 1);
+      CHECK(on_fast.at(site).info.image == int64_t(i));
+      CHECK(test::max_abs_diff(on_fast.at(site).value, values.at(0).value) <= 2e-5);
+      ++sites;
+    }
+    CHECK(sites == 2 + 2 * 10 + 3);  // embeddings, post_layernorm, 10 per layer, the projector's
+    CHECK(test::max_abs_diff(soft_fast, soft_plain) <= 2e-5);
+  }
+}
+
+TEST_CASE("fast vision path: bit-identical for any thread count, edits reach it",
+          "[vision][fast]") {
+  const auto ck = Checkpoint::open(mm_dir());
+  const VisionEncoder<float> fast(ck, Backend::Fast), plain(ck, Backend::Reference);
+  const Mat<float> pixels = fixture_pixels<float>(0, 224);
+  const Mat<float> soft = fast.encode(pixels);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const Mat<float> one_thread = fast.encode(pixels);
+  omp_set_num_threads(3);
+  const Mat<float> three_threads = fast.encode(pixels);
+  omp_set_num_threads(threads);
+  CHECK(one_thread == soft);
+  CHECK(three_threads == soft);
+  // An edited attn_weights runs that layer's plain attention, which multiplies V by the edit:
+  // uniform probabilities on both paths give the same soft tokens within 2e-5.
+  const auto uniform = [](MatRef<float> w, const SiteInfo&) {
+    w.setConstant(1.f / float(w.cols()));
+  };
+  Hooks<float> on_fast, on_plain;
+  on_fast.edit(Site{SiteKind::VisionAttnWeights, 1}, uniform);
+  on_plain.edit(Site{SiteKind::VisionAttnWeights, 1}, uniform);
+  const Mat<float> edited = fast.encode(pixels, &on_fast);
+  CHECK(test::max_abs_diff(edited, soft) > 1e-3);
+  CHECK(test::max_abs_diff(edited, plain.encode(pixels, &on_plain)) <= 2e-5);
+  // An edited fc1 (the unfused MLP) too.
+  Hooks<float> zero_fc1_fast, zero_fc1_plain;
+  const auto zero = [](MatRef<float> m, const SiteInfo&) { m.setZero(); };
+  zero_fc1_fast.edit(Site{SiteKind::VisionFc1, 0}, zero);
+  zero_fc1_plain.edit(Site{SiteKind::VisionFc1, 0}, zero);
+  const Mat<float> no_mlp = fast.encode(pixels, &zero_fc1_fast);
+  CHECK(test::max_abs_diff(no_mlp, soft) > 1e-3);
+  CHECK(test::max_abs_diff(no_mlp, plain.encode(pixels, &zero_fc1_plain)) <= 2e-5);
 }
 
 TEST_CASE("vision sites are named by the HF module paths of the vision tower and projector",
           "[vision][observer]") {
   const auto ck = Checkpoint::open(mm_dir());
-  const VisionEncoder<float> encoder(ck);
+  const VisionEncoder<float> encoder(ck, Backend::Reference);
   Capture<float> rec(SiteSet::all());
   const Mat<float> soft = encoder.encode(fixture_pixels<float>(0, 224), &rec);
   CHECK(soft == encoder.encode(fixture_pixels<float>(0, 224)));  // observing changes nothing

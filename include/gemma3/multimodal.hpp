@@ -140,7 +140,7 @@ class Gemma3 {
 template <typename T>
 Gemma3<T>::Gemma3(const Checkpoint& ck, Backend backend) : cfg_(ck.config()), text_(ck, backend) {
   if (cfg_.is_multimodal()) {
-    vision_.emplace(ck);
+    vision_.emplace(ck, backend);
     ImageProcessorConfig pc = ImageProcessorConfig::for_vision(*cfg_.vision);
     const auto pre = ck.dir() / "preprocessor_config.json";
     if (std::filesystem::exists(pre)) pc = load_preprocessor_config(pre, &*cfg_.vision);

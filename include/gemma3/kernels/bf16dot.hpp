@@ -54,11 +54,12 @@ GEMMA3_BF16DOT_LINKAGE void pack(const float* x, int64_t tokens, int64_t K, int6
 // y[t, r] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of a bf16 W [rows, K] (K even, rows <=
 // kRowBlock) and tokens [0, tokens) of xp (packed as above, T_pad tokens); y has leading dimension
 // ldy (so the rows of a block of a bigger matrix are y + r0). `partial` [rows, T_pad] holds the
-// sums between blocks of k; the last block writes y. Each sum runs over k in order, in f32 (every
-// product exact), whatever the tiling.
+// sums between blocks of k; the last block writes y, adding bias[r] to row r (bias: the block's
+// own rows, or null). Each sum runs over k in order, in f32 (every product exact), whatever the
+// tiling.
 GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, const uint32_t* xp,
                                  int64_t tokens, int64_t T_pad, float* partial, float* y,
-                                 int64_t ldy);
+                                 int64_t ldy, const float* bias);
 
 // Runs `iterations` rounds of independent vdpbf16ps chains and returns the floating-point
 // operations done (4 per f32 lane per instruction: two products, two sums): the bf16 dot peak.
@@ -99,7 +100,9 @@ static inline void tile(const uint16_t* w, int64_t K, const uint32_t* xp, int64_
   }
   alignas(64) float out[MR][NV * kLanes];
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) _mm512_store_ps(out[i] + v * kLanes, acc[i][v]);
+    for (int v = 0; v < NV; ++v)
+      _mm512_store_ps(out[i] + v * kLanes,
+                      o.bias ? _mm512_add_ps(acc[i][v], _mm512_set1_ps(o.bias[i])) : acc[i][v]);
   for (int64_t t = 0; t < o.valid; ++t)
     for (int i = 0; i < MR; ++i) o.y[t * o.ldy + i] = out[i][t];
 }
@@ -123,7 +126,7 @@ inline constexpr int kMR = 6, kNV = int(kPanel / kLanes);
 // every token panel).
 GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, const uint32_t* xp,
                                  int64_t tokens, int64_t T_pad, float* partial, float* y,
-                                 int64_t ldy) {
+                                 int64_t ldy, const float* bias) {
   using namespace detail;
   for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
     const int64_t kc = K - k0 < kKBlock ? K - k0 : kKBlock;
@@ -135,8 +138,9 @@ GEMMA3_BF16DOT_LINKAGE void gemm(const uint16_t* w, int64_t rows, int64_t K, con
       for (int64_t r = 0; r < rows; r += kMR) {
         const int64_t mr = rows - r < kMR ? rows - r : kMR;
         const uint16_t* wb = w + r * K + k0;
-        const simd::GemmTileOut o{partial + r * T_pad + t0, T_pad,
-                                  last ? y + t0 * ldy + r : nullptr, ldy, valid, false};
+        const simd::GemmTileOut o{
+            partial + r * T_pad + t0, T_pad, last ? y + t0 * ldy + r : nullptr, ldy, valid, false,
+            bias ? bias + r : nullptr};
         if (mr == kMR && width == kPanel)
           tile<kMR, kNV>(wb, K, xb, kc / 2, o, k0 == 0);
         else

@@ -205,7 +205,7 @@ struct Bf16DotGemm {
     if constexpr (kernels::bf16dot::kBuilt)
       kernels::bf16dot::gemm(static_cast<const uint16_t*>(w), rows, in,
                              reinterpret_cast<const uint32_t*>(xp), tokens, t_pad, partial,
-                             y.data + y.row0, y.ld);
+                             y.data + y.row0, y.ld, y.bias ? y.bias + y.row0 : nullptr);
   }
 };
 
@@ -230,7 +230,8 @@ AlignedFloats pack(const Gemm& kernel, const float* x, int64_t tokens, int64_t i
 // BLIS-style: the row blocks of all the matrices split over threads in one parallel region, each
 // block swept by the register tiles over all tokens, its partial sums in a buffer of its thread
 // (in L2) until the last block of k writes Y. ys[m] is [tokens, out_m] row-major, or with
-// `packed_out` (F32Gemm only) packed like X with out_m for K (kernels::simd::GemmY).
+// `packed_out` (F32Gemm only) packed like X with out_m for K (kernels::simd::GemmY). `biases`
+// (empty, or one per matrix, each null or [out_m]) are added as the tiles store Y.
 //
 // With few row blocks per thread (the 1b down projection has 12), the tokens are split too, into
 // chunks of whole panels, so that the last tasks are small and no thread waits long for the other
@@ -238,7 +239,8 @@ AlignedFloats pack(const Gemm& kernel, const float* x, int64_t tokens, int64_t i
 // is still computed whole by one task, in the same order: the result does not depend on the split.
 template <class Gemm>
 void gemm_packed(const Gemm& kernel, std::span<const TensorView* const> ws, const float* xp,
-                 int64_t tokens, std::span<float* const> ys, bool packed_out = false) {
+                 int64_t tokens, std::span<float* const> ys, bool packed_out = false,
+                 std::span<const float* const> biases = {}) {
   const int64_t in = ws[0]->cols(), t_pad = padded_tokens(kernel, tokens);
   const RowBlocks blocks(ws, Gemm::kRowBlock);
   const int64_t panels = (t_pad + kernel.panel() - 1) / kernel.panel();
@@ -259,9 +261,10 @@ void gemm_packed(const Gemm& kernel, std::span<const TensorView* const> ws, cons
       const int64_t t1 = std::min(t_pad, t0 + chunk_panels * kernel.panel());
       const TensorView& w = *ws[m];
       // The chunk's panels start at its first token's, in X and in a packed Y alike.
-      Gemm::sweep(w.data + std::size_t(r0 * in) * dtype_size(w.dtype), n, in,
-                  xp + Gemm::packed_floats(t0, in), std::min(tokens, t1) - t0, t1 - t0,
-                  partial.data, {ys[m] + t0 * w.rows(), w.rows(), r0, packed_out});
+      Gemm::sweep(
+          w.data + std::size_t(r0 * in) * dtype_size(w.dtype), n, in,
+          xp + Gemm::packed_floats(t0, in), std::min(tokens, t1) - t0, t1 - t0, partial.data,
+          {ys[m] + t0 * w.rows(), w.rows(), r0, packed_out, biases.empty() ? nullptr : biases[m]});
     }
   }
 }
@@ -269,18 +272,19 @@ void gemm_packed(const Gemm& kernel, std::span<const TensorView* const> ws, cons
 // Y_m [tokens, out_m] = X [tokens, in] · W_mᵀ, row-major: X packed once, then gemm_packed.
 template <class Gemm>
 void gemm(const Gemm& kernel, std::span<const TensorView* const> ws, const float* x, int64_t tokens,
-          std::span<float* const> ys) {
+          std::span<float* const> ys, std::span<const float* const> biases = {}) {
   const AlignedFloats xp = pack(kernel, x, tokens, ws[0]->cols());
-  gemm_packed(kernel, ws, xp.data, tokens, ys);
+  gemm_packed(kernel, ws, xp.data, tokens, ys, false, biases);
 }
 
-// out = gelu_tanh(gate) ⊙ up over n floats (out may be gate or up), split over threads in blocks
-// of 16 Ki elements.
+// out = gelu_tanh(gate) ⊙ up over n floats (out may be gate or up; a null up multiplies by 1),
+// split over threads in blocks of 16 Ki elements.
 inline void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
   constexpr int64_t kBlock = 16384;
 #pragma omp parallel for schedule(dynamic)
   for (int64_t b = 0; b < n; b += kBlock)
-    kernels::call(kernels::simd::GeluTanhMul{}, gate + b, up + b, out + b, std::min(kBlock, n - b));
+    kernels::call(kernels::simd::GeluTanhMul{}, gate + b, up ? up + b : nullptr, out + b,
+                  std::min(kBlock, n - b));
 }
 
 // Throws InvalidArgument naming w unless it has `in` columns, the width of what it multiplies
@@ -300,11 +304,12 @@ inline Mat<float> gelu_tanh_mul(const Mat<float>& gate, const Mat<float>& up) {
   return act;
 }
 
-// gelu_tanh(u) by the same kernel: its product with 1, so that an observer of the fast path's
-// unfused MLP sees the very gelu its gelu_tanh_mul multiplies by up.
+// gelu_tanh(u) by the same kernel (its product with 1, exact), so that an observer of the fast
+// path's unfused MLP sees the very gelu its gelu_tanh_mul multiplies by up.
 inline Mat<float> gelu_tanh(const Mat<float>& u) {
-  const Mat<float> ones = Mat<float>::Ones(u.rows(), u.cols());
-  return gelu_tanh_mul(u, ones);
+  Mat<float> act(u.rows(), u.cols());
+  detail::gelu_tanh_mul(u.data(), nullptr, act.data(), u.size());
+  return act;
 }
 
 // x with every element rounded to bf16 (MatmulInputs::Bf16), still stored as f32.
@@ -315,11 +320,13 @@ inline Mat<float> rounded_to_bf16(const ConstMatRef<float>& x) {
 // y_m = x · W_mᵀ for one or more weights that read the same x (q/k/v, gate/up), the fast twin of
 // ref::linear (F16 weights fall back to it); with MatmulInputs::Bf16, of ref::linear(
 // rounded_to_bf16(x), w) for bf16 weights. Below kGemmMinTokens tokens one GEMV per token,
-// otherwise one GEMM; either way one parallel region over the rows of all the weights.
+// otherwise one GEMM; either way one parallel region over the rows of all the weights. `biases`
+// (each null or [out_m]: an nn.Linear with bias) are added to the sums as the GEMM stores them.
 template <std::size_t N>
 std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
                                  const std::array<const TensorView*, N>& ws,
-                                 MatmulInputs inputs = MatmulInputs::F32) {
+                                 MatmulInputs inputs = MatmulInputs::F32,
+                                 const std::array<const float*, N>& biases = {}) {
   std::array<Mat<float>, N> ys;
   const DType dtype = ws[0]->dtype;
   bool together = dtype != DType::F16;
@@ -327,10 +334,16 @@ std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
     detail::check_width(*w, x.cols());
     together = together && w->dtype == dtype;
   }
+  const auto add_bias = [&](std::size_t m) {  // where no GEMM tile stores it
+    if (biases[m])
+      ys[m].rowwise() += Eigen::Map<const Vec<float>>(biases[m], ws[m]->rows()).transpose();
+  };
   if (!together) {  // each on its own (F16 on the reference path)
     for (std::size_t m = 0; m < N; ++m)
-      ys[m] = ws[m]->dtype == DType::F16 ? ref::linear<float>(x, *ws[m])
-                                         : linear(x, std::array{ws[m]}, inputs)[0];
+      if (ws[m]->dtype == DType::F16)
+        ys[m] = ref::linear<float>(x, *ws[m]), add_bias(m);
+      else
+        ys[m] = linear(x, std::array{ws[m]}, inputs, std::array{biases[m]})[0];
     return ys;
   }
   const int64_t tokens = x.rows(), in = x.cols();
@@ -347,25 +360,26 @@ std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
   else if (x.outerStride() != in)
     xp = (copy = x).data();
   if (dot) {
-    detail::gemm(detail::Bf16DotGemm{}, ws, xp, tokens, y);
+    detail::gemm(detail::Bf16DotGemm{}, ws, xp, tokens, y, biases);
   } else if (tokens < kGemmMinTokens) {
     for (int64_t t = 0; t < tokens; ++t) {
       std::array<float*, N> rows;
       for (std::size_t m = 0; m < N; ++m) rows[m] = y[m] + t * ws[m]->rows();
       detail::gemv(ws, xp + t * in, rows);
     }
+    for (std::size_t m = 0; m < N; ++m) add_bias(m);
   } else if (dtype == DType::BF16) {
-    detail::gemm(detail::F32Gemm<uint16_t>{}, ws, xp, tokens, y);
+    detail::gemm(detail::F32Gemm<uint16_t>{}, ws, xp, tokens, y, biases);
   } else {
-    detail::gemm(detail::F32Gemm<float>{}, ws, xp, tokens, y);
+    detail::gemm(detail::F32Gemm<float>{}, ws, xp, tokens, y, biases);
   }
   return ys;
 }
 
-// y = x · Wᵀ for one weight.
+// y = x · Wᵀ (+ b) for one weight.
 inline Mat<float> linear(const ConstMatRef<float>& x, const TensorView& w,
-                         MatmulInputs inputs = MatmulInputs::F32) {
-  return std::move(linear(x, std::array{&w}, inputs)[0]);
+                         MatmulInputs inputs = MatmulInputs::F32, const float* bias = nullptr) {
+  return std::move(linear(x, std::array{&w}, inputs, std::array{bias})[0]);
 }
 
 namespace detail {
@@ -414,6 +428,105 @@ inline Mat<float> mlp(const ConstMatRef<float>& x, const TensorView& gate, const
   if (x.outerStride() != x.cols()) xp = (copy = x).data();
   return dtype == DType::BF16 ? detail::mlp_packed<uint16_t>(xp, x.rows(), gate, up, down)
                               : detail::mlp_packed<float>(xp, x.rows(), gate, up, down);
+}
+
+// SigLIP's MLP fc2(gelu_tanh(fc1·x + b1)) + b2, the fast twin of its plain linear, GELU, linear.
+// For a prompt-sized x with f32 inputs and fc1, fc2 of one dtype (bf16 or f32) the activations
+// stay packed from fc1 to fc2 as in mlp(): fc1's tiles store their sums plus b1 as they are, the
+// GELU runs over the packed array in place (padding tokens included, and ignored after), and fc2
+// reads it as its packed input.
+inline Mat<float> gelu_mlp(const ConstMatRef<float>& x, const TensorView& fc1, const float* b1,
+                           const TensorView& fc2, const float* b2,
+                           MatmulInputs inputs = MatmulInputs::F32) {
+  detail::check_width(fc1, x.cols());
+  detail::check_width(fc2, fc1.rows(), "the activations have");
+  const DType dtype = fc1.dtype;
+  if (inputs != MatmulInputs::F32 || x.rows() < kGemmMinTokens || fc2.dtype != dtype ||
+      (dtype != DType::BF16 && dtype != DType::F32))
+    return linear(gelu_tanh(linear(x, fc1, inputs, b1)), fc2, inputs, b2);
+  Mat<float> copy;
+  const float* xp = x.data();
+  if (x.outerStride() != x.cols()) xp = (copy = x).data();
+  const auto packed = [&](auto kernel) {
+    const int64_t tokens = x.rows(), t_pad = padded_tokens(kernel, tokens);
+    const AlignedFloats packed_x = detail::pack(kernel, xp, tokens, fc1.cols());
+    AlignedFloats h(t_pad * fc1.rows());
+    const TensorView* w1[] = {&fc1};
+    float* const h1[] = {h.data};
+    const float* const bias1[] = {b1};
+    detail::gemm_packed(kernel, w1, packed_x.data, tokens, h1, true, bias1);
+    detail::gelu_tanh_mul(h.data, nullptr, h.data, t_pad * fc1.rows());
+    Mat<float> y(tokens, fc2.rows());
+    const TensorView* w2[] = {&fc2};
+    float* const y2[] = {y.data()};
+    const float* const bias2[] = {b2};
+    detail::gemm_packed(kernel, w2, h.data, tokens, y2, false, bias2);
+    return y;
+  };
+  return dtype == DType::BF16 ? packed(detail::F32Gemm<uint16_t>{})
+                              : packed(detail::F32Gemm<float>{});
+}
+
+// LayerNorm of every row of x (population variance, weight and bias), rows split over threads:
+// the fast twin of ref::layer_norm (kernels::simd::LayerNormRows).
+inline Mat<float> layer_norm(const ConstMatRef<float>& x, const Vec<float>& w, const Vec<float>& b,
+                             double eps) {
+  Mat<float> copy;
+  const float* xp = x.data();
+  if (x.outerStride() != x.cols()) xp = (copy = x).data();
+  Mat<float> y(x.rows(), x.cols());
+  constexpr int64_t kRows = 64;
+  const int64_t rows = x.rows(), cols = x.cols();
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t r = 0; r < rows; r += kRows)
+    kernels::call(kernels::simd::LayerNormRows{}, xp + r * cols, std::min(kRows, rows - r), cols,
+                  cols, w.data(), b.data(), float(eps), y.data() + r * cols);
+  return y;
+}
+
+// Full bidirectional multi-head attention (SigLIP: every patch sees every patch, no mask): q, k, v
+// [n, heads·d] → the heads' outputs [n, heads·d], concatenated as before out_proj; the fast twin
+// of softmax(scale·q·kᵀ)·v per head. One task per (head, panel of queries), each an online-softmax
+// pass over all the keys (kernels::simd::AttendPanel): memory O(n·d) per thread, never n × n.
+inline Mat<float> attend_bidirectional(const ConstMatRef<float>& q, const ConstMatRef<float>& k,
+                                       const ConstMatRef<float>& v, int64_t heads, int64_t d,
+                                       float scale) {
+  const int64_t n = q.rows(), ld = heads * d;
+  for (const auto* m : {&q, &k, &v})
+    if (m->rows() != n || m->cols() != ld || m->outerStride() != ld)
+      throw InvalidArgument("attention", "q, k and v must be contiguous [" + std::to_string(n) +
+                                             ", " + std::to_string(ld) + "]");
+  // Vᵀ [heads·d, n]: row i holds element i of every value, so that a block of keys' values is a
+  // block of contiguous columns for the tile that multiplies them by the probabilities.
+  AlignedFloats vt(ld * n);
+  constexpr int64_t kColumns = 16;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t c0 = 0; c0 < ld; c0 += kColumns) {
+    const int64_t cols = std::min(kColumns, ld - c0);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t c = 0; c < cols; ++c) vt.data[(c0 + c) * n + j] = v.data()[j * ld + c0 + c];
+  }
+  const kernels::simd::GemmLayout layout = kernels::call(kernels::simd::GemmTokenLayout{});
+  const int64_t panels = (n + layout.panel - 1) / layout.panel;
+  Mat<float> out(n, ld);
+#pragma omp parallel
+  {
+    AlignedFloats qp(d * layout.panel), scores(kernels::simd::kAttendKeyBlock * layout.panel),
+        acc(d * layout.panel);
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < heads * panels; ++task) {
+      const int64_t h = task / panels, t0 = task % panels * layout.panel;
+      const int64_t valid = std::min(layout.panel, n - t0);
+      const int64_t width = (valid + layout.lanes - 1) / layout.lanes * layout.lanes;
+      for (int64_t i = 0; i < d; ++i)  // the panel's queries, transposed
+        for (int64_t j = 0; j < width; ++j)
+          qp.data[i * width + j] = j < valid ? q.data()[(t0 + j) * ld + h * d + i] : 0.f;
+      kernels::call(kernels::simd::AttendPanel{}, qp.data, width, d, k.data() + h * d, ld,
+                    vt.data + h * d * n, n, scale, scores.data, acc.data,
+                    out.data() + t0 * ld + h * d, ld, valid);
+    }
+  }
+  return out;
 }
 
 }  // namespace gemma3::fast

@@ -55,4 +55,27 @@ std::array<Mat<T>, N> linear(const ConstMatRef<T>& x, const std::array<const Ten
   return ys;
 }
 
+// y_m = x · W_mᵀ + b_m for nn.Linear layers with bias (SigLIP's) that read the same x: on the fast
+// path the biases are added as the GEMM stores its tiles.
+template <typename T, std::size_t N>
+std::array<Mat<T>, N> linear(const ConstMatRef<T>& x, const std::array<const TensorView*, N>& ws,
+                             const std::array<const Vec<T>*, N>& biases, Backend backend) {
+  if constexpr (std::is_same_v<T, float>)
+    if (backend != Backend::Reference) {
+      std::array<const float*, N> b;
+      for (std::size_t m = 0; m < N; ++m) b[m] = biases[m]->data();
+      return fast::linear(x, ws, matmul_inputs(backend), b);
+    }
+  std::array<Mat<T>, N> ys;
+  for (std::size_t m = 0; m < N; ++m) {
+    ys[m] = ref::linear<T>(x, *ws[m]);
+    ys[m].rowwise() += biases[m]->transpose();
+  }
+  return ys;
+}
+template <typename T>
+Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w, const Vec<T>& bias, Backend backend) {
+  return std::move(linear<T, 1>(x, std::array{&w}, std::array{&bias}, backend)[0]);
+}
+
 }  // namespace gemma3

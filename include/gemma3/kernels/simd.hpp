@@ -220,6 +220,9 @@ static inline void gemm_tile(const W* wp, int64_t ldw, const float* xp, int64_t 
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(wi, x[v], acc[i][v]);
     }
   }
+  if (o.y && o.bias)
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] += batch(o.bias[i]);
   if (!o.y || o.packed) {
     float* to = o.y ? o.y : o.partial;
     const int64_t ld = o.y ? o.ldy : o.ld_partial;
@@ -266,8 +269,9 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
         const int64_t mr = rows - r < kGemmMR ? rows - r : kGemmMR;
         const int64_t row = y.row0 + r;
         float* const out = y.packed ? y.data + t0 * y.ld + row * width : y.data + t0 * y.ld + row;
-        const GemmTileOut o{partial + r * T_pad + t0, T_pad, last ? out : nullptr,
-                            y.packed ? width : y.ld,  valid, y.packed};
+        const GemmTileOut o{partial + r * T_pad + t0,       T_pad, last ? out : nullptr,
+                            y.packed ? width : y.ld,        valid, y.packed,
+                            y.bias ? y.bias + row : nullptr};
         if (mr == kGemmMR && width == NR)
           gemm_tile<kGemmMR, NV, Arch>(w + r * K + k0, K, xb, kc, o, k0 == 0);
         else
@@ -435,15 +439,108 @@ void GeluTanhMul::operator()(Arch, const float* gate, const float* up, float* ou
                              int64_t n) const {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
+  const auto up_at = [&](int64_t i) { return up ? batch::load_unaligned(up + i) : batch(1.f); };
   int64_t i = 0;
   for (; i + B <= n; i += B)
-    gelu_tanh_mul(batch::load_unaligned(gate + i), batch::load_unaligned(up + i))
-        .store_unaligned(out + i);
+    gelu_tanh_mul(batch::load_unaligned(gate + i), up_at(i)).store_unaligned(out + i);
   if (i == n) return;
   alignas(64) float g[B] = {}, u[B] = {};
-  for (int64_t j = i; j < n; ++j) g[j - i] = gate[j], u[j - i] = up[j];
+  for (int64_t j = i; j < n; ++j) g[j - i] = gate[j], u[j - i] = up ? up[j] : 1.f;
   gelu_tanh_mul(batch::load_aligned(g), batch::load_aligned(u)).store_aligned(g);
   for (int64_t j = i; j < n; ++j) out[j] = g[j - i];
+}
+
+// Per block of keys: S = K·Qᵀ by gemm_tile (MR keys x the panel per tile, k = d), the block's
+// online softmax down each lane (scale, running max m, e^(s - m), running sum l, the old sums'
+// correction e^(m_old - m)), acc rescaled by the correction, then acc += Vᵀ·P by gemm_tile (MR
+// rows of Vᵀ x the panel per tile, k = the block's keys). Finally out = acc / l, transposed back.
+// Every query's sums run over the keys in order, whatever the thread: results do not depend on
+// the split.
+template <class Arch>
+void AttendPanel::operator()(Arch, const float* qp, int64_t width, int64_t d, const float* k,
+                             int64_t ldk, const float* vt, int64_t n, float scale, float* scores,
+                             float* acc, float* out, int64_t ldo, int64_t valid) const {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int NV = gemm_nv<Arch>();
+  constexpr int64_t B = batch::size;
+  const int64_t nv = width / B;
+  alignas(64) float m[NV * B], l[NV * B], correction[NV * B];
+  for (int64_t t = 0; t < width; ++t) m[t] = -__builtin_inff(), l[t] = 0.f;
+  for (int64_t i = 0; i < d * width; ++i) acc[i] = 0.f;
+  for (int64_t j0 = 0; j0 < n; j0 += kAttendKeyBlock) {
+    const int64_t keys = n - j0 < kAttendKeyBlock ? n - j0 : kAttendKeyBlock;
+    for (int64_t u = 0; u < keys; u += kGemmMR) {
+      const int64_t mr = keys - u < kGemmMR ? keys - u : kGemmMR;
+      const GemmTileOut o{nullptr, 0, scores + u * width, width, width, true};
+      gemm_tile_tail<kGemmMR, NV, Arch>(mr, nv, k + (j0 + u) * ldk, ldk, qp, d, o, true);
+    }
+    for (int64_t v = 0; v < nv; ++v) {
+      float* s = scores + v * B;
+      const batch m_old = batch::load_aligned(m + v * B);
+      batch m_new = m_old;
+      for (int64_t u = 0; u < keys; ++u) {
+        const batch su = batch::load_unaligned(s + u * width) * batch(scale);
+        su.store_unaligned(s + u * width);
+        m_new = xsimd::max(m_new, su);
+      }
+      const batch c = xsimd::exp(m_old - m_new);  // 0 for the first block (m_old = -inf)
+      batch sum = batch::load_aligned(l + v * B) * c;
+      for (int64_t u = 0; u < keys; ++u) {
+        const batch e = xsimd::exp(batch::load_unaligned(s + u * width) - m_new);
+        e.store_unaligned(s + u * width);
+        sum += e;
+      }
+      sum.store_aligned(l + v * B);
+      m_new.store_aligned(m + v * B);
+      c.store_aligned(correction + v * B);
+    }
+    if (j0 > 0)
+      for (int64_t i = 0; i < d; ++i)
+        for (int64_t v = 0; v < nv; ++v)
+          (batch::load_unaligned(acc + i * width + v * B) * batch::load_aligned(correction + v * B))
+              .store_unaligned(acc + i * width + v * B);
+    for (int64_t i = 0; i < d; i += kGemmMR) {
+      const int64_t mr = d - i < kGemmMR ? d - i : kGemmMR;
+      const GemmTileOut o{acc + i * width, width, nullptr, 0, width, true};
+      gemm_tile_tail<kGemmMR, NV, Arch>(mr, nv, vt + i * n + j0, n, scores, keys, o, false);
+    }
+  }
+  for (int64_t v = 0; v < nv; ++v)
+    (batch(1.f) / batch::load_aligned(l + v * B)).store_aligned(l + v * B);
+  for (int64_t t = 0; t < valid; ++t)
+    for (int64_t i = 0; i < d; ++i) out[t * ldo + i] = acc[i * width + t] * l[t];
+}
+
+// Two passes over the row for the mean and the variance of the centred values (as the definition:
+// no E[x²] - E[x]² cancellation), a third writes y. The row's sums in B lanes, then across them.
+template <class Arch>
+void LayerNormRows::operator()(Arch, const float* x, int64_t rows, int64_t cols, int64_t ld,
+                               const float* w, const float* b, float eps, float* y) const {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr int64_t B = batch::size;
+  const int64_t end = cols / B * B;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ld;
+    float* yr = y + r * ld;
+    batch acc(0.f);
+    for (int64_t i = 0; i < end; i += B) acc += batch::load_unaligned(xr + i);
+    float sum = xsimd::hadd(acc);
+    for (int64_t i = end; i < cols; ++i) sum += xr[i];
+    const float mean = sum / float(cols);
+    acc = batch(0.f);
+    for (int64_t i = 0; i < end; i += B) {
+      const batch c = batch::load_unaligned(xr + i) - batch(mean);
+      acc = xsimd::fma(c, c, acc);
+    }
+    float squares = xsimd::hadd(acc);
+    for (int64_t i = end; i < cols; ++i) squares += (xr[i] - mean) * (xr[i] - mean);
+    const float sd = __builtin_sqrtf(squares / float(cols) + eps);
+    for (int64_t i = 0; i < end; i += B)
+      xsimd::fma((batch::load_unaligned(xr + i) - batch(mean)) / batch(sd),
+                 batch::load_unaligned(w + i), batch::load_unaligned(b + i))
+          .store_unaligned(yr + i);
+    for (int64_t i = end; i < cols; ++i) yr[i] = (xr[i] - mean) / sd * w[i] + b[i];
+  }
 }
 
 // 12 independent accumulators cover the FMA latency × throughput of current x86 and ARM cores.

@@ -62,12 +62,15 @@ struct GemmTokenLayout {
 // Where a GEMM writes Y [tokens, out], from row `row0` of W on: row-major (ld floats between
 // tokens, only the tokens that exist), or `packed` like X (GemmLayout, with out for K: ld = out,
 // padding tokens included), so that the product can be the packed input of the next one (the MLP's
-// gate/up feed its down projection without a transpose and a packing in between).
+// gate/up feed its down projection without a transpose and a packing in between). `bias` (null for
+// none) is the whole matrix's: bias[row0 + r] is added to every token's sum of row r as the last
+// block of k stores it (an nn.Linear with bias, y = x·Wᵀ + b, in the same order of operations).
 struct GemmY {
   float* data;
   int64_t ld;
   int64_t row0 = 0;
   bool packed = false;
+  const float* bias = nullptr;
 };
 
 // Where a register tile's sums go: between blocks of k to `partial` (rows along its rows, tokens
@@ -80,6 +83,7 @@ struct GemmTileOut {
   int64_t ldy;    // row-major: floats between tokens; packed: between rows (the panel's width)
   int64_t valid;  // tokens of the tile that exist (the rest is padding)
   bool packed;
+  const float* bias = nullptr;  // the tile's first row's bias, added as y is written (or null)
 };
 
 // Prefill GEMM: y[t, r0 + r] = Σ_k W[r, k]·X[t, k] for rows [0, rows) of W (rows <= RB; W is the
@@ -97,7 +101,8 @@ struct Gemm {
 };
 
 // out[i] = gelu_tanh(gate[i])·up[i] for n floats: the GeGLU of the MLP (ref::gelu_tanh's
-// expression, xsimd's tanh). out may be gate or up.
+// expression, xsimd's tanh). out may be gate or up; a null up multiplies by 1 (exact: the plain
+// GELU of SigLIP's MLP, and of an observed unfused GeGLU).
 struct GeluTanhMul {
   template <class Arch>
   void operator()(Arch, const float* gate, const float* up, float* out, int64_t n) const;
@@ -118,6 +123,34 @@ struct AttendQuery {
   template <class Arch>
   void operator()(Arch, const float* q, int64_t nq, int64_t d, const KeySegment* segs,
                   int64_t n_segs, float scale, float cap, float* out) const;
+};
+
+// Full attention of one panel of queries of one head over all n keys of that head (SigLIP's
+// bidirectional attention: no mask, no cap), never materialising more than a block of scores: the
+// flash-attention scheme on the prefill GEMM's register tiles. The queries lie along the vector
+// lanes, as the GEMM packs its tokens: qp is the panel's Q transposed, [d, width] row-major
+// (width = the GemmLayout panel or a multiple of its lanes, padding queries zero). For each block
+// of keys, S [keys, width] = K·Qᵀ is one GEMM tile sweep (keys for W's rows, the panel for X), its
+// online softmax runs down the columns (one query per lane: the running max and sum are vectors,
+// nothing is reduced across lanes), and O [d, width] += Vᵀ·P is a second sweep (Vᵀ's rows for W,
+// the block's probabilities for X). k: key j at k + j·ldk (d floats); vt: Vᵀ [d, n] row-major;
+// scores and acc: the caller's workspaces of kAttendKeyBlock·width and d·width floats; out: query
+// t's d values at out + t·ldo, for the `valid` queries of the panel.
+inline constexpr int64_t kAttendKeyBlock = 128;
+struct AttendPanel {
+  template <class Arch>
+  void operator()(Arch, const float* qp, int64_t width, int64_t d, const float* k, int64_t ldk,
+                  const float* vt, int64_t n, float scale, float* scores, float* acc, float* out,
+                  int64_t ldo, int64_t valid) const;
+};
+
+// y[r, :] = (x[r, :] - mean_r) / sqrt(var_r + eps) ⊙ w + b for `rows` rows of `cols` floats (row
+// stride ld for x and y, which may be the same): LayerNorm with the population variance, the mean
+// and the variance each one pass over the row in f32 (ref::layer_norm's definition).
+struct LayerNormRows {
+  template <class Arch>
+  void operator()(Arch, const float* x, int64_t rows, int64_t cols, int64_t ld, const float* w,
+                  const float* b, float eps, float* y) const;
 };
 
 // Runs `iterations` rounds of independent FMA chains in registers and returns the floating-point

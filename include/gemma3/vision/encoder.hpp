@@ -28,12 +28,15 @@ namespace gemma3 {
 template <typename T = float>
 class VisionEncoder {
  public:
-  // The weights are views: the Checkpoint they come from must outlive the encoder.
-  VisionEncoder(const ModelConfig& cfg, const VisionWeights& w)
-      : cfg_(checked(cfg)), tower_(*cfg.vision, w), projector_(cfg, w) {}
-  explicit VisionEncoder(const Checkpoint& ck) : VisionEncoder(ck.config(), vision_weights(ck)) {}
+  // The weights are views: the Checkpoint they come from must outlive the encoder. The tower runs
+  // on `backend` (vision/siglip.hpp: the plain definition or the fast kernels).
+  VisionEncoder(const ModelConfig& cfg, const VisionWeights& w, Backend backend = Backend::Fast)
+      : cfg_(checked(cfg)), tower_(*cfg.vision, w, backend), projector_(cfg, w) {}
+  explicit VisionEncoder(const Checkpoint& ck, Backend backend = Backend::Fast)
+      : VisionEncoder(ck.config(), vision_weights(ck), backend) {}
 
   const ModelConfig& config() const { return cfg_; }
+  Backend backend() const { return tower_.backend(); }
   const VisionConfig& vision_config() const { return *cfg_.vision; }
   int64_t image_size() const { return cfg_.vision->image_size; }
   int64_t tokens_per_image() const { return projector_.tokens_per_image(); }

@@ -4,26 +4,26 @@
 //   PIL resize to (height, width) with BILINEAR (no aspect-ratio preservation)
 //   ─▶ v = float32(float64(u8) · rescale_factor) ─▶ (v − mean) / std in float32 ─▶ CHW
 //
-// Pixel values are laid out as a row-major Mat<float> of shape [3, height * width]: row c is channel c
-// (R, G, B), column y * width + x. The memory is therefore exactly HF's `pixel_values[i]` of shape
-// [3, H, W] (C order).
+// Pixel values are laid out as a row-major Mat<float> of shape [3, height * width]: row c is
+// channel c (R, G, B), column y * width + x. The memory is therefore exactly HF's `pixel_values[i]`
+// of shape [3, H, W] (C order).
 //
 // The resize is Pillow's (src/libImaging/Resample.c, ImagingResampleInner with the BILINEAR filter,
 // 8 bits per channel) reproduced step for step so that the result is bit-identical:
 //   * separable, horizontal pass first into an 8-bit intermediate holding only the source rows the
-//     vertical pass reads ([first row of the first output row, last row of the last)), then vertical;
-//     a pass whose size does not change is skipped;
+//     vertical pass reads ([first row of the first output row, last row of the last)), then
+//     vertical; a pass whose size does not change is skipped;
 //   * per output coordinate (precompute_coeffs): scale = in/out, filterscale = max(scale, 1),
 //     support = filterscale (bilinear support 1: downscaling widens the kernel = antialiasing),
 //     center = (xx + 0.5)·scale, xmin = max(0, (int)(center − support + 0.5)),
-//     xmax = min(in, (int)(center + support + 0.5)), weights tri((x + xmin − center + 0.5)/filterscale)
-//     normalised by their sum, all in double;
+//     xmax = min(in, (int)(center + support + 0.5)), weights tri((x + xmin − center +
+//     0.5)/filterscale) normalised by their sum, all in double;
 //   * normalize_coeffs_8bpc: each weight to fixed point with PRECISION_BITS = 32 − 8 − 2 = 22 bits,
 //     (int)(w·2²² ± 0.5) (round half away from zero);
 //   * accumulate 2²¹ + Σ pixel·weight in int32, then clip8: the value >> 22 clamped to [0, 255]
 //     (Pillow's _clip8_lookups table).
-// transformers' `resize` hands uint8 arrays to PIL unscaled and calls image.resize((w, h), resample,
-// reducing_gap=None), so no reduce() pre-pass happens.
+// transformers' `resize` hands uint8 arrays to PIL unscaled and calls image.resize((w, h),
+// resample, reducing_gap=None), so no reduce() pre-pass happens.
 #pragma once
 
 #include <algorithm>
@@ -57,7 +57,8 @@ struct ResampleAxis {
   std::vector<int32_t> k;
 };
 
-// Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter and the whole-image box.
+// Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter and the whole-image
+// box.
 inline ResampleAxis pillow_bilinear_axis(int in_size, int out_size) {
   constexpr int kPrecisionBits = 32 - 8 - 2;
   auto bilinear = [](double x) {
@@ -77,7 +78,8 @@ inline ResampleAxis pillow_bilinear_axis(int in_size, int out_size) {
   for (int xx = 0; xx < out_size; ++xx) {
     const double center = 0.0 + (xx + 0.5) * scale;
     const double ss = 1.0 / filterscale;
-    const int xmin = std::max(0, static_cast<int>(center - support + 0.5));  // C truncation, as Pillow
+    const int xmin =
+        std::max(0, static_cast<int>(center - support + 0.5));  // C truncation, as Pillow
     const int xmax = std::min(in_size, static_cast<int>(center + support + 0.5)) - xmin;
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
@@ -86,8 +88,8 @@ inline ResampleAxis pillow_bilinear_axis(int in_size, int out_size) {
     }
     for (int x = 0; x < xmax; ++x) {
       const double v = ww != 0.0 ? w[x] / ww : w[x];
-      a.k[static_cast<std::size_t>(xx) * a.ksize + x] =
-          static_cast<int32_t>(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
+      a.k[static_cast<std::size_t>(xx) * a.ksize + x] = static_cast<int32_t>(
+          v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
     }
     a.first[xx] = xmin;
     a.count[xx] = xmax;
@@ -96,7 +98,9 @@ inline ResampleAxis pillow_bilinear_axis(int in_size, int out_size) {
 }
 
 // Pillow's clip8: the accumulator >> PRECISION_BITS, clamped to a byte.
-inline uint8_t pillow_clip8(int32_t acc) { return static_cast<uint8_t>(std::clamp(acc >> 22, 0, 255)); }
+inline uint8_t pillow_clip8(int32_t acc) {
+  return static_cast<uint8_t>(std::clamp(acc >> 22, 0, 255));
+}
 
 }  // namespace detail
 
@@ -104,8 +108,9 @@ inline uint8_t pillow_clip8(int32_t acc) { return static_cast<uint8_t>(std::clam
 inline Image resize_bilinear(const Image& in, int64_t width, int64_t height) {
   if (in.empty()) throw InvalidArgument("image", "cannot resize an empty image");
   if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide)
-    throw InvalidArgument("size", "resize target " + std::to_string(width) + " x " + std::to_string(height) +
-                                      " is out of range [1, " + std::to_string(kMaxImageSide) + "]");
+    throw InvalidArgument("size", "resize target " + std::to_string(width) + " x " +
+                                      std::to_string(height) + " is out of range [1, " +
+                                      std::to_string(kMaxImageSide) + "]");
   const int in_w = static_cast<int>(in.width), in_h = static_cast<int>(in.height);
   const int out_w = static_cast<int>(width), out_h = static_cast<int>(height);
   if (in_w == out_w && in_h == out_h) return in;  // PIL returns a copy
@@ -128,7 +133,8 @@ inline Image resize_bilinear(const Image& in, int64_t width, int64_t height) {
         const int32_t* k = &horiz.k[static_cast<std::size_t>(xx) * horiz.ksize];
         for (int c = 0; c < 3; ++c) {
           int32_t acc = 1 << 21;
-          for (int x = 0; x < horiz.count[xx]; ++x) acc += in.at(yy + row_first, horiz.first[xx] + x, c) * k[x];
+          for (int x = 0; x < horiz.count[xx]; ++x)
+            acc += in.at(yy + row_first, horiz.first[xx] + x, c) * k[x];
           tmp.at(yy, xx, c) = detail::pillow_clip8(acc);
         }
       }
@@ -170,11 +176,14 @@ struct CropBox {
 };
 
 // The crops pan-and-scan cuts from a width x height image, row-major; empty when it does not apply.
-//   landscape/square (w >= h): skip if w/h < ratio; n = floor(w/h + 0.5), n = min(n, floor(w/min_crop)),
-//   then n = min(max_num_crops, max(2, n)); one row of n crops. Portrait: the same with h/w, one column.
-//   crop = ceil(side / n); skip if min(crop_w, crop_h) < min_crop; the last crop is clipped at the edge.
-inline std::vector<CropBox> pan_and_scan_boxes(int64_t width, int64_t height, const PanAndScanParams& p) {
-  if (width <= 0 || height <= 0) throw InvalidArgument("image", "pan and scan needs a non-empty image");
+//   landscape/square (w >= h): skip if w/h < ratio; n = floor(w/h + 0.5), n = min(n,
+//   floor(w/min_crop)), then n = min(max_num_crops, max(2, n)); one row of n crops. Portrait: the
+//   same with h/w, one column. crop = ceil(side / n); skip if min(crop_w, crop_h) < min_crop; the
+//   last crop is clipped at the edge.
+inline std::vector<CropBox> pan_and_scan_boxes(int64_t width, int64_t height,
+                                               const PanAndScanParams& p) {
+  if (width <= 0 || height <= 0)
+    throw InvalidArgument("image", "pan and scan needs a non-empty image");
   if (p.min_crop_size <= 0) throw InvalidArgument("pan_and_scan_min_crop_size", "must be positive");
   if (p.max_num_crops <= 0) throw InvalidArgument("pan_and_scan_max_num_crops", "must be positive");
   const double w = static_cast<double>(width), h = static_cast<double>(height);
@@ -200,11 +209,12 @@ inline std::vector<CropBox> pan_and_scan_boxes(int64_t width, int64_t height, co
     for (int64_t j = 0; j < crops_w; ++j) {
       const int64_t x = j * crop_w, y = i * crop_h;
       const CropBox b{x, y, std::min(crop_w, width - x), std::min(crop_h, height - y)};
-      // Only reachable with min_crop_size far below the defaults; HF would fail resizing an empty crop.
+      // Only reachable with min_crop_size far below the defaults; HF would fail resizing an empty
+      // crop.
       if (b.width <= 0 || b.height <= 0)
         throw InvalidArgument("pan_and_scan", "crop " + std::to_string(boxes.size()) + " of a " +
-                                                  std::to_string(width) + " x " + std::to_string(height) +
-                                                  " image would be empty");
+                                                  std::to_string(width) + " x " +
+                                                  std::to_string(height) + " image would be empty");
       boxes.push_back(b);
     }
   return boxes;
@@ -238,14 +248,17 @@ struct ImageProcessorConfig {
 
 inline void validate(const ImageProcessorConfig& c) {
   if (c.height <= 0 || c.width <= 0 || c.height > kMaxImageSide || c.width > kMaxImageSide)
-    throw ConfigError("size", "height and width must be in [1, " + std::to_string(kMaxImageSide) + "]");
+    throw ConfigError("size",
+                      "height and width must be in [1, " + std::to_string(kMaxImageSide) + "]");
   if (c.resample != 2)
     throw ConfigError("resample", "only 2 (PIL BILINEAR, what Gemma 3 uses) is implemented, got " +
                                       std::to_string(c.resample));
   for (double s : c.image_std)
     if (!(s != 0.0)) throw ConfigError("image_std", "must be non-zero");
-  if (c.pan_and_scan.min_crop_size <= 0) throw ConfigError("pan_and_scan_min_crop_size", "must be positive");
-  if (c.pan_and_scan.max_num_crops <= 0) throw ConfigError("pan_and_scan_max_num_crops", "must be positive");
+  if (c.pan_and_scan.min_crop_size <= 0)
+    throw ConfigError("pan_and_scan_min_crop_size", "must be positive");
+  if (c.pan_and_scan.max_num_crops <= 0)
+    throw ConfigError("pan_and_scan_max_num_crops", "must be positive");
 }
 
 namespace detail {
@@ -266,15 +279,16 @@ inline void read_channels(const nlohmann::json& j, const char* key, std::array<d
 }  // namespace detail
 
 // Parses a preprocessor_config.json document (Gemma3ImageProcessor.save_pretrained's keys). Null or
-// absent keys keep the defaults above (for pan & scan: the processor's 256 / 4 / 1.2). When `vision`
-// is given, the size must equal its image_size.
-inline ImageProcessorConfig parse_preprocessor_config(const nlohmann::json& j, const VisionConfig* vision = nullptr) {
+// absent keys keep the defaults above (for pan & scan: the processor's 256 / 4 / 1.2). When
+// `vision` is given, the size must equal its image_size.
+inline ImageProcessorConfig parse_preprocessor_config(const nlohmann::json& j,
+                                                      const VisionConfig* vision = nullptr) {
   if (!j.is_object()) throw ConfigError("preprocessor_config", "expected a JSON object");
   ImageProcessorConfig c;
   if (vision) c.height = c.width = vision->image_size;
   if (auto t = j.find("image_processor_type"); t != j.end() && t->is_string() &&
-                                                t->get<std::string>() != "Gemma3ImageProcessor" &&
-                                                t->get<std::string>() != "Gemma3ImageProcessorFast")
+                                               t->get<std::string>() != "Gemma3ImageProcessor" &&
+                                               t->get<std::string>() != "Gemma3ImageProcessorFast")
     throw ConfigError("image_processor_type", "expected Gemma3ImageProcessor, got " + t->dump());
   if (auto s = j.find("size"); s != j.end() && !s->is_null()) {
     if (!s->is_object() || !s->contains("height") || !s->contains("width"))
@@ -293,11 +307,13 @@ inline ImageProcessorConfig parse_preprocessor_config(const nlohmann::json& j, c
   detail::read_channels(j, "image_std", c.image_std);
   bool convert_rgb = true;
   detail::read_field(j, "", "do_convert_rgb", convert_rgb);
-  if (!convert_rgb) throw ConfigError("do_convert_rgb", "false is not supported (images are always RGB here)");
+  if (!convert_rgb)
+    throw ConfigError("do_convert_rgb", "false is not supported (images are always RGB here)");
   detail::read_field(j, "", "do_pan_and_scan", c.do_pan_and_scan);
   detail::read_field(j, "", "pan_and_scan_min_crop_size", c.pan_and_scan.min_crop_size);
   detail::read_field(j, "", "pan_and_scan_max_num_crops", c.pan_and_scan.max_num_crops);
-  detail::read_field(j, "", "pan_and_scan_min_ratio_to_activate", c.pan_and_scan.min_ratio_to_activate);
+  detail::read_field(j, "", "pan_and_scan_min_ratio_to_activate",
+                     c.pan_and_scan.min_ratio_to_activate);
   validate(c);
   if (vision && (c.height != vision->image_size || c.width != vision->image_size))
     throw ConfigError("size", std::to_string(c.height) + " x " + std::to_string(c.width) +
@@ -332,11 +348,13 @@ struct ProcessedImage {
 class ImageProcessor {
  public:
   explicit ImageProcessor(ImageProcessorConfig cfg = {}) : cfg_(cfg) { validate(cfg_); }
-  explicit ImageProcessor(const VisionConfig& v) : ImageProcessor(ImageProcessorConfig::for_vision(v)) {}
+  explicit ImageProcessor(const VisionConfig& v)
+      : ImageProcessor(ImageProcessorConfig::for_vision(v)) {}
 
   const ImageProcessorConfig& config() const { return cfg_; }
 
-  // Gemma3ImageProcessor.preprocess for one image: [original, crops...] (crops only with pan & scan).
+  // Gemma3ImageProcessor.preprocess for one image: [original, crops...] (crops only with pan &
+  // scan).
   ProcessedImage operator()(const Image& image) const {
     ProcessedImage out;
     out.pixel_values.push_back(pixel_values(image));
@@ -360,13 +378,14 @@ class ImageProcessor {
   Mat<float> pixel_values(const Image& image) const {
     if (image.empty()) throw InvalidArgument("image", "empty image");
     if (!cfg_.do_resize && (image.width != cfg_.width || image.height != cfg_.height))
-      throw InvalidArgument("image", "do_resize is false but the image is " + std::to_string(image.width) +
-                                         " x " + std::to_string(image.height) + ", not " +
-                                         std::to_string(cfg_.width) + " x " + std::to_string(cfg_.height));
+      throw InvalidArgument(
+          "image", "do_resize is false but the image is " + std::to_string(image.width) + " x " +
+                       std::to_string(image.height) + ", not " + std::to_string(cfg_.width) +
+                       " x " + std::to_string(cfg_.height));
     const Image resized = cfg_.do_resize ? resize_bilinear(image, cfg_.width, cfg_.height) : image;
-    // HF `rescale`: image.astype(float64) * scale, then .astype(float32). Without rescale, `normalize`
-    // casts the uint8 values to float32. `normalize` then works in float32: (v - mean) / std with mean
-    // and std as float32 arrays.
+    // HF `rescale`: image.astype(float64) * scale, then .astype(float32). Without rescale,
+    // `normalize` casts the uint8 values to float32. `normalize` then works in float32: (v - mean)
+    // / std with mean and std as float32 arrays.
     std::array<float, 256> value{};
     for (int u = 0; u < 256; ++u)
       value[u] = cfg_.do_rescale ? static_cast<float>(static_cast<double>(u) * cfg_.rescale_factor)
@@ -374,7 +393,8 @@ class ImageProcessor {
     const int64_t n = cfg_.height * cfg_.width;
     Mat<float> out(3, n);
     for (int c = 0; c < 3; ++c) {
-      const float mean = static_cast<float>(cfg_.image_mean[c]), sd = static_cast<float>(cfg_.image_std[c]);
+      const float mean = static_cast<float>(cfg_.image_mean[c]),
+                  sd = static_cast<float>(cfg_.image_std[c]);
       for (int64_t i = 0; i < n; ++i) {
         const float v = value[resized.pixels[static_cast<std::size_t>(i * 3 + c)]];
         out(c, i) = cfg_.do_normalize ? (v - mean) / sd : v;

@@ -1,5 +1,5 @@
-// The SigLIP vision tower of Gemma 3 (spec §3.1–3.3; HF-sig modeling_siglip.py
-// SiglipVisionTransformer with vision_use_head = false):
+// The SigLIP vision tower of Gemma 3 (transformers 4.51.3 modeling_siglip.py,
+// SiglipVisionTransformer with vision_use_head = false; the Gemma 3 report, section 2.1):
 //
 //   x = unfold(pixels) · W_patchᵀ + b_patch + P        patch embedding + position embedding
 //   for each layer:
@@ -19,15 +19,27 @@
 //   encoder.layers.N.mlp                        [P², vh] fc2 output
 //   encoder.layers.N                            [P², vh] residual stream after the layer
 //   post_layernorm                              [P², vh] = last_hidden_state
+//
+// Two paths compute the same functions. The plain one (Backend::Reference, and always for double)
+// is the definition below: Eigen expressions, one softmax over each head's [P², P²] scores. The
+// fast one (float) runs every product on the packed GEMM with the biases added as its tiles
+// store (fast::linear), the attention as an online softmax over blocks of keys that never forms
+// the P² x P² matrix (fast::attend_bidirectional), LayerNorm and GELU on SIMD kernels, and fc1 →
+// GELU → fc2 in the GEMM's packed layout (fast::gelu_mlp). Observation does not change it: the
+// probabilities, when asked for, are computed beside it by the plain code; only an edited
+// attn_weights runs that layer's plain attention (which multiplies V by the edit), and the MLP
+// runs unfused where fc1 is asked for.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
-#include "gemma3/kernels/reference.hpp"
+#include "gemma3/kernels/ops.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/tensor.hpp"
 #include "gemma3/text/functions.hpp"
@@ -37,24 +49,37 @@
 namespace gemma3 {
 
 namespace detail {
-// y = x · Wᵀ + b for an nn.Linear with bias (W [out, in], b [out]).
+// LayerNorm on the backend's path.
 template <typename T>
-Mat<T> linear_bias(const ConstMatRef<T>& x, const TensorView& w, const Vec<T>& b) {
-  Mat<T> y = ref::linear<T>(x, w);
-  y.rowwise() += b.transpose();
-  return y;
+Mat<T> layer_norm(const ConstMatRef<T>& x, const Vec<T>& w, const Vec<T>& b, double eps,
+                  Backend backend) {
+  if constexpr (std::is_same_v<T, float>)
+    if (backend != Backend::Reference) return fast::layer_norm(x, w, b, eps);
+  return ref::layer_norm<T>(x, w, b, eps);
+}
+
+// One head's softmax(scale · q·kᵀ) [n, n]: the plain attention's probabilities (SiglipAttention's
+// eager path).
+template <typename T>
+Mat<T> head_probabilities(const ConstMatRef<T>& q, const ConstMatRef<T>& k, int64_t head, int64_t D,
+                          T scale) {
+  Mat<T> scores = q.middleCols(head * D, D) * k.middleCols(head * D, D).transpose() * scale;
+  ref::softmax_rows<T>(scores);
+  return scores;
 }
 }  // namespace detail
 
-// One SigLIP encoder layer (HF-sig SiglipEncoderLayer).
+// One SigLIP encoder layer (transformers 4.51.3 SiglipEncoderLayer).
 template <typename T>
 class SiglipEncoderLayer {
  public:
-  SiglipEncoderLayer(const VisionConfig& cfg, int64_t index, const VisionLayerWeights& w)
+  SiglipEncoderLayer(const VisionConfig& cfg, int64_t index, const VisionLayerWeights& w,
+                     Backend backend = Backend::Fast)
       : index_(index),
         heads_(cfg.num_attention_heads),
         head_dim_(cfg.head_dim()),
         eps_(cfg.layer_norm_eps),
+        backend_(backend),
         w_(w) {
     // SiglipAttention.scale = head_dim**-0.5, a Python float multiplied into the f32 scores.
     scale_ = T(std::pow(double(head_dim_), -0.5));
@@ -76,57 +101,86 @@ class SiglipEncoderLayer {
   // Runs the layer on the residual stream x [n, vh] of image `image` in place; `obs` may be null.
   void forward(MatRef<T> x, Observer<T>* obs = nullptr, int64_t image = 0) const {
     const detail::LayerTap<T> tap{obs, int32_t(index_), 0, image};
-    Mat<T> h = ref::layer_norm<T>(x, ln1_w_, ln1_b_, eps_);
+    Mat<T> h = detail::layer_norm<T>(x, ln1_w_, ln1_b_, eps_, backend_);
     tap(SiteKind::VisionLayerNorm1, MatRef<T>(h));
     x += self_attention(h, tap);
-
-    h = ref::layer_norm<T>(x, ln2_w_, ln2_b_, eps_);
+    h = detail::layer_norm<T>(x, ln2_w_, ln2_b_, eps_, backend_);
     tap(SiteKind::VisionLayerNorm2, MatRef<T>(h));
-    Mat<T> m = detail::linear_bias<T>(h, w_.fc1_weight, fc1_b_);  // [n, v_intermediate]
-    tap(SiteKind::VisionFc1, MatRef<T>(m));
-    m = ref::gelu_tanh<T>(m);
-    m = detail::linear_bias<T>(m, w_.fc2_weight, fc2_b_);  // [n, vh]
-    tap(SiteKind::VisionMlp, MatRef<T>(m));
-    x += m;
+    x += mlp(h, tap);
     tap(SiteKind::VisionResidual, x);
   }
 
  private:
-  // Full bidirectional multi-head attention with biases (HF-sig SiglipAttention, eager path).
+  bool fast() const { return std::is_same_v<T, float> && backend_ != Backend::Reference; }
+
+  // Full bidirectional multi-head attention with biases (SiglipAttention).
   Mat<T> self_attention(const ConstMatRef<T>& h, const detail::LayerTap<T>& tap) const {
     const int64_t n = h.rows(), D = head_dim_;
-    Mat<T> q = detail::linear_bias<T>(h, w_.q_proj_weight, q_b_);  // [n, heads*D]
-    Mat<T> k = detail::linear_bias<T>(h, w_.k_proj_weight, k_b_);
-    Mat<T> v = detail::linear_bias<T>(h, w_.v_proj_weight, v_b_);
-    tap(SiteKind::VisionQProj, MatRef<T>(q));
-    tap(SiteKind::VisionKProj, MatRef<T>(k));
-    tap(SiteKind::VisionVProj, MatRef<T>(v));
-    Mat<T> out(n, heads_ * D);  // heads concatenated, before out_proj
-    auto probabilities = [&](int64_t head) {
-      Mat<T> scores =
-          q.middleCols(head * D, D) * k.middleCols(head * D, D).transpose() * scale_;  // [n, n]
-      ref::softmax_rows<T>(scores);
-      return scores;
-    };
-    if (!tap.wants(SiteKind::VisionAttnWeights)) {
-      for (int64_t head = 0; head < heads_; ++head)
-        out.middleCols(head * D, D).noalias() = probabilities(head) * v.middleCols(head * D, D);
-    } else {  // kept for every head [heads*n, n], announced, then multiplied by V
-      Mat<T> weights(heads_ * n, n);
-      for (int64_t head = 0; head < heads_; ++head)
-        weights.middleRows(head * n, n) = probabilities(head);
-      tap(SiteKind::VisionAttnWeights, MatRef<T>(weights), {.heads = heads_});
-      for (int64_t head = 0; head < heads_; ++head)
-        out.middleCols(head * D, D).noalias() =
-            weights.middleRows(head * n, n) * v.middleCols(head * D, D);
+    // q, k and v read the same h: one GEMM over the three matrices on the fast path.
+    auto qkv = linear<T>(h, std::array{&w_.q_proj_weight, &w_.k_proj_weight, &w_.v_proj_weight},
+                         std::array{&q_b_, &k_b_, &v_b_}, backend_);
+    const Mat<T>& q = qkv[0];  // [n, heads*D]
+    const Mat<T>& k = qkv[1];
+    const Mat<T>& v = qkv[2];
+    tap(SiteKind::VisionQProj, MatRef<T>(qkv[0]));
+    tap(SiteKind::VisionKProj, MatRef<T>(qkv[1]));
+    tap(SiteKind::VisionVProj, MatRef<T>(qkv[2]));
+    Mat<T> out;  // [n, heads*D] heads concatenated, before out_proj
+    const bool edited = tap.edits(SiteKind::VisionAttnWeights);
+    if constexpr (std::is_same_v<T, float>)
+      if (fast() && !edited) {
+        out = fast::attend_bidirectional(q, k, v, heads_, D, scale_);
+        if (tap.wants(SiteKind::VisionAttnWeights)) {  // beside it, by the plain code
+          Mat<T> weights(heads_ * n, n);
+          for (int64_t head = 0; head < heads_; ++head)
+            weights.middleRows(head * n, n) = detail::head_probabilities<T>(q, k, head, D, scale_);
+          tap(SiteKind::VisionAttnWeights, MatRef<T>(weights), {.heads = heads_});
+        }
+      }
+    if (out.size() == 0) {
+      out.resize(n, heads_ * D);
+      if (!tap.wants(SiteKind::VisionAttnWeights)) {  // one head's [n, n] at a time
+        for (int64_t head = 0; head < heads_; ++head)
+          out.middleCols(head * D, D).noalias() =
+              detail::head_probabilities<T>(q, k, head, D, scale_) * v.middleCols(head * D, D);
+      } else {  // kept for every head [heads*n, n], announced, then multiplied by V
+        Mat<T> weights(heads_ * n, n);
+        for (int64_t head = 0; head < heads_; ++head)
+          weights.middleRows(head * n, n) = detail::head_probabilities<T>(q, k, head, D, scale_);
+        tap(SiteKind::VisionAttnWeights, MatRef<T>(weights), {.heads = heads_});
+        for (int64_t head = 0; head < heads_; ++head)
+          out.middleCols(head * D, D).noalias() =
+              weights.middleRows(head * n, n) * v.middleCols(head * D, D);
+      }
     }
-    Mat<T> o = detail::linear_bias<T>(out, w_.out_proj_weight, out_b_);
+    Mat<T> o = linear<T>(out, w_.out_proj_weight, out_b_, backend_);
     tap(SiteKind::VisionSelfAttn, MatRef<T>(o));
     return o;
   }
 
+  // fc2(gelu_tanh(fc1(h))) (SiglipMLP): fused on the fast path unless fc1 is asked for.
+  Mat<T> mlp(const ConstMatRef<T>& h, const detail::LayerTap<T>& tap) const {
+    Mat<T> m;
+    if constexpr (std::is_same_v<T, float>)
+      if (fast() && !tap.wants(SiteKind::VisionFc1))
+        m = fast::gelu_mlp(h, w_.fc1_weight, fc1_b_.data(), w_.fc2_weight, fc2_b_.data(),
+                           matmul_inputs(backend_));
+    if (m.size() == 0) {
+      m = linear<T>(h, w_.fc1_weight, fc1_b_, backend_);  // [n, v_intermediate]
+      tap(SiteKind::VisionFc1, MatRef<T>(m));
+      if constexpr (std::is_same_v<T, float>)
+        m = fast() ? fast::gelu_tanh(m) : ref::gelu_tanh<T>(m);
+      else
+        m = ref::gelu_tanh<T>(m);
+      m = linear<T>(m, w_.fc2_weight, fc2_b_, backend_);  // [n, vh]
+    }
+    tap(SiteKind::VisionMlp, MatRef<T>(m));
+    return m;
+  }
+
   int64_t index_, heads_, head_dim_;
   double eps_;
+  Backend backend_;
   T scale_;
   VisionLayerWeights w_;
   Vec<T> ln1_w_, ln1_b_, ln2_w_, ln2_b_, q_b_, k_b_, v_b_, out_b_, fc1_b_, fc2_b_;
@@ -137,8 +191,10 @@ template <typename T = float>
 class SiglipVisionModel {
  public:
   // The weights are views: the Checkpoint they come from must outlive the model.
-  SiglipVisionModel(const VisionConfig& cfg, const VisionWeights& w)
+  SiglipVisionModel(const VisionConfig& cfg, const VisionWeights& w,
+                    Backend backend = Backend::Fast)
       : cfg_(cfg),
+        backend_(backend),
         patch_embedding_(w.patch_embedding_weight),
         position_embedding_(w.position_embedding) {
     validate(cfg);
@@ -150,16 +206,19 @@ class SiglipVisionModel {
       throw InvalidArgument("vision weights", "have " + std::to_string(w.layers.size()) +
                                                   " layers, the config says " +
                                                   std::to_string(cfg.num_hidden_layers));
-    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers_.emplace_back(cfg, i, w.layers[i]);
+    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
+      layers_.emplace_back(cfg, i, w.layers[i], backend);
     patch_bias_ = w.patch_embedding_bias.vec<T>();
     post_w_ = w.post_layernorm_weight.vec<T>();
     post_b_ = w.post_layernorm_bias.vec<T>();
   }
 
   const VisionConfig& config() const { return cfg_; }
+  Backend backend() const { return backend_; }
   const std::vector<SiglipEncoderLayer<T>>& layers() const { return layers_; }
 
-  // Patch embedding as a matmul over unfolded patches (spec §3.1): patch n = py * P + px (row-major
+  // Patch embedding as a matmul over unfolded patches (SiglipVisionEmbeddings' Conv2d with
+  // kernel = stride = patch_size): patch n = py * P + px (row-major
   // over the conv output grid) is the vector u[c*p*p + ky*p + kx] = pixel[c][(py*p + ky)*S + px*p +
   // kx], matching the [vh, 3, p, p] Conv2d weight seen as [vh, 3*p*p]. Then +
   // position_embedding[n].
@@ -174,7 +233,7 @@ class SiglipVisionModel {
           for (int64_t ky = 0; ky < p; ++ky)
             patches.row(py * P + px).segment(c * p * p + ky * p, p) =
                 pixel_values.row(c).segment((py * p + ky) * S + px * p, p);
-    Mat<T> x = detail::linear_bias<T>(patches, patch_embedding_, patch_bias_);  // [P², vh]
+    Mat<T> x = linear<T>(patches, patch_embedding_, patch_bias_, backend_);  // [P², vh]
     x += position_embedding_.as<T>();
     return x;
   }
@@ -186,7 +245,7 @@ class SiglipVisionModel {
     Mat<T> x = embeddings(pixel_values);
     announce(obs, Site{SiteKind::VisionEmbeddings}, MatRef<T>(x), {.image = image});
     for (const auto& layer : layers_) layer.forward(x, obs, image);
-    Mat<T> y = ref::layer_norm<T>(x, post_w_, post_b_, cfg_.layer_norm_eps);
+    Mat<T> y = detail::layer_norm<T>(x, post_w_, post_b_, cfg_.layer_norm_eps, backend_);
     announce(obs, Site{SiteKind::VisionPostLayernorm}, MatRef<T>(y), {.image = image});
     return y;
   }
@@ -203,6 +262,7 @@ class SiglipVisionModel {
   }
 
   VisionConfig cfg_;
+  Backend backend_;
   TensorView patch_embedding_;     // [vh, 3, p, p]  embeddings.patch_embedding.weight
   TensorView position_embedding_;  // [P², vh]       embeddings.position_embedding.weight
   std::vector<SiglipEncoderLayer<T>> layers_;

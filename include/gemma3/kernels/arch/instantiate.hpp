@@ -4,24 +4,31 @@
 
 #include "gemma3/kernels/simd.hpp"
 
-#define GEMMA3_INSTANTIATE_KERNELS(...)                                                           \
-  namespace gemma3::kernels::simd {                                                               \
-  template void GemvBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t, \
-                                                  const GemvX&, float*) const;                    \
-  template void GemvF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,     \
-                                                 const GemvX&, float*) const;                     \
-  template GemmLayout GemmTokenLayout::operator()<__VA_ARGS__>(__VA_ARGS__) const;                \
-  template void Gemm<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t,    \
-                                                        int64_t, const float*, int64_t, int64_t,  \
-                                                        float*, const GemmY&) const;              \
-  template void Gemm<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
-                                                     const float*, int64_t, int64_t, float*,      \
-                                                     const GemmY&) const;                         \
-  template void GeluTanhMul::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, const float*,     \
-                                                     float*, int64_t) const;                      \
-  template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t, \
-                                                     const KeySegment*, int64_t, float, float,    \
-                                                     float*) const;                               \
-  template double FmaPeak::operator()<__VA_ARGS__>(__VA_ARGS__, int64_t, float*) const;           \
-  template float SumF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t) const;       \
+#define GEMMA3_INSTANTIATE_KERNELS(...)                                                            \
+  namespace gemma3::kernels::simd {                                                                \
+  template void GemvBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t,  \
+                                                  const GemvX&, float*) const;                     \
+  template void GemvF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,      \
+                                                 const GemvX&, float*) const;                      \
+  template GemmLayout GemmTokenLayout::operator()<__VA_ARGS__>(__VA_ARGS__) const;                 \
+  template void Gemm<uint16_t>::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t,     \
+                                                        int64_t, const float*, int64_t, int64_t,   \
+                                                        float*, const GemmY&) const;               \
+  template void Gemm<float>::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,  \
+                                                     const float*, int64_t, int64_t, float*,       \
+                                                     const GemmY&) const;                          \
+  template void GeluTanhMul::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, const float*,      \
+                                                     float*, int64_t) const;                       \
+  template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,  \
+                                                     const KeySegment*, int64_t, float, float,     \
+                                                     float*) const;                                \
+  template void AttendPanel::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,  \
+                                                     const float*, int64_t, const float*, int64_t, \
+                                                     float, float*, float*, float*, int64_t,       \
+                                                     int64_t) const;                               \
+  template void LayerNormRows::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t,         \
+                                                       int64_t, int64_t, const float*,             \
+                                                       const float*, float, float*) const;         \
+  template double FmaPeak::operator()<__VA_ARGS__>(__VA_ARGS__, int64_t, float*) const;            \
+  template float SumF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t) const;        \
   }
