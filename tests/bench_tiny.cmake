@@ -1,8 +1,9 @@
 # cmake -P script: `gemma3 bench --preset tiny --json` runs and reports the documented keys, for
 # each backend that a bench compares (the f32-input fast path; bf16 inputs, on vdpbf16ps where the
-# CPU has it; the weights mapped and in 2 MiB pages).
-foreach(args "--backend;fast" "--backend;fast-bf16;--huge-pages")
-  execute_process(COMMAND ${GEMMA3} bench --preset tiny --prompt-tokens 32 --gen-tokens 8 --json ${args}
+# CPU has it; the weights mapped and in 2 MiB pages); and `--preset tiny-mm` its vision encoder's.
+foreach(args "--preset;tiny;--backend;fast" "--preset;tiny;--backend;fast-bf16;--huge-pages"
+             "--preset;tiny-mm;--backend;fast" "--preset;tiny-mm;--backend;fast-bf16")
+  execute_process(COMMAND ${GEMMA3} bench --prompt-tokens 32 --gen-tokens 8 --json ${args}
     OUTPUT_VARIABLE out RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "gemma3 bench ${args} failed (${rc})")
@@ -14,5 +15,14 @@ foreach(args "--backend;fast" "--backend;fast-bf16;--huge-pages")
       message(FATAL_ERROR "bench ${args}: JSON lacks a positive ${key}: ${out}")
     endif()
   endforeach()
+  if(args MATCHES "tiny-mm")
+    foreach(key vision_encoder_s vision_gflops vision_peak_fraction vision_fma_peak_fraction
+                vision_patches vision_peak_rss_mb)
+      string(JSON value ERROR_VARIABLE err GET "${out}" ${key})
+      if(err OR NOT value GREATER 0)
+        message(FATAL_ERROR "bench ${args}: JSON lacks a positive ${key}: ${out}")
+      endif()
+    endforeach()
+  endif()
   message(STATUS "${out}")
 endforeach()

@@ -2,6 +2,8 @@
 // measured in the same run:
 //   decode:  tokens/s vs the roofline  read bandwidth ÷ weight bytes read per token
 //   prefill: FLOP/s vs the measured f32 FMA peak
+//   vision:  (multimodal checkpoints) one image through SigLIP and the projector, FLOP/s vs the
+//            same peak
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,7 @@
 #include <gemma3/kernels/machine.hpp>
 #include <gemma3/synth.hpp>
 #include <gemma3/text/model.hpp>
+#include <gemma3/vision.hpp>
 
 #include "commands.hpp"
 
@@ -26,7 +29,7 @@ namespace gemma3::cli {
 namespace {
 
 struct BenchOptions {
-  std::string model, preset, dtype = "bf16", backend = "fast";
+  std::string model, preset, dtype = "bf16", backend = "fast", image;
   int64_t prompt_tokens = 512, gen_tokens = 128;
   int threads = 0;
   bool json = false, huge_pages = false;
@@ -48,6 +51,29 @@ std::filesystem::path preset_dir(const BenchOptions& o) {
   return cache / "bench" / (o.preset + "-" + o.dtype);
 }
 
+// The floating-point work of encoding one image: 2 FLOP per multiply-add of the patch embedding,
+// of q/k/v/out and fc1/fc2 in every layer and of the projector, plus attention (q·k and p·v, over
+// all P² keys for each of the P² patches).
+double vision_flops(const ModelConfig& cfg) {
+  const VisionConfig& v = *cfg.vision;
+  const double patches = double(v.num_patches()), vh = double(v.hidden_size);
+  const double per_layer = 2.0 * patches * vh * (4.0 * vh + 2.0 * double(v.intermediate_size)) +
+                           4.0 * patches * patches * vh;
+  return 2.0 * patches * double(v.num_channels * v.patch_size * v.patch_size) * vh +
+         double(v.num_hidden_layers) * per_layer +
+         2.0 * double(cfg.mm_tokens_per_image) * vh * double(cfg.text.hidden_size);
+}
+
+// A seeded test pattern of the encoder's input size (the bench's image when none is given).
+Image pattern_image(int64_t size) {
+  Image img(size, size);
+  SplitMix64 rng(7);
+  for (int64_t y = 0; y < size; ++y)
+    for (int64_t x = 0; x < size; ++x)
+      for (int c = 0; c < 3; ++c) img.at(y, x, c) = uint8_t(rng.next() >> 56);
+  return img;
+}
+
 void bench(const BenchOptions& o) {
   if (o.threads > 0) omp_set_num_threads(o.threads);
   std::string model_dir = o.model;
@@ -67,6 +93,27 @@ void bench(const BenchOptions& o) {
   const TextModel<float> model(ck, backend_from_string(o.backend));
   const double load_s = seconds_since(t0);
   const TextConfig& cfg = model.config();
+  if (!o.image.empty() && !ck.config().is_multimodal())
+    throw InvalidArgument("--image", "this is a text-only checkpoint (" + ck.config().model_type +
+                                         "): no vision tower");
+
+  // One image through the vision tower and the projector (multimodal checkpoints).
+  double vision_s = 0, vision_rss_mb = 0;
+  if (ck.config().is_multimodal()) {
+    const VisionEncoder<float> encoder(ck, model.backend());
+    const VisionConfig& vc = *ck.config().vision;
+    ImageProcessorConfig pc = ImageProcessorConfig::for_vision(vc);
+    if (std::filesystem::exists(ck.dir() / "preprocessor_config.json"))
+      pc = load_preprocessor_config(ck.dir() / "preprocessor_config.json", &vc);
+    const Mat<float> pixels = ImageProcessor(pc).pixel_values(
+        o.image.empty() ? pattern_image(vc.image_size) : load_image(o.image));
+    t0 = std::chrono::steady_clock::now();
+    const Mat<float> soft_tokens = encoder.encode(pixels);
+    vision_s = seconds_since(t0);
+    rusage v{};
+    getrusage(RUSAGE_SELF, &v);
+    vision_rss_mb = double(v.ru_maxrss) / 1024.0;
+  }
 
   // Bytes of weights one decode step reads: every decoder matrix and norm, the final norm and the
   // LM head (the tied embedding, read whole); of the input embedding only one row.
@@ -155,6 +202,15 @@ void bench(const BenchOptions& o) {
                    {"prefill_peak_fraction", prefill_gflops / prefill_peak},
                    {"prefill_fma_peak_fraction", prefill_gflops / peak_gflops},
                    {"peak_rss_mb", double(u.ru_maxrss) / 1024.0}};
+  if (ck.config().is_multimodal()) {
+    const double gflops = vision_flops(ck.config()) / vision_s / 1e9;
+    j["vision_encoder_s"] = vision_s;
+    j["vision_gflops"] = gflops;
+    j["vision_peak_fraction"] = gflops / prefill_peak;  // the peak of the products' instruction
+    j["vision_fma_peak_fraction"] = gflops / peak_gflops;
+    j["vision_patches"] = ck.config().vision->num_patches();
+    j["vision_peak_rss_mb"] = vision_rss_mb;  // before the text prefill
+  }
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
     return;
@@ -170,6 +226,13 @@ void bench(const BenchOptions& o) {
   std::printf("compute          f32 FMA peak %.0f GFLOP/s, bf16 dot peak %s\n", peak_gflops,
               bf16_peak_gflops > 0 ? (std::to_string(long(bf16_peak_gflops)) + " GFLOP/s").c_str()
                                    : "n/a (no AVX512-BF16)");
+  if (ck.config().is_multimodal())
+    std::printf(
+        "vision           %8.2f s/image %6.1f GFLOP/s = %.2f of the %s peak (%ld patches, %s; "
+        "peak RSS %.0f MB)\n",
+        vision_s, j["vision_gflops"].get<double>(), j["vision_peak_fraction"].get<double>(),
+        on_bf16_dot ? "bf16 dot" : "f32 FMA", long(ck.config().vision->num_patches()),
+        o.image.empty() ? "a seeded pattern" : o.image.c_str(), vision_rss_mb);
   std::printf("first token      %.3f s after %ld prompt tokens\n", ttft_s, long(o.prompt_tokens));
   std::printf(
       "decode           %8.2f tok/s  = %.2f of the roofline (%.2f tok/s: %.1f MB/token at %.1f "
@@ -204,6 +267,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag(
       "--huge-pages", o->huge_pages,
       "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");
+  cmd->add_option("--image", o->image,
+                  "the image a multimodal checkpoint's vision encoder is timed on (default: a "
+                  "seeded pattern)")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--json", o->json, "one JSON object instead of the table");
   cmd->callback([o, model, pre] {
     if (model->count() == 0 && pre->count() == 0)

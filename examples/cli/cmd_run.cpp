@@ -140,20 +140,22 @@ struct Loaded {
                                 std::to_string(checkpoint.config().text.vocab_size) + " rows");
   }
 
-  // Loads, preprocesses and encodes image files: the prompt parts and their soft tokens.
+  // Loads, preprocesses and encodes image files: the prompt parts and their soft tokens. The
+  // session encodes each image once (an image shown again comes from its cache).
   std::pair<std::vector<ContentPart>, ImageEmbeddings<float>> images(
-      const std::vector<std::string>& files, bool report) const {
+      const std::vector<std::string>& files, Session<float>& session, bool report) const {
     std::vector<ContentPart> parts;
     ImageEmbeddings<float> embeddings;
     if (files.empty()) return {parts, embeddings};
     model.vision();  // throws for a text-only checkpoint
     using clock = std::chrono::steady_clock;
     double preprocess_s = 0, encode_s = 0;
+    const int64_t hits = session.image_cache().hits();
     for (const auto& f : files) {
       auto t0 = clock::now();
       const ProcessedImage p = (*processor)(load_image(f));
       auto t1 = clock::now();
-      for (const auto& pv : p.pixel_values) embeddings.push_back(model.encode(pv));
+      for (Mat<float>& soft : session.encode(p)) embeddings.push_back(std::move(soft));
       auto t2 = clock::now();
       preprocess_s += std::chrono::duration<double>(t1 - t0).count();
       encode_s += std::chrono::duration<double>(t2 - t1).count();
@@ -161,9 +163,10 @@ struct Loaded {
     }
     if (report)
       std::fprintf(stderr,
-                   "[%zu image(s), %zu encoded (crops included): preprocessing %.2f s, vision "
-                   "encoder %.2f s]\n",
-                   files.size(), embeddings.size(), preprocess_s, encode_s);
+                   "[%zu image(s), %zu encoded (crops included), %ld of them already seen: "
+                   "preprocessing %.2f s, vision encoder %.2f s]\n",
+                   files.size(), embeddings.size(), long(session.image_cache().hits() - hits),
+                   preprocess_s, encode_s);
     return {parts, embeddings};
   }
 };
@@ -227,7 +230,7 @@ void run(const RunOptions& o) {
     if (!o.images.empty()) throw InvalidArgument("--image", "needs the chat template (drop --raw)");
     r = session.generate(l.tokenizer.encode(o.prompt, {.add_bos = true}), gen, streamer(o.json));
   } else {
-    auto [parts, embeddings] = l.images(o.images, !o.json);
+    auto [parts, embeddings] = l.images(o.images, session, !o.json);
     parts.push_back(
         ContentPart::Text(o.prompt));  // images first, then the question, as HF's examples
     Conversation conv;
@@ -309,7 +312,7 @@ void chat(const RunOptions& o) {
     }
     if (first && !o.system.empty()) session.chat_system(o.system);
     first = false;
-    auto [parts, embeddings] = l.images(pending_images, !o.json);
+    auto [parts, embeddings] = l.images(pending_images, session, !o.json);
     pending_images.clear();
     parts.push_back(ContentPart::Text(line));
     last = session.chat(Message{"user", parts, parts.size() == 1}, gen, streamer(o.json),

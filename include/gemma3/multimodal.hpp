@@ -6,6 +6,9 @@
 //   * each image's tokens attend to each other bidirectionally, in every layer.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -182,6 +185,74 @@ KVCache<T> Gemma3<T>::cache_for(std::span<const int32_t> ids) const {
   text_.check_length(static_cast<int64_t>(ids.size()));
   return KVCache<T>(cfg_.text, static_cast<int64_t>(ids.size()));
 }
+
+// Soft tokens of the images a conversation has already shown, so that an image shown again (a chat
+// that refers back to it, the same file given twice, pan & scan crops repeated) is encoded once:
+// a 4B image costs seconds of SigLIP, a lookup microseconds. Entries are keyed by a 64-bit hash
+// of the preprocessed pixel values (the image as the model sees it: size, crops and processor
+// settings included) and confirmed by comparing the pixels, so a collision can only cost an
+// encode, never give another image's tokens. At most `capacity` entries, the least recently used
+// evicted (each holds its pixels, 9.6 MB at 896², and its soft tokens).
+template <typename T = float>
+class ImageCache {
+ public:
+  explicit ImageCache(std::size_t capacity = 16) : capacity_(capacity) {
+    if (capacity == 0) throw InvalidArgument("image cache capacity", "must be at least 1");
+  }
+
+  // The soft tokens of `pixel_values` [3, S*S] under `model`: from the cache, or encoded and kept.
+  Mat<T> encode(const Gemma3<T>& model, const Mat<float>& pixel_values) {
+    const uint64_t key = content_hash(pixel_values);
+    ++clock_;
+    for (Entry& e : entries_)
+      if (e.key == key && e.model == &model && e.pixels == pixel_values) {
+        e.last_use = clock_;
+        ++hits_;
+        return e.soft_tokens;
+      }
+    ++misses_;
+    Mat<T> soft = model.encode(pixel_values);
+    if (entries_.size() == capacity_)
+      entries_.erase(
+          std::min_element(entries_.begin(), entries_.end(),
+                           [](const Entry& a, const Entry& b) { return a.last_use < b.last_use; }));
+    entries_.push_back({key, &model, pixel_values, soft, clock_});
+    return soft;
+  }
+
+  std::size_t size() const { return entries_.size(); }
+  int64_t hits() const { return hits_; }
+  int64_t misses() const { return misses_; }
+  void clear() { entries_.clear(); }
+
+  // FNV-1a over the values' bytes, 8 at a time (a few ms for an 896² image).
+  static uint64_t content_hash(const Mat<float>& m) {
+    uint64_t h = 0xcbf29ce484222325ull ^ uint64_t(m.rows()) ^ (uint64_t(m.cols()) << 32);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(m.data());
+    const std::size_t n = std::size_t(m.size()) * sizeof(float);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t word;
+      std::memcpy(&word, bytes + i, 8);
+      h = (h ^ word) * 0x100000001b3ull;
+    }
+    for (; i < n; ++i) h = (h ^ bytes[i]) * 0x100000001b3ull;
+    return h;
+  }
+
+ private:
+  struct Entry {
+    uint64_t key;
+    const Gemma3<T>* model;
+    Mat<float> pixels;
+    Mat<T> soft_tokens;
+    uint64_t last_use;
+  };
+  std::size_t capacity_;
+  std::vector<Entry> entries_;
+  uint64_t clock_ = 0;
+  int64_t hits_ = 0, misses_ = 0;
+};
 
 #if GEMMA3_EXTERN_TEMPLATES
 extern template class Gemma3<float>;

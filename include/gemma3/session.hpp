@@ -107,6 +107,11 @@ class Session {
     turn_open_ = false;
   }
 
+  // The soft tokens of a preprocessed image and its crops, in order, for prefill/generate/chat:
+  // each encoded once per session (image_cache(): an image shown again is looked up, not encoded).
+  ImageEmbeddings<T> encode(const ProcessedImage& image);
+  const ImageCache<T>& image_cache() const { return image_cache_; }
+
   // Prefills `ids` after what the cache holds and returns the logits of the last one. Image
   // placeholders are replaced by `images` (unscaled, spec §2.1) and attend bidirectionally within
   // their image.
@@ -141,9 +146,20 @@ class Session {
   std::vector<int32_t> tokens_;
   Conversation conversation_;
   bool turn_open_ = false;  // the last answer's <end_of_turn> has not been fed yet
+  ImageCache<T> image_cache_;
 };
 
 // The members with real work, out of the class (not inline: see text/model.hpp).
+
+template <typename T>
+ImageEmbeddings<T> Session<T>::encode(const ProcessedImage& image) {
+  if (!model_)
+    throw InvalidArgument("images", "this session runs a text model: it takes no images");
+  ImageEmbeddings<T> out;
+  for (const Mat<float>& pixels : image.pixel_values)
+    out.push_back(image_cache_.encode(*model_, pixels));
+  return out;
+}
 
 template <typename T>
 Vec<T> Session<T>::prefill(std::span<const int32_t> ids, const ImageEmbeddings<T>& images) {
