@@ -131,6 +131,51 @@ BENCHMARK(BM_FastAttentionDecode)
     ->Arg(32768)
     ->Unit(benchmark::kMicrosecond);
 
+// SigLIP at the 4b/12b/27b shapes (4096 patches, hidden 1152, 16 heads of 72, fc1 4304): the
+// full bidirectional attention of one layer (fast::attend_bidirectional, online softmax over blocks
+// of keys), its MLP (fast::gelu_mlp, packed from fc1 to fc2) and LayerNorm. FLOP/s against the FMA
+// peak. Args: patches (and, for the MLP, bf16 inputs).
+void BM_VisionAttention(benchmark::State& state) {
+  const int64_t n = state.range(0), heads = 16, d = 72;
+  const Mat<float> q = Mat<float>::Random(n, heads * d), k = Mat<float>::Random(n, heads * d),
+                   v = Mat<float>::Random(n, heads * d);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(fast::attend_bidirectional(q, k, v, heads, d, 0.11785f));
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * double(n * n * heads * d),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(kernels::active_isa());
+}
+BENCHMARK(BM_VisionAttention)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_VisionMlp(benchmark::State& state) {
+  const int64_t n = state.range(0), hidden = 1152, intermediate = 4304;
+  const auto inputs = state.range(1) ? fast::MatmulInputs::Bf16 : fast::MatmulInputs::F32;
+  const Weight fc1(intermediate, hidden), fc2(hidden, intermediate);
+  const Vec<float> b1 = Vec<float>::Random(intermediate), b2 = Vec<float>::Random(hidden);
+  const Mat<float> x = Mat<float>::Random(n, hidden);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(fast::gelu_mlp(x, fc1.view, b1.data(), fc2.view, b2.data(), inputs));
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * double(n * hidden * intermediate),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(inputs == fast::MatmulInputs::Bf16 && fast::bf16_dot_available()
+                     ? "vdpbf16ps"
+                     : kernels::active_isa());
+}
+BENCHMARK(BM_VisionMlp)
+    ->Args({4096, 0})
+    ->Args({4096, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_VisionLayerNorm(benchmark::State& state) {
+  const Mat<float> x = Mat<float>::Random(state.range(0), 1152);
+  const Vec<float> w = Vec<float>::Random(1152), b = Vec<float>::Random(1152);
+  for (auto _ : state) benchmark::DoNotOptimize(fast::layer_norm(x, w, b, 1e-6));
+  state.counters["bytes/s"] =
+      benchmark::Counter(8.0 * double(x.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_VisionLayerNorm)->Arg(4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 void BM_ReferenceRmsNorm(benchmark::State& state) {
   const int64_t hidden = state.range(0), tokens = state.range(1);
   const Mat<float> x = Mat<float>::Random(tokens, hidden);

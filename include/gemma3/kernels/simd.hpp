@@ -451,11 +451,11 @@ void GeluTanhMul::operator()(Arch, const float* gate, const float* up, float* ou
 }
 
 // Per block of keys: S = K·Qᵀ by gemm_tile (MR keys x the panel per tile, k = d), the block's
-// online softmax down each lane (scale, running max m, e^(s - m), running sum l, the old sums'
-// correction e^(m_old - m)), acc rescaled by the correction, then acc += Vᵀ·P by gemm_tile (MR
-// rows of Vᵀ x the panel per tile, k = the block's keys). Finally out = acc / l, transposed back.
-// Every query's sums run over the keys in order, whatever the thread: results do not depend on
-// the split.
+// online softmax down each lane (running max m of the scaled scores, e^(scale·s - m) in one fused
+// multiply-subtract, running sum l, the old sums' correction e^(m_old - m)), acc rescaled by the
+// correction, then acc += Vᵀ·P by gemm_tile (MR rows of Vᵀ x the panel per tile, k = the block's
+// keys). Finally out = acc / l, transposed back. Every query's sums run over the keys in order,
+// whatever the thread: results do not depend on the split.
 template <class Arch>
 void AttendPanel::operator()(Arch, const float* qp, int64_t width, int64_t d, const float* k,
                              int64_t ldk, const float* vt, int64_t n, float scale, float* scores,
@@ -477,16 +477,17 @@ void AttendPanel::operator()(Arch, const float* qp, int64_t width, int64_t d, co
     for (int64_t v = 0; v < nv; ++v) {
       float* s = scores + v * B;
       const batch m_old = batch::load_aligned(m + v * B);
-      batch m_new = m_old;
-      for (int64_t u = 0; u < keys; ++u) {
-        const batch su = batch::load_unaligned(s + u * width) * batch(scale);
-        su.store_unaligned(s + u * width);
-        m_new = xsimd::max(m_new, su);
-      }
+      batch s_max = batch::load_unaligned(s);
+      for (int64_t u = 1; u < keys; ++u)
+        s_max = xsimd::max(s_max, batch::load_unaligned(s + u * width));
+      // scale > 0 and rounding is monotonic: the maximum of the scaled scores is the scaled
+      // maximum.
+      const batch m_new = xsimd::max(m_old, s_max * batch(scale));
       const batch c = xsimd::exp(m_old - m_new);  // 0 for the first block (m_old = -inf)
       batch sum = batch::load_aligned(l + v * B) * c;
       for (int64_t u = 0; u < keys; ++u) {
-        const batch e = xsimd::exp(batch::load_unaligned(s + u * width) - m_new);
+        const batch e =
+            xsimd::exp(xsimd::fms(batch::load_unaligned(s + u * width), batch(scale), m_new));
         e.store_unaligned(s + u * width);
         sum += e;
       }
