@@ -56,6 +56,20 @@ image="$here/tests/data/reference/mm-tiny-a/image0.png"
 grep -q "vision encoder" "$work/err" || fail "run --image printed no image timings"
 prefill=$(grep -o "^\[[0-9]* prompt tokens" "$work/err" | grep -o "[0-9]*")
 [ "$prefill" -gt 16 ] || fail "the image's 16 soft tokens are not in the prompt ($prefill tokens)"
+# The same image twice in one prompt: encoded once, both runs of soft tokens in the prompt.
+"$gemma3" run --model "$work/mm" --image "$image" --image "$image" --prompt "Same?" --max-new-tokens 2 \
+  >"$work/out" 2>"$work/err" || fail "run with an image twice: $(cat "$work/err")"
+grep -q "2 encoded (crops included), 1 of them already seen" "$work/err" ||
+  fail "the image given twice was encoded twice: $(cat "$work/err")"
+prefill2=$(grep -o "^\[[0-9]* prompt tokens" "$work/err" | grep -o "[0-9]*")
+[ "$prefill2" -gt 32 ] || fail "two images' 32 soft tokens are not in the prompt ($prefill2 tokens)"
+# A chat that shows the image again in a later turn: looked up, not encoded.
+printf '/image %s\nWhat is it?\n/image %s\nAnd now?\n' "$image" "$image" |
+  "$gemma3" chat --model "$work/mm" --max-new-tokens 2 >"$work/out" 2>"$work/err" ||
+  fail "chat with images: $(cat "$work/err")"
+grep -q "1 encoded (crops included), 0 of them already seen" "$work/err" &&
+  grep -q "1 encoded (crops included), 1 of them already seen" "$work/err" ||
+  fail "the chat encoded its image again: $(cat "$work/err")"
 set +e
 "$gemma3" run --model "$work/tiny" --image "$image" --prompt x 2>"$work/err"; rc=$?
 set -e

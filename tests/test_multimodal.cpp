@@ -4,6 +4,7 @@
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/multimodal.hpp>
+#include <gemma3/session.hpp>
 
 #include "test_helpers.hpp"
 
@@ -150,6 +151,51 @@ TEST_CASE("several images in one prompt: fast equals reference, the prefill/deco
   for (int64_t t = P; t < int64_t(ids.size()); ++t)
     CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), {}, cache), full.row(t)) <=
           1e-5);
+}
+
+TEST_CASE("an image shown again is looked up, not encoded: ImageCache and Session::encode",
+          "[multimodal][image_cache]") {
+  const auto dir = test::fixture("mm-tiny-a");
+  const auto ck = Checkpoint::open(dir);
+  const Gemma3<float> model(ck), other(ck, Backend::Reference);
+  const Image image = load_image(dir / "image0.png");
+  Image dark = image;
+  for (auto& v : dark.pixels) v = uint8_t(v / 3);
+  const Mat<float> a = model.pixel_values(image)[0], b = model.pixel_values(dark)[0];
+
+  ImageCache<float> cache(2);
+  const Mat<float> first = cache.encode(model, a);
+  CHECK(first == model.encode(a));
+  CHECK(cache.encode(model, a) == first);  // the same pixels: a hit, the same tokens
+  CHECK(cache.hits() == 1);
+  CHECK(cache.misses() == 1);
+  CHECK(cache.encode(model, b) == model.encode(b));  // other pixels: encoded
+  CHECK(cache.misses() == 2);
+  // Keyed by the model too: another model's tokens are its own.
+  CHECK(cache.encode(other, a) == other.encode(a));
+  CHECK(cache.misses() == 3);
+  CHECK(cache.size() == 2);  // capacity 2: the least recently used entry (a under `model`) went
+  cache.encode(model, b);
+  CHECK(cache.hits() == 2);
+  cache.encode(model, a);
+  CHECK(cache.misses() == 4);
+  // One changed pixel value is another image, whatever the hash says.
+  Mat<float> a2 = a;
+  a2(1, 7) += 1e-3f;
+  CHECK(ImageCache<float>::content_hash(a2) != ImageCache<float>::content_hash(a));
+  CHECK(cache.encode(model, a2) == model.encode(a2));
+  CHECK_THROWS_WITH(ImageCache<float>(0), Catch::Contains("at least 1"));
+
+  // A session encodes each image (and pan & scan crop) once, across turns.
+  static const Tokenizer tok(GEMMA3_TOKENIZER_MODEL);  // built by scripts/get_tokenizer.sh
+  Session<float> session(model, tok, 64);
+  ProcessedImage processed{{a, b}, 1};  // an image and a crop of it
+  const ImageEmbeddings<float> tokens = session.encode(processed);
+  REQUIRE(tokens.size() == 2);
+  CHECK(tokens[0] == first);
+  CHECK(session.encode(processed)[1] == tokens[1]);
+  CHECK(session.image_cache().misses() == 2);
+  CHECK(session.image_cache().hits() == 2);
 }
 
 TEST_CASE("multimodal bad input: wrong image count, images on a text-only model",
