@@ -4,6 +4,7 @@
 //   prefill: FLOP/s vs the measured f32 FMA peak
 //   vision:  (multimodal checkpoints) one image through SigLIP and the projector, FLOP/s vs the
 //            same peak
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <omp.h>
 #include <nlohmann/json.hpp>
@@ -64,6 +66,16 @@ double vision_flops(const ModelConfig& cfg) {
          2.0 * double(cfg.mm_tokens_per_image) * vh * double(cfg.text.hidden_size);
 }
 
+// Resident memory now, in MB (/proc/self/statm; 0 where there is none).
+double resident_mb() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%ld %ld", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? double(resident) * double(sysconf(_SC_PAGESIZE)) / 1e6 : 0;
+}
+
 // A seeded test pattern of the encoder's input size (the bench's image when none is given).
 Image pattern_image(int64_t size) {
   Image img(size, size);
@@ -98,7 +110,7 @@ void bench(const BenchOptions& o) {
                                          "): no vision tower");
 
   // One image through the vision tower and the projector (multimodal checkpoints).
-  double vision_s = 0, vision_rss_mb = 0;
+  double vision_s = 0, vision_rss_mb = 0, vision_growth_mb = 0;
   if (ck.config().is_multimodal()) {
     const VisionEncoder<float> encoder(ck, model.backend());
     const VisionConfig& vc = *ck.config().vision;
@@ -107,12 +119,16 @@ void bench(const BenchOptions& o) {
       pc = load_preprocessor_config(ck.dir() / "preprocessor_config.json", &vc);
     const Mat<float> pixels = ImageProcessor(pc).pixel_values(
         o.image.empty() ? pattern_image(vc.image_size) : load_image(o.image));
+    const double before_mb = resident_mb();
     t0 = std::chrono::steady_clock::now();
     const Mat<float> soft_tokens = encoder.encode(pixels);
     vision_s = seconds_since(t0);
     rusage v{};
     getrusage(RUSAGE_SELF, &v);
     vision_rss_mb = double(v.ru_maxrss) / 1024.0;
+    // What encoding added at its peak: the activations, plus the vision weights' pages where the
+    // weights are mapped (--huge-pages reads them all in before).
+    vision_growth_mb = std::max(0.0, double(v.ru_maxrss) * 1.024e-3 - before_mb);
   }
 
   // Bytes of weights one decode step reads: every decoder matrix and norm, the final norm and the
@@ -210,6 +226,7 @@ void bench(const BenchOptions& o) {
     j["vision_fma_peak_fraction"] = gflops / peak_gflops;
     j["vision_patches"] = ck.config().vision->num_patches();
     j["vision_peak_rss_mb"] = vision_rss_mb;  // before the text prefill
+    j["vision_rss_growth_mb"] = vision_growth_mb;
   }
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
@@ -229,10 +246,10 @@ void bench(const BenchOptions& o) {
   if (ck.config().is_multimodal())
     std::printf(
         "vision           %8.2f s/image %6.1f GFLOP/s = %.2f of the %s peak (%ld patches, %s; "
-        "peak RSS %.0f MB)\n",
+        "RSS +%.0f MB while encoding)\n",
         vision_s, j["vision_gflops"].get<double>(), j["vision_peak_fraction"].get<double>(),
         on_bf16_dot ? "bf16 dot" : "f32 FMA", long(ck.config().vision->num_patches()),
-        o.image.empty() ? "a seeded pattern" : o.image.c_str(), vision_rss_mb);
+        o.image.empty() ? "a seeded pattern" : o.image.c_str(), vision_growth_mb);
   std::printf("first token      %.3f s after %ld prompt tokens\n", ttft_s, long(o.prompt_tokens));
   std::printf(
       "decode           %8.2f tok/s  = %.2f of the roofline (%.2f tok/s: %.1f MB/token at %.1f "
