@@ -1,6 +1,8 @@
 // The whole Gemma 3 model: the text decoder and, for the multimodal checkpoints (4B/12B/27B), the
 // image path — ImageProcessor → SigLIP → projector → soft tokens merged into the decoder input
-// (spec §2.1, §2.7, §3.4):
+// (transformers 4.51.3 modeling_gemma3.py: Gemma3ForConditionalGeneration.forward, and its
+// _update_causal_mask, which unmasks each image's block of the mask by token_type_ids; the Gemma 3
+// report, section 2.1):
 //   * the k-th image's soft tokens replace the k-th run of <image_soft_token> ids, in order;
 //   * they are NOT scaled by sqrt(hidden) (text embeddings are);
 //   * each image's tokens attend to each other bidirectionally, in every layer.

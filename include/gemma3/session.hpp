@@ -113,8 +113,8 @@ class Session {
   const ImageCache<T>& image_cache() const { return image_cache_; }
 
   // Prefills `ids` after what the cache holds and returns the logits of the last one. Image
-  // placeholders are replaced by `images` (unscaled, spec §2.1) and attend bidirectionally within
-  // their image.
+  // placeholders are replaced by `images` (unscaled, as multimodal.hpp says) and attend
+  // bidirectionally within their image.
   Vec<T> prefill(std::span<const int32_t> ids, const ImageEmbeddings<T>& images = {});
 
   // Prefills `prompt`, then samples until a stop condition.

@@ -8,8 +8,9 @@
 // Layouts: pixel values [3, S*S] row-major (channel-major CHW, column y*S + x; S = image_size);
 // last_hidden_state [P², vh] (P = S / patch_size, patch n at grid row n / P, column n % P); soft
 // tokens [mm_tokens_per_image, hidden] in raster order of the pooled grid. The soft tokens replace,
-// in order, the embeddings at the image_token_index positions of the prompt, unscaled (spec §2.1,
-// §3.4). Each pan-and-scan crop is an independent image with its own run of soft tokens.
+// in order, the embeddings at the image_token_index positions of the prompt, unscaled
+// (transformers 4.51.3 Gemma3ForConditionalGeneration.forward: masked_scatter over the scaled text
+// embeddings). Each pan-and-scan crop is an independent image with its own run of soft tokens.
 #pragma once
 
 #include <string>

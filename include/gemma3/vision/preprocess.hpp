@@ -1,4 +1,5 @@
-// Image preprocessing exactly as transformers' slow Gemma3ImageProcessor does it (spec §4):
+// Image preprocessing exactly as transformers' slow Gemma3ImageProcessor does it (transformers
+// 4.51.3 image_processing_gemma3.py):
 //
 //   RGB uint8 image ─(optional pan & scan: [original, crop_1, …, crop_n])─▶ each image:
 //   PIL resize to (height, width) with BILINEAR (no aspect-ratio preservation)
@@ -159,7 +160,7 @@ inline Image resize_bilinear(const Image& in, int64_t width, int64_t height) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pan and scan (HF Gemma3ImageProcessor.pan_and_scan; spec §4.3).
+// Pan and scan (transformers 4.51.3 Gemma3ImageProcessor.pan_and_scan).
 
 // Defaults are the processor's (Gemma3ProcessorKwargs: min crop 256, at most 4 crops, activation
 // ratio 1.2); preprocessor_config.json leaves them null.

@@ -1,4 +1,5 @@
-// The Gemma 3 multimodal projector (spec §3.4; HF-mod Gemma3MultiModalProjector):
+// The Gemma 3 multimodal projector (transformers 4.51.3 modeling_gemma3.py,
+// Gemma3MultiModalProjector):
 //
 //   y [P², vh] (last_hidden_state, patch n at grid row n / P, column n % P)
 //   z = avg_pool(y)   kernel = stride = k = P / sqrt(mm_tokens_per_image), no padding; soft token
