@@ -4,7 +4,7 @@
 #      consumer (they configure and build separate projects, without sanitizers);
 #   2. ThreadSanitizer, clang with LLVM's libomp and its Archer tool (libarcher.so, which tells TSan
 #      about OpenMP's barriers and fork/join), in build-tsan: the tests that run the OpenMP paths
-#      (kernels, the text decoder, the multimodal model) with 4 threads.
+#      (kernels, the text decoder, the vision tower, the multimodal model) with 4 threads.
 # Any report fails the run (-fno-sanitize-recover, halt_on_error).
 #
 #   scripts/sanitize.sh            # both
@@ -52,5 +52,5 @@ if [ "$what" != asan ]; then
   # the races it cannot see inside the runtime.
   OMP_NUM_THREADS=4 OMP_TOOL_LIBRARIES="$archer" ARCHER_OPTIONS=verbose=1 \
     TSAN_OPTIONS=ignore_noninstrumented_modules=1:halt_on_error=1:second_deadlock_stack=1 \
-    "$build/tests/gemma3_tests" "[kernels],[text],[multimodal]"
+    "$build/tests/gemma3_tests" "[kernels],[text],[multimodal],[vision]"
 fi
