@@ -8,7 +8,8 @@ packages=(
   libeigen3-dev libxsimd-dev xtl-dev libomp-dev
   libsentencepiece-dev libstb-dev
   catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev
-  python3 python3-numpy python3-sentencepiece python3-protobuf
+  python3 python3-dev python3-numpy python3-sentencepiece python3-protobuf
+  pybind11-dev python3-pytest python3-setuptools python3-pip python3-venv
   clang libclang-rt-dev
 )
 

@@ -9,7 +9,7 @@ source scripts/prelude.sh
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
   -DGEMMA3_BUILD_TESTS=ON -DGEMMA3_BUILD_EXAMPLES=ON -DGEMMA3_BUILD_BENCHMARKS=ON \
-  -DGEMMA3_TOKENIZER_MODEL="$tokenizer"
+  -DGEMMA3_TOKENIZER_MODEL="$tokenizer" -DPython3_EXECUTABLE="$python"
 cmake --build "$build" -j "$jobs"
 cd "$build"
 ctest --output-on-failure -j 1

@@ -27,6 +27,22 @@ struct DumpOptions {
   std::vector<std::string> images;
   int64_t prefill = 0;
   bool all = false;
+  std::vector<std::string> ablate;  // sites set to zero (an edit) before anything reads them
+};
+
+// The dump's observer: captures what it is asked to, and zeroes the --ablate sites first (zero
+// ablation, then what follows runs on the zeros; an ablated site is captured as zeros).
+template <typename T>
+class AblatingCapture : public Capture<T> {
+ public:
+  AblatingCapture(SiteSet capture, const std::vector<std::string>& ablate)
+      : Capture<T>(std::move(capture)) {
+    for (const auto& name : ablate) this->edits_.insert(Site::parse_or_throw(name, "--ablate"));
+  }
+  void on_edit(const Site& s, MatRef<T> v, const SiteInfo& info) override {
+    v.setZero();
+    if (this->reads().contains(s)) Capture<T>::on_read(s, v, info);
+  }
 };
 
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -66,9 +82,11 @@ void dump(const DumpOptions& o) {
   std::filesystem::create_directories(out);
 
   // The fixtures' sites, or every site with --all.
-  Capture<T> rec(o.all ? SiteSet::all()
-                       : SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(
-                             SiteKind::Residual));
+  AblatingCapture<T> rec(
+      o.all ? SiteSet::all()
+            : SiteSet{Site::inputs_embeds(), Site::final_norm()}.insert_every_layer(
+                  SiteKind::Residual),
+      o.ablate);
   // Images: pixel values, SigLIP output and soft tokens, under the fixtures' names.
   ImageEmbeddings<T> images;
   if (!o.images.empty()) {
@@ -143,6 +161,9 @@ void add_dump_command(CLI::App& app) {
   cmd->add_option("--prefill", o->prefill,
                   "also prefill [0,P) then decode the rest: decode_logits.npy");
   cmd->add_flag("--all", o->all, "also write every other intermediate, named by module path");
+  cmd->add_option("--ablate", o->ablate,
+                  "zero this site in the forward pass (repeatable), e.g. "
+                  "model.layers.3.self_attn.attn_output");
   cmd->add_option(
          "--image", o->images,
          "an image for the next run of image placeholders in the ids (repeatable, in order)")
