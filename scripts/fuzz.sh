@@ -23,7 +23,7 @@ targets=("$@")
 # -O1 with assertions on (Eigen's, stb_image's, the library's): a failed assertion is a finding too.
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
   -DGEMMA3_BUILD_TESTS=ON -DGEMMA3_BUILD_FUZZERS=ON -DGEMMA3_BUILD_EXAMPLES=OFF -DGEMMA3_BUILD_BENCHMARKS=OFF \
-  -DGEMMA3_INSTALL=OFF -DGEMMA3_TOKENIZER_MODEL="$tokenizer" "${launcher[@]}" >/dev/null
+  -DGEMMA3_INSTALL=OFF -DGEMMA3_BUILD_PYTHON=OFF -DGEMMA3_TOKENIZER_MODEL="$tokenizer" "${launcher[@]}" >/dev/null
 cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
 
 export GEMMA3_TOKENIZER=$tokenizer

@@ -19,7 +19,7 @@ case "$what" in all | asan | tsan) ;; *) echo "usage: $0 [all|asan|tsan]" >&2; e
 source scripts/prelude.sh
 
 # -O1 keeps the tests fast enough; a Debug build type keeps Eigen's and the library's assertions on.
-common=(-DCMAKE_BUILD_TYPE=Debug -DGEMMA3_BUILD_TESTS=ON -DGEMMA3_BUILD_BENCHMARKS=OFF -DGEMMA3_INSTALL=OFF
+common=(-DCMAKE_BUILD_TYPE=Debug -DGEMMA3_BUILD_TESTS=ON -DGEMMA3_BUILD_BENCHMARKS=OFF -DGEMMA3_INSTALL=OFF -DGEMMA3_BUILD_PYTHON=OFF
         -DGEMMA3_TOKENIZER_MODEL="$tokenizer" "${launcher[@]}")
 
 if [ "$what" != tsan ]; then
