@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Hugging Face transformers' side of `gemma3 dump`: the same .npy files, from the reference model.
 
-    scripts/hf_dump.py --model DIR --ids 2,818,5279 --out hf/ [--image a.png ...] [--all] [--dtype f32|f64]
+    scripts/hf_dump.py --model DIR --ids 2,818,5279 --out hf/ [--image a.png ...] [--all] [--dtype f32|f64-mixed]
     gemma3 dump        --model DIR --ids 2,818,5279 --out ours/ [--image a.png ...] [--all]
     scripts/compare_npy.py ours/ hf/ --atol 1e-4
 
 Run it where transformers, torch, numpy (and Pillow for images) are installed; it needs nothing from
 this repository. It loads DIR with Gemma3ForCausalLM (model_type gemma3_text) or
-Gemma3ForConditionalGeneration (gemma3), eager attention, float32 (or float64), and writes
+Gemma3ForConditionalGeneration (gemma3), eager attention, float32, and writes
 
   input_ids.npy   int32 [T]
   embed.npy       [T, hidden]          hidden_states[0]: the decoder input (images merged, unscaled)
@@ -24,6 +24,13 @@ Why the hook: transformers' Gemma3TextModel.forward appends the input of every d
 L + 1 entries and its last one is already normalised: hidden_states[L] == final_norm, and the raw
 output of the last layer appears nowhere in it (modeling_gemma3.py, v4.50 to v4.57 alike).
 
+Precision: float32 is the reference the fixtures use. `--dtype f64-mixed` loads the weights and
+runs the matrix products in float64, but it is NOT a float64 reference: transformers' Gemma 3 casts
+to float32 for RMSNorm (Gemma3RMSNorm.forward: `self._norm(x.float())`), computes the RoPE angles
+in float32 (Gemma3RotaryEmbedding.forward) and the eager softmax in float32
+(eager_attention_forward: `softmax(..., dtype=torch.float32)`), whatever the model's dtype. For a
+float64 computation end to end, use `gemma3 dump --dtype f64`.
+
 Image placeholders: the ids carry image_token_index (262144) for each soft token, as `gemma3 dump`'s
 do; token_type_ids = (ids == image_token_index) is passed so that transformers builds the per-image
 bidirectional mask (without it, v4.51's Gemma3ForConditionalGeneration attends causally inside images).
@@ -33,9 +40,6 @@ import os
 import sys
 
 import numpy as np
-import torch
-import transformers
-from transformers import AutoConfig
 
 
 def parse_args():
@@ -47,7 +51,9 @@ def parse_args():
     ap.add_argument("--image", action="append", default=[], help="an image per run of placeholders, in order")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--all", action="store_true", help="also every decoder module output, by our names")
-    ap.add_argument("--dtype", choices=["f32", "f64"], default="f32", help="compute precision (files are f32)")
+    ap.add_argument("--dtype", choices=["f32", "f64-mixed"], default="f32",
+                    help="f32 (the reference), or f64-mixed: f64 weights and products, but RMSNorm, RoPE "
+                         "and softmax stay f32 inside transformers, so not an f64 reference (files are f32)")
     return ap.parse_args()
 
 
@@ -67,9 +73,15 @@ def first(output):
 
 def main():
     args = parse_args()
+    # (imported after the arguments are parsed: --help works without them installed)
+    global torch, transformers
+    import torch
+    import transformers
+    from transformers import AutoConfig
+
     ids = [int(v) for v in args.ids.split(",")] if args.ids else np.load(args.ids_npy).astype(np.int64).tolist()
     os.makedirs(args.out, exist_ok=True)
-    dtype = torch.float64 if args.dtype == "f64" else torch.float32
+    dtype = torch.float64 if args.dtype == "f64-mixed" else torch.float32
 
     config = AutoConfig.from_pretrained(args.model)
     multimodal = config.model_type == "gemma3"
