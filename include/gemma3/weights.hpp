@@ -66,7 +66,7 @@ struct ModelWeights {
   std::optional<VisionWeights> vision;
 };
 
-// How the synthesiser draws a tensor (the fixtures' scheme, spec'd in shared/fixtures README):
+// How the synthesiser draws a tensor (the fixtures' scheme: tests/data/reference/README.md):
 enum class Init {
   Embedding,        // N(0, 0.3^2)
   Linear,           // N(0, 1/fan_in), fan_in = last dimension

@@ -1,6 +1,6 @@
-// Gemma 3 text models in GGUF, as llama.cpp's convert_hf_to_gguf.py writes them (spec §6.3):
-// the config from `gemma3.*` metadata, the tensor names, and the two value changes the converter
-// makes.
+// Gemma 3 text models in GGUF, as llama.cpp's convert_hf_to_gguf.py (class Gemma3Model) writes
+// them: the config from `gemma3.*` metadata, the tensor names, and the two value changes the
+// converter makes.
 //
 //   HF (model.*)                              GGUF
 //   embed_tokens.weight                       token_embd.weight
@@ -18,10 +18,11 @@
 // Value changes: every RMSNorm weight is stored as 1 + w (the converter adds the 1 that Gemma's
 // RMSNorm adds at run time), so the loader subtracts it again into f32; quantized matrices (Q8_0,
 // Q4_0) are dequantized to f32 at load. Both are copies; F32, F16 and BF16 matrices stay mapped.
-// Not stored in the file and fixed by llama.cpp for this architecture (spec §6.3): the local RoPE
-// base (10000, unless `gemma3.rope.freq_base_swa` says otherwise), the local:global pattern (every
-// 6th layer global, unless `gemma3.attention.sliding_window_pattern` says otherwise) and the query
-// scale (hidden/heads for the 62-layer 27B, head_dim otherwise).
+// Not stored in the file and fixed by llama.cpp for this architecture (its src/llama-model.cpp,
+// llama_model::load_hparams, LLM_ARCH_GEMMA3): the local RoPE base (10000, unless
+// `gemma3.rope.freq_base_swa` says otherwise), the local:global pattern (every 6th layer global,
+// unless `gemma3.attention.sliding_window_pattern` says otherwise) and the query scale
+// (hidden/heads for the 62-layer 27B, head_dim otherwise).
 // Vision towers live in a separate "mmproj" GGUF, which this loader does not read.
 #pragma once
 
@@ -310,10 +311,11 @@ inline std::optional<TensorType> parse_tensor_type(const std::string& s) {
 }
 
 // Writes the text model of `cfg` / `weights` as a llama.cpp-style gemma3 GGUF (names, 1 + w norms,
-// the metadata keys of spec §6.3). The result loads here; llama.cpp also needs tokenizer.ggml.*
-// metadata, which this writer does not add. Configs that llama.cpp cannot express are written with
-// keys it ignores: `attention.scale` when query_pre_attn_scalar is off its rule, and a per-layer
-// `attention.sliding_window_pattern` when the layer kinds are not every 6th global.
+// the metadata keys of llama.cpp's convert_hf_to_gguf.py, Gemma3Model). The result loads here;
+// llama.cpp also needs tokenizer.ggml.* metadata, which this writer does not add. Configs that
+// llama.cpp cannot express are written with keys it ignores: `attention.scale` when
+// query_pre_attn_scalar is off its rule, and a per-layer `attention.sliding_window_pattern` when
+// the layer kinds are not every 6th global.
 inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
                        const std::filesystem::path& path, TensorType matrix_type) {
   const TextConfig& t = cfg.text;

@@ -403,12 +403,12 @@ Mat<float> mlp_packed(const float* x, int64_t tokens, const TensorView& gate, co
 }
 }  // namespace detail
 
-// The GeGLU feed-forward block down(gelu_tanh(gate·x) ⊙ up·x) (spec §2.3), the fast twin of
-// gemma3::mlp when no observer needs its intermediates. For a prompt with f32 inputs and gate, up
-// and down of one dtype (bf16 or f32), the activations stay in the GEMM's packed layout from
-// gate/up to down: gate/up store their register tiles as they are, GeGLU runs on the packed
-// arrays, and down reads them as its packed input (no transpose out of gate/up, no packing of the
-// wide activations before down: together ~6% of a 1b prefill). Otherwise linear, GeGLU, linear.
+// The GeGLU feed-forward block down(gelu_tanh(gate·x) ⊙ up·x) (docs/model.md, MLP), the fast twin
+// of gemma3::mlp when no observer needs its intermediates. For a prompt with f32 inputs and gate,
+// up and down of one dtype (bf16 or f32), the activations stay in the GEMM's packed layout from
+// gate/up to down: gate/up store their register tiles as they are, GeGLU runs on the packed arrays,
+// and down reads them as its packed input (no transpose out of gate/up, no packing of the wide
+// activations before down: together ~6% of a 1b prefill). Otherwise linear, GeGLU, linear.
 inline Mat<float> mlp(const ConstMatRef<float>& x, const TensorView& gate, const TensorView& up,
                       const TensorView& down, MatmulInputs inputs = MatmulInputs::F32) {
   detail::check_width(gate, x.cols());

@@ -43,7 +43,7 @@ namespace gemma3 {
 
 // The sampler's settings. The defaults are Gemma 3's: the published generation_config.json of the
 // google/gemma-3-* checkpoints holds {"do_sample": true, "top_k": 64, "top_p": 0.95} and no
-// temperature, so transformers samples at its default temperature 1.0 (spec §5.4; see
+// temperature, so transformers samples at its default temperature 1.0 (see
 // docs/sampling.md for the sources). The Gemma team's recommendation, as quoted by Unsloth's Gemma 3
 // guide, is the same: temperature 1.0, top_k 64, top_p 0.95, min_p 0.0.
 struct SamplerConfig {

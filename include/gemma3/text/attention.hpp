@@ -1,4 +1,4 @@
-// Gemma 3 self-attention over a chunk of new tokens and the KV cache (spec §2.4).
+// Gemma 3 self-attention over a chunk of new tokens and the KV cache (docs/model.md, Attention).
 //
 //   q, k, v = h·W_qᵀ, h·W_kᵀ, h·W_vᵀ
 //   q, k    = RMSNorm per head (q_norm, k_norm), then RoPE at each token's absolute position

@@ -1,4 +1,5 @@
-// Rotary position embedding, "rotate-half" (NeoX) pairing: dimension i rotates with i + D/2 (spec §2.5).
+// Rotary position embedding, "rotate-half" (NeoX) pairing: dimension i rotates with i + D/2
+// (transformers 4.51.3 modeling_gemma3.py, rotate_half, apply_rotary_pos_emb; docs/model.md, RoPE).
 #pragma once
 
 #include <cmath>

@@ -1,6 +1,7 @@
-// The Gemma 3 instruction-tuned chat format (spec §5.2, §5.3): a Conversation of turns rendered
-// exactly as the official Jinja template in tokenizer_config.json does, and to token ids with each
-// image placeholder expanded as the HF processor does:
+// The Gemma 3 instruction-tuned chat format: a Conversation of turns rendered exactly as the
+// official Jinja template in tokenizer_config.json does, and to token ids with each image
+// placeholder expanded as the HF processor does (transformers 4.51.3 processing_gemma3.py,
+// Gemma3Processor.full_image_sequence; docs/model.md, Projector and merge):
 //   "\n\n" <start_of_image> <image_soft_token> × mm_tokens_per_image <end_of_image> "\n\n"
 #pragma once
 
@@ -117,7 +118,8 @@ class Conversation {
         continue;
       }
       if (seg.marker == Marker::Image) {
-        // The processor's full image sequence (HF-proc full_image_sequence).
+        // The processor's full image sequence (transformers 4.51.3 processing_gemma3.py,
+        // Gemma3Processor.full_image_sequence).
         auto image_sequence = [&] {
           text += "\n\n";
           flush();
@@ -130,7 +132,8 @@ class Conversation {
           image_sequence();
           continue;
         }
-        // Pan & scan (HF-proc: the <start_of_image> is replaced by this sentence).
+        // Pan & scan: the <start_of_image> is replaced by this sentence (transformers 4.51.3
+        // processing_gemma3.py, Gemma3Processor.__call__).
         text += "Here is the original image ";
         image_sequence();
         text += " and here are some crops to help you see better ";

@@ -87,7 +87,8 @@ struct EncodeOptions {
 
 class Tokenizer {
  public:
-  // The piece HF appends after the SentencePiece vocabulary for image placeholders (spec §1.3).
+  // The piece HF appends after the SentencePiece vocabulary for image placeholders
+  // (docs/model.md, Sizes).
   static constexpr std::string_view kImageSoftTokenPiece = "<image_soft_token>";
 
   explicit Tokenizer(const std::filesystem::path& model_path) : path_(model_path.string()) {
