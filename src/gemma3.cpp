@@ -4,7 +4,7 @@
 #define GEMMA3_BUILDING_LIBRARY 1
 #include "gemma3/gemma3.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 template class DecoderLayer<float>;
 template class DecoderLayer<double>;
 template class TextModel<float>;

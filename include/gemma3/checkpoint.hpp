@@ -19,7 +19,7 @@
 #include "gemma3/io/safetensors.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 class Checkpoint {
  public:

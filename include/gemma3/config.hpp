@@ -7,6 +7,8 @@
 // applies exactly those defaults, so the same directory means the same model here and there.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -21,7 +23,7 @@
 
 #include "gemma3/error.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Every decoder layer is either a local (sliding-window) or a global (full attention) layer.
 enum class LayerKind { Local, Global };

@@ -4,11 +4,13 @@
 // argument name) so that a caller, or the CLI's one-line message, can say exactly what was wrong.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <stdexcept>
 #include <string>
 #include <utility>
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Base of every exception the library throws on purpose.
 class Error : public std::runtime_error {

@@ -8,6 +8,8 @@
 //   * each image's tokens attend to each other bidirectionally, in every layer.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -25,7 +27,7 @@
 #include "gemma3/text/model.hpp"
 #include "gemma3/vision.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Image soft tokens for a prompt: one [mm_tokens_per_image, hidden] matrix per image (pan & scan
 // crops count as images), in the order their placeholder runs appear in the ids.

@@ -29,7 +29,7 @@
 #include "gemma3/site.hpp"
 #include "gemma3/tensor.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Where an announced tensor lies in the sequence.
 struct SiteInfo {

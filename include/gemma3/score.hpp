@@ -5,6 +5,8 @@
 // All sums over the vocabulary run in double: a row has 262144 entries.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,7 +24,7 @@
 #include "gemma3/text/model.hpp"
 #include "gemma3/tokenizer/tokenizer.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 namespace detail {
 // log Σ e^z over a row, or NaN for a row without a finite maximum or with a NaN; in double

@@ -25,7 +25,7 @@
 #include "gemma3/tokenizer/chat.hpp"
 #include "gemma3/tokenizer/tokenizer.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 enum class StopReason { EndOfTurn, Eos, StopString, MaxTokens, ContextFull, Callback };
 

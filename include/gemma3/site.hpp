@@ -27,6 +27,8 @@
 // Names are built and parsed here and nowhere else.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <array>
 #include <bitset>
 #include <charconv>
@@ -39,7 +41,7 @@
 
 #include "gemma3/error.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 enum class SiteKind : uint8_t {
   // The text decoder, once per call.

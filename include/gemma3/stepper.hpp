@@ -29,7 +29,7 @@
 #include "gemma3/text/mask.hpp"
 #include "gemma3/text/model.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 template <typename T = float>
 class Stepper {

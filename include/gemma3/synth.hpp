@@ -3,6 +3,8 @@
 // This is how tests, demos and benchmarks get checkpoints of the real shapes without a download.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -19,7 +21,7 @@
 #include "gemma3/io/safetensors.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // A small, portable, seedable generator: the same (seed, tensor name) gives the same weights on every
 // machine and standard library (std::normal_distribution is not specified bit-exactly).

@@ -2,6 +2,8 @@
 // every model header uses for activations.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -14,7 +16,7 @@
 
 #include "gemma3/error.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Activations: contiguous row-major [rows, cols] (one row per token).
 template <typename T>

@@ -5,6 +5,8 @@
 // loader, the synthesiser and `gemma3 inspect` all walk this list, so no name or shape is written twice.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,7 +14,7 @@
 #include "gemma3/config.hpp"
 #include "gemma3/tensor.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // One text decoder layer — prefix `model.layers.N.` (or `language_model.model.layers.N.`).
 struct LayerWeights {

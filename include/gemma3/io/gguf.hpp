@@ -16,6 +16,8 @@
 // can fail to load, never crash.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -35,7 +37,7 @@
 #include "gemma3/io/mapped_file.hpp"
 #include "gemma3/tensor.hpp"
 
-namespace gemma3::gguf {
+namespace gemma3::inline GEMMA3_MODE::gguf {
 
 inline constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
 inline constexpr uint32_t kDefaultAlignment = 32;

@@ -26,6 +26,8 @@
 // Vision towers live in a separate "mmproj" GGUF, which this loader does not read.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <memory>
 #include <optional>
@@ -39,7 +41,7 @@
 #include "gemma3/io/safetensors.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3::gguf {
+namespace gemma3::inline GEMMA3_MODE::gguf {
 
 inline constexpr const char* kArchitecture = "gemma3";
 // llama.cpp's fixed values for what gemma3 files do not store (unless the optional keys say

@@ -8,6 +8,8 @@
 // An untied output matrix is `lm_head.weight` (or `language_model.lm_head.weight`).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <string>
 #include <vector>
 
@@ -15,7 +17,7 @@
 #include "gemma3/error.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 struct NameScheme {
   const char* label;

@@ -3,6 +3,8 @@
 // pages (Residency::HugePages).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -18,7 +20,7 @@
 
 #include "gemma3/error.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // How a checkpoint file's bytes are held while a model runs. Decode streams every weight once per
 // token, so this sets its speed: on the development machine, weights read from anonymous 2 MiB

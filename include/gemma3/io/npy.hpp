@@ -2,6 +2,8 @@
 // fixtures and of `gemma3 dump`. Element types: float32, float64, int32, int64, uint8.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -16,7 +18,7 @@
 #include "gemma3/error.hpp"
 #include "gemma3/tensor.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 namespace detail {
 template <typename T>

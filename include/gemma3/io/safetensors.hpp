@@ -9,6 +9,8 @@
 // crash.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -28,7 +30,7 @@
 #include "gemma3/io/mapped_file.hpp"
 #include "gemma3/tensor.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 namespace detail {
 // A header larger than this is not a checkpoint header (the reference implementation caps it at

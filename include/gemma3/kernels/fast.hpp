@@ -9,6 +9,8 @@
 // that runs takes the remaining blocks.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -26,7 +28,7 @@
 #include "gemma3/kernels/reference.hpp"
 #include "gemma3/tensor.hpp"
 
-namespace gemma3::fast {
+namespace gemma3::inline GEMMA3_MODE::fast {
 
 // What a matrix product with bf16 weights takes as its input: the f32 activations as they are (the
 // default, faithful to the reference), or rounded to bf16 first, the way a bf16 checkpoint's

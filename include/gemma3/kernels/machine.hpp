@@ -3,6 +3,8 @@
 // FMA peak. Decode is judged against bytes-per-token ÷ read bandwidth, prefill against the peak.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -13,7 +15,7 @@
 #include "gemma3/kernels/dispatch.hpp"
 #include "gemma3/kernels/fast.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 struct MachineBandwidth {
   double triad_gb_s = 0;  // a[i] = b[i] + s·c[i]: 3 × 4 bytes per element (STREAM's count)

@@ -2,6 +2,8 @@
 // implementation. The reference is the definition; the fast path is tested against it.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <array>
 #include <string>
 #include <type_traits>
@@ -10,7 +12,7 @@
 #include "gemma3/kernels/fast.hpp"
 #include "gemma3/kernels/reference.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 enum class Backend {
   Reference,  // plain Eigen, reads like the spec; the only path for T = double

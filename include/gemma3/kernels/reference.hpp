@@ -3,11 +3,13 @@
 // its definition and live beside it: text/functions.hpp, vision/layer_norm.hpp.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 
 #include "gemma3/tensor.hpp"
 
-namespace gemma3::ref {
+namespace gemma3::inline GEMMA3_MODE::ref {
 
 // y = x · Wᵀ for a weight W stored [out, in] as published (nn.Linear orientation), in any
 // checkpoint dtype. W is widened to T a block of rows at a time, so the working memory stays small

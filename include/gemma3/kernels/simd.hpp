@@ -1,13 +1,15 @@
 // The SIMD bodies of the hot kernels (declared in kernels/simd_decl.hpp), written once with xsimd
 // and templated on the instruction set (Arch). kernels/dispatch.hpp picks the Arch: at compile time
 // in header-only use, or at run time when the project links gemma3::kernels, which compiles these
-// bodies once per instruction set (kernels/arch/*.cpp).
+// bodies once per instruction set (src/kernels/arch/*.cpp).
 //
 // Each functor has a plain twin (kernels/reference.hpp) and is tested against it. This header uses
 // nothing but xsimd: it is compiled with -mavx512bw and the like, and a shared inline function
 // compiled that way could otherwise be picked by the linker for code that runs on older CPUs (the
 // helpers below are `static` for the same reason).
 #pragma once
+
+#include "gemma3/build_mode.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -18,7 +20,7 @@
 
 #include "gemma3/kernels/simd_decl.hpp"
 
-namespace gemma3::kernels::simd {
+namespace gemma3::inline GEMMA3_MODE::kernels::simd {
 
 static inline float bf16_scalar(uint16_t b) {
   const uint32_t u = uint32_t(b) << 16;

@@ -1,11 +1,13 @@
 // Declarations of the SIMD kernel functors (kernels/simd.hpp defines them). Code that dispatches at
 // run time sees only these: the bodies for AVX-512 & co. are compiled in their own translation
-// units (kernels/arch/*.cpp) with the matching compiler flags, never in generic code.
+// units (src/kernels/arch/*.cpp) with the matching compiler flags, never in generic code.
 #pragma once
+
+#include "gemma3/build_mode.hpp"
 
 #include <cstdint>
 
-namespace gemma3::kernels::simd {
+namespace gemma3::inline GEMMA3_MODE::kernels::simd {
 
 // Rows of a matrix in a checkpoint start at any offset from a cache line. The decode GEMVs read
 // each row in whole vectors from the boundary at or before its first element, and x from a copy

@@ -21,6 +21,8 @@
 // uniform lands within ~1e-16 of a cumulative boundary. See docs/sampling.md.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -39,7 +41,7 @@
 
 #include "gemma3/error.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // The sampler's settings. The defaults are Gemma 3's: the published generation_config.json of the
 // google/gemma-3-* checkpoints holds {"do_sample": true, "top_k": 64, "top_p": 0.95} and no

@@ -26,6 +26,8 @@
 // Anything else (variables, expressions, nested calls, *args) is a ToolCallError with its offset.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <charconv>
 #include <cstdint>
 #include <optional>
@@ -38,7 +40,7 @@
 #include "gemma3/error.hpp"
 #include "gemma3/tokenizer/utf8.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // One function call the model asked for.
 struct ToolCall {

@@ -7,6 +7,8 @@
 // GQA: query head h reads KV head h / (heads / kv_heads).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -28,7 +30,7 @@
 #include "gemma3/text/rope.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Everything one layer's attention needs besides its projection matrices.
 template <typename T>

@@ -3,6 +3,8 @@
 // modeling_gemma3.py Gemma3DecoderLayer).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cmath>
 #include <span>
 
@@ -15,7 +17,7 @@
 #include "gemma3/text/rope.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 template <typename T>
 class DecoderLayer {

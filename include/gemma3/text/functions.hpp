@@ -5,12 +5,14 @@
 // online softmax of AttendQuery) are tested against them.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cmath>
 #include <limits>
 
 #include "gemma3/tensor.hpp"
 
-namespace gemma3::ref {
+namespace gemma3::inline GEMMA3_MODE::ref {
 
 // Gemma RMSNorm over each row: y = x · rsqrt(mean(x²) + eps) · (1 + w), computed in T and the
 // weight offset applied before any downcast (transformers 4.51.3 modeling_gemma3.py Gemma3RMSNorm).

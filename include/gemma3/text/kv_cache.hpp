@@ -7,6 +7,8 @@
 // (docs/kv-cache.md).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -24,7 +26,7 @@
 #include "gemma3/tensor.hpp"
 #include "gemma3/text/mask.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 template <typename T>
 struct LayerKVCache {

@@ -9,6 +9,8 @@
 //                  in every layer (current transformers, gemma_pytorch and the JAX code agree).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <span>
@@ -17,7 +19,7 @@
 #include "gemma3/config.hpp"
 #include "gemma3/tensor.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Image group of each token: -1 for text, otherwise the index of the image whose soft token it is.
 // Groups are the maximal runs of `image_token_id`, numbered left to right (transformers

@@ -2,6 +2,8 @@
 // transformers 4.51.3 modeling_gemma3.py Gemma3MLP with hidden_activation gelu_pytorch_tanh).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <array>
 #include <type_traits>
 
@@ -10,7 +12,7 @@
 #include "gemma3/text/functions.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // The fast backend runs the fused block (fast::mlp: the activations never leave the GEMM's packed
 // layout) unless a site inside it is asked for in this layer. Then it runs the same kernels

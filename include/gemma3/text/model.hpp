@@ -30,7 +30,7 @@
 #include "gemma3/text/rope.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Which positions of a forward call get logits: the rows of the returned matrix, in order. The LM
 // head is the largest product of a step (vocab x hidden), so a caller that needs one row should not

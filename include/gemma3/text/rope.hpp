@@ -2,13 +2,15 @@
 // (transformers 4.51.3 modeling_gemma3.py, rotate_half, apply_rotary_pos_emb; docs/model.md, RoPE).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cmath>
 #include <vector>
 
 #include "gemma3/config.hpp"
 #include "gemma3/tensor.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // The inverse frequencies of one layer kind: inv_freq_i = 1 / theta^(2i/D) / linear_factor.
 // Evaluated in T the way transformers does in f32 (`base ** (arange(0, D, 2) / D)`, then the

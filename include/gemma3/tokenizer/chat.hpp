@@ -5,6 +5,8 @@
 //   "\n\n" <start_of_image> <image_soft_token> × mm_tokens_per_image <end_of_image> "\n\n"
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -13,7 +15,7 @@
 #include "gemma3/error.hpp"
 #include "gemma3/tokenizer/tokenizer.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // One item of a message's content: text, or an image placeholder (the pixels travel separately).
 struct ContentPart {

@@ -9,6 +9,8 @@
 //     run of U+2581 an added token before a neighbouring space is escaped (docs/tokenizer.md).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -24,7 +26,7 @@
 #include "gemma3/error.hpp"
 #include "gemma3/tokenizer/utf8.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 namespace detail {
 // SentencePiece piece types (sentencepiece_model.proto, ModelProto.SentencePiece.Type).

@@ -2,11 +2,13 @@
 // UTF-8 text (what JSON, SentencePiece and Python strings can hold).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Returns the offset of the first byte that is not part of valid UTF-8, or npos.
 inline std::size_t find_invalid_utf8(std::string_view s) {

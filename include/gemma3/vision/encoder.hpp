@@ -13,6 +13,8 @@
 // embeddings). Each pan-and-scan crop is an independent image with its own run of soft tokens.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <string>
 
 #include "gemma3/checkpoint.hpp"
@@ -24,7 +26,7 @@
 #include "gemma3/vision/siglip.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 template <typename T = float>
 class VisionEncoder {

@@ -24,6 +24,8 @@
 //   * Animated GIF: the first frame, as PIL.Image.open gives.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <climits>
 #include <cstddef>
@@ -39,7 +41,7 @@
 #include "gemma3/error.hpp"
 #include "gemma3/vision/detail/stb_image.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // Images with a side above this are refused before any pixel memory is allocated (a 16384 x 16384
 // RGB image is 768 MiB; the model sees 896 x 896).

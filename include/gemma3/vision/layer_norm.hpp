@@ -2,11 +2,13 @@
 // nn.LayerNorm with weight and bias).
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cmath>
 
 #include "gemma3/tensor.hpp"
 
-namespace gemma3::ref {
+namespace gemma3::inline GEMMA3_MODE::ref {
 
 // Standard LayerNorm (population variance) with weight and bias: the SigLIP encoder's norm.
 template <typename T>

@@ -27,6 +27,8 @@
 // resample, reducing_gap=None), so no reduce() pre-pass happens.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -43,7 +45,7 @@
 #include "gemma3/tensor.hpp"
 #include "gemma3/vision/image.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 // ---------------------------------------------------------------------------------------------
 // Pillow's bilinear resize.

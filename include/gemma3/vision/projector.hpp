@@ -14,6 +14,8 @@
 // multi_modal_projector.mm_soft_emb_norm [T, vh], multi_modal_projector [T, hidden].
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <cmath>
 #include <string>
 
@@ -25,7 +27,7 @@
 #include "gemma3/text/functions.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 template <typename T = float>
 class MultiModalProjector {

@@ -31,6 +31,8 @@
 // runs unfused where fc1 is asked for.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <array>
 #include <cmath>
 #include <string>
@@ -46,7 +48,7 @@
 #include "gemma3/vision/layer_norm.hpp"
 #include "gemma3/weights.hpp"
 
-namespace gemma3 {
+namespace gemma3::inline GEMMA3_MODE {
 
 namespace detail {
 // LayerNorm on the backend's path.

@@ -29,6 +29,8 @@
 // compiles a global stb_image implementation after this header in the same translation unit.
 #pragma once
 
+#include "gemma3/build_mode.hpp"
+
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -249,7 +251,7 @@
 #pragma warning(push, 0)
 #endif
 
-namespace gemma3::detail::stb {
+namespace gemma3::inline GEMMA3_MODE::detail::stb {
 // stb_image 2.27 copies zero bytes to a null pointer when a PNG's first IDAT chunk is empty (a legal
 // PNG: stbi__getn(s, z->idata + 0, 0) before any pixel data is allocated). memcpy's pointers must
 // not be null even for zero bytes (found by tests/fuzz/fuzz_image under UBSan). stb's unqualified

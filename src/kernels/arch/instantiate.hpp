@@ -1,11 +1,13 @@
-// Explicit instantiation of every SIMD kernel for one instruction set; each kernels/arch/*.cpp
+// Explicit instantiation of every SIMD kernel for one instruction set; each src/kernels/arch/*.cpp
 // includes this with its Arch, compiled with that instruction set's flags.
 #pragma once
+
+#include "gemma3/build_mode.hpp"
 
 #include "gemma3/kernels/simd.hpp"
 
 #define GEMMA3_INSTANTIATE_KERNELS(...)                                                            \
-  namespace gemma3::kernels::simd {                                                                \
+  namespace gemma3::inline GEMMA3_MODE::kernels::simd {                                                                \
   template void GemvBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t,  \
                                                   const GemvX&, float*) const;                     \
   template void GemvF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,      \

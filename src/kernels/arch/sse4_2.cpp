@@ -1,4 +1,4 @@
 // The SIMD kernels compiled for xsimd::sse4_2 (built into gemma3::kernels with the matching -m flags).
-#include "gemma3/kernels/arch/instantiate.hpp"
+#include "instantiate.hpp"
 
 GEMMA3_INSTANTIATE_KERNELS(xsimd::sse4_2)
