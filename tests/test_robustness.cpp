@@ -13,7 +13,7 @@
 #include <gemma3/io/safetensors.hpp>
 #include <gemma3/multimodal.hpp>
 #include <gemma3/sample/sampler.hpp>
-#include <gemma3/sample/tool_call.hpp>
+#include <gemma3/tokenizer/tool_call.hpp>
 #include <gemma3/session.hpp>
 #include <gemma3/synth.hpp>
 #include <gemma3/tokenizer/chat.hpp>

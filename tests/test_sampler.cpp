@@ -10,7 +10,7 @@
 #include <vector>
 
 #include <gemma3/sample/sampler.hpp>
-#include <gemma3/sample/tool_call.hpp>
+#include <gemma3/tokenizer/tool_call.hpp>
 #include <gemma3/tensor.hpp>
 
 #include "test_helpers.hpp"

@@ -19,7 +19,7 @@
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/multimodal.hpp>
-#include <gemma3/sample/tool_call.hpp>
+#include <gemma3/tokenizer/tool_call.hpp>
 #include <gemma3/session.hpp>
 
 #include "commands.hpp"

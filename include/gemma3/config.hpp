@@ -218,23 +218,13 @@ inline void validate(const ModelConfig& m) {
 // Presets: the published values (docs/model.md, Sizes; docs/model.md, Tower).
 
 namespace detail {
-inline TextConfig text_preset(int64_t vocab, int64_t hidden, int64_t inter, int64_t layers,
-                              int64_t heads, int64_t kv_heads, int64_t head_dim, double qpas,
-                              int64_t window, int64_t max_pos, double global_factor) {
-  TextConfig t;
-  t.vocab_size = vocab;
-  t.hidden_size = hidden;
-  t.intermediate_size = inter;
-  t.num_hidden_layers = layers;
-  t.num_attention_heads = heads;
-  t.num_key_value_heads = kv_heads;
-  t.head_dim = head_dim;
-  t.query_pre_attn_scalar = qpas;
-  t.sliding_window = window;
-  t.max_position_embeddings = max_pos;
+// A published text config: its sizes (designated, by the config.json field names) and what every
+// Gemma 3 size shares: RoPE bases 10k local / 1M global, 5 local layers per global one, <eos> and
+// <end_of_turn> as stop ids.
+inline TextConfig text_preset(TextConfig t) {
   t.rope_local = {.theta = 10000.0};
-  t.rope_global = {.theta = 1000000.0, .linear_factor = global_factor};
-  t.layer_types = layer_types_from_pattern(layers, 6);
+  t.rope_global.theta = 1000000.0;
+  t.layer_types = layer_types_from_pattern(t.num_hidden_layers, 6);
   t.eos_token_ids = {1, 106};
   return t;
 }
@@ -261,22 +251,22 @@ inline ModelConfig preset(const std::string& name) {
   using detail::text_preset;
   ModelConfig m;
   if (name == "270m") {
-    m.text = text_preset(262144, 640, 2048, 18, 4, 1, 256, 256, 512, 32768, 1.0);
+    m.text = text_preset({.vocab_size = 262144, .hidden_size = 640, .intermediate_size = 2048, .num_hidden_layers = 18, .num_attention_heads = 4, .num_key_value_heads = 1, .head_dim = 256, .query_pre_attn_scalar = 256, .sliding_window = 512, .max_position_embeddings = 32768});
   } else if (name == "1b") {
-    m.text = text_preset(262144, 1152, 6912, 26, 4, 1, 256, 256, 512, 32768, 1.0);
+    m.text = text_preset({.vocab_size = 262144, .hidden_size = 1152, .intermediate_size = 6912, .num_hidden_layers = 26, .num_attention_heads = 4, .num_key_value_heads = 1, .head_dim = 256, .query_pre_attn_scalar = 256, .sliding_window = 512, .max_position_embeddings = 32768});
   } else if (name == "tiny") {
-    m.text = text_preset(262144, 64, 256, 6, 4, 1, 32, 32, 16, 32768, 1.0);
+    m.text = text_preset({.vocab_size = 262144, .hidden_size = 64, .intermediate_size = 256, .num_hidden_layers = 6, .num_attention_heads = 4, .num_key_value_heads = 1, .head_dim = 32, .query_pre_attn_scalar = 32, .sliding_window = 16, .max_position_embeddings = 32768});
   } else if (name == "4b" || name == "12b" || name == "27b" || name == "tiny-mm") {
     m.model_type = "gemma3";
     m.vision = detail::siglip_so400m();
     if (name == "4b")
-      m.text = text_preset(262208, 2560, 10240, 34, 8, 4, 256, 256, 1024, 131072, 8.0);
+      m.text = text_preset({.vocab_size = 262208, .hidden_size = 2560, .intermediate_size = 10240, .num_hidden_layers = 34, .num_attention_heads = 8, .num_key_value_heads = 4, .head_dim = 256, .query_pre_attn_scalar = 256, .sliding_window = 1024, .max_position_embeddings = 131072, .rope_global = {.linear_factor = 8.0}});
     else if (name == "12b")
-      m.text = text_preset(262208, 3840, 15360, 48, 16, 8, 256, 256, 1024, 131072, 8.0);
+      m.text = text_preset({.vocab_size = 262208, .hidden_size = 3840, .intermediate_size = 15360, .num_hidden_layers = 48, .num_attention_heads = 16, .num_key_value_heads = 8, .head_dim = 256, .query_pre_attn_scalar = 256, .sliding_window = 1024, .max_position_embeddings = 131072, .rope_global = {.linear_factor = 8.0}});
     else if (name == "27b")
-      m.text = text_preset(262208, 5376, 21504, 62, 32, 16, 128, 168, 1024, 131072, 8.0);
+      m.text = text_preset({.vocab_size = 262208, .hidden_size = 5376, .intermediate_size = 21504, .num_hidden_layers = 62, .num_attention_heads = 32, .num_key_value_heads = 16, .head_dim = 128, .query_pre_attn_scalar = 168, .sliding_window = 1024, .max_position_embeddings = 131072, .rope_global = {.linear_factor = 8.0}});
     else {
-      m.text = text_preset(262208, 64, 256, 6, 4, 2, 32, 32, 32, 131072, 8.0);
+      m.text = text_preset({.vocab_size = 262208, .hidden_size = 64, .intermediate_size = 256, .num_hidden_layers = 6, .num_attention_heads = 4, .num_key_value_heads = 2, .head_dim = 32, .query_pre_attn_scalar = 32, .sliding_window = 32, .max_position_embeddings = 131072, .rope_global = {.linear_factor = 8.0}});
       m.vision = VisionConfig{.hidden_size = 32,
                               .intermediate_size = 64,
                               .num_hidden_layers = 2,

@@ -15,7 +15,7 @@
 #include "gemma3/kernels/reference.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/sample/sampler.hpp"
-#include "gemma3/sample/tool_call.hpp"
+#include "gemma3/tokenizer/tool_call.hpp"
 #include "gemma3/score.hpp"
 #include "gemma3/session.hpp"
 #include "gemma3/site.hpp"

@@ -29,8 +29,6 @@ template <typename T>
 using ConstMatRef = Eigen::Ref<const Mat<T>>;
 template <typename T>
 using MatMap = Eigen::Map<Mat<T>>;
-template <typename T>
-using ConstMatMap = Eigen::Map<const Mat<T>>;
 
 enum class DType { BF16, F16, F32 };
 
@@ -83,7 +81,6 @@ struct TensorView {
 
   int64_t numel() const { return num_elements(shape); }
   std::size_t nbytes() const { return std::size_t(numel()) * dtype_size(dtype); }
-  int64_t dim(std::size_t i) const { return shape.at(i); }
   // Rows and columns of a 2-D tensor seen as a matrix (1-D tensors are a single row).
   int64_t rows() const { return shape.size() == 1 ? 1 : shape.front(); }
   int64_t cols() const { return shape.empty() ? 1 : numel() / rows(); }

@@ -5,7 +5,7 @@
 // Input: the model's text. Oracles: a malformed block is a ToolCallError (a gemma3::Error) whose
 // offset lies inside the text; find_tool_call is the first of find_tool_calls; every call found
 // renders (render_tool_call) to a block that parses back to the same call.
-#include <gemma3/sample/tool_call.hpp>
+#include <gemma3/tokenizer/tool_call.hpp>
 
 #include "fuzz_common.hpp"
 

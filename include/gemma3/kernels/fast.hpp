@@ -54,9 +54,9 @@ inline bool bf16_dot_available() {
 // wins.
 inline constexpr int64_t kGemmMinTokens = 4;
 
-// A float buffer aligned to 64 bytes (a cache line, an AVX-512 register), left uninitialised: a
-// zero-filled std::vector cost 15% of a prefill in memset for buffers every element of which the
-// GEMM writes anyway.
+// A float buffer aligned to 64 bytes (a cache line, an AVX-512 register), left uninitialised: the
+// GEMM writes every element anyway, and zero-filling the large buffers first is a measurable share
+// of a prefill (docs/performance.md).
 struct AlignedFloats {
   explicit AlignedFloats(int64_t n)
       : storage(std::make_unique_for_overwrite<float[]>(std::size_t(n) + 16)) {

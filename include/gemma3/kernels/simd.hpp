@@ -86,9 +86,8 @@ static inline void gemv_edges(const T* row, int64_t n, int64_t d, int64_t in, in
   if ((d + in) % C != 0 && j1 > j0) chunk(--j1);
 }
 
-// One row at a time, so that the matrix is read as one sequential stream (rows are contiguous):
-// interleaving 4 rows, as an earlier version did to share the loads of x, made 4 short streams per
-// group of rows; x comes from L1. Every weight byte is read once. Chunks of 2B elements (one
+// One row at a time, so that the matrix is read as one sequential stream (rows are contiguous;
+// interleaving rows to share the loads of x would make several short streams); x comes from L1. Every weight byte is read once. Chunks of 2B elements (one
 // vector of bf16 pairs), two per step, four independent FMA chains; x's copy for the row's shift
 // pairs each lane's low and high half with its element of x (GemvX).
 template <class Arch>
@@ -201,8 +200,8 @@ GemmLayout GemmTokenLayout::operator()(Arch) const {
 // The micro-kernel: acc[MR, NV·B] (+)= W[MR, kc] · Xp[kc, NV·B], the outer product of a column of
 // W (each element widened and broadcast) with a row of X (NV vectors of tokens) at each k. W rows
 // have leading dimension ldw (read in place from the checkpoint: widening a bf16 element on its
-// way to the broadcast costs two integer ops beside 4 FMAs, less than widening the block into an
-// f32 copy first, as an earlier version did: 0.87-0.97x), Xp rows are NV·B wide. `first` (the first
+// way to the broadcast costs two integer ops beside 4 FMAs, less than writing and reading back an
+// f32 copy of the block), Xp rows are NV·B wide. `first` (the first
 // k block) starts from zero rather than the partial sums. Every output sums its k in order,
 // whatever the tile or thread: results do not depend on either.
 template <int MR, int NV, class Arch, class W>
@@ -252,8 +251,7 @@ static inline void gemm_tile_tail(int64_t mr, int64_t nv, const W* wp, int64_t l
 }
 
 // BLIS-style loops: for each k block, the register tiles sweep the block of W (in L2) over every
-// token panel (an earlier unpacked dot-product kernel reduced its accumulators across lanes once
-// per k block, and reached 0.3 of the FMA peak).
+// token panel, the tokens along the lanes, so no sum is ever reduced across lanes.
 template <class W>
 template <class Arch>
 void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float* xp, int64_t tokens,
@@ -338,8 +336,8 @@ static inline void accumulate_values(const float (*p)[kKeys], const float* const
 // number of keys, taken a block of 16 keys at a time: the block's scores s_j = scale·q·k_j
 // (soft-capped if cap > 0), m' = max(m, max_j s_j), o = o·e^(m-m') + Σ_j e^(s_j-m')·v_j,
 // l = l·e^(m-m') + Σ_j e^(s_j-m'); finally o / l. Per block rather than per key, o is rescaled and
-// stored once and e^(m-m') computed once, and the block's e^(s_j-m') are one vector exp (per key,
-// the rescale pass and two scalar expf were most of the time of a 270m prefill's attention). G
+// stored once and e^(m-m') computed once, and the block's e^(s_j-m') are one vector exp instead of
+// a rescale pass and scalar exponentials per key. G
 // queries at a time share every load of a key and of a value (a GQA group: 4 query heads per key
 // head at 270m and 1b).
 template <int G, class Arch>

@@ -31,14 +31,8 @@ Mat<T> rms_norm(const ConstMatRef<T>& x, const Vec<T>& w, double eps) {
 }
 
 // GELU, tanh approximation: 0.5·u·(1 + tanh(sqrt(2/π)·(u + 0.044715·u³))) (gelu_pytorch_tanh, the
-// hidden_activation of every Gemma 3 config).
-template <typename T>
-T gelu_tanh(T u) {
-  const T sqrt_2_over_pi = T(0.7978845608028654);
-  return T(0.5) * u * (T(1) + std::tanh(sqrt_2_over_pi * (u + T(0.044715) * u * u * u)));
-}
-
-// The same over a whole matrix of pre-activations, as one vectorised Eigen expression.
+// hidden_activation of every Gemma 3 config), over a whole matrix of pre-activations as one
+// vectorised Eigen expression.
 template <typename T>
 Mat<T> gelu_tanh(const ConstMatRef<T>& u) {
   const T sqrt_2_over_pi = T(0.7978845608028654);

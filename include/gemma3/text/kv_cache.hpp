@@ -153,7 +153,6 @@ class KVCache {
   void clear() { length_ = 0; }
   LayerKVCache<T>& layer(int64_t i) { return layers_.at(i); }
   const LayerKVCache<T>& layer(int64_t i) const { return layers_.at(i); }
-  int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
 
   // Called once per forward step after every layer stored its n new positions.
   void advance(int64_t n) { length_ += n; }

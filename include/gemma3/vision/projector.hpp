@@ -52,7 +52,6 @@ class MultiModalProjector {
   }
 
   int64_t tokens_per_image() const { return tokens_per_side_ * tokens_per_side_; }
-  int64_t pool_kernel() const { return kernel_; }
 
   // Soft tokens [mm_tokens_per_image, hidden] from last_hidden_state [P², vh].
   // `obs` (may be null) sees the sites it asked for, as those of image `image`.
