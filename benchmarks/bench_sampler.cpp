@@ -43,28 +43,40 @@ void sample_with(benchmark::State& state, const SamplerConfig& cfg) {
   const auto recent = recent_tokens();
   Sampler sampler(cfg);
   for (auto _ : state) benchmark::DoNotOptimize(sampler.sample(logits, recent).id);
-  state.counters["logits/s"] = benchmark::Counter(double(kVocab), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["logits/s"] =
+      benchmark::Counter(double(kVocab), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void BM_SampleGreedy(benchmark::State& state) { sample_with(state, {.temperature = 0}); }
+void BM_SampleGreedy(benchmark::State& state) {
+  sample_with(state, {.temperature = 0});
+}
 BENCHMARK(BM_SampleGreedy)->Unit(benchmark::kMicrosecond);
 
 // Gemma 3's generation_config.json: temperature 1, top-k 64, top-p 0.95.
-void BM_SampleTopK64TopP095(benchmark::State& state) { sample_with(state, SamplerConfig{}); }
+void BM_SampleTopK64TopP095(benchmark::State& state) {
+  sample_with(state, SamplerConfig{});
+}
 BENCHMARK(BM_SampleTopK64TopP095)->Unit(benchmark::kMicrosecond);
 
 // Penalties copy the row; five log-probabilities need one more selection pass.
 void BM_SampleDefaultsPenaltiesTop5(benchmark::State& state) {
-  sample_with(state, {.repetition_penalty = 1.1f, .presence_penalty = 0.5f, .frequency_penalty = 0.1f,
+  sample_with(state, {.repetition_penalty = 1.1f,
+                      .presence_penalty = 0.5f,
+                      .frequency_penalty = 0.1f,
                       .top_logprobs = 5});
 }
 BENCHMARK(BM_SampleDefaultsPenaltiesTop5)->Unit(benchmark::kMicrosecond);
 
-// Top-k off: the nucleus is found in a growing best-first prefix, plus a softmax over the whole row.
-void BM_SampleTopP095(benchmark::State& state) { sample_with(state, {.top_k = 0}); }
+// Top-k off: the nucleus is found in a growing best-first prefix, plus a softmax over the whole
+// row.
+void BM_SampleTopP095(benchmark::State& state) {
+  sample_with(state, {.top_k = 0});
+}
 BENCHMARK(BM_SampleTopP095)->Unit(benchmark::kMicrosecond);
 
-void BM_SampleMinP005(benchmark::State& state) { sample_with(state, {.top_k = 0, .top_p = 1, .min_p = 0.05f}); }
+void BM_SampleMinP005(benchmark::State& state) {
+  sample_with(state, {.top_k = 0, .top_p = 1, .min_p = 0.05f});
+}
 BENCHMARK(BM_SampleMinP005)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Tokenizer throughput on the reference corpus (tests/data/tokenizer: prose, code, CJK, emoji, ...).
+// Tokenizer throughput on the reference corpus (tests/data/tokenizer: prose, code, CJK, emoji,
+// ...).
 #include <benchmark/benchmark.h>
 
 #include <fstream>
@@ -24,7 +25,8 @@ std::vector<std::string> corpus() {
 void BM_TokenizerEncode(benchmark::State& state) {
   const std::string model = GEMMA3_TOKENIZER_MODEL;
   if (model.empty()) {
-    state.SkipWithError("configure with -DGEMMA3_TOKENIZER_MODEL=... (scripts/get_tokenizer.sh builds it)");
+    state.SkipWithError(
+        "configure with -DGEMMA3_TOKENIZER_MODEL=... (scripts/get_tokenizer.sh builds it)");
     return;
   }
   const Tokenizer tok(model);
@@ -34,7 +36,8 @@ void BM_TokenizerEncode(benchmark::State& state) {
   const EncodeOptions opt{.parse_special = state.range(0) != 0};
   for (auto _ : state)
     for (const auto& t : texts) tokens += tok.encode(t, opt).size();
-  state.counters["bytes/s"] = benchmark::Counter(double(bytes), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/s"] =
+      benchmark::Counter(double(bytes), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["tokens/s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
   state.SetLabel(opt.parse_special ? "Hugging Face mode" : "SentencePiece mode");
 }

@@ -10,7 +10,7 @@ packages=(
   catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev
   python3 python3-dev python3-numpy python3-sentencepiece python3-protobuf
   pybind11-dev python3-pytest python3-mypy python3-setuptools python3-pip python3-venv
-  clang libclang-rt-dev
+  clang libclang-rt-dev clang-format
 )
 
 missing=()

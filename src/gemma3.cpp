@@ -19,4 +19,4 @@ template class Capture<float>;
 template class Capture<double>;
 template class Hooks<float>;
 template class Hooks<double>;
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -55,10 +55,12 @@ TEST_CASE("fixture configs parse to the configs transformers resolved", "[config
     CHECK(c.text.rms_norm_eps == r["rms_norm_eps"].get<double>());
     CHECK(c.text.rope_global.theta == r["rope_theta"].get<double>());
     CHECK(c.text.rope_local.theta == r["rope_local_base_freq"].get<double>());
-    const double factor = r["rope_scaling"].is_null() ? 1.0 : r["rope_scaling"]["factor"].get<double>();
+    const double factor =
+        r["rope_scaling"].is_null() ? 1.0 : r["rope_scaling"]["factor"].get<double>();
     CHECK(c.text.rope_global.linear_factor == factor);
-    CHECK(c.text.layer_types == layer_types_from_pattern(c.text.num_hidden_layers,
-                                                          r["sliding_window_pattern"].get<int64_t>()));
+    CHECK(c.text.layer_types ==
+          layer_types_from_pattern(c.text.num_hidden_layers,
+                                   r["sliding_window_pattern"].get<int64_t>()));
     CHECK(c.is_multimodal() == m["multimodal"].is_object());
     if (c.is_multimodal()) {
       const auto& v = m["resolved_vision_config"];
@@ -87,12 +89,13 @@ TEST_CASE("absent keys take transformers' Gemma3TextConfig defaults", "[config]"
 }
 
 TEST_CASE("newer configs: layer_types and rope_parameters win", "[config]") {
-  nlohmann::json j{{"model_type", "gemma3_text"},
-                   {"num_hidden_layers", 3},
-                   {"layer_types", {"full_attention", "sliding_attention", "full_attention"}},
-                   {"rope_parameters",
-                    {{"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}},
-                     {"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1e6}}}}}};
+  nlohmann::json j{
+      {"model_type", "gemma3_text"},
+      {"num_hidden_layers", 3},
+      {"layer_types", {"full_attention", "sliding_attention", "full_attention"}},
+      {"rope_parameters",
+       {{"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}},
+        {"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1e6}}}}}};
   const auto c = parse_config(j);
   CHECK(c.text.layer_types == std::vector{LayerKind::Global, LayerKind::Local, LayerKind::Global});
   CHECK(c.text.rope_global == RopeParams{1e6, 8.0});

@@ -13,8 +13,12 @@
 
 namespace test {
 
-inline std::filesystem::path data_dir() { return GEMMA3_TEST_DATA; }
-inline std::filesystem::path fixture(const std::string& name) { return data_dir() / "reference" / name; }
+inline std::filesystem::path data_dir() {
+  return GEMMA3_TEST_DATA;
+}
+inline std::filesystem::path fixture(const std::string& name) {
+  return data_dir() / "reference" / name;
+}
 
 inline const std::vector<std::string>& text_fixtures() {
   static const std::vector<std::string> names{"text-tiny-a", "text-tiny-b"};
@@ -28,7 +32,8 @@ inline nlohmann::json manifest(const std::string& name) {
 
 // A fresh, empty scratch directory under the system temp dir.
 inline std::filesystem::path scratch_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("gemma3_test_" + name + "_" + std::to_string(::getpid()));
+  auto dir = std::filesystem::temp_directory_path() /
+             ("gemma3_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

@@ -1,5 +1,6 @@
-// The sampler (each stage exactly, the settings' errors, determinism, the distribution it draws from)
-// and Gemma 3 tool calls (prompt rendering, parsing hand-written model outputs, malformed calls).
+// The sampler (each stage exactly, the settings' errors, determinism, the distribution it draws
+// from) and Gemma 3 tool calls (prompt rendering, parsing hand-written model outputs, malformed
+// calls).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -10,8 +11,8 @@
 #include <vector>
 
 #include <gemma3/sample/sampler.hpp>
-#include <gemma3/tokenizer/tool_call.hpp>
 #include <gemma3/tensor.hpp>
+#include <gemma3/tokenizer/tool_call.hpp>
 
 #include "test_helpers.hpp"
 
@@ -26,7 +27,8 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // The oracle: the distribution SamplerConfig describes, written plainly (full sort, probabilities,
 // cut-offs, renormalise), over the whole vocabulary. Penalties are not part of it.
-std::vector<double> expected_distribution(const std::vector<float>& logits, const SamplerConfig& c) {
+std::vector<double> expected_distribution(const std::vector<float>& logits,
+                                          const SamplerConfig& c) {
   std::vector<int> order;
   for (int i = 0; i < int(logits.size()); ++i)
     if (logits[i] != -kInf) order.push_back(i);
@@ -80,9 +82,10 @@ double chi_square_999(std::size_t df) {
   return table[df];
 }
 
-// Pearson's statistic of `counts` against `expected` probabilities over the tokens it allows; a token
-// it forbids must never be drawn. Returns {statistic, degrees of freedom}.
-std::pair<double, std::size_t> chi_square(const std::vector<int>& counts, const std::vector<double>& expected, int n) {
+// Pearson's statistic of `counts` against `expected` probabilities over the tokens it allows; a
+// token it forbids must never be drawn. Returns {statistic, degrees of freedom}.
+std::pair<double, std::size_t> chi_square(const std::vector<int>& counts,
+                                          const std::vector<double>& expected, int n) {
   double stat = 0;
   std::size_t bins = 0;
   for (std::size_t i = 0; i < counts.size(); ++i) {
@@ -130,8 +133,11 @@ TEST_CASE("the defaults are Gemma 3's generation_config.json", "[sampler]") {
   const auto greedy = sampler_config_from_json(nlohmann::json::object());
   CHECK(greedy.temperature == 0.0f);
   CHECK(greedy.top_k == 50);
-  const auto custom = sampler_config_from_json(
-      {{"do_sample", true}, {"temperature", 0.7}, {"top_k", 0}, {"min_p", 0.05}, {"repetition_penalty", 1.1}});
+  const auto custom = sampler_config_from_json({{"do_sample", true},
+                                                {"temperature", 0.7},
+                                                {"top_k", 0},
+                                                {"min_p", 0.05},
+                                                {"repetition_penalty", 1.1}});
   CHECK(custom.temperature == 0.7f);
   CHECK(custom.top_k == 0);
   CHECK(custom.top_p == 1.0f);
@@ -140,8 +146,10 @@ TEST_CASE("the defaults are Gemma 3's generation_config.json", "[sampler]") {
   CHECK_THROWS_AS(sampler_config_from_json({{"top_k", "64"}}), ConfigError);
   CHECK_THROWS_WITH(sampler_config_from_json({{"top_k", "64"}}),
                     Equals("generation_config.top_k: unexpected type: \"64\""));
-  CHECK_THROWS_WITH(sampler_config_from_json({{"top_k", 1.5}}), Contains("generation_config.top_k"));
-  CHECK_THROWS_WITH(sampler_config_from_json({{"top_p", 2.0}}), Contains("top_p: must be in (0, 1]"));
+  CHECK_THROWS_WITH(sampler_config_from_json({{"top_k", 1.5}}),
+                    Contains("generation_config.top_k"));
+  CHECK_THROWS_WITH(sampler_config_from_json({{"top_p", 2.0}}),
+                    Contains("top_p: must be in (0, 1]"));
   CHECK_THROWS_AS(sampler_config_from_json(nlohmann::json::array()), ConfigError);
 }
 
@@ -163,34 +171,43 @@ TEST_CASE("every invalid setting is an InvalidArgument naming its field", "[samp
   CHECK(error_of(with([](auto& c) { c.temperature = -0.5f; })) ==
         "temperature: must be a finite number >= 0 (0 means greedy), got -0.5");
   CHECK_THAT(error_of(with([&](auto& c) { c.temperature = nan; })),
-             Contains("temperature: must be a finite number >= 0 (0 means greedy), got") && Contains("nan"));
+             Contains("temperature: must be a finite number >= 0 (0 means greedy), got") &&
+                 Contains("nan"));
   CHECK(error_of(with([](auto& c) { c.temperature = kInf; })) ==
         "temperature: must be a finite number >= 0 (0 means greedy), got inf");
-  CHECK(error_of(with([](auto& c) { c.top_k = -1; })) == "top_k: must be >= 0 (0 turns it off), got -1");
-  CHECK(error_of(with([](auto& c) { c.top_p = 0.0f; })) == "top_p: must be in (0, 1] (1 turns it off), got 0");
-  CHECK(error_of(with([](auto& c) { c.top_p = 1.5f; })) == "top_p: must be in (0, 1] (1 turns it off), got 1.5");
+  CHECK(error_of(with([](auto& c) { c.top_k = -1; })) ==
+        "top_k: must be >= 0 (0 turns it off), got -1");
+  CHECK(error_of(with([](auto& c) { c.top_p = 0.0f; })) ==
+        "top_p: must be in (0, 1] (1 turns it off), got 0");
+  CHECK(error_of(with([](auto& c) { c.top_p = 1.5f; })) ==
+        "top_p: must be in (0, 1] (1 turns it off), got 1.5");
   CHECK_THAT(error_of(with([&](auto& c) { c.top_p = nan; })), Contains("top_p: must be in (0, 1]"));
   CHECK(error_of(with([](auto& c) { c.min_p = -0.1f; })) ==
         "min_p: must be in [0, 1] (0 turns it off), got -0.1");
-  CHECK(error_of(with([](auto& c) { c.min_p = 1.5f; })) == "min_p: must be in [0, 1] (0 turns it off), got 1.5");
+  CHECK(error_of(with([](auto& c) { c.min_p = 1.5f; })) ==
+        "min_p: must be in [0, 1] (0 turns it off), got 1.5");
   CHECK_THAT(error_of(with([&](auto& c) { c.min_p = nan; })), Contains("min_p: must be in [0, 1]"));
   CHECK(error_of(with([](auto& c) { c.repetition_penalty = 0.0f; })) ==
         "repetition_penalty: must be a finite number > 0 (1 turns it off), got 0");
   CHECK(error_of(with([](auto& c) { c.repetition_penalty = -1.0f; })) ==
         "repetition_penalty: must be a finite number > 0 (1 turns it off), got -1");
-  CHECK_THAT(error_of(with([&](auto& c) { c.repetition_penalty = nan; })), Contains("repetition_penalty: must be"));
+  CHECK_THAT(error_of(with([&](auto& c) { c.repetition_penalty = nan; })),
+             Contains("repetition_penalty: must be"));
   CHECK(error_of(with([](auto& c) { c.presence_penalty = kInf; })) ==
         "presence_penalty: must be finite (0 turns it off), got inf");
   CHECK_THAT(error_of(with([&](auto& c) { c.frequency_penalty = nan; })),
              Contains("frequency_penalty: must be finite (0 turns it off), got"));
   CHECK(error_of(with([](auto& c) { c.penalty_window = -2; })) ==
         "penalty_window: must be >= 0 (0 means every recent token), got -2");
-  CHECK(error_of(with([](auto& c) { c.top_logprobs = -1; })) == "top_logprobs: must be >= 0, got -1");
+  CHECK(error_of(with([](auto& c) { c.top_logprobs = -1; })) ==
+        "top_logprobs: must be >= 0, got -1");
 
   // The edges of each range are valid.
   CHECK(error_of({.temperature = 0, .top_k = 0, .top_p = 1, .min_p = 1}) == "no error");
-  CHECK(error_of({.min_p = 0, .repetition_penalty = 1e-3f, .presence_penalty = -2, .frequency_penalty = 2}) ==
-        "no error");
+  CHECK(error_of({.min_p = 0,
+                  .repetition_penalty = 1e-3f,
+                  .presence_penalty = -2,
+                  .frequency_penalty = 2}) == "no error");
 }
 
 TEST_CASE("bad logits and recent tokens are InvalidArguments that say where", "[sampler]") {
@@ -198,7 +215,8 @@ TEST_CASE("bad logits and recent tokens are InvalidArguments that say where", "[
   const float nan = std::numeric_limits<float>::quiet_NaN();
   CHECK_THROWS_AS(s.sample(std::vector<float>{}), InvalidArgument);
   CHECK_THROWS_WITH(s.sample(std::vector<float>{}), Equals("logits: empty row"));
-  CHECK_THROWS_WITH(s.sample(std::vector<float>{1, 2, nan, 3}), Equals("logits: NaN at token id 2"));
+  CHECK_THROWS_WITH(s.sample(std::vector<float>{1, 2, nan, 3}),
+                    Equals("logits: NaN at token id 2"));
   CHECK_THROWS_WITH(s.sample(std::vector<float>{1, kInf, 3}), Equals("logits: +inf at token id 1"));
   CHECK_THROWS_WITH(s.sample(std::vector<float>{-kInf, -kInf}),
                     Equals("logits: every logit is -inf: no token can be sampled"));
@@ -207,8 +225,9 @@ TEST_CASE("bad logits and recent tokens are InvalidArguments that say where", "[
 
   Sampler penalised({.repetition_penalty = 1.2f});
   const std::vector<int32_t> bad{1, 7};
-  CHECK_THROWS_WITH(penalised.sample(std::vector<float>{1, 2, 3, 4}, bad),
-                    Equals("recent_tokens: token id 7 at position 1 is outside the vocabulary [0, 4)"));
+  CHECK_THROWS_WITH(
+      penalised.sample(std::vector<float>{1, 2, 3, 4}, bad),
+      Equals("recent_tokens: token id 7 at position 1 is outside the vocabulary [0, 4)"));
   const std::vector<int32_t> negative{-1};
   CHECK_THROWS_AS(penalised.sample(std::vector<float>{1, 2, 3, 4}, negative), InvalidArgument);
   // A penalty that overflows every logit to -inf.
@@ -261,7 +280,7 @@ TEST_CASE("top-k keeps the k best, lower ids first among equals, never -inf", "[
   CHECK(smp::top_k(l, 2) == std::vector<C>{{1, 3}, {3, 3}});
   CHECK(smp::top_k(l, 4) == std::vector<C>{{1, 3}, {3, 3}, {5, 3}, {4, 2}});
   CHECK(smp::top_k(l, 0) == std::vector<C>{{1, 3}, {3, 3}, {5, 3}, {4, 2}, {2, 1}, {0, 0}});
-  CHECK(smp::top_k(l, 7).size() == 6);   // the -inf token never takes part
+  CHECK(smp::top_k(l, 7).size() == 6);  // the -inf token never takes part
   CHECK(smp::top_k(l, 100).size() == 6);
   // The heap path (k < vocab) and the sort path (k = 0) rank a larger row identically.
   std::vector<float> big(5000);
@@ -409,7 +428,8 @@ TEST_CASE("log-probabilities are the model's log-softmax", "[sampler]") {
       CHECK(r.top[std::size_t(j)].second == Approx(ref[std::size_t(3 - j)]).margin(1e-6));
     }
   }
-  // The vectorisable exp behind the sum: within 1e-7 relative of std::exp down to -87, about 0 below.
+  // The vectorisable exp behind the sum: within 1e-7 relative of std::exp down to -87, about 0
+  // below.
   double worst = 0;
   for (double x = -87; x <= 0; x += 1e-3) {
     const float xf = float(x);
@@ -435,7 +455,8 @@ TEST_CASE("log-probabilities are the model's log-softmax", "[sampler]") {
 // ---------------------------------------------------------------------------------------------------
 // Determinism and the distribution
 
-TEST_CASE("same seed, same tokens, a golden sequence pins the generator and the pipeline", "[sampler]") {
+TEST_CASE("same seed, same tokens, a golden sequence pins the generator and the pipeline",
+          "[sampler]") {
   // Exactly representable logits -4, -3.75, ..., 3.75 in a scrambled order; the defaults (top-k 64
   // keeps all 32, top-p 0.95 about half).
   std::vector<float> row(32);
@@ -469,9 +490,10 @@ TEST_CASE("100k draws follow the truncated, renormalised softmax (chi-square)", 
   // 1 seed in 1000).
   constexpr int n = 100000;
   SECTION("every stage on a small row, with ties and -inf") {
-    const std::vector<float> l{2.0f, 1.5f, 1.2f, 1.0f, 0.7f, 0.5f, 0.3f, 0.0f, -0.5f, -1.0f,
-                               -2.0f, -3.0f, -kInf, 0.1f, 1.0f, -10.0f};
-    const SamplerConfig cfg{.temperature = 0.7f, .top_k = 10, .top_p = 0.9f, .min_p = 0.05f, .seed = 42};
+    const std::vector<float> l{2.0f,  1.5f,  1.2f,  1.0f,  0.7f,  0.5f, 0.3f, 0.0f,
+                               -0.5f, -1.0f, -2.0f, -3.0f, -kInf, 0.1f, 1.0f, -10.0f};
+    const SamplerConfig cfg{
+        .temperature = 0.7f, .top_k = 10, .top_p = 0.9f, .min_p = 0.05f, .seed = 42};
     const auto expected = expected_distribution(l, cfg);
     Sampler s(cfg);
     const auto [stat, df] = chi_square(draw_counts(s, l, n), expected, n);
@@ -521,7 +543,8 @@ TEST_CASE("top-k off draws like top-k = vocabulary, whatever prefix it ranks", "
   }
 }
 
-TEST_CASE("a 262144-token row: defaults stay within the top 64, Eigen rows match spans", "[sampler]") {
+TEST_CASE("a 262144-token row: defaults stay within the top 64, Eigen rows match spans",
+          "[sampler]") {
   std::vector<float> l(262144);
   smp::Rng rng(77);
   for (float& x : l) x = float(rng.uniform() * 20 - 10);
@@ -551,7 +574,9 @@ TEST_CASE("a 262144-token row: defaults stay within the top 64, Eigen rows match
 namespace {
 
 // The model's turn around a tool_code block.
-std::string block(const std::string& code) { return "I'll look that up.\n```tool_code\n" + code + "\n```\n"; }
+std::string block(const std::string& code) {
+  return "I'll look that up.\n```tool_code\n" + code + "\n```\n";
+}
 
 ToolCall parse(const std::string& code) {
   const auto call = find_tool_call(block(code));
@@ -574,13 +599,15 @@ std::pair<std::string, std::size_t> error_of(const std::string& code) {
 }  // namespace
 
 TEST_CASE("tool declarations render as the guide's instructions plus JSON", "[tool_call]") {
-  const nlohmann::json weather = {
-      {"name", "get_weather"},
-      {"description", "Current weather in a city"},
-      {"parameters",
-       {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}, {"required", {"city"}}}}};
+  const nlohmann::json weather = {{"name", "get_weather"},
+                                  {"description", "Current weather in a city"},
+                                  {"parameters",
+                                   {{"type", "object"},
+                                    {"properties", {{"city", {{"type", "string"}}}}},
+                                    {"required", {"city"}}}}};
   const std::string expected =
-      "You have access to functions. If you decide to invoke any of the function(s), you MUST put it in the "
+      "You have access to functions. If you decide to invoke any of the function(s), you MUST put "
+      "it in the "
       "format of\n"
       "```tool_code\n"
       "func_name1(params_name1=params_value1, params_name2=params_value2...)\n"
@@ -606,7 +633,8 @@ TEST_CASE("tool declarations render as the guide's instructions plus JSON", "[to
       "]\n";
   CHECK(render_tool_declarations(nlohmann::json::array({weather})) == expected);
   CHECK(render_tool_declarations(weather) == expected);  // one declaration
-  CHECK(render_tool_declarations({{{"type", "function"}, {"function", weather}}}) == expected);  // OpenAI style
+  CHECK(render_tool_declarations({{{"type", "function"}, {"function", weather}}}) ==
+        expected);  // OpenAI style
 
   CHECK_THROWS_AS(render_tool_declarations(nlohmann::json::array({3})), InvalidArgument);
   CHECK_THROWS_WITH(render_tool_declarations(nlohmann::json::array({3})),
@@ -620,7 +648,8 @@ TEST_CASE("tool declarations render as the guide's instructions plus JSON", "[to
 TEST_CASE("tool calls: every value kind, nested", "[tool_call]") {
   const ToolCall c = parse(
       "search(query='it\\'s \"ok\"\\n', limit=10, ratio=0.25, exact=True, fuzzy=False, lang=None, "
-      "tags=['a', \"b\", 3], filters={'year': [2020, 2021], \"nested\": {'deep': (1, 2.5e-3, -7)}}, "
+      "tags=['a', \"b\", 3], filters={'year': [2020, 2021], \"nested\": {'deep': (1, 2.5e-3, "
+      "-7)}}, "
       "empty_list=[], empty_dict={}, flag=true, missing=null)");
   CHECK(c.name == "search");
   CHECK(c.positional.empty());
@@ -633,8 +662,9 @@ TEST_CASE("tool calls: every value kind, nested", "[tool_call]") {
 }
 
 TEST_CASE("tool calls: Python's strings and numbers", "[tool_call]") {
-  const ToolCall s = parse(R"(f(a="tab\there", b='\x41\101\u00e9\U0001F600\ud83d\ude00', c='back\\slash', )"
-                           R"(d='adjacent' " strings", e='''multi
+  const ToolCall s =
+      parse(R"(f(a="tab\there", b='\x41\101\u00e9\U0001F600\ud83d\ude00', c='back\\slash', )"
+            R"(d='adjacent' " strings", e='''multi
 line''', f="unknown \d escape", g='', h=""))");
   CHECK(s.arguments["a"] == "tab\there");
   CHECK(s.arguments["b"] == "AA\u00e9\U0001F600\U0001F600");
@@ -645,8 +675,9 @@ line''', f="unknown \d escape", g='', h=""))");
   CHECK(s.arguments["g"] == "");
   CHECK(s.arguments["h"] == "");
 
-  const ToolCall n = parse("f(a=42, b=-7, c=+3, d=1_000, e=2.5, f=-0.5, g=.5, h=5., i=1e3, j=1.5E-2, "
-                           "k=9223372036854775807, l=-9223372036854775808, m=18446744073709551615, o=- 4)");
+  const ToolCall n = parse(
+      "f(a=42, b=-7, c=+3, d=1_000, e=2.5, f=-0.5, g=.5, h=5., i=1e3, j=1.5E-2, "
+      "k=9223372036854775807, l=-9223372036854775808, m=18446744073709551615, o=- 4)");
   CHECK(n.arguments["a"] == 42);
   CHECK(n.arguments["b"] == -7);
   CHECK(n.arguments["c"] == 3);
@@ -684,7 +715,8 @@ TEST_CASE("tool calls: whitespace, fences and call forms", "[tool_call]") {
            "```tool_code\nget_weather(city='Paris', \\\n days=3)\n```",
            "```tool_code\nprint(get_weather(city='Paris', days=3))\n```",
            "```tool_code\n[get_weather(city='Paris', days=3)]\n```",
-           "Sure! Let me check.\n\n```tool_code\nget_weather(city=\"Paris\", days=3)\n```\nOne moment.",
+           "Sure! Let me check.\n\n```tool_code\nget_weather(city=\"Paris\", days=3)\n```\nOne "
+           "moment.",
            "```python\nnot_a_call(\n```\n```tool_code\nget_weather(city='Paris', days=3)\n```",
        }) {
     INFO(text);
@@ -700,7 +732,8 @@ TEST_CASE("tool calls: whitespace, fences and call forms", "[tool_call]") {
   CHECK(parse("now()") == ToolCall{.name = "now"});
 
   // Several calls: a list, one per line, several blocks.
-  const auto calls = find_tool_calls("```tool_code\n[a(x=1), b(y=2),]\nc()\n```\ntext\n```tool_code\nd(z=[])\n```");
+  const auto calls = find_tool_calls(
+      "```tool_code\n[a(x=1), b(y=2),]\nc()\n```\ntext\n```tool_code\nd(z=[])\n```");
   REQUIRE(calls.size() == 4);
   CHECK(calls[0] == ToolCall{.name = "a", .arguments = {{"x", 1}}});
   CHECK(calls[1].name == "b");
@@ -709,10 +742,12 @@ TEST_CASE("tool calls: whitespace, fences and call forms", "[tool_call]") {
   CHECK(find_tool_call("```tool_code\na()\nb()\n```")->name == "a");
 }
 
-TEST_CASE("no complete tool_code block, no call, streaming knows when a call is open", "[tool_call]") {
+TEST_CASE("no complete tool_code block, no call, streaming knows when a call is open",
+          "[tool_call]") {
   for (const std::string text :
-       {"", "The weather is fine.", "```python\nget_weather(city='Paris')\n```", "```tool_code\nget_weather(city='Paris')",
-        "```tool_code\nget_weather(city='Paris')\n``", "```tool_codex\nget_weather()\n```"}) {
+       {"", "The weather is fine.", "```python\nget_weather(city='Paris')\n```",
+        "```tool_code\nget_weather(city='Paris')", "```tool_code\nget_weather(city='Paris')\n``",
+        "```tool_codex\nget_weather()\n```"}) {
     INFO(text);
     CHECK_FALSE(find_tool_call(text).has_value());
     CHECK(find_tool_calls(text).empty());
@@ -738,53 +773,68 @@ TEST_CASE("no complete tool_code block, no call, streaming knows when a call is 
 TEST_CASE("malformed calls are ToolCallErrors with their position", "[tool_call]") {
   using E = std::pair<std::string, std::size_t>;
   // block() puts the code at offset 32, on line 3.
-  CHECK(error_of("f(a=[1, 2)") ==
-        E{"tool_code: offset 41 (line 3, column 10): expected ',' or ']' in the list opened at offset 36, found ')'", 9});
-  CHECK(error_of("f(a='abc)") ==
-        E{"tool_code: offset 36 (line 3, column 5): unterminated string (only a '''...''' or \"\"\"...\"\"\" string "
-          "may span lines)",
-          4});
+  CHECK(error_of("f(a=[1, 2)") == E{"tool_code: offset 41 (line 3, column 10): expected ',' or ']' "
+                                    "in the list opened at offset 36, found ')'",
+                                    9});
+  CHECK(error_of("f(a='abc)") == E{"tool_code: offset 36 (line 3, column 5): unterminated string "
+                                   "(only a '''...''' or \"\"\"...\"\"\" string "
+                                   "may span lines)",
+                                   4});
   CHECK(error_of("f(a=1) xyz").first ==
-        "tool_code: offset 43 (line 4, column 1): expected '(' after the function name 'xyz', found the end of the "
+        "tool_code: offset 43 (line 4, column 1): expected '(' after the function name 'xyz', "
+        "found the end of the "
         "block");
   CHECK(error_of("f a=1").first ==
-        "tool_code: offset 34 (line 3, column 3): expected '(' after the function name 'f', found 'a'");
-  CHECK(error_of("f(a=b)") == E{"tool_code: offset 36 (line 3, column 5): 'b' is not a literal: arguments must be "
-                                "strings, numbers, True/False/None, lists, tuples or dicts",
-                                4});
-  CHECK_THAT(error_of("f(a=g(1))").first, Contains("a nested call (g(...)) is not a literal argument"));
+        "tool_code: offset 34 (line 3, column 3): expected '(' after the function name 'f', found "
+        "'a'");
+  CHECK(error_of("f(a=b)") ==
+        E{"tool_code: offset 36 (line 3, column 5): 'b' is not a literal: arguments must be "
+          "strings, numbers, True/False/None, lists, tuples or dicts",
+          4});
+  CHECK_THAT(error_of("f(a=g(1))").first,
+             Contains("a nested call (g(...)) is not a literal argument"));
   CHECK_THAT(error_of("f(a=1, a=2)").first, Contains("column 8): keyword argument repeated: a"));
   CHECK_THAT(error_of("f(a=1, 2)").first, Contains("positional argument follows keyword argument"));
   CHECK_THAT(error_of("").first, Contains("empty tool_code block: expected a function call"));
   CHECK_THAT(error_of("[]").first, Contains("empty list of calls"));
-  CHECK_THAT(error_of("f(a=1").first,
-             Contains("expected ',' or ')' in the arguments of f(...), found the end of the block"));
+  CHECK_THAT(
+      error_of("f(a=1").first,
+      Contains("expected ',' or ')' in the arguments of f(...), found the end of the block"));
   CHECK_THAT(error_of("f(a=})").first, Contains("expected a value, found '}'"));
   CHECK_THAT(error_of("f(a={'k' 1})").first, Contains("expected ':' after a dict key, found '1'"));
-  CHECK_THAT(error_of("f(a={'k': 1)").first, Contains("expected ',' or '}' in the dict opened at offset"));
-  CHECK_THAT(error_of("f(a={[1]: 2})").first, Contains("dict keys must be strings or numbers, found [1]"));
-  CHECK_THAT(error_of("f(a=(1, 2)").first, Contains("expected ',' or ')' in the arguments of f(...)"));
+  CHECK_THAT(error_of("f(a={'k': 1)").first,
+             Contains("expected ',' or '}' in the dict opened at offset"));
+  CHECK_THAT(error_of("f(a={[1]: 2})").first,
+             Contains("dict keys must be strings or numbers, found [1]"));
+  CHECK_THAT(error_of("f(a=(1, 2)").first,
+             Contains("expected ',' or ')' in the arguments of f(...)"));
   CHECK_THAT(error_of("f(a=0x10)").first, Contains("malformed number 0x"));
   CHECK_THAT(error_of("f(a=1e)").first, Contains("expected the exponent's digits, found ')'"));
   CHECK_THAT(error_of("f(a=99999999999999999999)").first,
              Contains("integer 99999999999999999999 does not fit in 64 bits"));
   CHECK_THAT(error_of("f(a=-'x')").first, Contains("expected a number after the sign, found '''"));
   CHECK_THAT(error_of("f(*args)").first, Contains("*args and **kwargs are not supported"));
-  CHECK_THAT(error_of("f(a=r'x')").first, Contains("string prefixes like r'...' are not supported"));
+  CHECK_THAT(error_of("f(a=r'x')").first,
+             Contains("string prefixes like r'...' are not supported"));
   CHECK_THAT(error_of("f(a='\\u12')").first, Contains("escape needs 4 hex digits"));
-  CHECK_THAT(error_of("f(a='\\ud83d')").first, Contains("high surrogate in \\u escape without its low half"));
+  CHECK_THAT(error_of("f(a='\\ud83d')").first,
+             Contains("high surrogate in \\u escape without its low half"));
   CHECK_THAT(error_of("f(a='\\U00110000')").first, Contains("invalid code point in \\U escape"));
-  CHECK_THAT(error_of("print(x)").first, Contains("print(...) must wrap exactly one function call"));
+  CHECK_THAT(error_of("print(x)").first,
+             Contains("print(...) must wrap exactly one function call"));
   CHECK_THAT(error_of("f(a=1); 42").first, Contains("expected a name, found '42'"));
 
-  // An unterminated string that runs into the fence; and a FormatError for callers that catch those.
-  CHECK_THROWS_WITH(find_tool_call("```tool_code\nf(a='abc)```"), Contains("offset 17 (line 2, column 5)"));
+  // An unterminated string that runs into the fence; and a FormatError for callers that catch
+  // those.
+  CHECK_THROWS_WITH(find_tool_call("```tool_code\nf(a='abc)```"),
+                    Contains("offset 17 (line 2, column 5)"));
   CHECK_THROWS_AS(find_tool_call("```tool_code\nf(\n```"), FormatError);
 }
 
 TEST_CASE("tool outputs and calls render as fenced blocks, calls round-trip", "[tool_call]") {
   CHECK(render_tool_output("22 degrees and sunny") == "```tool_output\n22 degrees and sunny\n```");
-  CHECK(render_tool_output({{"temp", 22}, {"sky", "clear"}}) == "```tool_output\n{\"sky\":\"clear\",\"temp\":22}\n```");
+  CHECK(render_tool_output({{"temp", 22}, {"sky", "clear"}}) ==
+        "```tool_output\n{\"sky\":\"clear\",\"temp\":22}\n```");
   CHECK(render_tool_output(4.5) == "```tool_output\n4.5\n```");
 
   const ToolCall call{.name = "db.query",
@@ -794,7 +844,9 @@ TEST_CASE("tool outputs and calls render as fenced blocks, calls round-trip", "[
                                     {"opts", {{"a", nullptr}, {"b", {true, false, -2, "é"}}}}},
                       .positional = {"first", nlohmann::json::array()}};
   const std::string text = render_tool_call(call);
-  CHECK(text == "```tool_code\ndb.query(\"first\", [], limit=5, opts={\"a\": None, \"b\": [True, False, -2, \"é\"]}, "
-                "ratio=1.0, sql=\"SELECT 'x'\\n\")\n```");
+  CHECK(text ==
+        "```tool_code\ndb.query(\"first\", [], limit=5, opts={\"a\": None, \"b\": [True, False, "
+        "-2, \"é\"]}, "
+        "ratio=1.0, sql=\"SELECT 'x'\\n\")\n```");
   CHECK(find_tool_call(text) == call);
 }

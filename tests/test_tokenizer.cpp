@@ -1,5 +1,6 @@
-// The tokenizer against the reference ids of the JS/HF tokenizer (tests/data/tokenizer, 3460 strings),
-// in both encode modes, decoding, streaming, and the chat template against Jinja renderings.
+// The tokenizer against the reference ids of the JS/HF tokenizer (tests/data/tokenizer, 3460
+// strings), in both encode modes, decoding, streaming, and the chat template against Jinja
+// renderings.
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -44,7 +45,8 @@ TEST_CASE("tokenizer: special ids are looked up by piece and match Gemma 3's", "
   CHECK_THROWS_WITH(tok.piece(262145), Catch::Contains("outside"));
 }
 
-TEST_CASE("tokenizer: every reference string encodes exactly, in both modes, and decodes", "[tokenizer]") {
+TEST_CASE("tokenizer: every reference string encodes exactly, in both modes, and decodes",
+          "[tokenizer]") {
   const auto& tok = tokenizer();
   const auto records = reference_records();
   REQUIRE(records.size() == 3460);
@@ -52,13 +54,15 @@ TEST_CASE("tokenizer: every reference string encodes exactly, in both modes, and
   for (const auto& r : records) {
     const std::string text = r["text"];
     const auto hf = r["ids_no_special"].get<std::vector<int32_t>>();
-    const auto sp = r["sp_agrees"].get<bool>() ? hf : r["sp_ids_no_special"].get<std::vector<int32_t>>();
+    const auto sp =
+        r["sp_agrees"].get<bool>() ? hf : r["sp_ids_no_special"].get<std::vector<int32_t>>();
     const auto got_sp = tok.encode(text);
     const auto got_hf = tok.encode(text, {.parse_special = true});
     sp_ok += got_sp == sp;
     hf_ok += got_hf == hf;
     decode_ok += tok.decode(hf) == r["decoded"].get<std::string>();
-    if (got_sp != sp || got_hf != hf) UNSCOPED_INFO("record " << r["id"] << " (" << r["category"] << ")");
+    if (got_sp != sp || got_hf != hf)
+      UNSCOPED_INFO("record " << r["id"] << " (" << r["category"] << ")");
     auto with_bos = tok.encode(text, {.add_bos = true, .parse_special = true});
     CHECK(with_bos == r["ids_with_bos"].get<std::vector<int32_t>>());
   }
@@ -67,7 +71,8 @@ TEST_CASE("tokenizer: every reference string encodes exactly, in both modes, and
   CHECK(decode_ok == 3460);
 }
 
-TEST_CASE("tokenizer: streaming decode holds back incomplete UTF-8 and equals decode", "[tokenizer]") {
+TEST_CASE("tokenizer: streaming decode holds back incomplete UTF-8 and equals decode",
+          "[tokenizer]") {
   const auto& tok = tokenizer();
   // Over every reference string: the streamed pieces concatenate to decode()'s text.
   for (const auto& r : reference_records()) {
@@ -78,7 +83,8 @@ TEST_CASE("tokenizer: streaming decode holds back incomplete UTF-8 and equals de
     out += stream.finish();
     if (out != tok.decode(ids)) FAIL_CHECK("record " << r["id"]);
   }
-  for (const std::string text : {"Grüße, 世界! 🦙🧑‍🚀 naïve café", "plain ascii text", "\xf0\x9f\x98\x80 x \xe2\x82\xac"}) {
+  for (const std::string text : {"Grüße, 世界! 🦙🧑‍🚀 naïve café",
+                                 "plain ascii text", "\xf0\x9f\x98\x80 x \xe2\x82\xac"}) {
     const auto ids = tok.encode(text);
     StreamDecoder stream(tok);
     std::string out;
@@ -93,7 +99,8 @@ TEST_CASE("tokenizer: streaming decode holds back incomplete UTF-8 and equals de
   }
   // An emoji split into byte pieces arrives over several pushes but prints once, whole.
   StreamDecoder stream(tok);
-  const int32_t f0 = tok.id_of("<0xF0>"), x9f = tok.id_of("<0x9F>"), x98 = tok.id_of("<0x98>"), x80 = tok.id_of("<0x80>");
+  const int32_t f0 = tok.id_of("<0xF0>"), x9f = tok.id_of("<0x9F>"), x98 = tok.id_of("<0x98>"),
+                x80 = tok.id_of("<0x80>");
   CHECK(stream.push(f0).empty());
   CHECK(stream.push(x9f).empty());
   CHECK(stream.push(x98).empty());
@@ -111,10 +118,12 @@ TEST_CASE("tokenizer: bad input and bad model files give clear errors", "[tokeni
   CHECK_THROWS_AS(Tokenizer("/nonexistent/tokenizer.model"), IoError);
   const auto dir = test::scratch_dir("tok_bad");
   std::ofstream(dir / "tokenizer.model", std::ios::binary) << "this is not a protobuf";
-  CHECK_THROWS_WITH(Tokenizer(dir / "tokenizer.model"), Catch::Contains("not a SentencePiece model"));
+  CHECK_THROWS_WITH(Tokenizer(dir / "tokenizer.model"),
+                    Catch::Contains("not a SentencePiece model"));
 }
 
-TEST_CASE("chat: the Conversation renders exactly what the official Jinja template renders", "[tokenizer][chat]") {
+TEST_CASE("chat: the Conversation renders exactly what the official Jinja template renders",
+          "[tokenizer][chat]") {
   std::ifstream in(test::data_dir() / "chat" / "chat_template_cases.json");
   const auto cases = nlohmann::json::parse(in)["cases"];
   REQUIRE(cases.size() >= 10);
@@ -127,7 +136,8 @@ TEST_CASE("chat: the Conversation renders exactly what the official Jinja templa
         msg.content.push_back(ContentPart::Text(m["content"]));
       else
         for (const auto& item : m["content"])
-          msg.content.push_back(item["type"] == "image" ? ContentPart::Image() : ContentPart::Text(item["text"]));
+          msg.content.push_back(item["type"] == "image" ? ContentPart::Image()
+                                                        : ContentPart::Text(item["text"]));
       conv.add(msg);
     }
     if (c.contains("expected_error")) {

@@ -19,8 +19,8 @@
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/multimodal.hpp>
-#include <gemma3/tokenizer/tool_call.hpp>
 #include <gemma3/session.hpp>
+#include <gemma3/tokenizer/tool_call.hpp>
 
 #include "commands.hpp"
 

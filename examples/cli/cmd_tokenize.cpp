@@ -33,7 +33,8 @@ void map_lines(F&& f) {
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      throw FormatError("stdin line " + std::to_string(n), std::string("invalid JSON: ") + e.what());
+      throw FormatError("stdin line " + std::to_string(n),
+                        std::string("invalid JSON: ") + e.what());
     }
     try {
       f(j);
@@ -56,7 +57,8 @@ std::string tokenizer_path(const std::string& given) {
 
 void add_tokenize_commands(CLI::App& app) {
   auto o = std::make_shared<TokenizeOptions>();
-  auto* tok = app.add_subcommand("tokenize", "JSON lines with \"text\" -> the same with \"ids\" added");
+  auto* tok =
+      app.add_subcommand("tokenize", "JSON lines with \"text\" -> the same with \"ids\" added");
   tok->add_option("--tokenizer", o->tokenizer, "tokenizer.model (default: $GEMMA3_TOKENIZER)");
   tok->add_flag("--bos", o->bos, "prepend <bos>");
   tok->add_flag("--parse-special", o->parse_special,
@@ -66,11 +68,13 @@ void add_tokenize_commands(CLI::App& app) {
     map_lines([&](nlohmann::json& j) {
       if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
         throw InvalidArgument("text", "expected an object with a string \"text\" field");
-      j["ids"] = t.encode(j["text"].get<std::string>(), {.add_bos = o->bos, .parse_special = o->parse_special});
+      j["ids"] = t.encode(j["text"].get<std::string>(),
+                          {.add_bos = o->bos, .parse_special = o->parse_special});
     });
   });
 
-  auto* detok = app.add_subcommand("detokenize", "JSON lines with \"ids\" -> the same with \"text\" added");
+  auto* detok =
+      app.add_subcommand("detokenize", "JSON lines with \"ids\" -> the same with \"text\" added");
   detok->add_option("--tokenizer", o->tokenizer, "tokenizer.model (default: $GEMMA3_TOKENIZER)");
   detok->add_flag("--skip-special", o->skip_special, "leave control tokens out of the text");
   detok->callback([o] {

@@ -24,12 +24,14 @@
 
 #if defined(GEMMA3_BUILDING_LIBRARY) || GEMMA3_COMPILED_MODELS
 #if !GEMMA3_KERNEL_DISPATCH
-#error "gemma3: the compiled mode needs GEMMA3_KERNEL_DISPATCH too: link the CMake target gemma3::kernels"
+#error \
+    "gemma3: the compiled mode needs GEMMA3_KERNEL_DISPATCH too: link the CMake target gemma3::kernels"
 #endif
 #define GEMMA3_MODE compiled
 #else
 #if GEMMA3_KERNEL_DISPATCH
-#error "gemma3: GEMMA3_KERNEL_DISPATCH without GEMMA3_COMPILED_MODELS: link the CMake target gemma3::kernels, which sets both"
+#error \
+    "gemma3: GEMMA3_KERNEL_DISPATCH without GEMMA3_COMPILED_MODELS: link the CMake target gemma3::kernels, which sets both"
 #endif
 #define GEMMA3_MODE header_only
 #endif

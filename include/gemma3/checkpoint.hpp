@@ -123,4 +123,4 @@ GEMMA3_COMPILED_INLINE void Checkpoint::bind() {
 }
 #endif
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

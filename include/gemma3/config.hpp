@@ -1,5 +1,5 @@
-// Model configuration: typed TextConfig / VisionConfig / ModelConfig, the published presets, and the
-// config.json parser and writer.
+// Model configuration: typed TextConfig / VisionConfig / ModelConfig, the published presets, and
+// the config.json parser and writer.
 //
 // The published 4B/12B/27B config.json files are sparse: a key that is absent takes the class
 // default of transformers' Gemma3TextConfig / SiglipVisionConfig / Gemma3Config (transformers
@@ -52,7 +52,7 @@ struct TextConfig {
   int64_t sliding_window = 4096;       // a local-layer query sees itself and W-1 earlier keys
   int64_t max_position_embeddings = 131072;
   double rms_norm_eps = 1e-6;
-  RopeParams rope_local{.theta = 10000.0};    // sliding_attention layers
+  RopeParams rope_local{.theta = 10000.0};     // sliding_attention layers
   RopeParams rope_global{.theta = 1000000.0};  // full_attention layers
   std::vector<LayerKind> layer_types;          // one per layer
   std::optional<double> final_logit_softcapping;
@@ -96,7 +96,9 @@ struct ModelConfig {
 
 // The one place that decides whether layer i is local or global: it drives the mask, the RoPE table
 // and the KV-cache size.
-inline LayerKind layer_kind(const TextConfig& cfg, int64_t layer) { return cfg.layer_types.at(layer); }
+inline LayerKind layer_kind(const TextConfig& cfg, int64_t layer) {
+  return cfg.layer_types.at(layer);
+}
 
 inline const RopeParams& rope_params(const TextConfig& cfg, int64_t layer) {
   return layer_kind(cfg, layer) == LayerKind::Local ? cfg.rope_local : cfg.rope_global;
@@ -137,7 +139,8 @@ inline void validate(const TextConfig& c) {
   require(c.hidden_size > 0, "hidden_size", "must be positive");
   require(c.intermediate_size > 0, "intermediate_size", "must be positive");
   require(c.num_hidden_layers > 0 && c.num_hidden_layers <= kMaxLayers, "num_hidden_layers",
-          "must be in [1, " + std::to_string(kMaxLayers) + "], got " + std::to_string(c.num_hidden_layers));
+          "must be in [1, " + std::to_string(kMaxLayers) + "], got " +
+              std::to_string(c.num_hidden_layers));
   require(c.num_attention_heads > 0, "num_attention_heads", "must be positive");
   require(c.num_key_value_heads > 0, "num_key_value_heads", "must be positive");
   require(c.num_attention_heads % c.num_key_value_heads == 0, "num_key_value_heads",
@@ -146,7 +149,8 @@ inline void validate(const TextConfig& c) {
   require(c.head_dim > 0 && c.head_dim % 2 == 0, "head_dim",
           "must be positive and even (RoPE rotates halves), got " + std::to_string(c.head_dim));
   const std::string too_big = "makes a tensor of 2^62 or more elements";
-  require(detail::product_fits({c.vocab_size, c.hidden_size}), "vocab_size", too_big + " (vocab_size x hidden_size)");
+  require(detail::product_fits({c.vocab_size, c.hidden_size}), "vocab_size",
+          too_big + " (vocab_size x hidden_size)");
   require(detail::product_fits({c.intermediate_size, c.hidden_size}), "intermediate_size",
           too_big + " (intermediate_size x hidden_size)");
   require(detail::product_fits({c.num_attention_heads, c.head_dim, c.hidden_size}), "head_dim",
@@ -155,18 +159,18 @@ inline void validate(const TextConfig& c) {
   require(c.sliding_window > 0, "sliding_window", "must be positive");
   require(c.max_position_embeddings > 0, "max_position_embeddings", "must be positive");
   require(positive(c.rms_norm_eps), "rms_norm_eps", "must be positive");
-  require(std::isfinite(c.rope_local.theta) && std::isfinite(c.rope_global.theta) && c.rope_local.theta > 1 &&
-              c.rope_global.theta > 1,
+  require(std::isfinite(c.rope_local.theta) && std::isfinite(c.rope_global.theta) &&
+              c.rope_local.theta > 1 && c.rope_global.theta > 1,
           "rope_theta", "must be > 1");
-  require(positive(c.rope_local.linear_factor) && positive(c.rope_global.linear_factor), "rope_scaling.factor",
-          "must be positive");
+  require(positive(c.rope_local.linear_factor) && positive(c.rope_global.linear_factor),
+          "rope_scaling.factor", "must be positive");
   require(static_cast<int64_t>(c.layer_types.size()) == c.num_hidden_layers, "layer_types",
-          "has " + std::to_string(c.layer_types.size()) + " entries, expected num_hidden_layers = " +
-              std::to_string(c.num_hidden_layers));
-  require(!c.final_logit_softcapping || positive(*c.final_logit_softcapping), "final_logit_softcapping",
-          "must be positive or null");
-  require(!c.attn_logit_softcapping || positive(*c.attn_logit_softcapping), "attn_logit_softcapping",
-          "must be positive or null");
+          "has " + std::to_string(c.layer_types.size()) +
+              " entries, expected num_hidden_layers = " + std::to_string(c.num_hidden_layers));
+  require(!c.final_logit_softcapping || positive(*c.final_logit_softcapping),
+          "final_logit_softcapping", "must be positive or null");
+  require(!c.attn_logit_softcapping || positive(*c.attn_logit_softcapping),
+          "attn_logit_softcapping", "must be positive or null");
 }
 
 inline void validate(const VisionConfig& v) {
@@ -189,7 +193,8 @@ inline void validate(const VisionConfig& v) {
               detail::product_fits({v.num_patches(), v.hidden_size}) &&
               detail::product_fits({v.hidden_size, v.num_channels, v.patch_size, v.patch_size}),
           "hidden_size", "makes a tensor of 2^62 or more elements");
-  require(std::isfinite(v.layer_norm_eps) && v.layer_norm_eps > 0, "layer_norm_eps", "must be positive");
+  require(std::isfinite(v.layer_norm_eps) && v.layer_norm_eps > 0, "layer_norm_eps",
+          "must be positive");
 }
 
 inline void validate(const ModelConfig& m) {
@@ -197,9 +202,10 @@ inline void validate(const ModelConfig& m) {
   if (!m.vision) return;
   validate(*m.vision);
   // (Soft tokens pool patches, so there are at most as many; the bound keeps side * side in range.)
-  const int64_t side = m.mm_tokens_per_image > 0 && m.mm_tokens_per_image <= m.vision->num_patches()
-                           ? static_cast<int64_t>(std::llround(std::sqrt(double(m.mm_tokens_per_image))))
-                           : 0;
+  const int64_t side =
+      m.mm_tokens_per_image > 0 && m.mm_tokens_per_image <= m.vision->num_patches()
+          ? static_cast<int64_t>(std::llround(std::sqrt(double(m.mm_tokens_per_image))))
+          : 0;
   if (m.mm_tokens_per_image <= 0 || side * side != m.mm_tokens_per_image ||
       m.vision->patches_per_side() % side != 0)
     throw ConfigError("mm_tokens_per_image",
@@ -251,22 +257,89 @@ inline ModelConfig preset(const std::string& name) {
   using detail::text_preset;
   ModelConfig m;
   if (name == "270m") {
-    m.text = text_preset({.vocab_size = 262144, .hidden_size = 640, .intermediate_size = 2048, .num_hidden_layers = 18, .num_attention_heads = 4, .num_key_value_heads = 1, .head_dim = 256, .query_pre_attn_scalar = 256, .sliding_window = 512, .max_position_embeddings = 32768});
+    m.text = text_preset({.vocab_size = 262144,
+                          .hidden_size = 640,
+                          .intermediate_size = 2048,
+                          .num_hidden_layers = 18,
+                          .num_attention_heads = 4,
+                          .num_key_value_heads = 1,
+                          .head_dim = 256,
+                          .query_pre_attn_scalar = 256,
+                          .sliding_window = 512,
+                          .max_position_embeddings = 32768});
   } else if (name == "1b") {
-    m.text = text_preset({.vocab_size = 262144, .hidden_size = 1152, .intermediate_size = 6912, .num_hidden_layers = 26, .num_attention_heads = 4, .num_key_value_heads = 1, .head_dim = 256, .query_pre_attn_scalar = 256, .sliding_window = 512, .max_position_embeddings = 32768});
+    m.text = text_preset({.vocab_size = 262144,
+                          .hidden_size = 1152,
+                          .intermediate_size = 6912,
+                          .num_hidden_layers = 26,
+                          .num_attention_heads = 4,
+                          .num_key_value_heads = 1,
+                          .head_dim = 256,
+                          .query_pre_attn_scalar = 256,
+                          .sliding_window = 512,
+                          .max_position_embeddings = 32768});
   } else if (name == "tiny") {
-    m.text = text_preset({.vocab_size = 262144, .hidden_size = 64, .intermediate_size = 256, .num_hidden_layers = 6, .num_attention_heads = 4, .num_key_value_heads = 1, .head_dim = 32, .query_pre_attn_scalar = 32, .sliding_window = 16, .max_position_embeddings = 32768});
+    m.text = text_preset({.vocab_size = 262144,
+                          .hidden_size = 64,
+                          .intermediate_size = 256,
+                          .num_hidden_layers = 6,
+                          .num_attention_heads = 4,
+                          .num_key_value_heads = 1,
+                          .head_dim = 32,
+                          .query_pre_attn_scalar = 32,
+                          .sliding_window = 16,
+                          .max_position_embeddings = 32768});
   } else if (name == "4b" || name == "12b" || name == "27b" || name == "tiny-mm") {
     m.model_type = "gemma3";
     m.vision = detail::siglip_so400m();
     if (name == "4b")
-      m.text = text_preset({.vocab_size = 262208, .hidden_size = 2560, .intermediate_size = 10240, .num_hidden_layers = 34, .num_attention_heads = 8, .num_key_value_heads = 4, .head_dim = 256, .query_pre_attn_scalar = 256, .sliding_window = 1024, .max_position_embeddings = 131072, .rope_global = {.linear_factor = 8.0}});
+      m.text = text_preset({.vocab_size = 262208,
+                            .hidden_size = 2560,
+                            .intermediate_size = 10240,
+                            .num_hidden_layers = 34,
+                            .num_attention_heads = 8,
+                            .num_key_value_heads = 4,
+                            .head_dim = 256,
+                            .query_pre_attn_scalar = 256,
+                            .sliding_window = 1024,
+                            .max_position_embeddings = 131072,
+                            .rope_global = {.linear_factor = 8.0}});
     else if (name == "12b")
-      m.text = text_preset({.vocab_size = 262208, .hidden_size = 3840, .intermediate_size = 15360, .num_hidden_layers = 48, .num_attention_heads = 16, .num_key_value_heads = 8, .head_dim = 256, .query_pre_attn_scalar = 256, .sliding_window = 1024, .max_position_embeddings = 131072, .rope_global = {.linear_factor = 8.0}});
+      m.text = text_preset({.vocab_size = 262208,
+                            .hidden_size = 3840,
+                            .intermediate_size = 15360,
+                            .num_hidden_layers = 48,
+                            .num_attention_heads = 16,
+                            .num_key_value_heads = 8,
+                            .head_dim = 256,
+                            .query_pre_attn_scalar = 256,
+                            .sliding_window = 1024,
+                            .max_position_embeddings = 131072,
+                            .rope_global = {.linear_factor = 8.0}});
     else if (name == "27b")
-      m.text = text_preset({.vocab_size = 262208, .hidden_size = 5376, .intermediate_size = 21504, .num_hidden_layers = 62, .num_attention_heads = 32, .num_key_value_heads = 16, .head_dim = 128, .query_pre_attn_scalar = 168, .sliding_window = 1024, .max_position_embeddings = 131072, .rope_global = {.linear_factor = 8.0}});
+      m.text = text_preset({.vocab_size = 262208,
+                            .hidden_size = 5376,
+                            .intermediate_size = 21504,
+                            .num_hidden_layers = 62,
+                            .num_attention_heads = 32,
+                            .num_key_value_heads = 16,
+                            .head_dim = 128,
+                            .query_pre_attn_scalar = 168,
+                            .sliding_window = 1024,
+                            .max_position_embeddings = 131072,
+                            .rope_global = {.linear_factor = 8.0}});
     else {
-      m.text = text_preset({.vocab_size = 262208, .hidden_size = 64, .intermediate_size = 256, .num_hidden_layers = 6, .num_attention_heads = 4, .num_key_value_heads = 2, .head_dim = 32, .query_pre_attn_scalar = 32, .sliding_window = 32, .max_position_embeddings = 131072, .rope_global = {.linear_factor = 8.0}});
+      m.text = text_preset({.vocab_size = 262208,
+                            .hidden_size = 64,
+                            .intermediate_size = 256,
+                            .num_hidden_layers = 6,
+                            .num_attention_heads = 4,
+                            .num_key_value_heads = 2,
+                            .head_dim = 32,
+                            .query_pre_attn_scalar = 32,
+                            .sliding_window = 32,
+                            .max_position_embeddings = 131072,
+                            .rope_global = {.linear_factor = 8.0}});
       m.vision = VisionConfig{.hidden_size = 32,
                               .intermediate_size = 64,
                               .num_hidden_layers = 2,
@@ -546,8 +619,10 @@ inline nlohmann::json text_config_json(const TextConfig& c, bool sparse) {
     j.erase("tie_word_embeddings");
     if (!c.tie_word_embeddings) j["tie_word_embeddings"] = false;
   }
-  j["final_logit_softcapping"] = c.final_logit_softcapping ? nlohmann::json(*c.final_logit_softcapping) : nullptr;
-  j["attn_logit_softcapping"] = c.attn_logit_softcapping ? nlohmann::json(*c.attn_logit_softcapping) : nullptr;
+  j["final_logit_softcapping"] =
+      c.final_logit_softcapping ? nlohmann::json(*c.final_logit_softcapping) : nullptr;
+  j["attn_logit_softcapping"] =
+      c.attn_logit_softcapping ? nlohmann::json(*c.attn_logit_softcapping) : nullptr;
   if (sparse) {
     if (!c.final_logit_softcapping) j.erase("final_logit_softcapping");
     if (!c.attn_logit_softcapping) j.erase("attn_logit_softcapping");
@@ -562,7 +637,9 @@ inline nlohmann::json text_config_json(const TextConfig& c, bool sparse) {
   if (c.rope_local.linear_factor != 1.0)
     j["rope_parameters"] = {
         {"sliding_attention",
-         {{"rope_type", "linear"}, {"factor", c.rope_local.linear_factor}, {"rope_theta", c.rope_local.theta}}},
+         {{"rope_type", "linear"},
+          {"factor", c.rope_local.linear_factor},
+          {"rope_theta", c.rope_local.theta}}},
         {"full_attention",
          {{"rope_type", c.rope_global.linear_factor == 1.0 ? "default" : "linear"},
           {"factor", c.rope_global.linear_factor},
@@ -602,4 +679,4 @@ inline nlohmann::json config_to_json(const ModelConfig& m) {
           {"vision_config", vj}};
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

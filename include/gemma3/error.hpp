@@ -55,4 +55,4 @@ class InvalidArgument : public Error {
   using Error::Error;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -263,4 +263,4 @@ extern template class Gemma3<float>;
 extern template class Gemma3<double>;
 #endif
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

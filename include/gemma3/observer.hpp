@@ -229,4 +229,4 @@ extern template class Hooks<float>;
 extern template class Hooks<double>;
 #endif
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

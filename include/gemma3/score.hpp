@@ -221,4 +221,4 @@ PerplexityResult perplexity(const TextModel<T>& model, std::span<const int32_t> 
   return r;
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

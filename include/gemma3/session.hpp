@@ -286,4 +286,4 @@ extern template class Session<float>;
 extern template class Session<double>;
 #endif
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -261,4 +261,4 @@ class SiteSet {
       layers_;  // slot layer + 1: slot 0 holds the once-per-call kinds
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -157,4 +157,4 @@ extern template class Stepper<float>;
 extern template class Stepper<double>;
 #endif
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

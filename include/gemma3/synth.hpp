@@ -1,5 +1,5 @@
-// The checkpoint synthesiser: config.json + model.safetensors (sharded with an index above 4 GiB) in
-// exactly the published layout and names, filled with seeded random weights of realistic scale.
+// The checkpoint synthesiser: config.json + model.safetensors (sharded with an index above 4 GiB)
+// in exactly the published layout and names, filled with seeded random weights of realistic scale.
 // This is how tests, demos and benchmarks get checkpoints of the real shapes without a download.
 #pragma once
 
@@ -23,8 +23,8 @@
 
 namespace gemma3::inline GEMMA3_MODE {
 
-// A small, portable, seedable generator: the same (seed, tensor name) gives the same weights on every
-// machine and standard library (std::normal_distribution is not specified bit-exactly).
+// A small, portable, seedable generator: the same (seed, tensor name) gives the same weights on
+// every machine and standard library (std::normal_distribution is not specified bit-exactly).
 class SplitMix64 {
  public:
   explicit SplitMix64(uint64_t seed) : state_(seed) {}
@@ -56,15 +56,24 @@ inline uint64_t tensor_seed(uint64_t seed, const std::string& name) {
 // Mean and standard deviation of each initialisation (the fixtures' scheme; see weights.hpp).
 inline std::pair<double, double> init_distribution(Init init, const Shape& shape) {
   switch (init) {
-    case Init::Embedding: return {0.0, 0.3};
-    case Init::Linear: return {0.0, 1.0 / std::sqrt(double(shape.back()))};
-    case Init::RmsNorm: return {0.0, 0.1};
-    case Init::LayerNormWeight: return {1.0, 0.1};
-    case Init::Bias: return {0.0, 0.02};
-    case Init::LayerNormBias: return {0.0, 0.05};
-    case Init::PatchEmbedding: return {0.0, 1.0 / std::sqrt(double(shape[1] * shape[2] * shape[3]))};
-    case Init::PositionEmbedding: return {0.0, 0.2};
-    case Init::Projection: return {0.0, 1.0 / std::sqrt(double(shape.front()))};
+    case Init::Embedding:
+      return {0.0, 0.3};
+    case Init::Linear:
+      return {0.0, 1.0 / std::sqrt(double(shape.back()))};
+    case Init::RmsNorm:
+      return {0.0, 0.1};
+    case Init::LayerNormWeight:
+      return {1.0, 0.1};
+    case Init::Bias:
+      return {0.0, 0.02};
+    case Init::LayerNormBias:
+      return {0.0, 0.05};
+    case Init::PatchEmbedding:
+      return {0.0, 1.0 / std::sqrt(double(shape[1] * shape[2] * shape[3]))};
+    case Init::PositionEmbedding:
+      return {0.0, 0.2};
+    case Init::Projection:
+      return {0.0, 1.0 / std::sqrt(double(shape.front()))};
   }
   return {0.0, 1.0};
 }
@@ -100,7 +109,8 @@ struct SynthOptions {
 
 // Writes config.json and the safetensors file(s) for `cfg` into `out_dir` (created if needed).
 // Returns the total number of tensor bytes written.
-inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::filesystem::path& out_dir,
+inline std::size_t synthesize_checkpoint(const ModelConfig& cfg,
+                                         const std::filesystem::path& out_dir,
                                          const SynthOptions& opt = {}) {
   validate(cfg);
   std::filesystem::create_directories(out_dir);
@@ -116,9 +126,11 @@ inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::file
   };
   std::map<std::string, Pending> tensors;  // sorted by name, as save_pretrained lays them out
   ModelWeights unused;
-  for_each_tensor(cfg, unused, [&](Module m, const std::string& rel, TensorView&, const Shape& shape, Init init) {
-    tensors.emplace(scheme.full_name(m, rel), Pending{shape, init});
-  });
+  for_each_tensor(
+      cfg, unused,
+      [&](Module m, const std::string& rel, TensorView&, const Shape& shape, Init init) {
+        tensors.emplace(scheme.full_name(m, rel), Pending{shape, init});
+      });
 
   // Greedy sharding in name order.
   std::vector<SafetensorsWriter> shards(1);
@@ -130,9 +142,10 @@ inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::file
       current = 0;
     }
     // Init-captures: clang before 16 cannot capture structured bindings by name.
-    shards.back().add(name, opt.dtype, t.shape, [seed = opt.seed, name = name, t = t, dtype = opt.dtype] {
-      return synthesize_tensor(seed, name, t.shape, t.init, dtype);
-    });
+    shards.back().add(name, opt.dtype, t.shape,
+                      [seed = opt.seed, name = name, t = t, dtype = opt.dtype] {
+                        return synthesize_tensor(seed, name, t.shape, t.init, dtype);
+                      });
     current += bytes;
     total += bytes;
   }
@@ -142,7 +155,8 @@ inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::file
     shards[0].write(out_dir / TensorStore::kSingleFile);
     return total;
   }
-  nlohmann::json index{{"metadata", {{"total_size", total}}}, {"weight_map", nlohmann::json::object()}};
+  nlohmann::json index{{"metadata", {{"total_size", total}}},
+                       {"weight_map", nlohmann::json::object()}};
   for (std::size_t s = 0; s < shards.size(); ++s) {
     char file[64];
     std::snprintf(file, sizeof file, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
@@ -155,4 +169,4 @@ inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::file
   return total;
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -1,5 +1,5 @@
-// Tensors: dtypes of published checkpoints, zero-copy views over mapped weights, and the Eigen aliases
-// every model header uses for activations.
+// Tensors: dtypes of published checkpoints, zero-copy views over mapped weights, and the Eigen
+// aliases every model header uses for activations.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -32,13 +32,18 @@ using MatMap = Eigen::Map<Mat<T>>;
 
 enum class DType { BF16, F16, F32 };
 
-inline std::size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
+inline std::size_t dtype_size(DType d) {
+  return d == DType::F32 ? 4 : 2;
+}
 
 inline const char* dtype_name(DType d) {
   switch (d) {
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
-    case DType::F32: return "F32";
+    case DType::BF16:
+      return "BF16";
+    case DType::F16:
+      return "F16";
+    case DType::F32:
+      return "F32";
   }
   return "?";
 }
@@ -69,7 +74,9 @@ inline uint16_t float_to_bf16(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return uint16_t(u >> 16);
 }
-inline float round_to_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
+inline float round_to_bf16(float f) {
+  return bf16_to_float(float_to_bf16(f));
+}
 
 // A read-only view of one checkpoint tensor: its name, dtype, shape and bytes (usually inside a
 // memory-mapped file). Row-major, as safetensors stores PyTorch tensors.
@@ -132,10 +139,12 @@ struct TensorView {
 };
 
 // Checks that a tensor has the expected shape; the error names the tensor and both shapes.
-inline void expect_shape(const TensorView& t, const Shape& expected, const std::string& where = {}) {
+inline void expect_shape(const TensorView& t, const Shape& expected,
+                         const std::string& where = {}) {
   if (t.shape != expected)
     throw TensorError(t.name, "expected shape " + shape_string(expected) + ", found " +
-                                  shape_string(t.shape) + (where.empty() ? "" : " (in " + where + ")"));
+                                  shape_string(t.shape) +
+                                  (where.empty() ? "" : " (in " + where + ")"));
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

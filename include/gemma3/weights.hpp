@@ -2,7 +2,8 @@
 //
 // `for_each_tensor` is the single list of every tensor: its published name (relative to the module
 // prefix), the expected shape derived from the config, and how the synthesiser initialises it. The
-// loader, the synthesiser and `gemma3 inspect` all walk this list, so no name or shape is written twice.
+// loader, the synthesiser and `gemma3 inspect` all walk this list, so no name or shape is written
+// twice.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -18,19 +19,20 @@ namespace gemma3::inline GEMMA3_MODE {
 
 // One text decoder layer — prefix `model.layers.N.` (or `language_model.model.layers.N.`).
 struct LayerWeights {
-  TensorView input_layernorm;            // [hidden]               input_layernorm.weight (stores w, used as 1+w)
-  TensorView q_proj;                     // [heads*head_dim, hidden]    self_attn.q_proj.weight
-  TensorView k_proj;                     // [kv_heads*head_dim, hidden] self_attn.k_proj.weight
-  TensorView v_proj;                     // [kv_heads*head_dim, hidden] self_attn.v_proj.weight
-  TensorView q_norm;                     // [head_dim]             self_attn.q_norm.weight
-  TensorView k_norm;                     // [head_dim]             self_attn.k_norm.weight
-  TensorView o_proj;                     // [hidden, heads*head_dim]    self_attn.o_proj.weight
-  TensorView post_attention_layernorm;   // [hidden]
-  TensorView pre_feedforward_layernorm;  // [hidden]
-  TensorView gate_proj;                  // [intermediate, hidden] mlp.gate_proj.weight
-  TensorView up_proj;                    // [intermediate, hidden] mlp.up_proj.weight
-  TensorView down_proj;                  // [hidden, intermediate] mlp.down_proj.weight
-  TensorView post_feedforward_layernorm; // [hidden]
+  TensorView
+      input_layernorm;  // [hidden]               input_layernorm.weight (stores w, used as 1+w)
+  TensorView q_proj;    // [heads*head_dim, hidden]    self_attn.q_proj.weight
+  TensorView k_proj;    // [kv_heads*head_dim, hidden] self_attn.k_proj.weight
+  TensorView v_proj;    // [kv_heads*head_dim, hidden] self_attn.v_proj.weight
+  TensorView q_norm;    // [head_dim]             self_attn.q_norm.weight
+  TensorView k_norm;    // [head_dim]             self_attn.k_norm.weight
+  TensorView o_proj;    // [hidden, heads*head_dim]    self_attn.o_proj.weight
+  TensorView post_attention_layernorm;    // [hidden]
+  TensorView pre_feedforward_layernorm;   // [hidden]
+  TensorView gate_proj;                   // [intermediate, hidden] mlp.gate_proj.weight
+  TensorView up_proj;                     // [intermediate, hidden] mlp.up_proj.weight
+  TensorView down_proj;                   // [hidden, intermediate] mlp.down_proj.weight
+  TensorView post_feedforward_layernorm;  // [hidden]
 };
 
 struct TextWeights {
@@ -53,14 +55,14 @@ struct VisionLayerWeights {
 };
 
 struct VisionWeights {
-  TensorView patch_embedding_weight;     // [vh, 3, patch, patch]  embeddings.patch_embedding.weight
-  TensorView patch_embedding_bias;       // [vh]
-  TensorView position_embedding;         // [num_patches, vh]  embeddings.position_embedding.weight
+  TensorView patch_embedding_weight;  // [vh, 3, patch, patch]  embeddings.patch_embedding.weight
+  TensorView patch_embedding_bias;    // [vh]
+  TensorView position_embedding;      // [num_patches, vh]  embeddings.position_embedding.weight
   std::vector<VisionLayerWeights> layers;
   TensorView post_layernorm_weight, post_layernorm_bias;  // [vh]
   // The multimodal projector — prefix `multi_modal_projector.`.
-  TensorView mm_soft_emb_norm;            // [vh]  mm_soft_emb_norm.weight (Gemma RMSNorm, 1+w)
-  TensorView mm_input_projection;         // [vh, hidden]  mm_input_projection_weight (in x out!)
+  TensorView mm_soft_emb_norm;     // [vh]  mm_soft_emb_norm.weight (Gemma RMSNorm, 1+w)
+  TensorView mm_input_projection;  // [vh, hidden]  mm_input_projection_weight (in x out!)
 };
 
 struct ModelWeights {
@@ -70,15 +72,15 @@ struct ModelWeights {
 
 // How the synthesiser draws a tensor (the fixtures' scheme: tests/data/reference/README.md):
 enum class Init {
-  Embedding,        // N(0, 0.3^2)
-  Linear,           // N(0, 1/fan_in), fan_in = last dimension
-  RmsNorm,          // N(0, 0.1^2), used as 1 + w
-  LayerNormWeight,  // N(1, 0.1^2)
-  Bias,             // N(0, 0.02^2)
-  LayerNormBias,    // N(0, 0.05^2)
-  PatchEmbedding,   // N(0, 1/(3*patch^2))
-  PositionEmbedding,// N(0, 0.2^2)
-  Projection,       // N(0, 1/vh): mm_input_projection_weight, fan_in is its FIRST dimension
+  Embedding,          // N(0, 0.3^2)
+  Linear,             // N(0, 1/fan_in), fan_in = last dimension
+  RmsNorm,            // N(0, 0.1^2), used as 1 + w
+  LayerNormWeight,    // N(1, 0.1^2)
+  Bias,               // N(0, 0.02^2)
+  LayerNormBias,      // N(0, 0.05^2)
+  PatchEmbedding,     // N(0, 1/(3*patch^2))
+  PositionEmbedding,  // N(0, 0.2^2)
+  Projection,         // N(0, 1/vh): mm_input_projection_weight, fan_in is its FIRST dimension
 };
 
 // Which top-level module a tensor belongs to; the name scheme maps each to its published prefix.
@@ -104,12 +106,15 @@ void for_each_tensor(const ModelConfig& cfg, ModelWeights& w, F&& f) {
     f(Module::Text, p + "self_attn.q_norm.weight", l.q_norm, Shape{D}, Init::RmsNorm);
     f(Module::Text, p + "self_attn.k_norm.weight", l.k_norm, Shape{D}, Init::RmsNorm);
     f(Module::Text, p + "self_attn.o_proj.weight", l.o_proj, Shape{H, q_dim}, Init::Linear);
-    f(Module::Text, p + "post_attention_layernorm.weight", l.post_attention_layernorm, Shape{H}, Init::RmsNorm);
-    f(Module::Text, p + "pre_feedforward_layernorm.weight", l.pre_feedforward_layernorm, Shape{H}, Init::RmsNorm);
+    f(Module::Text, p + "post_attention_layernorm.weight", l.post_attention_layernorm, Shape{H},
+      Init::RmsNorm);
+    f(Module::Text, p + "pre_feedforward_layernorm.weight", l.pre_feedforward_layernorm, Shape{H},
+      Init::RmsNorm);
     f(Module::Text, p + "mlp.gate_proj.weight", l.gate_proj, Shape{I, H}, Init::Linear);
     f(Module::Text, p + "mlp.up_proj.weight", l.up_proj, Shape{I, H}, Init::Linear);
     f(Module::Text, p + "mlp.down_proj.weight", l.down_proj, Shape{H, I}, Init::Linear);
-    f(Module::Text, p + "post_feedforward_layernorm.weight", l.post_feedforward_layernorm, Shape{H}, Init::RmsNorm);
+    f(Module::Text, p + "post_feedforward_layernorm.weight", l.post_feedforward_layernorm, Shape{H},
+      Init::RmsNorm);
   }
   f(Module::Text, "norm.weight", t.norm, Shape{H}, Init::RmsNorm);
   if (!c.tie_word_embeddings)
@@ -121,14 +126,16 @@ void for_each_tensor(const ModelConfig& cfg, ModelWeights& w, F&& f) {
   auto& vw = w.vision.emplace();
   f(Module::Vision, "embeddings.patch_embedding.weight", vw.patch_embedding_weight,
     Shape{vh, v.num_channels, v.patch_size, v.patch_size}, Init::PatchEmbedding);
-  f(Module::Vision, "embeddings.patch_embedding.bias", vw.patch_embedding_bias, Shape{vh}, Init::Bias);
+  f(Module::Vision, "embeddings.patch_embedding.bias", vw.patch_embedding_bias, Shape{vh},
+    Init::Bias);
   f(Module::Vision, "embeddings.position_embedding.weight", vw.position_embedding,
     Shape{v.num_patches(), vh}, Init::PositionEmbedding);
   vw.layers.resize(v.num_hidden_layers);
   for (int64_t i = 0; i < v.num_hidden_layers; ++i) {
     auto& l = vw.layers[i];
     const std::string p = "encoder.layers." + std::to_string(i) + ".";
-    f(Module::Vision, p + "layer_norm1.weight", l.layer_norm1_weight, Shape{vh}, Init::LayerNormWeight);
+    f(Module::Vision, p + "layer_norm1.weight", l.layer_norm1_weight, Shape{vh},
+      Init::LayerNormWeight);
     f(Module::Vision, p + "layer_norm1.bias", l.layer_norm1_bias, Shape{vh}, Init::LayerNormBias);
     f(Module::Vision, p + "self_attn.q_proj.weight", l.q_proj_weight, Shape{vh, vh}, Init::Linear);
     f(Module::Vision, p + "self_attn.q_proj.bias", l.q_proj_bias, Shape{vh}, Init::Bias);
@@ -136,20 +143,23 @@ void for_each_tensor(const ModelConfig& cfg, ModelWeights& w, F&& f) {
     f(Module::Vision, p + "self_attn.k_proj.bias", l.k_proj_bias, Shape{vh}, Init::Bias);
     f(Module::Vision, p + "self_attn.v_proj.weight", l.v_proj_weight, Shape{vh, vh}, Init::Linear);
     f(Module::Vision, p + "self_attn.v_proj.bias", l.v_proj_bias, Shape{vh}, Init::Bias);
-    f(Module::Vision, p + "self_attn.out_proj.weight", l.out_proj_weight, Shape{vh, vh}, Init::Linear);
+    f(Module::Vision, p + "self_attn.out_proj.weight", l.out_proj_weight, Shape{vh, vh},
+      Init::Linear);
     f(Module::Vision, p + "self_attn.out_proj.bias", l.out_proj_bias, Shape{vh}, Init::Bias);
-    f(Module::Vision, p + "layer_norm2.weight", l.layer_norm2_weight, Shape{vh}, Init::LayerNormWeight);
+    f(Module::Vision, p + "layer_norm2.weight", l.layer_norm2_weight, Shape{vh},
+      Init::LayerNormWeight);
     f(Module::Vision, p + "layer_norm2.bias", l.layer_norm2_bias, Shape{vh}, Init::LayerNormBias);
     f(Module::Vision, p + "mlp.fc1.weight", l.fc1_weight, Shape{vi, vh}, Init::Linear);
     f(Module::Vision, p + "mlp.fc1.bias", l.fc1_bias, Shape{vi}, Init::Bias);
     f(Module::Vision, p + "mlp.fc2.weight", l.fc2_weight, Shape{vh, vi}, Init::Linear);
     f(Module::Vision, p + "mlp.fc2.bias", l.fc2_bias, Shape{vh}, Init::Bias);
   }
-  f(Module::Vision, "post_layernorm.weight", vw.post_layernorm_weight, Shape{vh}, Init::LayerNormWeight);
+  f(Module::Vision, "post_layernorm.weight", vw.post_layernorm_weight, Shape{vh},
+    Init::LayerNormWeight);
   f(Module::Vision, "post_layernorm.bias", vw.post_layernorm_bias, Shape{vh}, Init::LayerNormBias);
   f(Module::Projector, "mm_soft_emb_norm.weight", vw.mm_soft_emb_norm, Shape{vh}, Init::RmsNorm);
-  f(Module::Projector, "mm_input_projection_weight", vw.mm_input_projection, Shape{vh, c.hidden_size},
-    Init::Projection);
+  f(Module::Projector, "mm_input_projection_weight", vw.mm_input_projection,
+    Shape{vh, c.hidden_size}, Init::Projection);
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

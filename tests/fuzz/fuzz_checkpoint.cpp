@@ -1,13 +1,13 @@
-// Fuzz target: a checkpoint directory — config.json, model.safetensors.index.json and its shards, or
-// a single model.safetensors — through Checkpoint::open (TensorStore, the index's weight_map, name
-// scheme detection, binding and shape checks), then, for small configs, a forward pass.
+// Fuzz target: a checkpoint directory — config.json, model.safetensors.index.json and its shards,
+// or a single model.safetensors — through Checkpoint::open (TensorStore, the index's weight_map,
+// name scheme detection, binding and shape checks), then, for small configs, a forward pass.
 //
 // Input: files separated by the 8 bytes "#GEMMA3#":
 //   config.json #GEMMA3# index.json #GEMMA3# shard 1 [#GEMMA3# shard 2 ...]
 // An empty index section means "no index": shard 1 is written as model.safetensors. Otherwise the
-// shards are written as s1.safetensors, s2.safetensors, ... beside model.safetensors.index.json (the
-// seeds' weight_map names them so). Oracle: Checkpoint::open and the model either succeed or throw a
-// gemma3::Error; a model that loads runs two tokens without a sanitizer report.
+// shards are written as s1.safetensors, s2.safetensors, ... beside model.safetensors.index.json
+// (the seeds' weight_map names them so). Oracle: Checkpoint::open and the model either succeed or
+// throw a gemma3::Error; a model that loads runs two tokens without a sanitizer report.
 #include <fstream>
 
 #include <gemma3/checkpoint.hpp>
@@ -37,8 +37,10 @@ bool small(const gemma3::ModelConfig& c) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const auto& dir = fuzz::scratch_dir();
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) std::filesystem::remove(entry.path());
-  const auto parts = fuzz::split(std::string_view(reinterpret_cast<const char*>(data), size), "#GEMMA3#");
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    std::filesystem::remove(entry.path());
+  const auto parts =
+      fuzz::split(std::string_view(reinterpret_cast<const char*>(data), size), "#GEMMA3#");
   write_file(dir / "config.json", parts[0]);
   if (parts.size() >= 2 && !parts[1].empty()) {
     write_file(dir / gemma3::TensorStore::kIndexFile, parts[1]);

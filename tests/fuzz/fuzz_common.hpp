@@ -50,11 +50,15 @@ class MemFile {
 inline const std::filesystem::path& scratch_dir() {
   static const std::filesystem::path dir = [] {
     std::error_code ec;
-    const std::filesystem::path base =
-        std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : std::filesystem::temp_directory_path();
+    const std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec)
+                                           ? "/dev/shm"
+                                           : std::filesystem::temp_directory_path();
     std::string tmpl = (base / "gemma3-fuzz-XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) std::abort();
-    std::atexit([] { std::error_code ec; std::filesystem::remove_all(scratch_dir(), ec); });
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(scratch_dir(), ec);
+    });
     return std::filesystem::path(tmpl);
   }();
   return dir;
@@ -85,8 +89,8 @@ inline void sink(const T& v) {
   std::fprintf(stderr, "fuzz property violated: %s\n", what.c_str());
   std::abort();
 }
-#define FUZZ_CHECK(cond, what) \
-  do {                         \
+#define FUZZ_CHECK(cond, what)                                   \
+  do {                                                           \
     if (!(cond)) ::fuzz::fail(std::string(#cond ": ") + (what)); \
   } while (0)
 
@@ -106,7 +110,8 @@ inline std::string tokenizer_model_path() {
 template <typename Tokenizer>
 std::unique_ptr<Tokenizer> load_tokenizer() {
   const std::string path = tokenizer_model_path();
-  if (path.empty()) fail("no tokenizer.model: set GEMMA3_TOKENIZER (scripts/get_tokenizer.sh builds one)");
+  if (path.empty())
+    fail("no tokenizer.model: set GEMMA3_TOKENIZER (scripts/get_tokenizer.sh builds one)");
   return std::make_unique<Tokenizer>(path);
 }
 

@@ -27,7 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   pc.pan_and_scan.min_crop_size = 1 + data[3];
   pc.pan_and_scan.max_num_crops = 1 + data[3] % 5;
   try {
-    const gemma3::Image image = gemma3::decode_image(std::span<const uint8_t>(data + 4, size - 4), "fuzz");
+    const gemma3::Image image =
+        gemma3::decode_image(std::span<const uint8_t>(data + 4, size - 4), "fuzz");
     FUZZ_CHECK(image.width > 0 && image.height > 0, "empty image accepted");
     FUZZ_CHECK(image.pixels.size() == std::size_t(image.width * image.height * 3), "pixel count");
     const gemma3::ImageProcessor processor(pc);

@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   try {
     const gemma3::NpyArray a = gemma3::read_npy(file.path());
     FUZZ_CHECK(a.bytes.size() <= size, "data larger than the file");
-    FUZZ_CHECK(a.bytes.empty() || std::memcmp(a.bytes.data(), data + size - a.bytes.size(), a.bytes.size()) == 0,
+    FUZZ_CHECK(a.bytes.empty() ||
+                   std::memcmp(a.bytes.data(), data + size - a.bytes.size(), a.bytes.size()) == 0,
                "data bytes");
     int64_t numel = 1;
     for (const int64_t d : a.shape) numel *= d;

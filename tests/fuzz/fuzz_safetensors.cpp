@@ -29,7 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
       FUZZ_CHECK(end <= data_size, name);
       if (!base) base = view.data - begin;
       FUZZ_CHECK(view.data == base + begin, name);
-      FUZZ_CHECK(view.nbytes() == 0 || std::memcmp(view.data, data + data_begin + begin, view.nbytes()) == 0, name);
+      FUZZ_CHECK(view.nbytes() == 0 ||
+                     std::memcmp(view.data, data + data_begin + begin, view.nbytes()) == 0,
+                 name);
       FUZZ_CHECK(view.name == name, name);
       if (view.numel() > 0) fuzz::sink(view.at<double>(view.numel() - 1));
     }

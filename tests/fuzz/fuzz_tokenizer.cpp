@@ -4,10 +4,10 @@
 //
 // Input: one flag byte, then the text (bit 0: add <bos>; bit 1: also read the text as little-endian
 // int32 token ids and decode those). Needs the Gemma 3 tokenizer.model: $GEMMA3_TOKENIZER, or the
-// path CMake compiled in. Oracles: invalid UTF-8 is an InvalidArgument, anything else encodes; every
-// id is in range; in SentencePiece mode decode(encode(text)) == text for text without U+2581 (the
-// Gemma vocabulary has byte fallback and no normaliser); streaming decode equals decode (without control tokens); arbitrary ids decode or throw a
-// gemma3::Error.
+// path CMake compiled in. Oracles: invalid UTF-8 is an InvalidArgument, anything else encodes;
+// every id is in range; in SentencePiece mode decode(encode(text)) == text for text without U+2581
+// (the Gemma vocabulary has byte fallback and no normaliser); streaming decode equals decode
+// (without control tokens); arbitrary ids decode or throw a gemma3::Error.
 #include <cstring>
 #include <memory>
 
@@ -65,7 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
       std::string streamed;
       for (const int32_t id : ids) streamed += stream.push(id);
       streamed += stream.finish();
-      FUZZ_CHECK(gemma3::find_invalid_utf8(streamed) == std::string_view::npos, "streamed invalid UTF-8");
+      FUZZ_CHECK(gemma3::find_invalid_utf8(streamed) == std::string_view::npos,
+                 "streamed invalid UTF-8");
     } catch (const gemma3::Error&) {
     }
   }

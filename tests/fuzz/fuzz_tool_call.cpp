@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   try {
     const auto first = gemma3::find_tool_call(text);
     FUZZ_CHECK(first.has_value() == !calls.empty(), "find_tool_call disagrees");
-    if (first && !calls.empty()) FUZZ_CHECK(*first == calls.front(), "find_tool_call is not the first call");
+    if (first && !calls.empty())
+      FUZZ_CHECK(*first == calls.front(), "find_tool_call is not the first call");
   } catch (const gemma3::Error&) {
     // The first block may parse to no call at all only if it is malformed, which find_tool_calls
     // would have reported.

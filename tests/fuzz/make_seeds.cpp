@@ -1,6 +1,6 @@
 // Writes the generated seeds of the fuzz corpora: valid files made by the library itself (the
-// safetensors writer, the checkpoint synthesiser, write_npy, config_to_json, stb_image_write) and the
-// malformed cases of the loaders' tests. Deterministic; run by hand when a format changes:
+// safetensors writer, the checkpoint synthesiser, write_npy, config_to_json, stb_image_write) and
+// the malformed cases of the loaders' tests. Deterministic; run by hand when a format changes:
 //   build-fuzz/tests/fuzz/fuzz_make_seeds tests/fuzz/corpus
 // Text seeds (tokenizer strings, chat conversations, tool calls, command lines) come from the test
 // data and the unit tests. It overwrites only the files it names.
@@ -53,8 +53,10 @@ std::string le64(uint64_t n) {
   return s;
 }
 
-// A safetensors file from a raw header and `data_bytes` bytes (0, 1, 2, ...), as the tests build them.
-std::string raw_safetensors(const std::string& header, std::size_t data_bytes, std::optional<uint64_t> declared = {}) {
+// A safetensors file from a raw header and `data_bytes` bytes (0, 1, 2, ...), as the tests build
+// them.
+std::string raw_safetensors(const std::string& header, std::size_t data_bytes,
+                            std::optional<uint64_t> declared = {}) {
   std::string s = le64(declared.value_or(header.size())) + header;
   for (std::size_t i = 0; i < data_bytes; ++i) s += char(i * 7 + 1);
   return s;
@@ -114,7 +116,8 @@ std::string checkpoint_input(const ModelConfig& cfg, std::size_t max_shard_bytes
     auto index = nlohmann::json::parse(read(dir / TensorStore::kIndexFile));
     std::vector<std::string> files;
     for (const auto& e : fs::directory_iterator(dir))
-      if (e.path().filename().string().rfind("model-", 0) == 0) files.push_back(e.path().filename().string());
+      if (e.path().filename().string().rfind("model-", 0) == 0)
+        files.push_back(e.path().filename().string());
     std::sort(files.begin(), files.end());
     for (auto& [name, file] : index["weight_map"].items()) {
       const auto k = std::find(files.begin(), files.end(), file.get<std::string>()) - files.begin();
@@ -171,7 +174,9 @@ void safetensors_seeds() {
   put("safetensors", "valid_written", read(tmp));
   fs::remove(tmp);
   put("safetensors", "valid_metadata",
-      raw_safetensors(R"({"__metadata__": {"format": "pt", "k": "v"}, "s": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}})", 4));
+      raw_safetensors(
+          R"({"__metadata__": {"format": "pt", "k": "v"}, "s": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}})",
+          4));
 
   // The malformed headers of tests/test_io.cpp, one seed each.
   const std::string ok = R"("t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]})";
@@ -183,26 +188,39 @@ void safetensors_seeds() {
       {"unknown_dtype", R"({"t": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}})", 8, {}},
       {"missing_dtype", R"({"t": {"shape": [2], "data_offsets": [0, 8]}})", 8, {}},
       {"negative_dim", R"({"t": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}})", 8, {}},
-      {"offsets_reversed", R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}})", 8, {}},
+      {"offsets_reversed",
+       R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}})",
+       8,
+       {}},
       {"range_outside", R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 4, {}},
       {"shape_mismatch", R"({"t": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 8, {}},
       {"overlap",
        R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "u": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
-       12, {}},
+       12,
+       {}},
       {"duplicate", "{" + ok + ", " + ok + "}", 8, {}},
       {"bad_offsets", R"({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0]}})", 8, {}},
-      {"huge_shape", R"({"t": {"dtype": "BF16", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})", 8, {}},
+      {"huge_shape",
+       R"({"t": {"dtype": "BF16", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})",
+       8,
+       {}},
       // 2^62 F32 elements are 2^64 bytes: a byte count that wraps to 0 (fixed; docs/robustness.md).
-      {"wrapping_bytes", R"({"t": {"dtype": "F32", "shape": [4611686018427387904], "data_offsets": [0, 0]}})", 0, {}},
+      {"wrapping_bytes",
+       R"({"t": {"dtype": "F32", "shape": [4611686018427387904], "data_offsets": [0, 0]}})",
+       0,
+       {}},
       {"metadata_not_string", R"({"__metadata__": {"a": 1}})", 0, {}},
   };
-  for (const auto& [name, header, bytes, declared] : rows) put("safetensors", "bad_" + name, raw_safetensors(header, bytes, declared));
+  for (const auto& [name, header, bytes, declared] : rows)
+    put("safetensors", "bad_" + name, raw_safetensors(header, bytes, declared));
   put("safetensors", "bad_short", "abc");
 }
 
 void checkpoint_seeds() {
-  put("checkpoint", "text_tied", checkpoint_input(tiny_text(true), std::size_t(1) << 30, DType::BF16));
-  put("checkpoint", "text_untied_f32", checkpoint_input(tiny_text(false), std::size_t(1) << 30, DType::F32));
+  put("checkpoint", "text_tied",
+      checkpoint_input(tiny_text(true), std::size_t(1) << 30, DType::BF16));
+  put("checkpoint", "text_untied_f32",
+      checkpoint_input(tiny_text(false), std::size_t(1) << 30, DType::F32));
   put("checkpoint", "text_sharded", checkpoint_input(tiny_text(true), 300, DType::BF16));
   put("checkpoint", "mm", checkpoint_input(tiny_mm(), std::size_t(1) << 30, DType::BF16));
   // Malformed: no weights; weights of another config; an index naming a missing shard.
@@ -211,20 +229,25 @@ void checkpoint_seeds() {
   ModelConfig other = tiny_text(true);
   other.text.hidden_size = 12;
   const std::string other_input = checkpoint_input(other, std::size_t(1) << 30, DType::BF16);
-  put("checkpoint", "bad_shapes", text.substr(0, text.find(kSep)) + other_input.substr(other_input.find(kSep)));
+  put("checkpoint", "bad_shapes",
+      text.substr(0, text.find(kSep)) + other_input.substr(other_input.find(kSep)));
   put("checkpoint", "bad_index",
-      text.substr(0, text.find(kSep)) + kSep + R"({"weight_map": {"model.norm.weight": "s9.safetensors"}})");
+      text.substr(0, text.find(kSep)) + kSep +
+          R"({"weight_map": {"model.norm.weight": "s9.safetensors"}})");
 }
 
 void config_seeds() {
   for (const char* c : {"text-tiny-a", "text-tiny-b", "mm-tiny-a"})
-    put("config", std::string("fixture_") + c, read(fs::path(GEMMA3_TEST_DATA) / "reference" / c / "config.json"));
+    put("config", std::string("fixture_") + c,
+        read(fs::path(GEMMA3_TEST_DATA) / "reference" / c / "config.json"));
   put("config", "preprocessor_mm-tiny-a",
       read(fs::path(GEMMA3_TEST_DATA) / "reference" / "mm-tiny-a" / "preprocessor_config.json"));
-  for (const std::string p : {"1b", "4b", "27b"}) put("config", "preset_" + p, config_to_json(preset(p)).dump(1));
+  for (const std::string p : {"1b", "4b", "27b"})
+    put("config", "preset_" + p, config_to_json(preset(p)).dump(1));
   put("config", "generation_config",
       R"({"bos_token_id": 2, "cache_implementation": "hybrid", "do_sample": true, "eos_token_id": [1, 106], "pad_token_id": 0, "top_k": 64, "top_p": 0.95, "transformers_version": "4.51.3"})");
-  put("config", "newer_layer_types_rope_parameters", R"({"model_type": "gemma3_text", "num_hidden_layers": 3,
+  put("config", "newer_layer_types_rope_parameters",
+      R"({"model_type": "gemma3_text", "num_hidden_layers": 3,
     "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
     "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
                         "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0}}})");
@@ -238,7 +261,8 @@ void config_seeds() {
   put("config", "bad_kv_not_dividing", edited("num_key_value_heads", 3));
   put("config", "bad_odd_head_dim", edited("head_dim", 33));
   put("config", "window_over_context", edited("sliding_window", 65536));
-  put("config", "bad_layer_types", edited("layer_types", nlohmann::json::array({"full_attention"})));
+  put("config", "bad_layer_types",
+      edited("layer_types", nlohmann::json::array({"full_attention"})));
   put("config", "bad_rope", edited("rope_scaling", {{"rope_type", "yarn"}, {"factor", 4}}));
   put("config", "bad_huge_layers", edited("num_hidden_layers", int64_t(1) << 40));
   put("config", "bad_json", "{\"model_type\": \"gemma3_text\", ");
@@ -247,7 +271,8 @@ void config_seeds() {
 
 void npy_seeds() {
   for (const char* f : {"p0_input_ids.npy", "p0_mask_local.npy", "p0_embed.npy"})
-    put("npy", std::string("fixture_") + f, read(fs::path(GEMMA3_TEST_DATA) / "reference" / "text-tiny-a" / f));
+    put("npy", std::string("fixture_") + f,
+        read(fs::path(GEMMA3_TEST_DATA) / "reference" / "text-tiny-a" / f));
   const fs::path tmp = fs::temp_directory_path() / "gemma3-make-seeds.npy";
   auto written = [&](const std::string& name, const Shape& shape, const auto* values) {
     write_npy(tmp, shape, values);
@@ -277,15 +302,21 @@ void npy_seeds() {
   const std::string f4x2 = std::string("\0\0\x80\x3f\0\0\0\x40", 8);
   put("npy", "v2", npy(2, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", f4x2));
   put("npy", "v3", npy(3, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }\n", f4x2));
-  put("npy", "big_float_as_ids", npy(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }\n",
-                                     std::string("\0\0\0\0\0\0\xf0\x7f", 8)));  // +inf
+  put("npy", "big_float_as_ids",
+      npy(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }\n",
+          std::string("\0\0\0\0\0\0\xf0\x7f", 8)));  // +inf
   put("npy", "bad_magic", "not numpy at all");
-  put("npy", "bad_truncated", npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4), }\n", "abcd"));
-  put("npy", "bad_fortran", npy(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }\n", f4x2));
-  put("npy", "bad_descr", npy(1, "{'descr': '>c16', 'fortran_order': False, 'shape': (2,), }\n", f4x2));
+  put("npy", "bad_truncated",
+      npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4), }\n", "abcd"));
+  put("npy", "bad_fortran",
+      npy(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }\n", f4x2));
+  put("npy", "bad_descr",
+      npy(1, "{'descr': '>c16', 'fortran_order': False, 'shape': (2,), }\n", f4x2));
   put("npy", "bad_version", npy(9, "{}", ""));
   put("npy", "bad_header_length", npy(1, "{'descr'", "") + std::string(3, '\0'));
-  put("npy", "bad_shape", npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999, 99999999999), }\n", ""));
+  put("npy", "bad_shape",
+      npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999, 99999999999), }\n",
+          ""));
 }
 
 void write_to_string(void* context, void* data, int size) {
@@ -294,9 +325,10 @@ void write_to_string(void* context, void* data, int size) {
 
 // Small images of every format stb_image reads (the processor settings prefix first).
 void image_seeds() {
-  const std::string prefix_plain("\x10\x0c\x00\x08", 4);   // 17 x 13, no pan & scan
-  const std::string prefix_pan("\x20\x20\x01\x03", 4);     // 33 x 33, pan & scan, min crop 4
-  put("image", "fixture_image0_png", prefix_plain + read(fs::path(GEMMA3_TEST_DATA) / "reference" / "mm-tiny-a" / "image0.png"));
+  const std::string prefix_plain("\x10\x0c\x00\x08", 4);  // 17 x 13, no pan & scan
+  const std::string prefix_pan("\x20\x20\x01\x03", 4);    // 33 x 33, pan & scan, min crop 4
+  put("image", "fixture_image0_png",
+      prefix_plain + read(fs::path(GEMMA3_TEST_DATA) / "reference" / "mm-tiny-a" / "image0.png"));
   const int w = 12, h = 5;
   std::vector<uint8_t> rgba(w * h * 4);
   for (int y = 0; y < h; ++y)
@@ -324,16 +356,20 @@ void image_seeds() {
   put("image", "ppm", prefix_plain + ppm);
   put("image", "pgm", prefix_pan + pgm);
   // The classic 1x1 GIF89a (a 2-entry palette, a graphic control extension, LZW data).
-  const unsigned char gif[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
+  const unsigned char gif[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80,
+                               0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04,
+                               0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01,
+                               0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
   put("image", "gif", prefix_plain + std::string(reinterpret_cast<const char*>(gif), sizeof gif));
   std::string psd = std::string("8BPS\0\x01", 6) + std::string(6, '\0') + std::string("\0\x03", 2) +
                     std::string("\0\0\0\x02\0\0\0\x03", 8) + std::string("\0\x08\0\x03", 4) +
                     std::string(12, '\0') + std::string("\0\0", 2);  // 3 x 2 RGB, raw
   for (int i = 0; i < 3 * 3 * 2; ++i) psd += char(i * 13);
   put("image", "psd", prefix_plain + psd);
-  std::string pic = std::string("\x53\x80\xf6\x34", 4) + std::string(84, '\0') + "PICT" +
-                    std::string("\0\x03\0\x02", 4) + std::string(4, '\0') + std::string("\0\0\0\0", 4) +
-                    std::string("\0\x08\0\xe0", 4);  // one packet: not chained, 8 bits, uncompressed, RGB
+  std::string pic =
+      std::string("\x53\x80\xf6\x34", 4) + std::string(84, '\0') + "PICT" +
+      std::string("\0\x03\0\x02", 4) + std::string(4, '\0') + std::string("\0\0\0\0", 4) +
+      std::string("\0\x08\0\xe0", 4);  // one packet: not chained, 8 bits, uncompressed, RGB
   for (int i = 0; i < 3 * 2 * 3; ++i) pic += char(i * 11);
   put("image", "pic", prefix_plain + pic);
   // Malformed: empty, not an image, a truncated PNG, sides over the limit.
@@ -345,13 +381,14 @@ void image_seeds() {
   // Legal but odd: an empty IDAT chunk (length 0, "IDAT", the CRC-32 of "IDAT") before the pixels.
   const std::size_t idat = png.find("IDAT") - 4;
   put("image", "png_empty_idat",
-      prefix_plain + png.substr(0, idat) + std::string("\0\0\0\0IDAT\x35\xaf\x06\x1e", 12) + png.substr(idat));
+      prefix_plain + png.substr(0, idat) + std::string("\0\0\0\0IDAT\x35\xaf\x06\x1e", 12) +
+          png.substr(idat));
   // An IDAT claiming 2^30 bytes in a file of a few hundred.
-  put("image", "bad_png_idat_length", prefix_plain + png.substr(0, idat) + std::string("\x40\0\0\0", 4) + png.substr(idat + 4));
+  put("image", "bad_png_idat_length",
+      prefix_plain + png.substr(0, idat) + std::string("\x40\0\0\0", 4) + png.substr(idat + 4));
   put("image", "bad_huge_ppm", prefix_plain + "P6\n20000 2\n255\n" + std::string(64, 'x'));
   put("image", "bomb_ppm", prefix_plain + "P5\n16000 16000\n255\n" + std::string(64, 'x'));
 }
-
 
 // Tokenizer strings: two of each category of the reference strings (tests/data/tokenizer), each
 // with a flag byte (add <bos>, and for some also decode the bytes as ids), plus edge cases.
@@ -368,10 +405,17 @@ void tokenizer_seeds() {
     put("tokenizer", "ref_" + category + "_" + std::to_string(per_category[category]),
         std::string(1, char(n++ % 4)) + text.substr(0, 600));
   }
-  put("tokenizer", "special_pieces", std::string("\x01") + "<bos><start_of_turn>user\nhi<end_of_turn><image_soft_token><eos><pad><unk>");
-  put("tokenizer", "invalid_utf8", std::string("\x00hi \xff\xc3\x28 \xed\xa0\x80 \xf4\x90\x80\x80", 16));
-  put("tokenizer", "spaces_u2581", std::string(1, '\0') + "  \xe2\x96\x81\xe2\x96\x81 a\xe2\x96\x81" "b\t\n\r\n");
-  std::string ids("\x02", 1);  // decode these ids: <bos>, two pieces, the image token, out of range, -1
+  put("tokenizer", "special_pieces",
+      std::string("\x01") +
+          "<bos><start_of_turn>user\nhi<end_of_turn><image_soft_token><eos><pad><unk>");
+  put("tokenizer", "invalid_utf8",
+      std::string("\x00hi \xff\xc3\x28 \xed\xa0\x80 \xf4\x90\x80\x80", 16));
+  put("tokenizer", "spaces_u2581",
+      std::string(1, '\0') +
+          "  \xe2\x96\x81\xe2\x96\x81 a\xe2\x96\x81"
+          "b\t\n\r\n");
+  std::string ids("\x02",
+                  1);  // decode these ids: <bos>, two pieces, the image token, out of range, -1
   for (const int32_t id : {2, 236746, 250, 262144, 262145, -1})
     for (int i = 0; i < 4; ++i) ids += char(uint32_t(id) >> (8 * i));
   put("tokenizer", "ids", ids);
@@ -379,7 +423,8 @@ void tokenizer_seeds() {
 
 // Chat: the template cases of tests/data/chat in fuzz_chat's message format, and images.
 void chat_seeds() {
-  const auto cases = nlohmann::json::parse(read(fs::path(GEMMA3_TEST_DATA) / "chat" / "chat_template_cases.json"));
+  const auto cases =
+      nlohmann::json::parse(read(fs::path(GEMMA3_TEST_DATA) / "chat" / "chat_template_cases.json"));
   int k = 0;
   for (const auto& c : cases["cases"]) {
     std::string out(1, char(c.value("add_generation_prompt", true) ? 1 : 0));
@@ -399,16 +444,20 @@ void chat_seeds() {
       for (const auto& part : m["content"]) {
         if (!first_part) out += '\x1f';
         first_part = false;
-        if (part["type"] == "image") out += std::string("\x01\x00", 2);
-        else out += part["text"].get<std::string>();
+        if (part["type"] == "image")
+          out += std::string("\x01\x00", 2);
+        else
+          out += part["text"].get<std::string>();
       }
     }
     put("chat", "case_" + std::to_string(k++), out);
   }
   // Flags: generation prompt, parse_special, 4 soft tokens, from message 1; an image with 2 crops.
   put("chat", "pan_and_scan_parse_special",
-      std::string("\x2f\x01", 2) + "Hi <bos>\x1e\x02" "Hello\x1e\x81" + std::string("\x01\x02", 2) +
-          "\x1fWhat is in <start_of_image> this?");
+      std::string("\x2f\x01", 2) +
+          "Hi <bos>\x1e\x02"
+          "Hello\x1e\x81" +
+          std::string("\x01\x02", 2) + "\x1fWhat is in <start_of_image> this?");
 }
 
 // Tool calls: the forms and the malformed calls of tests/test_sampler.cpp.
@@ -443,22 +492,48 @@ f(a='\ud83d', b='\U00110000', c=r'x')
       "```tool_code\n[]\n```",
       "```tool_code\nprint(x)\n```",
   };
-  for (std::size_t i = 0; i < texts.size(); ++i) put("tool_call", "text_" + std::to_string(i), texts[i]);
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    put("tool_call", "text_" + std::to_string(i), texts[i]);
 }
 
 // Command lines (NUL-separated arguments): every subcommand with its options, and bad values.
 void cli_seeds() {
   const std::vector<std::vector<std::string>> lines{
-      {"run", "--model", "/tmp/m", "--prompt", "Why is the sky blue?", "--max-new-tokens", "12", "--seed", "7",
-       "--json", "--temperature", "0.7", "--top-k", "40", "--top-p", "0.9", "--min-p", "0.05",
-       "--repetition-penalty", "1.1", "--stop", "\n\n", "--stop", "END", "--threads", "2", "--context", "2048"},
-      {"run", "--model=/tmp/m", "--prompt=hi", "--raw", "--system", "be brief", "--image", "/etc/hostname",
-       "--pan-and-scan", "--tokenizer", "/tmp/tokenizer.model"},
+      {"run",
+       "--model",
+       "/tmp/m",
+       "--prompt",
+       "Why is the sky blue?",
+       "--max-new-tokens",
+       "12",
+       "--seed",
+       "7",
+       "--json",
+       "--temperature",
+       "0.7",
+       "--top-k",
+       "40",
+       "--top-p",
+       "0.9",
+       "--min-p",
+       "0.05",
+       "--repetition-penalty",
+       "1.1",
+       "--stop",
+       "\n\n",
+       "--stop",
+       "END",
+       "--threads",
+       "2",
+       "--context",
+       "2048"},
+      {"run", "--model=/tmp/m", "--prompt=hi", "--raw", "--system", "be brief", "--image",
+       "/etc/hostname", "--pan-and-scan", "--tokenizer", "/tmp/tokenizer.model"},
       {"chat", "--model", "/tmp/m", "--max-new-tokens", "6", "--seed", "1", "--json"},
       {"synth", "--preset", "tiny", "--seed", "5", "--out", "/tmp/x", "--dtype", "f32"},
       {"inspect", "--model", "/tmp/m"},
-      {"dump", "--model", "/tmp/m", "--ids", "2,818,5279", "--out", "/tmp/o", "--dtype", "f64", "--prefill", "2",
-       "--all"},
+      {"dump", "--model", "/tmp/m", "--ids", "2,818,5279", "--out", "/tmp/o", "--dtype", "f64",
+       "--prefill", "2", "--all"},
       {"dump", "--model", "/tmp/m", "--ids-npy", "/tmp/ids.npy", "--out", "/tmp/o"},
       {"tokenize", "--tokenizer", "/tmp/t.model", "--bos", "--parse-special"},
       {"detokenize", "--skip-special"},
@@ -474,7 +549,8 @@ void cli_seeds() {
   };
   for (std::size_t i = 0; i < lines.size(); ++i) {
     std::string out;
-    for (std::size_t a = 0; a < lines[i].size(); ++a) out += (a ? std::string(1, '\0') : std::string()) + lines[i][a];
+    for (std::size_t a = 0; a < lines[i].size(); ++a)
+      out += (a ? std::string(1, '\0') : std::string()) + lines[i][a];
     put("cli", "args_" + std::to_string(i), out);
   }
 }

@@ -1,6 +1,6 @@
 // A main() for the fuzz targets when the compiler has no libFuzzer (GCC): runs the target once on
-// every file given, or on every file of every directory given (a corpus), like `fuzzer -runs=0 DIR`.
-// This keeps the corpora as regression tests in any build, sanitized or not.
+// every file given, or on every file of every directory given (a corpus), like `fuzzer -runs=0
+// DIR`. This keeps the corpora as regression tests in any build, sanitized or not.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
-    const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
     LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   }
   std::printf("replayed %zu inputs\n", files.size());

@@ -538,4 +538,4 @@ class Writer {
   std::vector<Tensor> tensors_;
 };
 
-}  // namespace gemma3::gguf
+}  // namespace gemma3::inline GEMMA3_MODE::gguf

@@ -403,4 +403,4 @@ inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
   out.write(path);
 }
 
-}  // namespace gemma3::gguf
+}  // namespace gemma3::inline GEMMA3_MODE::gguf

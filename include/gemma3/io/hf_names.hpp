@@ -28,10 +28,14 @@ struct NameScheme {
 
   std::string full_name(Module m, const std::string& relative) const {
     switch (m) {
-      case Module::Text: return text + relative;
-      case Module::LmHead: return lm_head + relative;
-      case Module::Vision: return vision + relative;
-      case Module::Projector: return projector + relative;
+      case Module::Text:
+        return text + relative;
+      case Module::LmHead:
+        return lm_head + relative;
+      case Module::Vision:
+        return vision + relative;
+      case Module::Projector:
+        return projector + relative;
     }
     return relative;
   }
@@ -54,7 +58,8 @@ const NameScheme& detect_name_scheme(Has&& has, const std::string& where) {
   for (const auto& s : name_schemes())
     if (has(s.text + "embed_tokens.weight")) return s;
   std::string tried;
-  for (const auto& s : name_schemes()) tried += (tried.empty() ? "" : ", ") + s.text + "embed_tokens.weight";
+  for (const auto& s : name_schemes())
+    tried += (tried.empty() ? "" : ", ") + s.text + "embed_tokens.weight";
   throw TensorError(where, "no embedding tensor found (looked for " + tried + ")");
 }
 
@@ -63,4 +68,4 @@ inline const NameScheme& published_name_scheme(const ModelConfig& cfg) {
   return name_schemes()[cfg.is_multimodal() ? 1 : 0];
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -174,4 +174,4 @@ class MappedFile {
   HugePageMemory copy_;  // holds the bytes for Residency::HugePages
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

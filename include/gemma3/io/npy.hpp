@@ -23,12 +23,18 @@ namespace gemma3::inline GEMMA3_MODE {
 namespace detail {
 template <typename T>
 constexpr const char* npy_descr() {
-  if constexpr (std::is_same_v<T, float>) return "<f4";
-  else if constexpr (std::is_same_v<T, double>) return "<f8";
-  else if constexpr (std::is_same_v<T, int32_t>) return "<i4";
-  else if constexpr (std::is_same_v<T, int64_t>) return "<i8";
-  else if constexpr (std::is_same_v<T, uint8_t>) return "|u1";
-  else static_assert(sizeof(T) == 0, "unsupported .npy element type");
+  if constexpr (std::is_same_v<T, float>)
+    return "<f4";
+  else if constexpr (std::is_same_v<T, double>)
+    return "<f8";
+  else if constexpr (std::is_same_v<T, int32_t>)
+    return "<i4";
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return "<i8";
+  else if constexpr (std::is_same_v<T, uint8_t>)
+    return "|u1";
+  else
+    static_assert(sizeof(T) == 0, "unsupported .npy element type");
 }
 
 inline std::size_t npy_item_size(const std::string& descr) {
@@ -38,14 +44,16 @@ inline std::size_t npy_item_size(const std::string& descr) {
   return 0;
 }
 
-// The value of `key` in the header's Python dict literal, as raw text up to the next top-level comma.
+// The value of `key` in the header's Python dict literal, as raw text up to the next top-level
+// comma.
 inline std::string npy_header_value(const std::string& header, const std::string& key,
                                     const std::string& where) {
   const std::string quoted = "'" + key + "'";
   auto k = header.find(quoted);
   if (k == std::string::npos) throw FormatError(where, "header has no " + quoted);
   auto colon = header.find(':', k + quoted.size());
-  if (colon == std::string::npos) throw FormatError(where, "header entry " + quoted + " has no value");
+  if (colon == std::string::npos)
+    throw FormatError(where, "header entry " + quoted + " has no value");
   std::size_t i = colon + 1;
   while (i < header.size() && header[i] == ' ') ++i;
   std::size_t j = i;
@@ -81,23 +89,30 @@ struct NpyArray {
           bool exact;
           if constexpr (std::is_floating_point_v<S>) {
             // [min, max + 1): both bounds are powers of two (or 0), exact in S; NaN fails both.
-            const S lo = S(std::numeric_limits<T>::min()), hi = S(2) * S(std::numeric_limits<T>::max() / 2 + 1);
+            const S lo = S(std::numeric_limits<T>::min()),
+                    hi = S(2) * S(std::numeric_limits<T>::max() / 2 + 1);
             exact = s >= lo && s < hi && S(static_cast<T>(s)) == s;
           } else {
             exact = std::in_range<T>(s);
           }
           if (!exact)
-            throw InvalidArgument("npy", "element " + std::to_string(i) + " of a " + descr + " array (" +
-                                             std::to_string(s) + ") is not a value of the requested integer type");
+            throw InvalidArgument("npy", "element " + std::to_string(i) + " of a " + descr +
+                                             " array (" + std::to_string(s) +
+                                             ") is not a value of the requested integer type");
         }
         out[i] = static_cast<T>(s);
       }
     };
-    if (descr == "<f4") read(float{});
-    else if (descr == "<f8") read(double{});
-    else if (descr == "<i4") read(int32_t{});
-    else if (descr == "<i8") read(int64_t{});
-    else read(uint8_t{});
+    if (descr == "<f4")
+      read(float{});
+    else if (descr == "<f8")
+      read(double{});
+    else if (descr == "<i4")
+      read(int32_t{});
+    else if (descr == "<i8")
+      read(int64_t{});
+    else
+      read(uint8_t{});
     return out;
   }
 
@@ -148,7 +163,8 @@ inline NpyArray read_npy(const std::filesystem::path& path) {
   if (a.descr == "<u1") a.descr = "|u1";
   const std::size_t item = detail::npy_item_size(a.descr);
   if (item == 0)
-    throw FormatError(where, "unsupported dtype '" + a.descr + "' (expected <f4, <f8, <i4, <i8 or |u1)");
+    throw FormatError(where,
+                      "unsupported dtype '" + a.descr + "' (expected <f4, <f8, <i4, <i8 or |u1)");
   if (detail::npy_header_value(header, "fortran_order", where) != "False")
     throw FormatError(where, "Fortran-order arrays are not supported");
   const std::string shape = detail::npy_header_value(header, "shape", where);
@@ -184,9 +200,10 @@ inline NpyArray read_npy(const std::filesystem::path& path) {
 // Writes a C-order array of `shape` from `data` (numel(shape) elements) as .npy version 1.0.
 template <typename T>
 void write_npy(const std::filesystem::path& path, const Shape& shape, const T* data) {
-  std::string header = std::string("{'descr': '") + detail::npy_descr<T>() +
-                       "', 'fortran_order': False, 'shape': (";
-  for (std::size_t i = 0; i < shape.size(); ++i) header += (i ? ", " : "") + std::to_string(shape[i]);
+  std::string header =
+      std::string("{'descr': '") + detail::npy_descr<T>() + "', 'fortran_order': False, 'shape': (";
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    header += (i ? ", " : "") + std::to_string(shape[i]);
   if (shape.size() == 1) header += ",";  // a 1-tuple, as Python writes it
   header += "), }";
   // Pad with spaces so that magic + length + header + '\n' is a multiple of 64 (NumPy's alignment).
@@ -203,4 +220,4 @@ void write_npy(const std::filesystem::path& path, const Shape& shape, const T* d
   if (!out) throw IoError(path.string(), "write failed");
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

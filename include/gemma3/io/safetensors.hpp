@@ -344,4 +344,4 @@ class SafetensorsWriter {
   std::map<std::string, Entry> entries_;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

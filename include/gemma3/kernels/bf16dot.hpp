@@ -5,9 +5,9 @@
 // PyTorch or llama.cpp); the weights are used as published, read straight from the checkpoint.
 //
 // Declarations here, for every build; the bodies only where the compiler targets AVX512-BF16: in
-// src/kernels/arch/avx512bf16.cpp (gemma3::kernels, chosen at run time when the CPU has it) or inline
-// in a header-only build with -mavx512bf16 (e.g. -march=native on such a CPU). Raw intrinsics, not
-// xsimd: xsimd has no bf16 dot product.
+// src/kernels/arch/avx512bf16.cpp (gemma3::kernels, chosen at run time when the CPU has it) or
+// inline in a header-only build with -mavx512bf16 (e.g. -march=native on such a CPU). Raw
+// intrinsics, not xsimd: xsimd has no bf16 dot product.
 #pragma once
 
 #include "gemma3/build_mode.hpp"

@@ -6,9 +6,9 @@
 //     with -march=native for the machine's best).
 //   * With gemma3::kernels linked (the project's own binaries do): GEMMA3_KERNEL_DISPATCH is
 //   defined,
-//     the bodies are compiled once per instruction set in src/kernels/arch/*.cpp, and every call picks
-//     the best one the CPU supports at run time (AVX-512BW, AVX2+FMA, SSE4.2, SSE2 on x86-64), so
-//     one binary runs on any x86-64 machine and uses AVX-512 where present.
+//     the bodies are compiled once per instruction set in src/kernels/arch/*.cpp, and every call
+//     picks the best one the CPU supports at run time (AVX-512BW, AVX2+FMA, SSE4.2, SSE2 on
+//     x86-64), so one binary runs on any x86-64 machine and uses AVX-512 where present.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -85,4 +85,4 @@ inline const char* active_isa() {
 #endif
 }
 
-}  // namespace gemma3::kernels
+}  // namespace gemma3::inline GEMMA3_MODE::kernels

@@ -531,4 +531,4 @@ inline Mat<float> attend_bidirectional(const ConstMatRef<float>& q, const ConstM
   return out;
 }
 
-}  // namespace gemma3::fast
+}  // namespace gemma3::inline GEMMA3_MODE::fast

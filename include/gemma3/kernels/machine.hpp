@@ -108,4 +108,4 @@ inline double measure_bf16_dot_peak_gflops(double seconds = 0.3) {
   return 0;
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

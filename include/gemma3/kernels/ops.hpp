@@ -80,4 +80,4 @@ Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w, const Vec<T>& bias, 
   return std::move(linear<T, 1>(x, std::array{&w}, std::array{&bias}, backend)[0]);
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -27,4 +27,4 @@ Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w) {
   return y;
 }
 
-}  // namespace gemma3::ref
+}  // namespace gemma3::inline GEMMA3_MODE::ref

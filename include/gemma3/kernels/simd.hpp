@@ -87,9 +87,10 @@ static inline void gemv_edges(const T* row, int64_t n, int64_t d, int64_t in, in
 }
 
 // One row at a time, so that the matrix is read as one sequential stream (rows are contiguous;
-// interleaving rows to share the loads of x would make several short streams); x comes from L1. Every weight byte is read once. Chunks of 2B elements (one
-// vector of bf16 pairs), two per step, four independent FMA chains; x's copy for the row's shift
-// pairs each lane's low and high half with its element of x (GemvX).
+// interleaving rows to share the loads of x would make several short streams); x comes from L1.
+// Every weight byte is read once. Chunks of 2B elements (one vector of bf16 pairs), two per step,
+// four independent FMA chains; x's copy for the row's shift pairs each lane's low and high half
+// with its element of x (GemvX).
 template <class Arch>
 void GemvBf16::operator()(Arch, const uint16_t* w, int64_t rows, int64_t in, const GemvX& x,
                           float* y) const {
@@ -582,4 +583,4 @@ float SumF32::operator()(Arch, const float* x, int64_t n) const {
   return s;
 }
 
-}  // namespace gemma3::kernels::simd
+}  // namespace gemma3::inline GEMMA3_MODE::kernels::simd

@@ -12,8 +12,9 @@ namespace gemma3::inline GEMMA3_MODE::kernels::simd {
 // Rows of a matrix in a checkpoint start at any offset from a cache line. The decode GEMVs read
 // each row in whole vectors from the boundary at or before its first element, and x from a copy
 // made for that offset and aligned to 64 bytes, so that no load of either straddles two cache lines
-// (loads that do stream far below the read bandwidth; docs/performance.md). A row's shift is how many of its elements lie between
-// the 64-byte boundary at or before it and its first element: [0, 32) for bf16, [0, 16) for f32.
+// (loads that do stream far below the read bandwidth; docs/performance.md). A row's shift is how
+// many of its elements lie between the 64-byte boundary at or before it and its first element: [0,
+// 32) for bf16, [0, 16) for f32.
 inline constexpr int64_t kGemvShifts = 32;
 // The shift of a row at `address` with elements of `bytes`; 0 for a row not even aligned to its
 // element size (no valid checkpoint has one), which is read unaligned from its first element.
@@ -167,4 +168,4 @@ struct SumF32 {
   float operator()(Arch, const float* x, int64_t n) const;
 };
 
-}  // namespace gemma3::kernels::simd
+}  // namespace gemma3::inline GEMMA3_MODE::kernels::simd

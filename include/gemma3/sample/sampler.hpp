@@ -1,8 +1,9 @@
 // Choosing the next token from a row of logits.
 //
 // A sampler is a short pipeline of small stages, each a plain function in `gemma3::sampling` below,
-// applied in the order HF transformers applies them (generation/utils.py `_get_logits_processor`: the
-// repetition penalty among the logits processors, then the warpers temperature → top-k → top-p → min-p):
+// applied in the order HF transformers applies them (generation/utils.py `_get_logits_processor`:
+// the repetition penalty among the logits processors, then the warpers temperature → top-k → top-p
+// → min-p):
 //
 //   logits [vocab]
 //     → repetition, presence and frequency penalties over the last `penalty_window` recent tokens
@@ -14,11 +15,12 @@
 //     → draw: the inverse CDF, best first, of one uniform from a seeded SplitMix64
 //
 // Determinism: the same (seed, sequence of logits rows and recent tokens, settings) gives the same
-// tokens on every run. The random stream is integer-only and draws exactly one number per non-greedy
-// token, so it is bit-identical on every machine and standard library (std::uniform_real_distribution
-// is not specified bit-exactly, so it is not used). The probabilities come from std::exp, which C
-// libraries may round differently by an ulp, so across libraries a token could differ only when a
-// uniform lands within ~1e-16 of a cumulative boundary. See docs/sampling.md.
+// tokens on every run. The random stream is integer-only and draws exactly one number per
+// non-greedy token, so it is bit-identical on every machine and standard library
+// (std::uniform_real_distribution is not specified bit-exactly, so it is not used). The
+// probabilities come from std::exp, which C libraries may round differently by an ulp, so across
+// libraries a token could differ only when a uniform lands within ~1e-16 of a cumulative boundary.
+// See docs/sampling.md.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -46,20 +48,21 @@ namespace gemma3::inline GEMMA3_MODE {
 // The sampler's settings. The defaults are Gemma 3's: the published generation_config.json of the
 // google/gemma-3-* checkpoints holds {"do_sample": true, "top_k": 64, "top_p": 0.95} and no
 // temperature, so transformers samples at its default temperature 1.0 (see
-// docs/sampling.md for the sources). The Gemma team's recommendation, as quoted by Unsloth's Gemma 3
-// guide, is the same: temperature 1.0, top_k 64, top_p 0.95, min_p 0.0.
+// docs/sampling.md for the sources). The Gemma team's recommendation, as quoted by Unsloth's Gemma
+// 3 guide, is the same: temperature 1.0, top_k 64, top_p 0.95, min_p 0.0.
 struct SamplerConfig {
-  float temperature = 1.0f;         // divides the logits; 0 = greedy (argmax, lowest id on ties)
-  int32_t top_k = 64;               // keep the k most likely tokens; 0 = off
-  float top_p = 0.95f;              // keep the smallest best-first prefix of mass >= top_p; 1 = off
-  float min_p = 0.0f;               // drop tokens with p < min_p · p_max; 0 = off
-  float repetition_penalty = 1.0f;  // HF/CTRL: logit > 0 → logit / r, logit < 0 → logit · r; 1 = off
-  float presence_penalty = 0.0f;    // OpenAI: logit −= presence_penalty if the token occurs at all
-  float frequency_penalty = 0.0f;   // OpenAI: logit −= frequency_penalty · (occurrences)
-  int32_t penalty_window = 64;      // penalties see the last n recent tokens (llama.cpp's
-                                    // repeat_last_n default); 0 = all the tokens passed in
-  int32_t top_logprobs = 0;         // also report the n most likely tokens with their log-probabilities
-  uint64_t seed = 0;                // the random stream; same seed, same tokens
+  float temperature = 1.0f;  // divides the logits; 0 = greedy (argmax, lowest id on ties)
+  int32_t top_k = 64;        // keep the k most likely tokens; 0 = off
+  float top_p = 0.95f;       // keep the smallest best-first prefix of mass >= top_p; 1 = off
+  float min_p = 0.0f;        // drop tokens with p < min_p · p_max; 0 = off
+  float repetition_penalty =
+      1.0f;  // HF/CTRL: logit > 0 → logit / r, logit < 0 → logit · r; 1 = off
+  float presence_penalty = 0.0f;   // OpenAI: logit −= presence_penalty if the token occurs at all
+  float frequency_penalty = 0.0f;  // OpenAI: logit −= frequency_penalty · (occurrences)
+  int32_t penalty_window = 64;     // penalties see the last n recent tokens (llama.cpp's
+                                   // repeat_last_n default); 0 = all the tokens passed in
+  int32_t top_logprobs = 0;  // also report the n most likely tokens with their log-probabilities
+  uint64_t seed = 0;         // the random stream; same seed, same tokens
 
   bool operator==(const SamplerConfig&) const = default;
 };
@@ -91,8 +94,10 @@ inline void validate(const SamplerConfig& c) {
   require(std::isfinite(c.temperature) && c.temperature >= 0, "temperature",
           "must be a finite number >= 0 (0 means greedy), got " + number(c.temperature));
   require(c.top_k >= 0, "top_k", "must be >= 0 (0 turns it off), got " + std::to_string(c.top_k));
-  require(c.top_p > 0 && c.top_p <= 1, "top_p", "must be in (0, 1] (1 turns it off), got " + number(c.top_p));
-  require(c.min_p >= 0 && c.min_p <= 1, "min_p", "must be in [0, 1] (0 turns it off), got " + number(c.min_p));
+  require(c.top_p > 0 && c.top_p <= 1, "top_p",
+          "must be in (0, 1] (1 turns it off), got " + number(c.top_p));
+  require(c.min_p >= 0 && c.min_p <= 1, "min_p",
+          "must be in [0, 1] (0 turns it off), got " + number(c.min_p));
   require(std::isfinite(c.repetition_penalty) && c.repetition_penalty > 0, "repetition_penalty",
           "must be a finite number > 0 (1 turns it off), got " + number(c.repetition_penalty));
   require(std::isfinite(c.presence_penalty), "presence_penalty",
@@ -101,7 +106,8 @@ inline void validate(const SamplerConfig& c) {
           "must be finite (0 turns it off), got " + number(c.frequency_penalty));
   require(c.penalty_window >= 0, "penalty_window",
           "must be >= 0 (0 means every recent token), got " + std::to_string(c.penalty_window));
-  require(c.top_logprobs >= 0, "top_logprobs", "must be >= 0, got " + std::to_string(c.top_logprobs));
+  require(c.top_logprobs >= 0, "top_logprobs",
+          "must be >= 0, got " + std::to_string(c.top_logprobs));
 }
 
 // The settings a transformers generation_config.json asks for. Absent keys take transformers'
@@ -116,7 +122,8 @@ inline SamplerConfig sampler_config_from_json(const nlohmann::json& g) {
     const bool ok = std::is_same_v<T, bool> ? it->is_boolean()
                     : std::is_integral_v<T> ? it->is_number_integer()
                                             : it->is_number();
-    if (!ok) throw ConfigError(std::string("generation_config.") + key, "unexpected type: " + it->dump());
+    if (!ok)
+      throw ConfigError(std::string("generation_config.") + key, "unexpected type: " + it->dump());
     return it->template get<T>();
   };
   SamplerConfig c;
@@ -135,8 +142,8 @@ namespace sampling {
 inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // SplitMix64 (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014;
-// the generator synth.hpp uses for weights): integer arithmetic only, so a seed gives the same stream
-// on every machine. Seed 0 starts e220a8397b1dcdaf, 6e789e6aa1b965f4, 06c45d188009454f.
+// the generator synth.hpp uses for weights): integer arithmetic only, so a seed gives the same
+// stream on every machine. Seed 0 starts e220a8397b1dcdaf, 6e789e6aa1b965f4, 06c45d188009454f.
 class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
@@ -185,8 +192,8 @@ inline RowStats check_logits(std::span<const float> logits, const char* what = "
   if (bad)
     for (std::size_t i = 0; i < logits.size(); ++i)
       if (!(logits[i] < -kNegInf))
-        throw InvalidArgument(what, std::string(std::isnan(logits[i]) ? "NaN" : "+inf") + " at token id " +
-                                        std::to_string(i));
+        throw InvalidArgument(what, std::string(std::isnan(logits[i]) ? "NaN" : "+inf") +
+                                        " at token id " + std::to_string(i));
   if (s.finite == 0) throw InvalidArgument(what, "every logit is -inf: no token can be sampled");
   return s;
 }
@@ -195,8 +202,9 @@ inline RowStats check_logits(std::span<const float> logits, const char* what = "
 inline void check_token_ids(std::span<const int32_t> ids, std::size_t vocab) {
   for (std::size_t i = 0; i < ids.size(); ++i)
     if (ids[i] < 0 || std::size_t(ids[i]) >= vocab)
-      throw InvalidArgument("recent_tokens", "token id " + std::to_string(ids[i]) + " at position " +
-                                                 std::to_string(i) + " is outside the vocabulary [0, " +
+      throw InvalidArgument("recent_tokens", "token id " + std::to_string(ids[i]) +
+                                                 " at position " + std::to_string(i) +
+                                                 " is outside the vocabulary [0, " +
                                                  std::to_string(vocab) + ")");
 }
 
@@ -212,10 +220,11 @@ inline std::vector<std::pair<int32_t, int32_t>> token_counts(std::span<const int
   return counts;
 }
 
-// Repetition penalty (Keskar et al. 2019, CTRL; HF RepetitionPenaltyLogitsProcessor): every token that
-// occurs in `recent`, once however often it occurs, becomes less likely for r > 1: a positive logit
-// is divided by r, a negative one multiplied by r.
-inline void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> recent, float r) {
+// Repetition penalty (Keskar et al. 2019, CTRL; HF RepetitionPenaltyLogitsProcessor): every token
+// that occurs in `recent`, once however often it occurs, becomes less likely for r > 1: a positive
+// logit is divided by r, a negative one multiplied by r.
+inline void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> recent,
+                                     float r) {
   if (r == 1.0f) return;
   check_token_ids(recent, logits.size());
   for (const auto& [id, count] : token_counts(recent)) {
@@ -226,8 +235,9 @@ inline void apply_repetition_penalty(std::span<float> logits, std::span<const in
 
 // Presence and frequency penalties (OpenAI's API reference, "parameter details"):
 // logit[j] −= count[j] · frequency + (count[j] > 0) · presence, counts over `recent`.
-inline void apply_presence_frequency_penalties(std::span<float> logits, std::span<const int32_t> recent,
-                                               float presence, float frequency) {
+inline void apply_presence_frequency_penalties(std::span<float> logits,
+                                               std::span<const int32_t> recent, float presence,
+                                               float frequency) {
   if (presence == 0.0f && frequency == 0.0f) return;
   check_token_ids(recent, logits.size());
   for (const auto& [id, count] : token_counts(recent))
@@ -277,12 +287,14 @@ inline std::vector<Candidate> top_k(std::span<const float> logits, std::size_t k
 }
 
 // Temperature and softmax: the numerators exp((logit − best) / T) of best-first candidates, in
-// double, so that p_i = w_i / Σw (the best gets weight 1). The division by T happens in double inside
-// the exponent, so the weights never reverse the ranking of the logits.
-inline void softmax_weights(std::span<const Candidate> ranked, float temperature, std::vector<double>& w) {
+// double, so that p_i = w_i / Σw (the best gets weight 1). The division by T happens in double
+// inside the exponent, so the weights never reverse the ranking of the logits.
+inline void softmax_weights(std::span<const Candidate> ranked, float temperature,
+                            std::vector<double>& w) {
   w.resize(ranked.size());
   const double best = ranked.empty() ? 0.0 : double(ranked[0].logit), t = double(temperature);
-  for (std::size_t i = 0; i < ranked.size(); ++i) w[i] = std::exp((double(ranked[i].logit) - best) / t);
+  for (std::size_t i = 0; i < ranked.size(); ++i)
+    w[i] = std::exp((double(ranked[i].logit) - best) / t);
 }
 
 // Σ exp((logit − max) / T) over every finite token of the row, in id order: the softmax denominator
@@ -297,8 +309,8 @@ inline double softmax_total(std::span<const float> logits, float max, float temp
 
 // Top-p (nucleus, Holtzman et al. 2020): how many best-first tokens to keep, the smallest n whose
 // mass Σ_{i<n} w_i reaches p · total, i.e. token i stays while the mass before it is < p (as HF's
-// TopPLogitsWarper). `total` is the mass of the whole distribution; the weights may be only its best
-// prefix, and nullopt says that prefix does not reach p yet.
+// TopPLogitsWarper). `total` is the mass of the whole distribution; the weights may be only its
+// best prefix, and nullopt says that prefix does not reach p yet.
 inline std::optional<std::size_t> top_p_count(std::span<const double> w, double total, float p) {
   const double target = double(p) * total;
   double mass = 0;
@@ -332,14 +344,15 @@ inline std::optional<std::size_t> draw(std::span<const double> w, double total, 
 }
 
 // exp(x) for x <= 0, in float and branch-free, so that compilers vectorise the loops that call it
-// (std::exp is a library call). Cephes' expf (S. Moshier): n = round(x·log2 e), r = x − n·ln 2 in two
-// parts (Cody-Waite), e^r by a polynomial, times 2^n through the exponent bits. Within 1e-7 relative
-// of std::exp; inputs below −87, −inf included, give e^−87 ≈ 1.6e−38 instead of 0.
+// (std::exp is a library call). Cephes' expf (S. Moshier): n = round(x·log2 e), r = x − n·ln 2 in
+// two parts (Cody-Waite), e^r by a polynomial, times 2^n through the exponent bits. Within 1e-7
+// relative of std::exp; inputs below −87, −inf included, give e^−87 ≈ 1.6e−38 instead of 0.
 inline float exp_nonpositive(float x) {
   // Clamp at −87 without a float comparison (GCC does not vectorise one under its default
   // -ftrapping-math): for x <= 0 the unsigned order of the bits is the reverse of the float order.
   x = std::bit_cast<float>(std::min(std::bit_cast<uint32_t>(x), std::bit_cast<uint32_t>(-87.0f)));
-  // round(x·log2 e) in [−126, 0]: adding 1.5·2^23, whose ulp is 1, rounds to an integer in the bits.
+  // round(x·log2 e) in [−126, 0]: adding 1.5·2^23, whose ulp is 1, rounds to an integer in the
+  // bits.
   const int32_t n = std::bit_cast<int32_t>(x * 1.44269504088896341f + 12582912.0f) - 0x4B400000;
   const float r = (x - float(n) * 0.693359375f) + float(n) * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -352,9 +365,10 @@ inline float exp_nonpositive(float x) {
   return std::bit_cast<float>(std::bit_cast<int32_t>(e) + n * (1 << 23));
 }
 
-// log Σ exp(logit) over the row, for the reported log-probabilities (no token choice depends on it):
-// exponentials in float (exp_nonpositive, vectorised, in blocks that stay in L1 cache), summed in
-// double into four fixed partial sums. The e^−87 of −inf tokens vanishes next to the best token's 1.
+// log Σ exp(logit) over the row, for the reported log-probabilities (no token choice depends on
+// it): exponentials in float (exp_nonpositive, vectorised, in blocks that stay in L1 cache), summed
+// in double into four fixed partial sums. The e^−87 of −inf tokens vanishes next to the best
+// token's 1.
 inline double log_sum_exp(std::span<const float> logits, float max) {
   constexpr std::size_t kBlock = 256;
   float e[kBlock];
@@ -395,14 +409,16 @@ class Sampler {
     // Penalties, on a copy of the row.
     std::span<const float> row = logits;
     RowStats stats = raw;
-    const std::size_t window = cfg_.penalty_window == 0 ? recent.size()
-                                                        : std::min(recent.size(), std::size_t(cfg_.penalty_window));
+    const std::size_t window = cfg_.penalty_window == 0
+                                   ? recent.size()
+                                   : std::min(recent.size(), std::size_t(cfg_.penalty_window));
     const auto last = recent.last(window);
     if (penalties_on() && !last.empty()) {
       check_token_ids(last, logits.size());
       penalised_.assign(logits.begin(), logits.end());
       apply_repetition_penalty(penalised_, last, cfg_.repetition_penalty);
-      apply_presence_frequency_penalties(penalised_, last, cfg_.presence_penalty, cfg_.frequency_penalty);
+      apply_presence_frequency_penalties(penalised_, last, cfg_.presence_penalty,
+                                         cfg_.frequency_penalty);
       row = penalised_;
       stats = check_logits(row, "logits after penalties");
     }
@@ -415,17 +431,19 @@ class Sampler {
     result.logprob = float(double(logits[std::size_t(result.id)]) - lse);
     if (cfg_.top_logprobs > 0) {
       top_k(logits, std::size_t(cfg_.top_logprobs), ranked_);
-      for (const Candidate& c : ranked_) result.top.emplace_back(c.id, float(double(c.logit) - lse));
+      for (const Candidate& c : ranked_)
+        result.top.emplace_back(c.id, float(double(c.logit) - lse));
     }
     return result;
   }
 
   // The same from an Eigen vector or one-row/one-column matrix of any scalar (copied to float).
   template <typename Derived>
-  SampleResult sample(const Eigen::DenseBase<Derived>& logits, std::span<const int32_t> recent = {}) {
+  SampleResult sample(const Eigen::DenseBase<Derived>& logits,
+                      std::span<const int32_t> recent = {}) {
     if (logits.rows() != 1 && logits.cols() != 1)
-      throw InvalidArgument("logits", "expected one row, got a " + std::to_string(logits.rows()) + "x" +
-                                          std::to_string(logits.cols()) + " matrix");
+      throw InvalidArgument("logits", "expected one row, got a " + std::to_string(logits.rows()) +
+                                          "x" + std::to_string(logits.cols()) + " matrix");
     converted_.resize(std::size_t(logits.size()));
     for (Eigen::Index i = 0; i < logits.size(); ++i)
       converted_[std::size_t(i)] = float(logits.rows() == 1 ? logits(0, i) : logits(i, 0));
@@ -434,7 +452,8 @@ class Sampler {
 
  private:
   bool penalties_on() const {
-    return cfg_.repetition_penalty != 1.0f || cfg_.presence_penalty != 0.0f || cfg_.frequency_penalty != 0.0f;
+    return cfg_.repetition_penalty != 1.0f || cfg_.presence_penalty != 0.0f ||
+           cfg_.frequency_penalty != 0.0f;
   }
 
   // Top-k, softmax, top-p, min-p and the draw over a checked, penalised row.
@@ -442,11 +461,12 @@ class Sampler {
     using namespace sampling;
     const float t = cfg_.temperature;
     // The top-k set: the k best, or every finite token when top-k is off.
-    const std::size_t k = cfg_.top_k > 0 ? std::min(std::size_t(cfg_.top_k), stats.finite) : stats.finite;
+    const std::size_t k =
+        cfg_.top_k > 0 ? std::min(std::size_t(cfg_.top_k), stats.finite) : stats.finite;
 
     // Best-first candidates and their softmax weights. With top-k on, all k at once. With it off, a
-    // best-first prefix, grown ×8 until the cut-offs and the draw fall inside it: a language model's
-    // nucleus is a tiny part of a 262144-token vocabulary, and each growth costs one pass.
+    // best-first prefix, grown ×8 until the cut-offs and the draw fall inside it: a language
+    // model's nucleus is a tiny part of a 262144-token vocabulary, and each growth costs one pass.
     std::size_t m = cfg_.top_k > 0 ? k : std::min(k, kFirstPrefix);
     auto rank = [&] {
       top_k(row, m == stats.finite ? 0 : m, ranked_);
@@ -462,13 +482,17 @@ class Sampler {
       std::optional<std::size_t> n;
       bool undecided = false;
       if (cfg_.top_p < 1.0f) {
-        if (const auto n_p = top_p_count(weights_, total, cfg_.top_p)) n = n_p;
-        else undecided = true;
+        if (const auto n_p = top_p_count(weights_, total, cfg_.top_p))
+          n = n_p;
+        else
+          undecided = true;
       }
       if (cfg_.min_p > 0.0f) {
         const std::size_t n_min = min_p_count(weights_, cfg_.min_p);
-        if (n_min < m) n = std::min(n.value_or(n_min), n_min);
-        else undecided = true;
+        if (n_min < m)
+          n = std::min(n.value_or(n_min), n_min);
+        else
+          undecided = true;
       }
       if (n) return n;
       // No cut: the whole top-k set (also when rounding kept top-p from quite reaching p).
@@ -486,7 +510,8 @@ class Sampler {
     const double kept_total = *n <= m ? sum(std::span<const double>(weights_).first(*n)) : total;
     for (;;) {
       const std::size_t end = std::min(*n, m);
-      if (const auto i = draw(std::span<const double>(weights_).first(end), kept_total, u)) return ranked_[*i].id;
+      if (const auto i = draw(std::span<const double>(weights_).first(end), kept_total, u))
+        return ranked_[*i].id;
       if (end == *n) break;  // rounding left u · total just past the last weight
       m = std::min(k, m * kGrowth);
       rank();
@@ -507,10 +532,10 @@ class Sampler {
 
   SamplerConfig cfg_;
   sampling::Rng rng_;
-  std::vector<float> penalised_;            // [vocab] the row after penalties
-  std::vector<float> converted_;            // [vocab] an Eigen row as float
+  std::vector<float> penalised_;             // [vocab] the row after penalties
+  std::vector<float> converted_;             // [vocab] an Eigen row as float
   std::vector<sampling::Candidate> ranked_;  // best-first candidates
-  std::vector<double> weights_;             // their softmax numerators
+  std::vector<double> weights_;              // their softmax numerators
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -248,4 +248,4 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
   return o;
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

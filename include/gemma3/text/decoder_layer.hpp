@@ -79,4 +79,4 @@ class DecoderLayer {
   AttentionParams<T> attn_;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

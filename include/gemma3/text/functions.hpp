@@ -61,4 +61,4 @@ void soft_cap(MatRef<T> x, double cap) {
   x = (x.array() / T(cap)).tanh() * T(cap);
 }
 
-}  // namespace gemma3::ref
+}  // namespace gemma3::inline GEMMA3_MODE::ref

@@ -171,4 +171,4 @@ class KVCache {
   int64_t length_ = 0;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

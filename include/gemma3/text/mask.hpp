@@ -95,4 +95,4 @@ inline int64_t kv_cache_rows(LayerKind kind, int64_t window, int64_t capacity) {
   return kind == LayerKind::Local ? std::min(window, capacity) : capacity;
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -56,4 +56,4 @@ Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend,
   return down;
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

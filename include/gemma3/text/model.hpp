@@ -257,7 +257,8 @@ TextModel<T>::TextModel(const TextConfig& cfg, const TextWeights& w, Backend bac
     layers_.emplace_back(cfg, i, w.layers.at(i),
                          layer_kind(cfg, i) == LayerKind::Local ? local : global, backend_);
   norm_ = w.norm.vec<T>();
-  // sqrt(hidden) is an f32 buffer in the reference, cast to the compute dtype (transformers 4.51.3 modeling_gemma3.py Gemma3TextScaledWordEmbedding).
+  // sqrt(hidden) is an f32 buffer in the reference, cast to the compute dtype (transformers 4.51.3
+  // modeling_gemma3.py Gemma3TextScaledWordEmbedding).
   embed_scale_ = T(std::sqrt(double(cfg.hidden_size)));
 }
 
@@ -325,4 +326,4 @@ extern template class TextModel<float>;
 extern template class TextModel<double>;
 #endif
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

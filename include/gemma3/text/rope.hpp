@@ -46,4 +46,4 @@ struct Rope {
   }
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

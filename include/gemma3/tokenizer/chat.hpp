@@ -74,10 +74,18 @@ class Conversation {
     messages_.push_back(std::move(m));
     return *this;
   }
-  Conversation& system(std::string text) { return add({"system", {ContentPart::Text(std::move(text))}, true}); }
-  Conversation& user(std::string text) { return add({"user", {ContentPart::Text(std::move(text))}, true}); }
-  Conversation& user(std::vector<ContentPart> parts) { return add({"user", std::move(parts), false}); }
-  Conversation& model(std::string text) { return add({"assistant", {ContentPart::Text(std::move(text))}, true}); }
+  Conversation& system(std::string text) {
+    return add({"system", {ContentPart::Text(std::move(text))}, true});
+  }
+  Conversation& user(std::string text) {
+    return add({"user", {ContentPart::Text(std::move(text))}, true});
+  }
+  Conversation& user(std::vector<ContentPart> parts) {
+    return add({"user", std::move(parts), false});
+  }
+  Conversation& model(std::string text) {
+    return add({"assistant", {ContentPart::Text(std::move(text))}, true});
+  }
 
   const std::vector<Message>& messages() const { return messages_; }
   // Images in the prompt, pan & scan crops included: how many soft-token runs render_ids emits.
@@ -146,7 +154,7 @@ class Conversation {
         continue;
       }
       flush();
-      ids.push_back(seg.marker == Marker::Bos            ? tok.bos()
+      ids.push_back(seg.marker == Marker::Bos           ? tok.bos()
                     : seg.marker == Marker::StartOfTurn ? tok.start_of_turn()
                                                         : tok.end_of_turn());
     }
@@ -162,7 +170,8 @@ class Conversation {
     int64_t crops = 0;
   };
 
-  // The template, statement by statement (tokenizer_config.json chat_template of google/gemma-3-*-it).
+  // The template, statement by statement (tokenizer_config.json chat_template of
+  // google/gemma-3-*-it).
   std::vector<Segment> segments(bool add_generation_prompt, std::size_t from_message = 0) const {
     std::vector<Segment> out;
     if (from_message == 0) out.push_back({Marker::Bos, "<bos>"});
@@ -178,8 +187,9 @@ class Conversation {
       const Message& m = messages_[i];
       const std::size_t index0 = i - first;
       if ((m.role == "user") != (index0 % 2 == 0))
-        throw InvalidArgument("conversation", "roles must alternate user/assistant/user/assistant/... (message " +
-                                                  std::to_string(i) + " has role '" + m.role + "')");
+        throw InvalidArgument("conversation",
+                              "roles must alternate user/assistant/user/assistant/... (message " +
+                                  std::to_string(i) + " has role '" + m.role + "')");
       if (i < from_message) continue;
       const std::string role = m.role == "assistant" ? "model" : m.role;
       out.push_back({Marker::StartOfTurn, "<start_of_turn>"});
@@ -203,4 +213,4 @@ class Conversation {
   std::vector<Message> messages_;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

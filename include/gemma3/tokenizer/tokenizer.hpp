@@ -4,9 +4,10 @@
 //   * SentencePiece (default), what Google's own code does (gemma.cpp, gemma_pytorch, JAX): control
 //     pieces written inside text (`<bos>`, `<eos>`, `<pad>`, `<unk>`) are plain text.
 //   * Hugging Face (`parse_special = true`), what transformers' tokenizer does: every added token
-//     (all non-NORMAL, non-byte pieces plus `<image_soft_token>`) is split out of the raw text first,
-//     leftmost-longest, and the text between is encoded by the BPE model. This also makes a literal
-//     run of U+2581 an added token before a neighbouring space is escaped (docs/tokenizer.md).
+//     (all non-NORMAL, non-byte pieces plus `<image_soft_token>`) is split out of the raw text
+//     first, leftmost-longest, and the text between is encoded by the BPE model. This also makes a
+//     literal run of U+2581 an added token before a neighbouring space is escaped
+//     (docs/tokenizer.md).
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -30,7 +31,14 @@ namespace gemma3::inline GEMMA3_MODE {
 
 namespace detail {
 // SentencePiece piece types (sentencepiece_model.proto, ModelProto.SentencePiece.Type).
-enum class PieceType : uint8_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+enum class PieceType : uint8_t {
+  Normal = 1,
+  Unknown = 2,
+  Control = 3,
+  UserDefined = 4,
+  Unused = 5,
+  Byte = 6
+};
 
 // The type of every piece, read from the serialized ModelProto: libsentencepiece 0.1.97 exposes
 // IsControl/IsUnknown/IsByte but not IsUserDefined. Protobuf wire format: ModelProto field 1 is a
@@ -49,7 +57,8 @@ inline std::vector<PieceType> piece_types(std::string_view proto, const std::str
   };
   // Skips a field of `wire` type; returns the payload of a length-delimited one.
   auto skip = [&](std::string_view b, std::size_t& i, uint64_t wire) -> std::string_view {
-    if (wire == 0) varint(b, i);
+    if (wire == 0)
+      varint(b, i);
     else if (wire == 1 || wire == 5) {
       const std::size_t n = wire == 1 ? 8 : 4;
       if (b.size() - i < n) throw fail();
@@ -73,8 +82,10 @@ inline std::vector<PieceType> piece_types(std::string_view proto, const std::str
     PieceType type = PieceType::Normal;
     for (std::size_t j = 0; j < payload.size();) {
       const uint64_t k = varint(payload, j);
-      if ((k >> 3) == 3 && (k & 7) == 0) type = static_cast<PieceType>(varint(payload, j));
-      else skip(payload, j, k & 7);
+      if ((k >> 3) == 3 && (k & 7) == 0)
+        type = static_cast<PieceType>(varint(payload, j));
+      else
+        skip(payload, j, k & 7);
     }
     types.push_back(type);
   }
@@ -100,7 +111,8 @@ class Tokenizer {
     const auto status = sp_->Load(path_);
     if (!status.ok()) throw FormatError(path_, "not a SentencePiece model: " + status.ToString());
     types_ = detail::piece_types(sp_->serialized_model_proto(), path_);
-    if (static_cast<int>(types_.size()) != sp_->GetPieceSize()) throw FormatError(path_, "piece count mismatch");
+    if (static_cast<int>(types_.size()) != sp_->GetPieceSize())
+      throw FormatError(path_, "piece count mismatch");
     build_added_tokens();
     pad_ = required_id("<pad>");
     eos_ = required_id("<eos>");
@@ -112,7 +124,8 @@ class Tokenizer {
     end_of_image_ = required_id("<end_of_image>");
   }
 
-  // ids 0 .. vocab_size()-1 are SentencePiece pieces; image_soft_token() == vocab_size() is HF's extra.
+  // ids 0 .. vocab_size()-1 are SentencePiece pieces; image_soft_token() == vocab_size() is HF's
+  // extra.
   int32_t vocab_size() const { return sp_->GetPieceSize(); }
   const std::string& path() const { return path_; }
 
@@ -151,7 +164,9 @@ class Tokenizer {
   bool is_user_defined(int32_t id) const {
     return id >= 0 && id < vocab_size() && types_[id] == detail::PieceType::UserDefined;
   }
-  bool is_control(int32_t id) const { return id == vocab_size() || sp_->IsControl(id) || sp_->IsUnknown(id); }
+  bool is_control(int32_t id) const {
+    return id == vocab_size() || sp_->IsControl(id) || sp_->IsUnknown(id);
+  }
 
   std::vector<int32_t> encode(std::string_view text, const EncodeOptions& opt = {}) const {
     if (const auto bad = find_invalid_utf8(text); bad != std::string_view::npos)
@@ -207,7 +222,8 @@ class Tokenizer {
   // Throws unless 0 <= id <= vocab_size() (the last being the image placeholder).
   void check_id(int32_t id) const {
     if (id < 0 || id > vocab_size())
-      throw InvalidArgument("id", "token id " + std::to_string(id) + " is outside the tokenizer's [0, " +
+      throw InvalidArgument("id", "token id " + std::to_string(id) +
+                                      " is outside the tokenizer's [0, " +
                                       std::to_string(vocab_size()) + "]");
   }
 
@@ -225,7 +241,8 @@ class Tokenizer {
     if (text.empty()) return;
     std::vector<int> piece_ids;
     const auto status = sp_->Encode(text, &piece_ids);
-    if (!status.ok()) throw InvalidArgument("text", "SentencePiece cannot encode it: " + status.ToString());
+    if (!status.ok())
+      throw InvalidArgument("text", "SentencePiece cannot encode it: " + status.ToString());
     ids.insert(ids.end(), piece_ids.begin(), piece_ids.end());
   }
 
@@ -255,7 +272,8 @@ class Tokenizer {
       if (is_added_token(id)) insert(sp_->IdToPiece(id), id);
     insert(std::string(kImageSoftTokenPiece), image_soft_token());
   }
-  std::pair<std::size_t, int32_t> longest_added_token(std::string_view text, std::size_t pos) const {
+  std::pair<std::size_t, int32_t> longest_added_token(std::string_view text,
+                                                      std::size_t pos) const {
     std::size_t best_len = 0;
     int32_t best_id = -1;
     int32_t node = 0;
@@ -342,4 +360,4 @@ class StreamDecoder {
   std::string pending_;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -1,9 +1,9 @@
 // Gemma 3 function calling: tools declared in the prompt, calls found in the model's text.
 //
-// Gemma 3 has no tool tokens: "Gemma does not output a tool specific token. Your framework must detect
-// a tool call by checking if the structure of the output matches your prompted function output
-// specification" (ai.google.dev/gemma/docs/capabilities/function-calling). The convention here is
-// the one Google's Gemma guides use:
+// Gemma 3 has no tool tokens: "Gemma does not output a tool specific token. Your framework must
+// detect a tool call by checking if the structure of the output matches your prompted function
+// output specification" (ai.google.dev/gemma/docs/capabilities/function-calling). The convention
+// here is the one Google's Gemma guides use:
 //   * the prompt declares the functions as JSON and asks for Python-style calls,
 //     func_name(param_name=param_value, ...) (the function-calling guide above);
 //   * the model wraps its call in a ```tool_code fence, and the application gives the result back
@@ -15,15 +15,16 @@
 //   find_tool_calls(model_output)    → the calls in every complete ```tool_code block
 //   render_tool_output(result)       → the ```tool_output block for the next user turn
 //
-// The call syntax accepted is the part of Python a call with literal arguments needs: a dotted name,
-// keyword and positional arguments; strings ('…', "…", '''…''', """…""", adjacent ones concatenated,
-// Python's escapes), ints, floats, True/False/None (and JSON's true/false/null), lists, tuples (as
-// lists) and dicts, nested, trailing commas and # comments. A block may hold several calls (one after
-// another, or a Python list [f(...), g(...)] as the function-calling guide shows), and a call may be
-// wrapped in print(...). Keyword arguments go to ToolCall::arguments (a JSON object, what a JSON
-// schema describes); positional ones, which the declarations cannot name reliably (a JSON object's keys
-// are unordered), go to ToolCall::positional in order rather than under invented names.
-// Anything else (variables, expressions, nested calls, *args) is a ToolCallError with its offset.
+// The call syntax accepted is the part of Python a call with literal arguments needs: a dotted
+// name, keyword and positional arguments; strings ('…', "…", '''…''', """…""", adjacent ones
+// concatenated, Python's escapes), ints, floats, True/False/None (and JSON's true/false/null),
+// lists, tuples (as lists) and dicts, nested, trailing commas and # comments. A block may hold
+// several calls (one after another, or a Python list [f(...), g(...)] as the function-calling guide
+// shows), and a call may be wrapped in print(...). Keyword arguments go to ToolCall::arguments (a
+// JSON object, what a JSON schema describes); positional ones, which the declarations cannot name
+// reliably (a JSON object's keys are unordered), go to ToolCall::positional in order rather than
+// under invented names. Anything else (variables, expressions, nested calls, *args) is a
+// ToolCallError with its offset.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -55,7 +56,8 @@ struct ToolCall {
 // given to find_tool_calls; the message also says the line and column.
 class ToolCallError : public FormatError {
  public:
-  ToolCallError(std::size_t offset, const std::string& message) : FormatError("tool_code", message), offset_(offset) {}
+  ToolCallError(std::size_t offset, const std::string& message)
+      : FormatError("tool_code", message), offset_(offset) {}
   std::size_t offset() const noexcept { return offset_; }
 
  private:
@@ -69,7 +71,9 @@ namespace detail {
 
 inline constexpr std::string_view kFence = "```";
 
-inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'; }
+inline bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f';
+}
 
 // Where a complete ```tool_code block's body lies in the text, and where its closing fence ends.
 struct ToolCodeBlock {
@@ -93,9 +97,15 @@ inline std::optional<ToolCodeBlock> next_tool_code_block(std::string_view text, 
   }
 }
 
-inline bool is_identifier_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-inline bool is_identifier_char(char c) { return is_identifier_start(c) || (c >= '0' && c <= '9'); }
-inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+inline bool is_identifier_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+inline bool is_identifier_char(char c) {
+  return is_identifier_start(c) || (c >= '0' && c <= '9');
+}
+inline bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 inline void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -115,11 +125,12 @@ inline void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-// A recursive-descent parser for the calls in text[begin, end) (one block's body). Offsets in errors
-// are offsets in `text`.
+// A recursive-descent parser for the calls in text[begin, end) (one block's body). Offsets in
+// errors are offsets in `text`.
 class PythonCallParser {
  public:
-  PythonCallParser(std::string_view text, std::size_t begin, std::size_t end) : text_(text), pos_(begin), end_(end) {}
+  PythonCallParser(std::string_view text, std::size_t begin, std::size_t end)
+      : text_(text), pos_(begin), end_(end) {}
 
   // block := (call | 'print' '(' call ')' | '[' call (',' call)* ','? ']')+
   std::vector<ToolCall> parse_block() {
@@ -150,12 +161,14 @@ class PythonCallParser {
     std::size_t line = 1, line_start = 0;
     for (std::size_t i = 0; i < at && i < text_.size(); ++i)
       if (text_[i] == '\n') ++line, line_start = i + 1;
-    throw ToolCallError(at, "offset " + std::to_string(at) + " (line " + std::to_string(line) + ", column " +
-                                std::to_string(at - line_start + 1) + "): " + what);
+    throw ToolCallError(at, "offset " + std::to_string(at) + " (line " + std::to_string(line) +
+                                ", column " + std::to_string(at - line_start + 1) + "): " + what);
   }
 
   bool at_end() const { return pos_ >= end_; }
-  char peek(std::size_t ahead = 0) const { return pos_ + ahead < end_ ? text_[pos_ + ahead] : '\0'; }
+  char peek(std::size_t ahead = 0) const {
+    return pos_ + ahead < end_ ? text_[pos_ + ahead] : '\0';
+  }
   bool eat(char c) {
     if (at_end() || text_[pos_] != c) return false;
     ++pos_;
@@ -182,7 +195,8 @@ class PythonCallParser {
       const char c = peek();
       if (is_space(c)) {
         ++pos_;
-      } else if (c == '\\' && (peek(1) == '\n' || (peek(1) == '\r' && peek(2) == '\n'))) {  // line continuation
+      } else if (c == '\\' &&
+                 (peek(1) == '\n' || (peek(1) == '\r' && peek(2) == '\n'))) {  // line continuation
         pos_ += peek(1) == '\n' ? 2 : 3;
       } else if (c == '#') {
         while (!at_end() && peek() != '\n') ++pos_;
@@ -203,8 +217,10 @@ class PythonCallParser {
   ToolCall statement() {
     skip_space();
     const std::size_t start = pos_;
-    // (print only as a whole name: print_report(...) and printer.status(...) are calls of their own)
-    if (text_.substr(pos_, 5) == "print" && !is_identifier_char(peek(5)) && peek(5) != '.' && call_ahead()) {
+    // (print only as a whole name: print_report(...) and printer.status(...) are calls of their
+    // own)
+    if (text_.substr(pos_, 5) == "print" && !is_identifier_char(peek(5)) && peek(5) != '.' &&
+        call_ahead()) {
       pos_ += 5;
       expect('(', "after print");
       skip_space();
@@ -255,7 +271,8 @@ class PythonCallParser {
       }
       skip_space();
       if (eat(')')) break;
-      if (!eat(',')) fail(pos_, "expected ',' or ')' in the arguments of " + c.name + "(...), found " + found());
+      if (!eat(','))
+        fail(pos_, "expected ',' or ')' in the arguments of " + c.name + "(...), found " + found());
     }
     return c;
   }
@@ -296,11 +313,13 @@ class PythonCallParser {
       if (name == "True" || name == "true") return true;
       if (name == "False" || name == "false") return false;
       if (name == "None" || name == "null") return nullptr;
-      if (peek() == '\'' || peek() == '"') fail(start, "string prefixes like " + name + "'...' are not supported");
+      if (peek() == '\'' || peek() == '"')
+        fail(start, "string prefixes like " + name + "'...' are not supported");
       pos_ = start;
       if (call_ahead()) fail(start, "a nested call (" + name + "(...)) is not a literal argument");
-      fail(start, "'" + name + "' is not a literal: arguments must be strings, numbers, True/False/None, "
-                               "lists, tuples or dicts");
+      fail(start, "'" + name +
+                      "' is not a literal: arguments must be strings, numbers, True/False/None, "
+                      "lists, tuples or dicts");
     }
     fail(start, "expected a value, found " + found());
   }
@@ -312,14 +331,16 @@ class PythonCallParser {
     bool comma = false;
     for (;;) {
       skip_space();
-      if (at_end()) fail(open, std::string("unbalanced '") + text_[open] + "': no matching '" + close + "'");
+      if (at_end())
+        fail(open, std::string("unbalanced '") + text_[open] + "': no matching '" + close + "'");
       if (eat(close)) break;
       out.push_back(value());
       skip_space();
       if (eat(close)) break;
       if (!eat(','))
-        fail(pos_, std::string("expected ',' or '") + close + "' in the " + (close == ']' ? "list" : "tuple") +
-                       " opened at offset " + std::to_string(open) + ", found " + found());
+        fail(pos_, std::string("expected ',' or '") + close + "' in the " +
+                       (close == ']' ? "list" : "tuple") + " opened at offset " +
+                       std::to_string(open) + ", found " + found());
       comma = true;
     }
     if (close == ')' && out.size() == 1 && !comma) return out[0];
@@ -337,15 +358,19 @@ class PythonCallParser {
       const std::size_t key_at = pos_;
       const nlohmann::json key = value();
       std::string name;
-      if (key.is_string()) name = key.get<std::string>();
-      else if (key.is_number()) name = key.dump();
-      else fail(key_at, "dict keys must be strings or numbers, found " + key.dump());
+      if (key.is_string())
+        name = key.get<std::string>();
+      else if (key.is_number())
+        name = key.dump();
+      else
+        fail(key_at, "dict keys must be strings or numbers, found " + key.dump());
       expect(':', "after a dict key");
       out[name] = value();
       skip_space();
       if (eat('}')) break;
       if (!eat(','))
-        fail(pos_, "expected ',' or '}' in the dict opened at offset " + std::to_string(open) + ", found " + found());
+        fail(pos_, "expected ',' or '}' in the dict opened at offset " + std::to_string(open) +
+                       ", found " + found());
     }
     return out;
   }
@@ -363,7 +388,8 @@ class PythonCallParser {
     }
     bool is_float = false;
     auto take_digits = [&] {
-      while (!at_end() && (is_digit(peek()) || (peek() == '_' && is_digit(peek(1)) && is_digit(text_[pos_ - 1])))) {
+      while (!at_end() && (is_digit(peek()) ||
+                           (peek() == '_' && is_digit(peek(1)) && is_digit(text_[pos_ - 1])))) {
         if (peek() != '_') digits += peek();
         ++pos_;
       }
@@ -383,12 +409,14 @@ class PythonCallParser {
       if (!is_digit(peek())) fail(pos_, "expected the exponent's digits, found " + found());
       take_digits();
     }
-    if (is_identifier_char(peek())) fail(start, "malformed number " + std::string(text_.substr(start, pos_ + 1 - start)));
+    if (is_identifier_char(peek()))
+      fail(start, "malformed number " + std::string(text_.substr(start, pos_ + 1 - start)));
     const char* first = digits.data();
     const char* last = digits.data() + digits.size();
     if (is_float) {
       double d = 0;
-      if (std::from_chars(first, last, d).ec != std::errc()) fail(start, "malformed number " + digits);
+      if (std::from_chars(first, last, d).ec != std::errc())
+        fail(start, "malformed number " + digits);
       return d;
     }
     if (int64_t i = 0; std::from_chars(first, last, i).ec == std::errc()) return i;
@@ -408,14 +436,16 @@ class PythonCallParser {
       const char c = text_[pos_];
       if (c == quote && (!triple || (peek(1) == quote && peek(2) == quote))) {
         pos_ += triple ? 3 : 1;
-        // Escapes are ASCII and decode to whole UTF-8 sequences, so the value is valid UTF-8 (what a
-        // JSON string must be) exactly when the literal's own bytes are.
-        if (const auto bad = find_invalid_utf8(text_.substr(start, pos_ - start)); bad != std::string_view::npos)
+        // Escapes are ASCII and decode to whole UTF-8 sequences, so the value is valid UTF-8 (what
+        // a JSON string must be) exactly when the literal's own bytes are.
+        if (const auto bad = find_invalid_utf8(text_.substr(start, pos_ - start));
+            bad != std::string_view::npos)
           fail(start + bad, "invalid UTF-8 in a string literal");
         return out;
       }
       if (c == '\n' && !triple)
-        fail(start, "unterminated string (only a '''...''' or \"\"\"...\"\"\" string may span lines)");
+        fail(start,
+             "unterminated string (only a '''...''' or \"\"\"...\"\"\" string may span lines)");
       if (c != '\\') {
         out += c;
         ++pos_;
@@ -431,21 +461,45 @@ class PythonCallParser {
     if (at_end()) fail(at, "unterminated string");
     const char e = text_[pos_++];
     switch (e) {
-      case '\n': return;  // line continuation
-      case '\\': out += '\\'; return;
-      case '\'': out += '\''; return;
-      case '"': out += '"'; return;
-      case 'n': out += '\n'; return;
-      case 't': out += '\t'; return;
-      case 'r': out += '\r'; return;
-      case 'b': out += '\b'; return;
-      case 'f': out += '\f'; return;
-      case 'v': out += '\v'; return;
-      case 'a': out += '\a'; return;
-      case 'x': append_utf8(out, hex(at, 2)); return;
+      case '\n':
+        return;  // line continuation
+      case '\\':
+        out += '\\';
+        return;
+      case '\'':
+        out += '\'';
+        return;
+      case '"':
+        out += '"';
+        return;
+      case 'n':
+        out += '\n';
+        return;
+      case 't':
+        out += '\t';
+        return;
+      case 'r':
+        out += '\r';
+        return;
+      case 'b':
+        out += '\b';
+        return;
+      case 'f':
+        out += '\f';
+        return;
+      case 'v':
+        out += '\v';
+        return;
+      case 'a':
+        out += '\a';
+        return;
+      case 'x':
+        append_utf8(out, hex(at, 2));
+        return;
       case 'U': {
         const uint32_t cp = hex(at, 8);
-        if (cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000)) fail(at, "invalid code point in \\U escape");
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
+          fail(at, "invalid code point in \\U escape");
         append_utf8(out, cp);
         return;
       }
@@ -453,10 +507,12 @@ class PythonCallParser {
         uint32_t cp = hex(at, 4);
         if (cp >= 0xDC00 && cp < 0xE000) fail(at, "lone low surrogate in \\u escape");
         if (cp >= 0xD800 && cp < 0xDC00) {  // a JSON-style surrogate pair
-          if (!(peek() == '\\' && peek(1) == 'u')) fail(at, "high surrogate in \\u escape without its low half");
+          if (!(peek() == '\\' && peek(1) == 'u'))
+            fail(at, "high surrogate in \\u escape without its low half");
           pos_ += 2;
           const uint32_t low = hex(at, 4);
-          if (!(low >= 0xDC00 && low < 0xE000)) fail(at, "high surrogate in \\u escape without its low half");
+          if (!(low >= 0xDC00 && low < 0xE000))
+            fail(at, "high surrogate in \\u escape without its low half");
           cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
         }
         append_utf8(out, cp);
@@ -465,7 +521,8 @@ class PythonCallParser {
       default:
         if (e >= '0' && e <= '7') {  // octal, up to three digits
           uint32_t cp = uint32_t(e - '0');
-          for (int n = 1; n < 3 && peek() >= '0' && peek() <= '7'; ++n) cp = cp * 8 + uint32_t(text_[pos_++] - '0');
+          for (int n = 1; n < 3 && peek() >= '0' && peek() <= '7'; ++n)
+            cp = cp * 8 + uint32_t(text_[pos_++] - '0');
           append_utf8(out, cp);
           return;
         }
@@ -478,7 +535,10 @@ class PythonCallParser {
     uint32_t v = 0;
     for (int i = 0; i < n; ++i) {
       const char c = peek();
-      const int d = is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      const int d = is_digit(c)              ? c - '0'
+                    : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                    : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                             : -1;
       if (d < 0) fail(escape_at, "escape needs " + std::to_string(n) + " hex digits");
       v = v * 16 + uint32_t(d);
       ++pos_;
@@ -490,21 +550,25 @@ class PythonCallParser {
   std::size_t pos_, end_;
 };
 
-// A string as a Python literal: JSON's escapes are Python's too. A backtick is escaped (\x60) so that
-// a value holding ``` cannot close the ```tool_code block it is rendered into.
+// A string as a Python literal: JSON's escapes are Python's too. A backtick is escaped (\x60) so
+// that a value holding ``` cannot close the ```tool_code block it is rendered into.
 inline std::string python_string(const nlohmann::json& s) {
   std::string out;
   for (const char c : s.dump()) {
-    if (c == '`') out += "\\x60";
-    else out += c;
+    if (c == '`')
+      out += "\\x60";
+    else
+      out += c;
   }
   return out;
 }
 
 // A JSON value as a Python literal: None/True/False, "..." strings, numbers, lists and dicts.
 inline void append_python(std::string& out, const nlohmann::json& v) {
-  if (v.is_null()) out += "None";
-  else if (v.is_boolean()) out += v.get<bool>() ? "True" : "False";
+  if (v.is_null())
+    out += "None";
+  else if (v.is_boolean())
+    out += v.get<bool>() ? "True" : "False";
   else if (v.is_array()) {
     out += '[';
     for (std::size_t i = 0; i < v.size(); ++i) {
@@ -538,7 +602,8 @@ inline std::vector<ToolCall> find_tool_calls(std::string_view model_output) {
   std::vector<ToolCall> calls;
   std::size_t from = 0;
   while (const auto block = detail::next_tool_code_block(model_output, from)) {
-    auto found = detail::PythonCallParser(model_output, block->body_begin, block->body_end).parse_block();
+    auto found =
+        detail::PythonCallParser(model_output, block->body_begin, block->body_end).parse_block();
     calls.insert(calls.end(), found.begin(), found.end());
     from = block->end;
   }
@@ -549,7 +614,9 @@ inline std::vector<ToolCall> find_tool_calls(std::string_view model_output) {
 inline std::optional<ToolCall> find_tool_call(std::string_view model_output) {
   const auto block = detail::next_tool_code_block(model_output, 0);
   if (!block) return std::nullopt;
-  return detail::PythonCallParser(model_output, block->body_begin, block->body_end).parse_block().front();
+  return detail::PythonCallParser(model_output, block->body_begin, block->body_end)
+      .parse_block()
+      .front();
 }
 
 // For streaming: true while the text so far has opened a ```tool_code block that has not closed,
@@ -581,8 +648,10 @@ inline std::string render_tool_declarations(const nlohmann::json& tools) {
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string where = "tools[" + std::to_string(i) + "]";
     nlohmann::json d = list[i];
-    if (d.is_object() && d.contains("function") && d.contains("type") && d["type"] == "function") d = d["function"];
-    if (!d.is_object()) throw InvalidArgument(where, "a declaration must be an object, got " + d.dump());
+    if (d.is_object() && d.contains("function") && d.contains("type") && d["type"] == "function")
+      d = d["function"];
+    if (!d.is_object())
+      throw InvalidArgument(where, "a declaration must be an object, got " + d.dump());
     if (!d.contains("name") || !d["name"].is_string() || d["name"].get<std::string>().empty())
       throw InvalidArgument(where, "a declaration needs a non-empty string \"name\"");
     for (const char c : d["name"].get<std::string>())
@@ -590,7 +659,8 @@ inline std::string render_tool_declarations(const nlohmann::json& tools) {
         throw InvalidArgument(where, "name " + d["name"].dump() + " is not a Python identifier");
     declarations.push_back(std::move(d));
   }
-  return "You have access to functions. If you decide to invoke any of the function(s), you MUST put it in "
+  return "You have access to functions. If you decide to invoke any of the function(s), you MUST "
+         "put it in "
          "the format of\n"
          "```tool_code\n"
          "func_name1(params_name1=params_value1, params_name2=params_value2...)\n"
@@ -626,4 +696,4 @@ inline std::string render_tool_call(const ToolCall& call) {
   return std::string(kToolCodeFence) + "\n" + code + ")\n```";
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

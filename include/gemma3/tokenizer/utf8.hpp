@@ -15,7 +15,11 @@ inline std::size_t find_invalid_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    std::size_t len = c < 0x80           ? 1
+                      : (c >> 5) == 0x6  ? 2
+                      : (c >> 4) == 0xe  ? 3
+                      : (c >> 3) == 0x1e ? 4
+                                         : 0;
     if (len == 0 || i + len > s.size()) return i;
     uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
     for (std::size_t k = 1; k < len; ++k) {
@@ -32,4 +36,4 @@ inline std::size_t find_invalid_utf8(std::string_view s) {
   return std::string_view::npos;
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

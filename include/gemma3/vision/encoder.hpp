@@ -84,4 +84,4 @@ class VisionEncoder {
   MultiModalProjector<T> projector_;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

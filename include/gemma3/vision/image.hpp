@@ -170,4 +170,4 @@ inline Image load_image(const std::filesystem::path& path) {
   return decode_image(std::span<const std::byte>(bytes), where);
 }
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -23,4 +23,4 @@ Mat<T> layer_norm(const ConstMatRef<T>& x, const Vec<T>& w, const Vec<T>& b, dou
   return y;
 }
 
-}  // namespace gemma3::ref
+}  // namespace gemma3::inline GEMMA3_MODE::ref

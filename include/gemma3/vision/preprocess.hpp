@@ -410,4 +410,4 @@ class ImageProcessor {
   ImageProcessorConfig cfg_;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -89,4 +89,4 @@ class MultiModalProjector {
   Vec<T> norm_;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -271,4 +271,4 @@ class SiglipVisionModel {
   Vec<T> patch_bias_, post_w_, post_b_;
 };
 
-}  // namespace gemma3
+}  // namespace gemma3::inline GEMMA3_MODE

@@ -7,7 +7,7 @@
 #include "gemma3/kernels/simd.hpp"
 
 #define GEMMA3_INSTANTIATE_KERNELS(...)                                                            \
-  namespace gemma3::inline GEMMA3_MODE::kernels::simd {                                                                \
+  namespace gemma3::inline GEMMA3_MODE::kernels::simd {                                            \
   template void GemvBf16::operator()<__VA_ARGS__>(__VA_ARGS__, const uint16_t*, int64_t, int64_t,  \
                                                   const GemvX&, float*) const;                     \
   template void GemvF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,      \

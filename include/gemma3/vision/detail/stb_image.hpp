@@ -11,22 +11,24 @@
 //   3. stb declares its public functions `extern "C"`, and C-language-linkage names ignore
 //      namespaces: GCC would emit two `stbi_load_from_memory` symbols into one object file when the
 //      user's implementation sits in the same translation unit. So every public name is renamed
-//      (`#define stbi_load_from_memory gemma3_detail_stbi_load_from_memory`) for the duration of the
-//      include; the only entry points are the wrappers at the bottom, compiled while the names are
-//      mapped.
+//      (`#define stbi_load_from_memory gemma3_detail_stbi_load_from_memory`) for the duration of
+//      the include; the only entry points are the wrappers at the bottom, compiled while the names
+//      are mapped.
 //   4. Every configuration macro stb reads (STBI_NO_PNG, STBI_ASSERT, STBIDEF, its include guard,
 //      ...) is saved with push_macro and cleared before the include, then restored after it, so the
 //      user's configuration neither leaks into our copy nor is changed by it; stb's internal macros
-//      (stbi__err, STBI__CASE, ...) are cleared before and after, so a user implementation earlier or
-//      later in the same translation unit compiles unchanged.
-//   5. Every C header stb includes is included first at global scope, so the nested #includes inside
+//      (stbi__err, STBI__CASE, ...) are cleared before and after, so a user implementation earlier
+//      or later in the same translation unit compiles unchanged.
+//   5. Every C header stb includes is included first at global scope, so the nested #includes
+//   inside
 //      the namespace are no-ops (stdio.h, assert.h, math.h and the SIMD headers are not needed: see
 //      the configuration below).
 //
 // Our configuration: no stdio (files are read by gemma3 itself, so errors name the file), no HDR /
-// float loading, no Softimage PIC, no SIMD (the scalar decoders give the same pixels on every CPU), user-facing failure
-// strings. Checked against stb_image v2.27 (Debian libstb-dev 0.0~git20220908); tests/test_vision.cpp
-// compiles a global stb_image implementation after this header in the same translation unit.
+// float loading, no Softimage PIC, no SIMD (the scalar decoders give the same pixels on every CPU),
+// user-facing failure strings. Checked against stb_image v2.27 (Debian libstb-dev 0.0~git20220908);
+// tests/test_vision.cpp compiles a global stb_image implementation after this header in the same
+// translation unit.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -178,8 +180,8 @@
 #define STBI_NO_STDIO
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
-// No Softimage PIC: PIL (so the reference) cannot open it, and stb_image 2.27's PIC loader converts a
-// NULL buffer after a failed decode (found by tests/fuzz/fuzz_image).
+// No Softimage PIC: PIL (so the reference) cannot open it, and stb_image 2.27's PIC loader converts
+// a NULL buffer after a failed decode (found by tests/fuzz/fuzz_image).
 #define STBI_NO_PIC
 #define STBI_NO_SIMD
 #define STBI_FAILURE_USERMSG
@@ -219,13 +221,15 @@
 #define stbi_loadf_from_file gemma3_detail_stbi_loadf_from_file
 #define stbi_loadf_from_memory gemma3_detail_stbi_loadf_from_memory
 #define stbi_set_flip_vertically_on_load gemma3_detail_stbi_set_flip_vertically_on_load
-#define stbi_set_flip_vertically_on_load_thread gemma3_detail_stbi_set_flip_vertically_on_load_thread
+#define stbi_set_flip_vertically_on_load_thread \
+  gemma3_detail_stbi_set_flip_vertically_on_load_thread
 #define stbi_set_unpremultiply_on_load gemma3_detail_stbi_set_unpremultiply_on_load
 #define stbi_set_unpremultiply_on_load_thread gemma3_detail_stbi_set_unpremultiply_on_load_thread
 #define stbi_zlib_decode_buffer gemma3_detail_stbi_zlib_decode_buffer
 #define stbi_zlib_decode_malloc gemma3_detail_stbi_zlib_decode_malloc
 #define stbi_zlib_decode_malloc_guesssize gemma3_detail_stbi_zlib_decode_malloc_guesssize
-#define stbi_zlib_decode_malloc_guesssize_headerflag gemma3_detail_stbi_zlib_decode_malloc_guesssize_headerflag
+#define stbi_zlib_decode_malloc_guesssize_headerflag \
+  gemma3_detail_stbi_zlib_decode_malloc_guesssize_headerflag
 #define stbi_zlib_decode_noheader_buffer gemma3_detail_stbi_zlib_decode_noheader_buffer
 #define stbi_zlib_decode_noheader_malloc gemma3_detail_stbi_zlib_decode_noheader_malloc
 
@@ -252,10 +256,10 @@
 #endif
 
 namespace gemma3::inline GEMMA3_MODE::detail::stb {
-// stb_image 2.27 copies zero bytes to a null pointer when a PNG's first IDAT chunk is empty (a legal
-// PNG: stbi__getn(s, z->idata + 0, 0) before any pixel data is allocated). memcpy's pointers must
-// not be null even for zero bytes (found by tests/fuzz/fuzz_image under UBSan). stb's unqualified
-// memcpy calls, compiled inside this namespace, find this one before the global one.
+// stb_image 2.27 copies zero bytes to a null pointer when a PNG's first IDAT chunk is empty (a
+// legal PNG: stbi__getn(s, z->idata + 0, 0) before any pixel data is allocated). memcpy's pointers
+// must not be null even for zero bytes (found by tests/fuzz/fuzz_image under UBSan). stb's
+// unqualified memcpy calls, compiled inside this namespace, find this one before the global one.
 inline void* memcpy(void* dst, const void* src, size_t n) {
   return n == 0 ? dst : ::memcpy(dst, src, n);
 }
@@ -273,7 +277,7 @@ inline void* memcpy(void* dst, const void* src, size_t n) {
 inline bool jpeg_huffman_tables_ok(const unsigned char* p, int len) {
   long i = 0;  // SOI, after any number of 0xFF fill bytes (stb skips them too)
   while (i < len && p[i] == 0xFF) ++i;
-  if (i == 0 || i >= len || p[i] != 0xD8) return true;  // not a JPEG
+  if (i == 0 || i >= len || p[i] != 0xD8) return true;              // not a JPEG
   const auto at = [&](long k) { return k < len ? int(p[k]) : 0; };  // stb reads zeros past the end
   ++i;
   while (i + 1 < len) {
@@ -283,8 +287,9 @@ inline bool jpeg_huffman_tables_ok(const unsigned char* p, int len) {
     }
     const int marker = p[i + 1];
     i += 2;
-    if (marker == 0xD9) break;                                                         // EOI
-    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;  // no length
+    if (marker == 0xD9) break;  // EOI
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8))
+      continue;                                    // no length
     const long length = (at(i) << 8) | at(i + 1);  // includes its own two bytes
     if (marker == 0xC4)
       for (long table = i + 2; table < i + length;) {  // tables start inside the segment
@@ -295,7 +300,9 @@ inline bool jpeg_huffman_tables_ok(const unsigned char* p, int len) {
       }
     i += length;
     if (marker == 0xDA)  // SOS: entropy-coded data follows
-      while (i + 1 < len && !(p[i] == 0xFF && p[i + 1] != 0x00 && !(p[i + 1] >= 0xD0 && p[i + 1] <= 0xD7))) ++i;
+      while (i + 1 < len &&
+             !(p[i] == 0xFF && p[i + 1] != 0x00 && !(p[i + 1] >= 0xD0 && p[i + 1] <= 0xD7)))
+        ++i;
   }
   return true;
 }
@@ -330,10 +337,10 @@ inline bool pnm_header_ok(const unsigned char* p, int len) {
 
 // stb_image 2.27 gathers a PNG's compressed pixels chunk by chunk, growing its buffer to each IDAT
 // chunk's declared length (up to 2^30 bytes) before reading the chunk: a 200-byte file claiming a
-// 1 GiB IDAT made it allocate 2 GiB (found by tests/fuzz/fuzz_image). A chunk that runs past the end
-// of the file is a truncated file, which stb refuses anyway once it has read past the end; gemma3
-// refuses it first. Walks the chunks as stb does (length, type, data, CRC) up to IEND, and returns
-// false for a chunk whose data does not fit in the rest of the file.
+// 1 GiB IDAT made it allocate 2 GiB (found by tests/fuzz/fuzz_image). A chunk that runs past the
+// end of the file is a truncated file, which stb refuses anyway once it has read past the end;
+// gemma3 refuses it first. Walks the chunks as stb does (length, type, data, CRC) up to IEND, and
+// returns false for a chunk whose data does not fit in the rest of the file.
 inline bool png_chunks_fit(const unsigned char* p, int len) {
   static constexpr unsigned char signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
   if (len < 8 || ::memcmp(p, signature, 8) != 0) return true;  // not a PNG
@@ -350,7 +357,8 @@ inline bool png_chunks_fit(const unsigned char* p, int len) {
 // The checks above, run before stb sees the data; false sets stb's failure reason.
 inline bool input_ok(const unsigned char* data, int len) {
   if (!jpeg_huffman_tables_ok(data, len)) return stbi__err("bad DHT header", "Corrupt JPEG");
-  if (!pnm_header_ok(data, len)) return stbi__err("integer parse overflow", "Corrupt PNM header: a number overflows");
+  if (!pnm_header_ok(data, len))
+    return stbi__err("integer parse overflow", "Corrupt PNM header: a number overflows");
   return true;
 }
 
@@ -359,17 +367,22 @@ inline int info_from_memory(const unsigned char* data, int len, int* w, int* h, 
   if (!input_ok(data, len)) return 0;
   return stbi_info_from_memory(data, len, w, h, channels);
 }
-inline unsigned char* load_from_memory(const unsigned char* data, int len, int* w, int* h, int* channels,
-                                       int desired_channels) {
+inline unsigned char* load_from_memory(const unsigned char* data, int len, int* w, int* h,
+                                       int* channels, int desired_channels) {
   if (!input_ok(data, len)) return nullptr;
   // Only when decoding: the header alone (info_from_memory) reads no IDAT, and a PNG cut off in its
   // pixels stays "cannot decode", not "not a readable image".
-  if (!png_chunks_fit(data, len)) return stbi__errpuc("chunk past end", "Corrupt PNG: a chunk runs past the end");
+  if (!png_chunks_fit(data, len))
+    return stbi__errpuc("chunk past end", "Corrupt PNG: a chunk runs past the end");
   return stbi_load_from_memory(data, len, w, h, channels, desired_channels);
 }
-inline void image_free(void* p) { stbi_image_free(p); }
-inline const char* failure_reason() { return stbi_failure_reason(); }
-}  // namespace gemma3::detail::stb
+inline void image_free(void* p) {
+  stbi_image_free(p);
+}
+inline const char* failure_reason() {
+  return stbi_failure_reason();
+}
+}  // namespace gemma3::inline GEMMA3_MODE::detail::stb
 
 #if defined(__clang__)
 #pragma clang diagnostic pop
