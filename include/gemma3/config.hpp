@@ -224,13 +224,33 @@ inline void validate(const ModelConfig& m) {
 // Presets: the published values (docs/model.md, Sizes; docs/model.md, Tower).
 
 namespace detail {
-// A published text config: its sizes (designated, by the config.json field names) and what every
-// Gemma 3 size shares: RoPE bases 10k local / 1M global, 5 local layers per global one, <eos> and
-// <end_of_turn> as stop ids.
-inline TextConfig text_preset(TextConfig t) {
+// What differs between the published text configs, by their config.json field names (every field
+// given in every preset: a size is read off one block).
+struct TextSizes {
+  int64_t vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+      num_key_value_heads, head_dim;
+  double query_pre_attn_scalar;
+  int64_t sliding_window, max_position_embeddings;
+  double rope_scaling_factor;  // rope_scaling.factor: linear RoPE scaling of the global layers
+};
+
+// A published text config: its sizes and what every Gemma 3 size shares (RoPE bases 10k local /
+// 1M global, 5 local layers per global one, <eos> and <end_of_turn> as stop ids).
+inline TextConfig text_preset(const TextSizes& s) {
+  TextConfig t;
+  t.vocab_size = s.vocab_size;
+  t.hidden_size = s.hidden_size;
+  t.intermediate_size = s.intermediate_size;
+  t.num_hidden_layers = s.num_hidden_layers;
+  t.num_attention_heads = s.num_attention_heads;
+  t.num_key_value_heads = s.num_key_value_heads;
+  t.head_dim = s.head_dim;
+  t.query_pre_attn_scalar = s.query_pre_attn_scalar;
+  t.sliding_window = s.sliding_window;
+  t.max_position_embeddings = s.max_position_embeddings;
   t.rope_local = {.theta = 10000.0};
-  t.rope_global.theta = 1000000.0;
-  t.layer_types = layer_types_from_pattern(t.num_hidden_layers, 6);
+  t.rope_global = {.theta = 1000000.0, .linear_factor = s.rope_scaling_factor};
+  t.layer_types = layer_types_from_pattern(s.num_hidden_layers, 6);
   t.eos_token_ids = {1, 106};
   return t;
 }
@@ -266,7 +286,8 @@ inline ModelConfig preset(const std::string& name) {
                           .head_dim = 256,
                           .query_pre_attn_scalar = 256,
                           .sliding_window = 512,
-                          .max_position_embeddings = 32768});
+                          .max_position_embeddings = 32768,
+                          .rope_scaling_factor = 1.0});
   } else if (name == "1b") {
     m.text = text_preset({.vocab_size = 262144,
                           .hidden_size = 1152,
@@ -277,7 +298,8 @@ inline ModelConfig preset(const std::string& name) {
                           .head_dim = 256,
                           .query_pre_attn_scalar = 256,
                           .sliding_window = 512,
-                          .max_position_embeddings = 32768});
+                          .max_position_embeddings = 32768,
+                          .rope_scaling_factor = 1.0});
   } else if (name == "tiny") {
     m.text = text_preset({.vocab_size = 262144,
                           .hidden_size = 64,
@@ -288,7 +310,8 @@ inline ModelConfig preset(const std::string& name) {
                           .head_dim = 32,
                           .query_pre_attn_scalar = 32,
                           .sliding_window = 16,
-                          .max_position_embeddings = 32768});
+                          .max_position_embeddings = 32768,
+                          .rope_scaling_factor = 1.0});
   } else if (name == "4b" || name == "12b" || name == "27b" || name == "tiny-mm") {
     m.model_type = "gemma3";
     m.vision = detail::siglip_so400m();
@@ -303,7 +326,7 @@ inline ModelConfig preset(const std::string& name) {
                             .query_pre_attn_scalar = 256,
                             .sliding_window = 1024,
                             .max_position_embeddings = 131072,
-                            .rope_global = {.linear_factor = 8.0}});
+                            .rope_scaling_factor = 8.0});
     else if (name == "12b")
       m.text = text_preset({.vocab_size = 262208,
                             .hidden_size = 3840,
@@ -315,7 +338,7 @@ inline ModelConfig preset(const std::string& name) {
                             .query_pre_attn_scalar = 256,
                             .sliding_window = 1024,
                             .max_position_embeddings = 131072,
-                            .rope_global = {.linear_factor = 8.0}});
+                            .rope_scaling_factor = 8.0});
     else if (name == "27b")
       m.text = text_preset({.vocab_size = 262208,
                             .hidden_size = 5376,
@@ -327,7 +350,7 @@ inline ModelConfig preset(const std::string& name) {
                             .query_pre_attn_scalar = 168,
                             .sliding_window = 1024,
                             .max_position_embeddings = 131072,
-                            .rope_global = {.linear_factor = 8.0}});
+                            .rope_scaling_factor = 8.0});
     else {
       m.text = text_preset({.vocab_size = 262208,
                             .hidden_size = 64,
@@ -339,7 +362,7 @@ inline ModelConfig preset(const std::string& name) {
                             .query_pre_attn_scalar = 32,
                             .sliding_window = 32,
                             .max_position_embeddings = 131072,
-                            .rope_global = {.linear_factor = 8.0}});
+                            .rope_scaling_factor = 8.0});
       m.vision = VisionConfig{.hidden_size = 32,
                               .intermediate_size = 64,
                               .num_hidden_layers = 2,
