@@ -69,6 +69,17 @@ Mat<T> head_probabilities(const ConstMatRef<T>& q, const ConstMatRef<T>& k, int6
   ref::softmax_rows<T>(scores);
   return scores;
 }
+
+// Every head's probabilities, stacked head-major [heads*n, n]: the attn_weights site.
+template <typename T>
+Mat<T> attention_probabilities(const ConstMatRef<T>& q, const ConstMatRef<T>& k, int64_t heads,
+                               int64_t D, T scale) {
+  const int64_t n = q.rows();
+  Mat<T> weights(heads * n, n);
+  for (int64_t head = 0; head < heads; ++head)
+    weights.middleRows(head * n, n) = head_probabilities<T>(q, k, head, D, scale);
+  return weights;
+}
 }  // namespace detail
 
 // One SigLIP encoder layer (transformers 4.51.3 SiglipEncoderLayer).
@@ -133,9 +144,7 @@ class SiglipEncoderLayer {
       if (fast() && !edited) {
         out = fast::attend_bidirectional(q, k, v, heads_, D, scale_);
         if (tap.wants(SiteKind::VisionAttnWeights)) {  // beside it, by the plain code
-          Mat<T> weights(heads_ * n, n);
-          for (int64_t head = 0; head < heads_; ++head)
-            weights.middleRows(head * n, n) = detail::head_probabilities<T>(q, k, head, D, scale_);
+          Mat<T> weights = detail::attention_probabilities<T>(q, k, heads_, D, scale_);
           tap(SiteKind::VisionAttnWeights, MatRef<T>(weights), {.heads = heads_});
         }
       }
@@ -146,9 +155,7 @@ class SiglipEncoderLayer {
           out.middleCols(head * D, D).noalias() =
               detail::head_probabilities<T>(q, k, head, D, scale_) * v.middleCols(head * D, D);
       } else {  // kept for every head [heads*n, n], announced, then multiplied by V
-        Mat<T> weights(heads_ * n, n);
-        for (int64_t head = 0; head < heads_; ++head)
-          weights.middleRows(head * n, n) = detail::head_probabilities<T>(q, k, head, D, scale_);
+        Mat<T> weights = detail::attention_probabilities<T>(q, k, heads_, D, scale_);
         tap(SiteKind::VisionAttnWeights, MatRef<T>(weights), {.heads = heads_});
         for (int64_t head = 0; head < heads_; ++head)
           out.middleCols(head * D, D).noalias() =
