@@ -21,9 +21,8 @@
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/kernels/machine.hpp>
+#include <gemma3/multimodal.hpp>
 #include <gemma3/synth.hpp>
-#include <gemma3/text/model.hpp>
-#include <gemma3/vision.hpp>
 
 #include "commands.hpp"
 
@@ -102,7 +101,9 @@ void bench(const BenchOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   const auto ck =
       Checkpoint::open(model_dir, o.huge_pages ? Residency::HugePages : Residency::Mapped);
-  const TextModel<float> model(ck, backend_from_string(o.backend));
+  const Gemma3<float> full(ck,
+                           backend_from_string(o.backend));  // + vision tower where there is one
+  const TextModel<float>& model = full.text();
   const double load_s = seconds_since(t0);
   const TextConfig& cfg = model.config();
   if (!o.image.empty() && !ck.config().is_multimodal())
@@ -112,16 +113,12 @@ void bench(const BenchOptions& o) {
   // One image through the vision tower and the projector (multimodal checkpoints).
   double vision_s = 0, vision_rss_mb = 0, vision_growth_mb = 0;
   if (ck.config().is_multimodal()) {
-    const VisionEncoder<float> encoder(ck, model.backend());
-    const VisionConfig& vc = *ck.config().vision;
-    ImageProcessorConfig pc = ImageProcessorConfig::for_vision(vc);
-    if (std::filesystem::exists(ck.dir() / "preprocessor_config.json"))
-      pc = load_preprocessor_config(ck.dir() / "preprocessor_config.json", &vc);
-    const Mat<float> pixels = ImageProcessor(pc).pixel_values(
-        o.image.empty() ? pattern_image(vc.image_size) : load_image(o.image));
+    // (the image itself, without pan & scan crops: the processor's first output)
+    const Mat<float> pixels = full.pixel_values(
+        o.image.empty() ? pattern_image(ck.config().vision->image_size) : load_image(o.image))[0];
     const double before_mb = resident_mb();
     t0 = std::chrono::steady_clock::now();
-    const Mat<float> soft_tokens = encoder.encode(pixels);
+    const Mat<float> soft_tokens = full.encode(pixels);
     vision_s = seconds_since(t0);
     rusage v{};
     getrusage(RUSAGE_SELF, &v);
