@@ -1,4 +1,4 @@
-// The kernels at the real shapes of Gemma 3 270m / 1b / 4b, fast path and its plain reference twin.
+// The kernels at the real shapes of Gemma 3 270m / 1b / 4b, fast path and its plain twin.
 // Counters: weight bytes read per second (decode GEMV: compare with the machine's read bandwidth,
 // `gemma3 bench` measures it), FLOP/s (prefill GEMM: compare with the FMA peak), keys/s
 // (attention).
@@ -6,7 +6,7 @@
 
 #include <gemma3/kernels/fast.hpp>
 #include <gemma3/kernels/machine.hpp>
-#include <gemma3/kernels/reference.hpp>
+#include <gemma3/kernels/plain.hpp>
 #include <gemma3/synth.hpp>
 #include <gemma3/text/functions.hpp>
 
@@ -50,11 +50,11 @@ void BM_FastLinearBf16Inputs(benchmark::State& state) {
   set_linear_counters(state, w.view, tokens);
   state.SetLabel(fast::bf16_dot_available() ? "vdpbf16ps" : kernels::active_isa());
 }
-void BM_ReferenceLinear(benchmark::State& state) {
+void BM_PlainLinear(benchmark::State& state) {
   const int64_t out = state.range(0), in = state.range(1), tokens = state.range(2);
   const Weight w(out, in);
   const Mat<float> x = Mat<float>::Random(tokens, in);
-  for (auto _ : state) benchmark::DoNotOptimize(ref::linear<float>(x, w.view));
+  for (auto _ : state) benchmark::DoNotOptimize(plain::linear<float>(x, w.view));
   set_linear_counters(state, w.view, tokens);
 }
 // Decode GEMVs: 270m MLP (2048x640) and LM head (262144x640), 1b MLP up/gate (6912x1152) and down
@@ -76,7 +76,7 @@ BENCHMARK(BM_FastLinearBf16Inputs)
     ->Args({1152, 6912, 512})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK(BM_ReferenceLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
+BENCHMARK(BM_PlainLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 
 // The MLP block down(gelu_tanh(gate·x) ⊙ up·x) as the decoder runs it (fast::mlp: for a prompt the
 // activations stay packed from gate/up to down). Args: hidden, intermediate, tokens.
@@ -176,15 +176,15 @@ void BM_VisionLayerNorm(benchmark::State& state) {
 }
 BENCHMARK(BM_VisionLayerNorm)->Arg(4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-void BM_ReferenceRmsNorm(benchmark::State& state) {
+void BM_PlainRmsNorm(benchmark::State& state) {
   const int64_t hidden = state.range(0), tokens = state.range(1);
   const Mat<float> x = Mat<float>::Random(tokens, hidden);
   const Vec<float> w = Vec<float>::Random(hidden);
-  for (auto _ : state) benchmark::DoNotOptimize(ref::rms_norm<float>(x, w, 1e-6));
+  for (auto _ : state) benchmark::DoNotOptimize(plain::rms_norm<float>(x, w, 1e-6));
   state.counters["bytes/s"] =
       benchmark::Counter(double(x.size() * 4), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_ReferenceRmsNorm)->Args({1152, 1})->Args({2560, 512});
+BENCHMARK(BM_PlainRmsNorm)->Args({1152, 1})->Args({2560, 512});
 
 // The machine's limits, for the ratios above.
 void BM_MachineReadBandwidth(benchmark::State& state) {

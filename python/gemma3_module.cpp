@@ -249,7 +249,7 @@ Model open_model(const std::filesystem::path& path, const std::string& dtype,
   py::gil_scoped_release nogil;
   if (dtype == "float32") return {std::make_shared<ModelOf<float>>(path, b, r), dtype};
   if (dtype == "float64")
-    return {std::make_shared<ModelOf<double>>(path, Backend::Reference, r), dtype};
+    return {std::make_shared<ModelOf<double>>(path, Backend::Plain, r), dtype};
   throw InvalidArgument("dtype", "'" + dtype + "' is not one of float32, float64");
 }
 

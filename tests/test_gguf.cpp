@@ -246,7 +246,7 @@ TEST_CASE("gguf: the fixtures converted to GGUF give the reference logits",
     CHECK(b.query_pre_attn_scalar == Approx(a.query_pre_attn_scalar).epsilon(1e-6));
     CHECK(b.tie_word_embeddings == a.tie_word_embeddings);
 
-    const TextModel<float> reference(ck), converted(gg);
+    const TextModel<float> original(ck), converted(gg);
     for (int k = 0; k < test::prompt_count(src); ++k) {
       const auto ids = test::read_ids(src / (test::prompt_prefix(k) + "input_ids.npy"));
       const Mat<float> logits = converted.forward(ids);
@@ -254,7 +254,7 @@ TEST_CASE("gguf: the fixtures converted to GGUF give the reference logits",
           read_npy(src / (test::prompt_prefix(k) + "logits.npy")).matrix<double>();
       CHECK(test::max_abs_diff(logits, expected) <= 1e-4);
       // Against the same weights from safetensors: only f32 rounding of eps, theta and 1 + w - 1.
-      CHECK(test::max_abs_diff(logits, reference.forward(ids)) <= 1e-5);
+      CHECK(test::max_abs_diff(logits, original.forward(ids)) <= 1e-5);
     }
   }
 }

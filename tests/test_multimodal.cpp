@@ -42,11 +42,11 @@ void check_mm_fixture(Backend backend) {
 }
 }  // namespace
 
-TEST_CASE("multimodal fixture: PNG to logits within 1e-4 (float fast, float reference, double)",
+TEST_CASE("multimodal fixture: PNG to logits within 1e-4 (float fast, float plain, double)",
           "[multimodal][fixtures]") {
   check_mm_fixture<float>(Backend::Fast);
-  check_mm_fixture<float>(Backend::Reference);
-  check_mm_fixture<double>(Backend::Reference);
+  check_mm_fixture<float>(Backend::Plain);
+  check_mm_fixture<double>(Backend::Plain);
 }
 
 TEST_CASE("multimodal fixture: decode after a prefill holding the image equals decode_logits",
@@ -118,11 +118,11 @@ TEST_CASE("image masks: bidirectional within each image only, wherever the text 
   CHECK(m2(3, 4) == 0);
 }
 
-TEST_CASE("several images in one prompt: fast equals reference, the prefill/decode split holds",
+TEST_CASE("several images in one prompt: fast equals plain, the prefill/decode split holds",
           "[multimodal]") {
   const auto dir = test::fixture("mm-tiny-a");
   const auto ck = Checkpoint::open(dir);
-  const Gemma3<float> fast(ck, Backend::Fast), reference(ck, Backend::Reference);
+  const Gemma3<float> fast(ck, Backend::Fast), plain(ck, Backend::Plain);
   const auto& cfg = ck.config();
   Image image = load_image(dir / "image0.png"), dark = image;
   for (auto& v : dark.pixels) v = uint8_t(v / 3);
@@ -140,7 +140,7 @@ TEST_CASE("several images in one prompt: fast equals reference, the prefill/deco
   add_image();
   ids.insert(ids.end(), {43, 106, 107, 105, 44, 107});
   const Mat<float> full = fast.forward(ids, images);
-  CHECK(test::max_abs_diff(full, reference.forward(ids, images)) <= 2e-5);
+  CHECK(test::max_abs_diff(full, plain.forward(ids, images)) <= 2e-5);
   // Swapping the images changes the answer: each image lands in its own run.
   CHECK(test::max_abs_diff(full, fast.forward(ids, ImageEmbeddings<float>{images[1], images[0]})) >
         1e-3);
@@ -157,7 +157,7 @@ TEST_CASE("an image shown again is looked up, not encoded: ImageCache and Sessio
           "[multimodal][image_cache]") {
   const auto dir = test::fixture("mm-tiny-a");
   const auto ck = Checkpoint::open(dir);
-  const Gemma3<float> model(ck), other(ck, Backend::Reference);
+  const Gemma3<float> model(ck), other(ck, Backend::Plain);
   const Image image = load_image(dir / "image0.png");
   Image dark = image;
   for (auto& v : dark.pixels) v = uint8_t(v / 3);

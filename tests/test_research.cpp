@@ -52,7 +52,7 @@ std::vector<int32_t> some_ids(int64_t n, int64_t vocab, int64_t salt = 0) {
   return ids;
 }
 
-constexpr Backend kBackends[] = {Backend::Reference, Backend::Fast, Backend::FastBf16};
+constexpr Backend kBackends[] = {Backend::Plain, Backend::Fast, Backend::FastBf16};
 
 }  // namespace
 
@@ -135,7 +135,7 @@ TEST_CASE("every site of the fast path is within 2e-5 of the plain path", "[rese
        {test::fixture("text-tiny-a"), test::fixture("text-tiny-b"), bf16_checkpoint()}) {
     const auto ck = Checkpoint::open(path);
     const auto ids = some_ids(11, ck.config().text.vocab_size, 1);
-    const TextModel<float> fast(ck, Backend::Fast), plain(ck, Backend::Reference);
+    const TextModel<float> fast(ck, Backend::Fast), plain(ck, Backend::Plain);
     const auto a = fast.run_with_cache(ids, SiteSet::all()),
                b = plain.run_with_cache(ids, SiteSet::all());
     REQUIRE(a.captured.all().size() == b.captured.all().size());
@@ -186,7 +186,7 @@ TEST_CASE("edits: fall back to the unfused form only where needed, and agree acr
           "[research][edit]") {
   const auto ck = Checkpoint::open(bf16_checkpoint());
   const auto ids = some_ids(9, ck.config().text.vocab_size);
-  const TextModel<float> fast(ck, Backend::Fast), plain(ck, Backend::Reference);
+  const TextModel<float> fast(ck, Backend::Fast), plain(ck, Backend::Plain);
   const Mat<float> base = fast.forward(ids);
   // Edits that leave the values as they are run the unfused code in that layer only: close to,
   // not necessarily equal to, the fused result.

@@ -270,7 +270,7 @@ TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within
   // Measured (float, plain): last_hidden_state 6.6e-6, soft tokens 1.1e-6 (our own float vs
   // double differ by up to 6.8e-6 on last_hidden_state: this is f32 rounding, amplified by the
   // LayerNorms).
-  for (const Backend backend : {Backend::Reference, Backend::Fast}) {
+  for (const Backend backend : {Backend::Plain, Backend::Fast}) {
     INFO(to_string(backend));
     check_fixture_vision<float>(backend);
   }
@@ -280,13 +280,13 @@ TEST_CASE("vision_last_hidden_state and image_soft_tokens of every prompt within
           "[vision][fixtures]") {
   // Measured (double): last_hidden_state 6.7e-6, soft tokens 1.8e-6 (the reference's own f32
   // error).
-  check_fixture_vision<double>(Backend::Reference);
+  check_fixture_vision<double>(Backend::Plain);
 }
 
 TEST_CASE("fast vision path: every site within 2e-5 of the plain path, observing changes nothing",
           "[vision][fast][observer]") {
   const auto ck = Checkpoint::open(mm_dir());
-  const VisionEncoder<float> plain(ck, Backend::Reference), fast(ck, Backend::Fast);
+  const VisionEncoder<float> plain(ck, Backend::Plain), fast(ck, Backend::Fast);
   // The fixture's image, a second image, and the pan & scan crops of a wide one, each an image of
   // its own (SiteInfo::image).
   ImageProcessorConfig pc = ImageProcessorConfig::for_vision(*ck.config().vision);
@@ -322,7 +322,7 @@ TEST_CASE("fast vision path: every site within 2e-5 of the plain path, observing
 TEST_CASE("fast vision path: bit-identical for any thread count, edits reach it",
           "[vision][fast]") {
   const auto ck = Checkpoint::open(mm_dir());
-  const VisionEncoder<float> fast(ck, Backend::Fast), plain(ck, Backend::Reference);
+  const VisionEncoder<float> fast(ck, Backend::Fast), plain(ck, Backend::Plain);
   const Mat<float> pixels = fixture_pixels<float>(0, 224);
   const Mat<float> soft = fast.encode(pixels);
   const int threads = omp_get_max_threads();
@@ -357,7 +357,7 @@ TEST_CASE("fast vision path: bit-identical for any thread count, edits reach it"
 TEST_CASE("vision sites are named by the HF module paths of the vision tower and projector",
           "[vision][observer]") {
   const auto ck = Checkpoint::open(mm_dir());
-  const VisionEncoder<float> encoder(ck, Backend::Reference);
+  const VisionEncoder<float> encoder(ck, Backend::Plain);
   Capture<float> rec(SiteSet::all());
   const Mat<float> soft = encoder.encode(fixture_pixels<float>(0, 224), &rec);
   CHECK(soft == encoder.encode(fixture_pixels<float>(0, 224)));  // observing changes nothing

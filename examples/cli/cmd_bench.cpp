@@ -275,9 +275,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--gen-tokens", o->gen_tokens, "tokens to decode")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "OpenMP threads")->check(CLI::PositiveNumber);
   cmd->add_option("--backend", o->backend,
-                  "reference (plain Eigen), fast (SIMD kernels) or fast-bf16 (matrix inputs "
+                  "plain (Eigen, the definition), fast (SIMD kernels) or fast-bf16 (matrix inputs "
                   "rounded to bf16)")
-      ->check(CLI::IsMember({"fast", "fast-bf16", "reference"}));
+      ->check(CLI::IsMember({"fast", "fast-bf16", "plain"}));
   cmd->add_flag(
       "--huge-pages", o->huge_pages,
       "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");

@@ -99,9 +99,9 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o.json, "print one JSON object per answer instead of streaming text");
   cmd->add_option("--backend", o.backend,
-                  "reference (plain Eigen), fast (SIMD kernels) or fast-bf16 (matrix inputs "
+                  "plain (Eigen, the definition), fast (SIMD kernels) or fast-bf16 (matrix inputs "
                   "rounded to bf16)")
-      ->check(CLI::IsMember({"reference", "fast", "fast-bf16"}));
+      ->check(CLI::IsMember({"plain", "fast", "fast-bf16"}));
   cmd->add_flag(
       "--huge-pages", o.huge_pages,
       "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode)");

@@ -39,8 +39,8 @@ void add_model_options(CLI::App* cmd, ScoreOptions& o) {
       "--tokenizer", o.tokenizer,
       "tokenizer.model (default: the model directory's, then $GEMMA3_TOKENIZER, then the one "
       "scripts/setup.sh built)");
-  cmd->add_option("--backend", o.backend, "reference, fast or fast-bf16")
-      ->check(CLI::IsMember({"reference", "fast", "fast-bf16"}));
+  cmd->add_option("--backend", o.backend, "plain, fast or fast-bf16")
+      ->check(CLI::IsMember({"plain", "fast", "fast-bf16"}));
   cmd->add_option("--threads", o.threads,
                   "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
       ->check(CLI::PositiveNumber);

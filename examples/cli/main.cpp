@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 512 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
-  CLI::App app{"gemma3: a CPU reference implementation of Gemma 3"};
+  CLI::App app{"gemma3: a CPU research implementation of Gemma 3"};
   gemma3::cli::add_commands(app);
   try {
     app.parse(argc, argv);

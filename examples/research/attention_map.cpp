@@ -18,7 +18,7 @@
 //      image_attention.png   image | mean over heads | head 0 | head 1 | ...
 //                            (each heat panel scaled to its own maximum)
 //
-// Attention probabilities exist only on the reference attention path, which an enabled observer
+// Attention probabilities exist only on the plain attention path, which an enabled observer
 // selects; the fast path never materialises the [T, S] matrix.
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-// gemma3: a header-only C++20 CPU reference implementation of Google DeepMind's Gemma 3.
+// gemma3: a header-only C++20 CPU research implementation of Google DeepMind's Gemma 3.
 // Including this header brings in the whole library.
 #pragma once
 
@@ -12,7 +12,7 @@
 #include "gemma3/kernels/dispatch.hpp"
 #include "gemma3/kernels/fast.hpp"
 #include "gemma3/kernels/ops.hpp"
-#include "gemma3/kernels/reference.hpp"
+#include "gemma3/kernels/plain.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/sample/sampler.hpp"
 #include "gemma3/score.hpp"

@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (args.size() > 64) return 0;
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
-  CLI::App app{"gemma3: a CPU reference implementation of Gemma 3"};
+  CLI::App app{"gemma3: a CPU research implementation of Gemma 3"};
   build_app(app);
   try {
     app.parse(int(argv.size()), argv.data());

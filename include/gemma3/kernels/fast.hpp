@@ -1,5 +1,5 @@
-// The fast path: the same operations as kernels/reference.hpp, on the SIMD kernels
-// (kernels/simd.hpp) and OpenMP. Float only; the double "gold" mode always runs the reference path.
+// The fast path: the same operations as kernels/plain.hpp, on the SIMD kernels
+// (kernels/simd.hpp) and OpenMP. Float only; the double "gold" mode always runs the plain path.
 //
 // Determinism: every output element is computed whole by one thread, in a fixed order (no
 // reduction is ever split across threads), so results do not depend on the number of threads or
@@ -25,7 +25,7 @@
 #include "gemma3/error.hpp"
 #include "gemma3/kernels/bf16dot.hpp"
 #include "gemma3/kernels/dispatch.hpp"
-#include "gemma3/kernels/reference.hpp"
+#include "gemma3/kernels/plain.hpp"
 #include "gemma3/tensor.hpp"
 
 namespace gemma3::inline GEMMA3_MODE::fast {
@@ -320,7 +320,7 @@ inline Mat<float> rounded_to_bf16(const ConstMatRef<float>& x) {
 }
 
 // y_m = x · W_mᵀ for one or more weights that read the same x (q/k/v, gate/up), the fast twin of
-// ref::linear (F16 weights fall back to it); with MatmulInputs::Bf16, of ref::linear(
+// plain::linear (F16 weights fall back to it); with MatmulInputs::Bf16, of plain::linear(
 // rounded_to_bf16(x), w) for bf16 weights. Below kGemmMinTokens tokens one GEMV per token,
 // otherwise one GEMM; either way one parallel region over the rows of all the weights. `biases`
 // (each null or [out_m]: an nn.Linear with bias) are added to the sums as the GEMM stores them.
@@ -340,10 +340,10 @@ std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
     if (biases[m])
       ys[m].rowwise() += Eigen::Map<const Vec<float>>(biases[m], ws[m]->rows()).transpose();
   };
-  if (!together) {  // each on its own (F16 on the reference path)
+  if (!together) {  // each on its own (F16 on the plain path)
     for (std::size_t m = 0; m < N; ++m)
       if (ws[m]->dtype == DType::F16)
-        ys[m] = ref::linear<float>(x, *ws[m]), add_bias(m);
+        ys[m] = plain::linear<float>(x, *ws[m]), add_bias(m);
       else
         ys[m] = linear(x, std::array{ws[m]}, inputs, std::array{biases[m]})[0];
     return ys;
@@ -470,7 +470,7 @@ inline Mat<float> gelu_mlp(const ConstMatRef<float>& x, const TensorView& fc1, c
 }
 
 // LayerNorm of every row of x (population variance, weight and bias), rows split over threads:
-// the fast twin of ref::layer_norm (kernels::simd::LayerNormRows).
+// the fast twin of plain::layer_norm (kernels::simd::LayerNormRows).
 inline Mat<float> layer_norm(const ConstMatRef<float>& x, const Vec<float>& w, const Vec<float>& b,
                              double eps) {
   Mat<float> copy;

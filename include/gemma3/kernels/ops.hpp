@@ -1,5 +1,5 @@
-// The operations the model calls, routed to the reference (plain Eigen) or the fast (SIMD + OpenMP)
-// implementation. The reference is the definition; the fast path is tested against it.
+// The operations the model calls, routed to the plain (Eigen) or the fast (SIMD + OpenMP)
+// implementation. The plain path is the definition; the fast path is tested against it.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -10,26 +10,26 @@
 
 #include "gemma3/error.hpp"
 #include "gemma3/kernels/fast.hpp"
-#include "gemma3/kernels/reference.hpp"
+#include "gemma3/kernels/plain.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
 
 enum class Backend {
-  Reference,  // plain Eigen, reads like the spec; the only path for T = double
-  Fast,       // SIMD kernels with run-time instruction-set dispatch, OpenMP threads
-  FastBf16,   // Fast, with the inputs of products with bf16 weights rounded to bf16 (as PyTorch
-              // and llama.cpp run a bf16 checkpoint): vdpbf16ps prefill where the CPU has it
+  Plain,     // plain Eigen, the readable definition; the only path for T = double
+  Fast,      // SIMD kernels with run-time instruction-set dispatch, OpenMP threads
+  FastBf16,  // Fast, with the inputs of products with bf16 weights rounded to bf16 (as PyTorch
+             // and llama.cpp run a bf16 checkpoint): vdpbf16ps prefill where the CPU has it
 };
 
 inline const char* to_string(Backend b) {
-  return b == Backend::Fast ? "fast" : b == Backend::FastBf16 ? "fast-bf16" : "reference";
+  return b == Backend::Fast ? "fast" : b == Backend::FastBf16 ? "fast-bf16" : "plain";
 }
 
 // The inverse of to_string, for command lines and configs.
 inline Backend backend_from_string(const std::string& name) {
-  for (const Backend b : {Backend::Reference, Backend::Fast, Backend::FastBf16})
+  for (const Backend b : {Backend::Plain, Backend::Fast, Backend::FastBf16})
     if (name == to_string(b)) return b;
-  throw InvalidArgument("backend", "'" + name + "' is not one of reference, fast, fast-bf16");
+  throw InvalidArgument("backend", "'" + name + "' is not one of plain, fast, fast-bf16");
 }
 
 // The MatmulInputs of a fast backend.
@@ -41,19 +41,19 @@ inline fast::MatmulInputs matmul_inputs(Backend b) {
 template <typename T>
 Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w, Backend backend) {
   if constexpr (std::is_same_v<T, float>)
-    if (backend != Backend::Reference) return fast::linear(x, w, matmul_inputs(backend));
-  return ref::linear<T>(x, w);
+    if (backend != Backend::Plain) return fast::linear(x, w, matmul_inputs(backend));
+  return plain::linear<T>(x, w);
 }
 
 // y_m = x · W_mᵀ for several weights that read the same x (q/k/v, gate/up): the fast path runs
-// them as one pass for a decode step; the reference is one linear each.
+// them as one pass for a decode step; the plain path is one linear each.
 template <typename T, std::size_t N>
 std::array<Mat<T>, N> linear(const ConstMatRef<T>& x, const std::array<const TensorView*, N>& ws,
                              Backend backend) {
   if constexpr (std::is_same_v<T, float>)
-    if (backend != Backend::Reference) return fast::linear(x, ws, matmul_inputs(backend));
+    if (backend != Backend::Plain) return fast::linear(x, ws, matmul_inputs(backend));
   std::array<Mat<T>, N> ys;
-  for (std::size_t m = 0; m < N; ++m) ys[m] = ref::linear<T>(x, *ws[m]);
+  for (std::size_t m = 0; m < N; ++m) ys[m] = plain::linear<T>(x, *ws[m]);
   return ys;
 }
 
@@ -63,14 +63,14 @@ template <typename T, std::size_t N>
 std::array<Mat<T>, N> linear(const ConstMatRef<T>& x, const std::array<const TensorView*, N>& ws,
                              const std::array<const Vec<T>*, N>& biases, Backend backend) {
   if constexpr (std::is_same_v<T, float>)
-    if (backend != Backend::Reference) {
+    if (backend != Backend::Plain) {
       std::array<const float*, N> b;
       for (std::size_t m = 0; m < N; ++m) b[m] = biases[m]->data();
       return fast::linear(x, ws, matmul_inputs(backend), b);
     }
   std::array<Mat<T>, N> ys;
   for (std::size_t m = 0; m < N; ++m) {
-    ys[m] = ref::linear<T>(x, *ws[m]);
+    ys[m] = plain::linear<T>(x, *ws[m]);
     ys[m].rowwise() += biases[m]->transpose();
   }
   return ys;

@@ -3,7 +3,7 @@
 // in header-only use, or at run time when the project links gemma3::kernels, which compiles these
 // bodies once per instruction set (src/kernels/arch/*.cpp).
 //
-// Each functor has a plain twin (kernels/reference.hpp) and is tested against it. This header uses
+// Each functor has a plain twin (kernels/plain.hpp) and is tested against it. This header uses
 // nothing but xsimd: it is compiled with -mavx512bw and the like, and a shared inline function
 // compiled that way could otherwise be picked by the linker for code that runs on older CPUs (the
 // helpers below are `static` for the same reason).

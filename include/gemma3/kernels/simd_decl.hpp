@@ -102,7 +102,7 @@ struct Gemm {
                   int64_t T_pad, float* partial, const GemmY& y) const;
 };
 
-// out[i] = gelu_tanh(gate[i])·up[i] for n floats: the GeGLU of the MLP (ref::gelu_tanh's
+// out[i] = gelu_tanh(gate[i])·up[i] for n floats: the GeGLU of the MLP (plain::gelu_tanh's
 // expression, xsimd's tanh). out may be gate or up; a null up multiplies by 1 (exact: the plain
 // GELU of SigLIP's MLP, and of an observed unfused GeGLU).
 struct GeluTanhMul {
@@ -148,7 +148,7 @@ struct AttendPanel {
 
 // y[r, :] = (x[r, :] - mean_r) / sqrt(var_r + eps) ⊙ w + b for `rows` rows of `cols` floats (row
 // stride ld for x and y, which may be the same): LayerNorm with the population variance, the mean
-// and the variance each one pass over the row in f32 (ref::layer_norm's definition).
+// and the variance each one pass over the row in f32 (plain::layer_norm's definition).
 struct LayerNormRows {
   template <class Arch>
   void operator()(Arch, const float* x, int64_t rows, int64_t cols, int64_t ld, const float* w,

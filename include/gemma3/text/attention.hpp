@@ -43,7 +43,7 @@ struct AttentionParams {
   double eps = 1e-6;
   Vec<T> q_norm, k_norm;  // stored w of the per-head RMSNorms
   Rope<T> rope;           // the table of this layer's kind
-  Backend backend = Backend::Reference;
+  Backend backend = Backend::Plain;
 };
 
 namespace detail {
@@ -85,11 +85,11 @@ Mat<T> head_probabilities(const Mat<T>& q, const Mat<T>& keys, const AttentionPa
   const int64_t g = head / (p.heads / p.kv_heads);  // GQA: the key head this query head reads
   Mat<T> scores =
       q.middleCols(head * D, D) * keys.middleCols(g * D, D).transpose() * p.scale;  // [n, S]
-  if (p.softcap) ref::soft_cap<T>(scores, *p.softcap);
+  if (p.softcap) plain::soft_cap<T>(scores, *p.softcap);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t s = 0; s < S; ++s)
       if (!visible[r].contains(first + s)) scores(r, s) = -std::numeric_limits<T>::infinity();
-  ref::softmax_rows<T>(scores);
+  plain::softmax_rows<T>(scores);
   return scores;
 }
 
@@ -104,13 +104,13 @@ Mat<T> all_probabilities(const Mat<T>& q, const Mat<T>& keys, const AttentionPar
   return weights;
 }
 
-// Reference attention: gathers the visible keys [first, pos0) from the cache and appends the new
+// Plain attention: gathers the visible keys [first, pos0) from the cache and appends the new
 // ones, then per head: probabilities (head_probabilities) times V. When the probabilities are
 // observed they are kept for every head, announced (an edit changes what multiplies V), then used.
 template <typename T>
-Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
-                        const AttentionParams<T>& p, const LayerKVCache<T>& cache, int64_t pos0,
-                        std::span<const int32_t> groups, const LayerTap<T>& tap) {
+Mat<T> attend_plain(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const AttentionParams<T>& p,
+                    const LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
+                    const LayerTap<T>& tap) {
   const int64_t n = q.rows(), D = p.head_dim, group_size = p.heads / p.kv_heads;
   const auto visible = visible_keys_of(p, pos0, groups);
   const int64_t first =
@@ -133,7 +133,7 @@ Mat<T> attend_reference(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v,
 }
 
 // The attention probabilities alone [heads*n, S] and the position of their first key, as the
-// reference computes them: what the fast path announces when they are read, computed beside its
+// plain path computes them: what the fast path announces when they are read, computed beside its
 // own attention, which does not use them.
 template <typename T>
 std::pair<Mat<T>, int64_t> attention_probabilities(const Mat<T>& q, const Mat<T>& k,
@@ -201,7 +201,8 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
 // (-1 for text); an image must lie entirely inside one chunk for its tokens to see each other.
 //
 // The fast backend runs attend_fast unless the probabilities are edited in this layer (then the
-// reference, which multiplies V by the edited probabilities); read, they are computed beside it.
+// plain attention, which multiplies V by the edited probabilities); read, they are computed beside
+// it.
 template <typename T>
 Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const AttentionParams<T>& p,
                       LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
@@ -218,9 +219,9 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
 
   // q/k norm: one RMSNorm over each head's D values; viewing [n, heads*D] as [n*heads, D].
   MatMap<T>(q.data(), n * p.heads, D) =
-      ref::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
+      plain::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
   MatMap<T>(k.data(), n * p.kv_heads, D) =
-      ref::rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps);
+      plain::rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps);
   tap(SiteKind::QNorm, MatRef<T>(q));
   tap(SiteKind::KNorm, MatRef<T>(k));
   p.rope.apply(q, D, pos0);
@@ -231,14 +232,14 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
   Mat<T> out;         // [n, heads*D] attention output before o_proj
   bool fast = false;  // the fast kernel runs unless the probabilities are edited in this layer
   if constexpr (std::is_same_v<T, float>) {
-    fast = p.backend != Backend::Reference && !tap.edits(SiteKind::AttnWeights);
+    fast = p.backend != Backend::Plain && !tap.edits(SiteKind::AttnWeights);
     if (fast) out = detail::attend_fast(q, k, v, p, cache, pos0, groups);
     if (fast && tap.wants(SiteKind::AttnWeights)) {
       auto [weights, first] = detail::attention_probabilities<T>(q, k, v, p, cache, pos0, groups);
       tap(SiteKind::AttnWeights, MatRef<T>(weights), {.heads = p.heads, .key0 = first});
     }
   }
-  if (!fast) out = detail::attend_reference<T>(q, k, v, p, cache, pos0, groups, tap);
+  if (!fast) out = detail::attend_plain<T>(q, k, v, p, cache, pos0, groups, tap);
   // Only now store the new keys: in a ring, a long chunk would overwrite keys its first queries
   // see.
   cache.store(pos0, k, v);

@@ -23,7 +23,7 @@ template <typename T>
 class DecoderLayer {
  public:
   DecoderLayer(const TextConfig& cfg, int64_t index, const LayerWeights& w, const Rope<T>& rope,
-               Backend backend = Backend::Reference)
+               Backend backend = Backend::Plain)
       : index_(index), eps_(cfg.rms_norm_eps), w_(w) {
     input_layernorm_ = w.input_layernorm.vec<T>();
     post_attention_layernorm_ = w.post_attention_layernorm.vec<T>();
@@ -53,18 +53,18 @@ class DecoderLayer {
   void forward(MatRef<T> x, LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
                Observer<T>* obs = nullptr) const {
     const detail::LayerTap<T> tap{obs, int32_t(index_), pos0};
-    Mat<T> h = ref::rms_norm<T>(x, input_layernorm_, eps_);
+    Mat<T> h = plain::rms_norm<T>(x, input_layernorm_, eps_);
     tap(SiteKind::InputLayernorm, MatRef<T>(h));
     h = self_attention<T>(h, w_, attn_, cache, pos0, groups, tap);
-    h = ref::rms_norm<T>(h, post_attention_layernorm_, eps_);
+    h = plain::rms_norm<T>(h, post_attention_layernorm_, eps_);
     tap(SiteKind::PostAttentionLayernorm, MatRef<T>(h));
     x += h;
     tap(SiteKind::AttnResidual, x);
 
-    h = ref::rms_norm<T>(x, pre_feedforward_layernorm_, eps_);
+    h = plain::rms_norm<T>(x, pre_feedforward_layernorm_, eps_);
     tap(SiteKind::PreFeedforwardLayernorm, MatRef<T>(h));
     h = mlp<T>(h, w_, attn_.backend, tap);
-    h = ref::rms_norm<T>(h, post_feedforward_layernorm_, eps_);
+    h = plain::rms_norm<T>(h, post_feedforward_layernorm_, eps_);
     tap(SiteKind::PostFeedforwardLayernorm, MatRef<T>(h));
     x += h;
     tap(SiteKind::Residual, x);

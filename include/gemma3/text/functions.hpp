@@ -12,7 +12,7 @@
 
 #include "gemma3/tensor.hpp"
 
-namespace gemma3::inline GEMMA3_MODE::ref {
+namespace gemma3::inline GEMMA3_MODE::plain {
 
 // Gemma RMSNorm over each row: y = x · rsqrt(mean(x²) + eps) · (1 + w), computed in T and the
 // weight offset applied before any downcast (transformers 4.51.3 modeling_gemma3.py Gemma3RMSNorm).
@@ -61,4 +61,4 @@ void soft_cap(MatRef<T> x, double cap) {
   x = (x.array() / T(cap)).tanh() * T(cap);
 }
 
-}  // namespace gemma3::inline GEMMA3_MODE::ref
+}  // namespace gemma3::inline GEMMA3_MODE::plain

@@ -22,7 +22,7 @@ template <typename T>
 Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend,
            const detail::LayerTap<T>& tap) {
   bool fast = false;
-  if constexpr (std::is_same_v<T, float>) fast = backend != Backend::Reference;
+  if constexpr (std::is_same_v<T, float>) fast = backend != Backend::Plain;
   const bool inside =
       tap.wants(SiteKind::MlpGate) || tap.wants(SiteKind::MlpUp) || tap.wants(SiteKind::MlpAct);
   Mat<T> down;  // [n, hidden]
@@ -46,7 +46,7 @@ Mat<T> mlp(const ConstMatRef<T>& m, const LayerWeights& w, Backend backend,
         act = fast::gelu_tanh_mul(gate, up);
       }
     if (act.size() == 0) {
-      act = ref::gelu_tanh<T>(gate);
+      act = plain::gelu_tanh<T>(gate);
       tap(SiteKind::MlpAct, MatRef<T>(act));
       act.array() *= up.array();
     }

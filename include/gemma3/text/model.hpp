@@ -83,7 +83,7 @@ template <typename T = float>
 class TextModel {
  public:
   // The weights are views: the Checkpoint they come from must outlive the model.
-  // `backend` picks the kernels of the float path (double always runs the reference).
+  // `backend` picks the kernels of the float path (double always runs the plain path).
   TextModel(const TextConfig& cfg, const TextWeights& w, Backend backend = Backend::Fast);
   explicit TextModel(const Checkpoint& ck, Backend backend = Backend::Fast)
       : TextModel(ck.config().text, ck.weights().text, backend) {}
@@ -250,14 +250,14 @@ class TextModel {
 
 template <typename T>
 TextModel<T>::TextModel(const TextConfig& cfg, const TextWeights& w, Backend backend)
-    : cfg_(cfg), w_(w), backend_(std::is_same_v<T, float> ? backend : Backend::Reference) {
+    : cfg_(cfg), w_(w), backend_(std::is_same_v<T, float> ? backend : Backend::Plain) {
   validate(cfg);
   const Rope<T> local(cfg.rope_local, cfg.head_dim), global(cfg.rope_global, cfg.head_dim);
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
     layers_.emplace_back(cfg, i, w.layers.at(i),
                          layer_kind(cfg, i) == LayerKind::Local ? local : global, backend_);
   norm_ = w.norm.vec<T>();
-  // sqrt(hidden) is an f32 buffer in the reference, cast to the compute dtype (transformers 4.51.3
+  // sqrt(hidden) is an f32 buffer in transformers, cast to the compute dtype (transformers 4.51.3
   // modeling_gemma3.py Gemma3TextScaledWordEmbedding).
   embed_scale_ = T(std::sqrt(double(cfg.hidden_size)));
 }
@@ -282,13 +282,13 @@ void TextModel<T>::forward_layers(MatRef<T> x, KVCache<T>& cache, std::span<cons
 
 template <typename T>
 Mat<T> TextModel<T>::final_norm(const ConstMatRef<T>& x) const {
-  return ref::rms_norm<T>(x, norm_, cfg_.rms_norm_eps);
+  return plain::rms_norm<T>(x, norm_, cfg_.rms_norm_eps);
 }
 
 template <typename T>
 Mat<T> TextModel<T>::lm_head(const ConstMatRef<T>& normed) const {
   Mat<T> logits = linear<T>(normed, w_.lm_head, backend_);
-  if (cfg_.final_logit_softcapping) ref::soft_cap<T>(logits, *cfg_.final_logit_softcapping);
+  if (cfg_.final_logit_softcapping) plain::soft_cap<T>(logits, *cfg_.final_logit_softcapping);
   return logits;
 }
 

@@ -8,7 +8,7 @@
 
 #include "gemma3/tensor.hpp"
 
-namespace gemma3::inline GEMMA3_MODE::ref {
+namespace gemma3::inline GEMMA3_MODE::plain {
 
 // Standard LayerNorm (population variance) with weight and bias: the SigLIP encoder's norm.
 template <typename T>
@@ -23,4 +23,4 @@ Mat<T> layer_norm(const ConstMatRef<T>& x, const Vec<T>& w, const Vec<T>& b, dou
   return y;
 }
 
-}  // namespace gemma3::inline GEMMA3_MODE::ref
+}  // namespace gemma3::inline GEMMA3_MODE::plain

@@ -21,7 +21,7 @@
 
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
-#include "gemma3/kernels/reference.hpp"
+#include "gemma3/kernels/plain.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/tensor.hpp"
 #include "gemma3/text/functions.hpp"
@@ -74,7 +74,7 @@ class MultiModalProjector {
         row /= T(k * k);
       }
     announce(obs, Site{SiteKind::ProjectorAvgPool}, MatRef<T>(z), {.image = image});
-    z = ref::rms_norm<T>(z, norm_, eps_);
+    z = plain::rms_norm<T>(z, norm_, eps_);
     announce(obs, Site{SiteKind::ProjectorSoftEmbNorm}, MatRef<T>(z), {.image = image});
     // torch.matmul(normed, mm_input_projection_weight): M is [vh, hidden] and used as is.
     Mat<T> f = z * projection_.as<T>();  // [T, hidden]

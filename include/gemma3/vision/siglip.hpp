@@ -20,7 +20,7 @@
 //   encoder.layers.N                            [P², vh] residual stream after the layer
 //   post_layernorm                              [P², vh] = last_hidden_state
 //
-// Two paths compute the same functions. The plain one (Backend::Reference, and always for double)
+// Two paths compute the same functions. The plain one (Backend::Plain, and always for double)
 // is the definition below: Eigen expressions, one softmax over each head's [P², P²] scores. The
 // fast one (float) runs every product on the packed GEMM with the biases added as its tiles
 // store (fast::linear), the attention as an online softmax over blocks of keys that never forms
@@ -56,8 +56,8 @@ template <typename T>
 Mat<T> layer_norm(const ConstMatRef<T>& x, const Vec<T>& w, const Vec<T>& b, double eps,
                   Backend backend) {
   if constexpr (std::is_same_v<T, float>)
-    if (backend != Backend::Reference) return fast::layer_norm(x, w, b, eps);
-  return ref::layer_norm<T>(x, w, b, eps);
+    if (backend != Backend::Plain) return fast::layer_norm(x, w, b, eps);
+  return plain::layer_norm<T>(x, w, b, eps);
 }
 
 // One head's softmax(scale · q·kᵀ) [n, n]: the plain attention's probabilities (SiglipAttention's
@@ -66,7 +66,7 @@ template <typename T>
 Mat<T> head_probabilities(const ConstMatRef<T>& q, const ConstMatRef<T>& k, int64_t head, int64_t D,
                           T scale) {
   Mat<T> scores = q.middleCols(head * D, D) * k.middleCols(head * D, D).transpose() * scale;
-  ref::softmax_rows<T>(scores);
+  plain::softmax_rows<T>(scores);
   return scores;
 }
 
@@ -124,7 +124,7 @@ class SiglipEncoderLayer {
   }
 
  private:
-  bool fast() const { return std::is_same_v<T, float> && backend_ != Backend::Reference; }
+  bool fast() const { return std::is_same_v<T, float> && backend_ != Backend::Plain; }
 
   // Full bidirectional multi-head attention with biases (SiglipAttention).
   Mat<T> self_attention(const ConstMatRef<T>& h, const detail::LayerTap<T>& tap) const {
@@ -178,9 +178,9 @@ class SiglipEncoderLayer {
       m = linear<T>(h, w_.fc1_weight, fc1_b_, backend_);  // [n, v_intermediate]
       tap(SiteKind::VisionFc1, MatRef<T>(m));
       if constexpr (std::is_same_v<T, float>)
-        m = fast() ? fast::gelu_tanh(m) : ref::gelu_tanh<T>(m);
+        m = fast() ? fast::gelu_tanh(m) : plain::gelu_tanh<T>(m);
       else
-        m = ref::gelu_tanh<T>(m);
+        m = plain::gelu_tanh<T>(m);
       m = linear<T>(m, w_.fc2_weight, fc2_b_, backend_);  // [n, vh]
     }
     tap(SiteKind::VisionMlp, MatRef<T>(m));

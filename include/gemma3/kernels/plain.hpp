@@ -9,7 +9,7 @@
 
 #include "gemma3/tensor.hpp"
 
-namespace gemma3::inline GEMMA3_MODE::ref {
+namespace gemma3::inline GEMMA3_MODE::plain {
 
 // y = x · Wᵀ for a weight W stored [out, in] as published (nn.Linear orientation), in any
 // checkpoint dtype. W is widened to T a block of rows at a time, so the working memory stays small
@@ -27,4 +27,4 @@ Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w) {
   return y;
 }
 
-}  // namespace gemma3::inline GEMMA3_MODE::ref
+}  // namespace gemma3::inline GEMMA3_MODE::plain
