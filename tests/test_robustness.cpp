@@ -8,6 +8,8 @@
 #include <fstream>
 #include <limits>
 
+#include <sys/stat.h>
+
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/io/npy.hpp>
 #include <gemma3/io/safetensors.hpp>
@@ -117,7 +119,7 @@ TEST_CASE("robustness: missing files and wrong file kinds", "[robustness]") {
               "or a GGUF file)");
   // R3: a directory without config.json.
   CHECK_ERROR(IoError, Checkpoint::open(dir), (dir / "config.json").string(),
-              "cannot open config file");
+              "cannot open: No such file or directory");
   // R4: config.json but no weights.
   fs::copy_file(text / "config.json", dir / "config.json");
   CHECK_ERROR(IoError, Checkpoint::open(dir), dir.string(),
@@ -125,21 +127,43 @@ TEST_CASE("robustness: missing files and wrong file kinds", "[robustness]") {
   // R5, R6: a missing safetensors file; a directory in its place.
   CHECK_ERROR(IoError, SafetensorsFile(dir / "none.safetensors"),
               (dir / "none.safetensors").string(), "cannot open: No such file or directory");
-  CHECK_ERROR(IoError, SafetensorsFile(dir), dir.string(), "not a regular file");
+  CHECK_ERROR(IoError, SafetensorsFile(dir), dir.string(), "is a directory, not a regular file");
   // R7: a shard the index names is missing.
   write(dir / TensorStore::kIndexFile,
         R"({"weight_map": {"model.norm.weight": "s2.safetensors"}})");
   CHECK_ERROR(IoError, TensorStore::open(dir), (dir / "s2.safetensors").string(),
               "cannot open: No such file or directory");
   // R8 - R12: a missing .npy, image, tokenizer, preprocessor config; a directory as an image.
-  CHECK_ERROR(IoError, read_npy(dir / "none.npy"), (dir / "none.npy").string(), "cannot open");
+  CHECK_ERROR(IoError, read_npy(dir / "none.npy"), (dir / "none.npy").string(),
+              "cannot open: No such file or directory");
   CHECK_ERROR(IoError, load_image(dir / "none.png"), (dir / "none.png").string(),
-              "cannot open image file");
-  CHECK_ERROR(IoError, load_image(dir), dir.string(), "is a directory, not an image file");
+              "cannot open: No such file or directory");
+  CHECK_ERROR(IoError, load_image(dir), dir.string(), "is a directory, not a regular file");
   CHECK_ERROR(IoError, Tokenizer(dir / "tokenizer.model"), (dir / "tokenizer.model").string(),
               "tokenizer model not found (run scripts/get_tokenizer.sh to build one)");
   CHECK_ERROR(IoError, load_preprocessor_config(dir / "preprocessor_config.json"),
-              (dir / "preprocessor_config.json").string(), "cannot open preprocessor config");
+              (dir / "preprocessor_config.json").string(),
+              "cannot open: No such file or directory");
+  // A FIFO in place of any input is refused at once: opening one for reading would wait for a
+  // writer forever.
+  const auto fifo_dir = test::scratch_dir("rob_fifo");
+  for (const char* name : {"config.json", "model.safetensors", "image.png", "ids.npy",
+                           "tokenizer.model", "preprocessor_config.json"})
+    REQUIRE(::mkfifo((fifo_dir / name).c_str(), 0600) == 0);
+  CHECK_ERROR(IoError, Checkpoint::open(fifo_dir), (fifo_dir / "config.json").string(),
+              "is a FIFO, not a regular file");
+  fs::remove(fifo_dir / "config.json");
+  fs::copy_file(text / "config.json", fifo_dir / "config.json");
+  CHECK_ERROR(IoError, Checkpoint::open(fifo_dir), (fifo_dir / "model.safetensors").string(),
+              "is a FIFO, not a regular file");
+  CHECK_ERROR(IoError, load_image(fifo_dir / "image.png"), (fifo_dir / "image.png").string(),
+              "is a FIFO, not a regular file");
+  CHECK_ERROR(IoError, read_npy(fifo_dir / "ids.npy"), (fifo_dir / "ids.npy").string(),
+              "is a FIFO, not a regular file");
+  CHECK_ERROR(IoError, Tokenizer(fifo_dir / "tokenizer.model"),
+              (fifo_dir / "tokenizer.model").string(), "is a FIFO, not a regular file");
+  CHECK_ERROR(IoError, load_preprocessor_config(fifo_dir / "preprocessor_config.json"),
+              (fifo_dir / "preprocessor_config.json").string(), "is a FIFO, not a regular file");
 
   // R13: config.json that is not JSON (an image).
   const auto png = test::fixture("mm-tiny-a") / "image0.png";

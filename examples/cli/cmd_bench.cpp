@@ -25,6 +25,7 @@
 #include <gemma3/synth.hpp>
 
 #include "commands.hpp"
+#include "console.hpp"
 
 namespace gemma3::cli {
 namespace {
@@ -90,17 +91,25 @@ void bench(const BenchOptions& o) {
   std::string model_dir = o.model;
   if (!o.preset.empty()) {
     const auto dir = preset_dir(o);
-    if (!std::filesystem::exists(dir / "config.json")) {
+    // The cache is used only when complete: synth stamps a directory last, in one rename. A
+    // directory without the stamp is what an older version or an interrupted one left: redo it.
+    if (!std::filesystem::exists(dir / kCompletionStamp)) {
       std::fprintf(stderr, "synthesising %s (%s) in %s ...\n", o.preset.c_str(), o.dtype.c_str(),
                    dir.c_str());
+      std::filesystem::remove_all(dir);
+      ProgressBar bar("synth " + o.preset);
       synthesize_checkpoint(preset(o.preset), dir,
-                            {.seed = 0, .dtype = o.dtype == "f32" ? DType::F32 : DType::BF16});
+                            {.seed = 0,
+                             .dtype = o.dtype == "f32" ? DType::F32 : DType::BF16,
+                             .progress = bar.callback()});
     }
     model_dir = dir.string();
   }
   auto t0 = std::chrono::steady_clock::now();
+  ProgressBar loading("reading into huge pages");
   const auto ck =
-      Checkpoint::open(model_dir, o.huge_pages ? Residency::HugePages : Residency::Mapped);
+      Checkpoint::open(model_dir, o.huge_pages ? Residency::HugePages : Residency::Mapped,
+                       o.huge_pages ? loading.callback() : Progress{});
   const Gemma3<float> full(ck,
                            backend_from_string(o.backend));  // + vision tower where there is one
   const TextModel<float>& model = full.text();

@@ -12,18 +12,10 @@
 #include <gemma3/text/kv_cache.hpp>
 
 #include "commands.hpp"
+#include "console.hpp"
 
 namespace gemma3::cli {
 namespace {
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  char s[32];
-  std::snprintf(s, sizeof s, u ? "%.2f %s" : "%.0f %s", b, units[u]);
-  return s;
-}
 
 std::string thousands(int64_t n) {
   std::string s = std::to_string(n), out;
@@ -150,11 +142,13 @@ void add_checkpoint_commands(CLI::App& app) {
       ->check(CLI::ExistingFile);
   synth->callback([=] {
     const ModelConfig cfg = preset(*preset_name);
-    const std::size_t bytes = synthesize_checkpoint(
-        cfg, *out, {.seed = *seed, .dtype = *dtype == "bf16" ? DType::BF16 : DType::F32});
-    if (!tokenizer->empty())
-      std::filesystem::copy_file(*tokenizer, std::filesystem::path(*out) / "tokenizer.model",
-                                 std::filesystem::copy_options::overwrite_existing);
+    ProgressBar bar("synth " + *preset_name);
+    const std::size_t bytes =
+        synthesize_checkpoint(cfg, *out,
+                              {.seed = *seed,
+                               .dtype = *dtype == "bf16" ? DType::BF16 : DType::F32,
+                               .tokenizer = *tokenizer,
+                               .progress = bar.callback()});
     std::printf("wrote %s (%s, %s of weights)\n", out->c_str(), preset_name->c_str(),
                 human_bytes(double(bytes)).c_str());
   });
@@ -179,7 +173,9 @@ void add_checkpoint_commands(CLI::App& app) {
       std::fprintf(
           stderr,
           "note: the vision tower is not written (llama.cpp keeps it in a separate mmproj file)\n");
-    gguf::write_gguf(ck.config(), ck.weights(), *conv_out, *gguf::parse_tensor_type(*conv_type));
+    ProgressBar bar("convert");
+    gguf::write_gguf(ck.config(), ck.weights(), *conv_out, *gguf::parse_tensor_type(*conv_type),
+                     bar.callback());
     std::printf("wrote %s (%s matrices, %s)\n", conv_out->c_str(), conv_type->c_str(),
                 human_bytes(double(std::filesystem::file_size(*conv_out))).c_str());
   });

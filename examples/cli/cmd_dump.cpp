@@ -18,6 +18,7 @@
 #include <gemma3/multimodal.hpp>
 
 #include "commands.hpp"
+#include "console.hpp"
 
 namespace gemma3::cli {
 namespace {
@@ -78,8 +79,10 @@ void dump(const DumpOptions& o) {
   if (o.prefill < 0 || o.prefill > n)
     throw InvalidArgument(
         "--prefill", "must be in [1, " + std::to_string(n) + "], got " + std::to_string(o.prefill));
-  const std::filesystem::path out(o.out);
-  std::filesystem::create_directories(out);
+  // All files or none: they are written into a temporary directory that replaces --out, with a
+  // completion stamp, only once every one is complete (scripts/compare_npy.py checks the stamp).
+  OutputDirectory directory(o.out);
+  const std::filesystem::path& out = directory.path();
 
   // The fixtures' sites, or every site with --all.
   AblatingCapture<T> rec(
@@ -142,6 +145,7 @@ void dump(const DumpOptions& o) {
       decode.row(t - o.prefill + 1) = model.forward(std::span(ids).subspan(t, 1), {}, cache);
     write_f32(out / "decode_logits.npy", {decode.rows(), decode.cols()}, decode);
   }
+  directory.commit({{"model", o.model}, {"tokens", n}, {"dtype", o.dtype}});
   std::printf("wrote %s: %ld tokens, %s compute%s\n", o.out.c_str(), long(n), o.dtype.c_str(),
               o.all ? ", every intermediate" : "");
 }

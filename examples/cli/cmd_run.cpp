@@ -23,6 +23,7 @@
 #include <gemma3/tokenizer/tool_call.hpp>
 
 #include "commands.hpp"
+#include "console.hpp"
 
 namespace gemma3::cli {
 
@@ -116,6 +117,12 @@ long peak_rss_kib() {
   return u.ru_maxrss;
 }
 
+Checkpoint open_checkpoint(const RunOptions& o) {
+  if (!o.huge_pages) return Checkpoint::open(o.model);
+  ProgressBar bar("reading into huge pages");
+  return Checkpoint::open(o.model, Residency::HugePages, bar.callback());
+}
+
 // Everything a run or chat needs, loaded once.
 struct Loaded {
   Checkpoint checkpoint;
@@ -124,8 +131,7 @@ struct Loaded {
   std::optional<ImageProcessor> processor;  // with the --pan-and-scan choice applied
 
   explicit Loaded(const RunOptions& o)
-      : checkpoint(
-            Checkpoint::open(o.model, o.huge_pages ? Residency::HugePages : Residency::Mapped)),
+      : checkpoint(open_checkpoint(o)),
         model(checkpoint, backend_from_string(o.backend)),
         tokenizer(default_tokenizer_path(o.tokenizer, o.model)) {
     if (model.has_vision()) {
@@ -264,11 +270,10 @@ void chat(const RunOptions& o) {
   // model as a tool_output block.
   std::string tool_preamble;
   if (!o.tools.empty()) {
-    std::ifstream in(o.tools);
-    if (!in) throw IoError(o.tools, "cannot open tools file");
+    const std::string text = read_file(o.tools, "tools file", 64 << 20);
     nlohmann::json tools;
     try {
-      tools = nlohmann::json::parse(in);
+      tools = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       throw FormatError(o.tools, std::string("invalid JSON: ") + e.what());
     }

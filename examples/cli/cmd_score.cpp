@@ -21,6 +21,7 @@
 #include <gemma3/tokenizer/tokenizer.hpp>
 
 #include "commands.hpp"
+#include "console.hpp"
 
 namespace gemma3::cli {
 
@@ -70,11 +71,11 @@ std::string read_all(const std::string& path, const char* option) {
     s << std::cin.rdbuf();
     return s.str();
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path, std::string("cannot open (") + option + ")");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  try {
+    return read_file(path, "text file");
+  } catch (const IoError& e) {
+    throw IoError(path, std::string(e.what() + e.subject().size() + 2) + " (" + option + ")");
+  }
 }
 
 nlohmann::json token_json(const Tokenizer& tok, const TokenScore& s) {
@@ -145,17 +146,6 @@ void score_command(const ScoreOptions& o) {
                double(tokens) / seconds());
 }
 
-// "[=====>     ] 42% 1234/2937 tokens, ETA 1m23s" on one line of a terminal.
-void progress_bar(int64_t done, int64_t total, double seconds) {
-  const int width = 30, filled = int(double(width) * double(done) / double(total));
-  const double eta = done > 0 ? seconds * double(total - done) / double(done) : 0;
-  std::fprintf(stderr, "\r[%s%s] %3d%% %ld/%ld tokens, ETA %dm%02ds",
-               std::string(std::size_t(filled), '=').c_str(),
-               std::string(std::size_t(width - filled), ' ').c_str(), int(100 * done / total),
-               long(done), long(total), int(eta) / 60, int(eta) % 60);
-  if (done == total) std::fprintf(stderr, "\n");
-}
-
 void perplexity_command(const ScoreOptions& o) {
   set_threads(o.threads);
   const Loaded l(o);
@@ -168,12 +158,8 @@ void perplexity_command(const ScoreOptions& o) {
   PerplexityOptions opt{.context = o.context,
                         .stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, o.context / 2),
                         .bos = o.no_bos ? -1 : l.tokenizer.bos()};
-  const auto start = std::chrono::steady_clock::now();
-  if (::isatty(2))
-    opt.progress = [&](int64_t done, int64_t total) {
-      progress_bar(done, total,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    };
+  ProgressBar bar("tokens scored", /*bytes=*/false);
+  opt.progress = [&](int64_t done, int64_t total) { bar(uint64_t(done), uint64_t(total)); };
   const auto r = perplexity(l.model, ids, opt);
   const nlohmann::json summary{{"perplexity", r.perplexity()},
                                {"nll_per_token", r.tokens ? r.nll / double(r.tokens) : 0.0},

@@ -14,6 +14,7 @@
 #include <gemma3/tokenizer/tokenizer.hpp>
 
 #include "commands.hpp"
+#include "console.hpp"
 
 namespace gemma3::cli {
 namespace {

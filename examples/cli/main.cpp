@@ -13,6 +13,7 @@
 #include <gemma3/error.hpp>
 
 #include "commands.hpp"
+#include "console.hpp"
 
 int main(int argc, char** argv) {
 #ifdef __GLIBC__
@@ -22,12 +23,17 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 512 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
+  gemma3::cli::install_signal_handlers();
   CLI::App app{"gemma3: a CPU research implementation of Gemma 3"};
   gemma3::cli::add_commands(app);
   try {
     app.parse(argc, argv);
+    gemma3::cli::check_stdout();  // output that could not be written is an error, not success
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  } catch (const gemma3::cli::Interrupted&) {
+    std::fprintf(stderr, "gemma3: interrupted\n");
+    return 130;
   } catch (const gemma3::InvalidArgument& e) {
     std::fprintf(stderr, "gemma3: error: %s\n", e.what());
     return 2;

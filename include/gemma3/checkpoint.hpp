@@ -27,8 +27,8 @@ class Checkpoint {
   // .gguf file (config from its metadata), then binds every tensor the config calls for, checking
   // names and shapes. Throws on a missing, unexpected or mis-shaped tensor. `residency`: mapped
   // (the default: no copy) or read into 2 MiB pages (slower to load, faster to decode).
-  static Checkpoint open(const std::filesystem::path& path,
-                         Residency residency = Residency::Mapped);
+  static Checkpoint open(const std::filesystem::path& path, Residency residency = Residency::Mapped,
+                         const Progress& progress = {});
 
   // A regular file named *.gguf or starting with the GGUF magic.
   static bool is_gguf(const std::filesystem::path& path) {
@@ -51,6 +51,10 @@ class Checkpoint {
   const ModelWeights& weights() const { return weights_; }
   const NameScheme& name_scheme() const { return *scheme_; }
 
+  // Throws IoError naming the file if a weight file changed on disk since it was opened, or was
+  // truncated under a read (io/mapped_file.hpp). Check between steps when the files may change.
+  void check_unchanged() const { store_.check_unchanged(); }
+
  private:
   void bind();
 
@@ -66,14 +70,14 @@ class Checkpoint {
 // the compiled one (build_mode.hpp).
 #if GEMMA3_DEFINE_COMPILED
 GEMMA3_COMPILED_INLINE Checkpoint Checkpoint::open(const std::filesystem::path& path,
-                                                   Residency residency) {
+                                                   Residency residency, const Progress& progress) {
   Checkpoint ck;
   ck.path_ = path;
   if (is_gguf(path)) {
-    ck.gguf_ = std::make_shared<const gguf::Tensors>(path, residency);
+    ck.gguf_ = std::make_shared<const gguf::Tensors>(path, residency, progress);
     ck.dir_ = path.parent_path();
     ck.config_ = gguf::config_from_gguf(ck.gguf_->file());
-    ck.store_.add(path, ck.gguf_, ck.gguf_->views());
+    ck.store_.add(path, ck.gguf_, ck.gguf_->views(), &ck.gguf_->file().mapped());
   } else {
     if (!std::filesystem::is_directory(path))
       throw IoError(path.string(),
@@ -81,8 +85,10 @@ GEMMA3_COMPILED_INLINE Checkpoint Checkpoint::open(const std::filesystem::path& 
                     "config.json, or a "
                     "GGUF file)");
     ck.dir_ = path;
+    // A directory gemma3 wrote carries a completion stamp: check that it is still whole.
+    check_completion_stamp(path);
     ck.config_ = load_config(path / "config.json");
-    ck.store_ = TensorStore::open(path, residency);
+    ck.store_ = TensorStore::open(path, residency, progress);
   }
   ck.bind();
   return ck;

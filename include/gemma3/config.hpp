@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -22,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gemma3/error.hpp"
+#include "gemma3/io/files.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
 
@@ -579,11 +579,10 @@ inline ModelConfig parse_config(const nlohmann::json& j) {
 
 // Reads and parses `path` (a config.json file).
 inline ModelConfig load_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError(path.string(), "cannot open config file");
+  const std::string text = read_file(path, "config file", 64 << 20);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path.string(), std::string("invalid JSON: ") + e.what());
   }

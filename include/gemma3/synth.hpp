@@ -5,11 +5,11 @@
 
 #include "gemma3/build_mode.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gemma3/config.hpp"
+#include "gemma3/io/files.hpp"
 #include "gemma3/io/hf_names.hpp"
 #include "gemma3/io/safetensors.hpp"
 #include "gemma3/weights.hpp"
@@ -105,20 +106,23 @@ struct SynthOptions {
   DType dtype = DType::BF16;
   // Checkpoints larger than this are split into shards with a model.safetensors.index.json.
   std::size_t max_shard_bytes = std::size_t(4) << 30;
+  // A tokenizer.model to copy into the checkpoint, as published (none if empty).
+  std::filesystem::path tokenizer{};
+  // Bytes of tensors written, of the total.
+  Progress progress{};
 };
 
-// Writes config.json and the safetensors file(s) for `cfg` into `out_dir` (created if needed).
-// Returns the total number of tensor bytes written.
-inline std::size_t synthesize_checkpoint(const ModelConfig& cfg,
-                                         const std::filesystem::path& out_dir,
+// Writes config.json, the safetensors file(s) for `cfg` and the tokenizer if given as the
+// directory `out`, through an OutputDirectory: `out` appears complete, with a completion stamp, or
+// is left as it was. Returns the total number of tensor bytes written.
+inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::filesystem::path& out,
                                          const SynthOptions& opt = {}) {
   validate(cfg);
-  std::filesystem::create_directories(out_dir);
-  {
-    std::ofstream out(out_dir / "config.json");
-    if (!out) throw IoError((out_dir / "config.json").string(), "cannot create");
-    out << config_to_json(cfg).dump(2) << "\n";
-  }
+  OutputDirectory dir(out);
+  const std::filesystem::path& out_dir = dir.path();
+  write_file(out_dir / "config.json", config_to_json(cfg).dump(2) + "\n");
+  if (!opt.tokenizer.empty())
+    write_file(out_dir / "tokenizer.model", read_file(opt.tokenizer, "tokenizer model"));
   const NameScheme& scheme = published_name_scheme(cfg);
   struct Pending {
     Shape shape;
@@ -149,10 +153,18 @@ inline std::size_t synthesize_checkpoint(const ModelConfig& cfg,
     current += bytes;
     total += bytes;
   }
-  std::filesystem::remove(out_dir / TensorStore::kSingleFile);
-  std::filesystem::remove(out_dir / TensorStore::kIndexFile);
+  std::size_t before = 0;  // bytes of the shards already written
+  auto write_shard = [&](const SafetensorsWriter& shard, const std::filesystem::path& path) {
+    std::size_t shard_tensor_bytes = 0;
+    shard.write(path, [&](uint64_t done, uint64_t file_total) {
+      shard_tensor_bytes = std::size_t(file_total);
+      if (opt.progress) opt.progress(std::min<uint64_t>(before + done, total), total);
+    });
+    before += shard_tensor_bytes;
+  };
   if (shards.size() == 1) {
-    shards[0].write(out_dir / TensorStore::kSingleFile);
+    write_shard(shards[0], out_dir / TensorStore::kSingleFile);
+    dir.commit();
     return total;
   }
   nlohmann::json index{{"metadata", {{"total_size", total}}},
@@ -160,12 +172,11 @@ inline std::size_t synthesize_checkpoint(const ModelConfig& cfg,
   for (std::size_t s = 0; s < shards.size(); ++s) {
     char file[64];
     std::snprintf(file, sizeof file, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
-    shards[s].write(out_dir / file);
+    write_shard(shards[s], out_dir / file);
     for (const auto& name : shards[s].names()) index["weight_map"][name] = file;
   }
-  std::ofstream out(out_dir / TensorStore::kIndexFile);
-  out << index.dump(2) << "\n";
-  if (!out) throw IoError((out_dir / TensorStore::kIndexFile).string(), "write failed");
+  write_file(out_dir / TensorStore::kIndexFile, index.dump(2) + "\n");
+  dir.commit();
   return total;
 }
 

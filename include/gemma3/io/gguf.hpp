@@ -24,7 +24,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gemma3/error.hpp"
+#include "gemma3/io/files.hpp"
 #include "gemma3/io/mapped_file.hpp"
 #include "gemma3/tensor.hpp"
 
@@ -158,12 +159,14 @@ inline void quantize_block(TensorType t, const float* x, std::byte* block) {
 // One .gguf file, mapped (or read into huge pages: Residency) and validated.
 class File {
  public:
-  explicit File(const std::filesystem::path& path, Residency residency = Residency::Mapped)
-      : file_(path, residency) {
+  explicit File(const std::filesystem::path& path, Residency residency = Residency::Mapped,
+                const Progress& progress = {})
+      : file_(path, residency, progress) {
     parse();
   }
 
   const std::filesystem::path& path() const { return file_.path(); }
+  const MappedFile& mapped() const { return file_; }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   // Metadata: scalars and strings as JSON values, short arrays as JSON arrays (see kMaxKeptArray).
@@ -419,7 +422,8 @@ class File {
 };
 
 // Writes GGUF version 3 files: metadata from JSON values (with the GGUF type given where JSON's is
-// ambiguous), then tensors as given, each aligned to 32 bytes.
+// ambiguous), then tensors as given, each aligned to 32 bytes. A tensor's bytes may be produced
+// only when it is written, so a model is converted one tensor at a time.
 class Writer {
  public:
   // A metadata entry: integers need their GGUF width, which JSON does not carry.
@@ -429,15 +433,26 @@ class Writer {
   void set_array(const std::string& key, ValueType element_type, nlohmann::json values) {
     metadata_.push_back({key, ValueType::Array, element_type, std::move(values)});
   }
-  // A tensor of `shape` (outermost first) whose bytes are already in `type`'s layout.
+  using Producer = std::function<std::vector<std::byte>()>;
+  // A tensor of `shape` (outermost first) whose bytes `produce` returns in `type`'s layout.
+  void add(const std::string& name, const Shape& shape, TensorType type, Producer produce) {
+    const auto layout = block_layout(uint32_t(type));
+    if (!layout) throw InvalidArgument(name, "tensor type " + std::to_string(int(type)));
+    const uint64_t n = uint64_t(num_elements(shape));
+    if (shape.empty() || shape.back() % int64_t(layout->elements) != 0)
+      throw InvalidArgument(name, "rows of " + shape_string(shape) + " are not whole blocks of " +
+                                      std::to_string(layout->elements));
+    tensors_.push_back(
+        {name, shape, type, n / layout->elements * layout->bytes, std::move(produce)});
+  }
+  // A tensor whose bytes are already in `type`'s layout.
   void add(const std::string& name, const Shape& shape, TensorType type,
            std::vector<std::byte> bytes) {
-    tensors_.push_back({name, shape, type, std::move(bytes)});
+    tensors_.push_back({name, shape, type, bytes.size(), [b = std::move(bytes)] { return b; }});
   }
 
-  void write(const std::filesystem::path& path) const {
-    std::ofstream out(path, std::ios::binary);
-    if (!out) throw IoError(path.string(), "cannot create");
+  // Writes the file through an OutputFile (complete or not at all), reporting bytes to `progress`.
+  void write(const std::filesystem::path& path, const Progress& progress = {}) const {
     auto aligned = [](uint64_t n) {
       return (n + kDefaultAlignment - 1) / kDefaultAlignment * kDefaultAlignment;
     };
@@ -503,16 +518,24 @@ class Writer {
       for (auto d = t.shape.rbegin(); d != t.shape.rend(); ++d) put_u64(uint64_t(*d));
       put_u32(uint32_t(t.type));
       put_u64(offset);
-      offset = aligned(offset + t.bytes.size());
+      offset = aligned(offset + t.nbytes);
     }
     buf.resize(aligned(buf.size()));
-    out.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size()));
+    const uint64_t total = buf.size() + offset;
+    OutputFile out(path);
+    out.write(buf.data(), buf.size());
     const char zeros[kDefaultAlignment] = {};
     for (const auto& t : tensors_) {
-      out.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
-      out.write(zeros, std::streamsize(aligned(t.bytes.size()) - t.bytes.size()));
+      if (progress) progress(out.bytes_written(), total);
+      const std::vector<std::byte> bytes = t.produce();
+      if (bytes.size() != t.nbytes)
+        throw InvalidArgument(t.name, "producer returned " + std::to_string(bytes.size()) +
+                                          " bytes, " + std::to_string(t.nbytes) + " expected");
+      out.write(bytes.data(), bytes.size());
+      out.write(zeros, aligned(t.nbytes) - t.nbytes);
     }
-    if (!out) throw IoError(path.string(), "write failed");
+    out.commit();
+    if (progress) progress(total, total);
   }
 
  private:
@@ -532,7 +555,8 @@ class Writer {
     std::string name;
     Shape shape;
     TensorType type;
-    std::vector<std::byte> bytes;
+    uint64_t nbytes;
+    Producer produce;
   };
   std::vector<Entry> metadata_;
   std::vector<Tensor> tensors_;

@@ -264,8 +264,9 @@ inline ModelConfig config_from_gguf(const File& f) {
 // buffers this object owns. Each view's name is the GGUF name, so errors name what the file says.
 class Tensors {
  public:
-  explicit Tensors(const std::filesystem::path& path, Residency residency = Residency::Mapped)
-      : file_(path, residency) {
+  explicit Tensors(const std::filesystem::path& path, Residency residency = Residency::Mapped,
+                   const Progress& progress = {})
+      : file_(path, residency, progress) {
     for (const auto& t : file_.tensors()) {
       TensorView v{.name = t.name, .dtype = DType::F32, .shape = t.shape, .data = t.data};
       const auto type = static_cast<TensorType>(t.type);
@@ -319,7 +320,8 @@ inline std::optional<TensorType> parse_tensor_type(const std::string& s) {
 // query_pre_attn_scalar is off its rule, and a per-layer `attention.sliding_window_pattern` when
 // the layer kinds are not every 6th global.
 inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
-                       const std::filesystem::path& path, TensorType matrix_type) {
+                       const std::filesystem::path& path, TensorType matrix_type,
+                       const Progress& progress = {}) {
   const TextConfig& t = cfg.text;
   const std::string p = std::string(kArchitecture) + ".";
   Writer out;
@@ -366,41 +368,43 @@ inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
       text_only, w,
       [&](Module m, const std::string& rel, TensorView& view, const Shape& shape, Init) {
         const std::string name = gguf_name(m, rel);
-        const int64_t n = num_elements(shape);
-        std::vector<float> x(static_cast<std::size_t>(n));
-        for (int64_t i = 0; i < n; ++i) x[std::size_t(i)] = view.at<float>(i);
-        if (is_shifted_norm(name))
-          for (float& v : x) v += 1.0f;
         TensorType type = shape.size() == 1 ? TensorType::F32 : matrix_type;
         if ((type == TensorType::Q8_0 || type == TensorType::Q4_0) && shape.back() % 32 != 0)
           type = TensorType::F16;
-        const auto layout = *block_layout(uint32_t(type));
-        std::vector<std::byte> bytes(std::size_t(n) / layout.elements * layout.bytes);
-        for (int64_t i = 0; i < n; i += int64_t(layout.elements)) {
-          std::byte* dst = bytes.data() + std::size_t(i) / layout.elements * layout.bytes;
-          switch (type) {
-            case TensorType::F32:
-              std::memcpy(dst, &x[std::size_t(i)], 4);
-              break;
-            case TensorType::F16: {
-              const Eigen::half h(x[std::size_t(i)]);
-              std::memcpy(dst, &h, 2);
-              break;
+        // Converted when written: one tensor's f32 copy at a time, never the whole model's.
+        out.add(name, shape, type, [name, view, n = num_elements(shape), type] {
+          std::vector<float> x(static_cast<std::size_t>(n));
+          for (int64_t i = 0; i < n; ++i) x[std::size_t(i)] = view.at<float>(i);
+          if (is_shifted_norm(name))
+            for (float& v : x) v += 1.0f;
+          const auto layout = *block_layout(uint32_t(type));
+          std::vector<std::byte> bytes(std::size_t(n) / layout.elements * layout.bytes);
+          for (int64_t i = 0; i < n; i += int64_t(layout.elements)) {
+            std::byte* dst = bytes.data() + std::size_t(i) / layout.elements * layout.bytes;
+            switch (type) {
+              case TensorType::F32:
+                std::memcpy(dst, &x[std::size_t(i)], 4);
+                break;
+              case TensorType::F16: {
+                const Eigen::half h(x[std::size_t(i)]);
+                std::memcpy(dst, &h, 2);
+                break;
+              }
+              case TensorType::BF16: {
+                const uint16_t b = float_to_bf16(x[std::size_t(i)]);
+                std::memcpy(dst, &b, 2);
+                break;
+              }
+              case TensorType::Q8_0:
+              case TensorType::Q4_0:
+                quantize_block(type, &x[std::size_t(i)], dst);
+                break;
             }
-            case TensorType::BF16: {
-              const uint16_t b = float_to_bf16(x[std::size_t(i)]);
-              std::memcpy(dst, &b, 2);
-              break;
-            }
-            case TensorType::Q8_0:
-            case TensorType::Q4_0:
-              quantize_block(type, &x[std::size_t(i)], dst);
-              break;
           }
-        }
-        out.add(name, shape, type, std::move(bytes));
+          return bytes;
+        });
       });
-  out.write(path);
+  out.write(path, progress);
 }
 
 }  // namespace gemma3::inline GEMMA3_MODE::gguf

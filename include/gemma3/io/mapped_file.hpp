@@ -1,24 +1,43 @@
 // A whole file, read-only: by default a memory mapping (checkpoints stay on disk and in the page
 // cache, and tensors are views into the mapping: no copy at load), or on request a copy in 2 MiB
 // pages (Residency::HugePages).
+//
+// A mapped file that changes underneath (another program truncates it or writes over it; gemma3's
+// own writers never do, they rename a new file into place) is detected, not obeyed:
+//   * check_unchanged() compares the open file's size and modification time with those at open,
+//     and throws IoError naming the file when they differ. Callers check between steps (the CLI
+//     after every token and every chat turn).
+//   * A read past the end of a truncated file raises SIGBUS. The handler installed with the first
+//     mapping turns that into zero pages over the lost part and a mark on the file, so the process
+//     carries on to the next check_unchanged(), which reports it. Faults outside the mapped files
+//     go to the handler that was there before (by default, the process ends as usual).
+// Not guaranteed: results computed between a change and the next check are void; a file changed
+// and restored to the same size and time within one timestamp tick is not noticed; after 256
+// mappings at once, further ones are checked for changes but not guarded against SIGBUS.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <utility>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "gemma3/error.hpp"
+#include "gemma3/io/files.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
 
@@ -92,29 +111,97 @@ class HugePageMemory {
   std::size_t size_ = 0;
 };
 
+namespace detail {
+
+// The mapped files' address ranges, for the SIGBUS handler: lock-free, as a handler must be.
+struct GuardedRange {
+  std::atomic<uintptr_t> begin{0}, end{0};
+  std::atomic<bool> faulted{false};
+};
+inline GuardedRange g_guarded[256];
+inline struct sigaction g_previous_sigbus {};
+inline uintptr_t g_page_size = 4096;
+
+inline void on_sigbus(int sig, siginfo_t* info, void* context) {
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (auto& r : g_guarded) {
+    const uintptr_t begin = r.begin.load(), end = r.end.load();
+    if (begin == 0 || addr < begin || addr >= end) continue;
+    // The file lost these pages: put zero pages in their place and mark the file, so the read
+    // completes and the next check_unchanged() reports it.
+    const uintptr_t page = addr & ~(g_page_size - 1);
+    ::mmap(reinterpret_cast<void*>(page), end - page, PROT_READ,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    r.faulted.store(true);
+    return;
+  }
+  // Not a mapped checkpoint: do what would have happened without this handler.
+  if (g_previous_sigbus.sa_flags & SA_SIGINFO) {
+    if (g_previous_sigbus.sa_sigaction) g_previous_sigbus.sa_sigaction(sig, info, context);
+    return;
+  }
+  if (g_previous_sigbus.sa_handler != SIG_DFL && g_previous_sigbus.sa_handler != SIG_IGN) {
+    g_previous_sigbus.sa_handler(sig);
+    return;
+  }
+  ::signal(SIGBUS, SIG_DFL);  // the access runs again and the default action ends the process
+}
+
+// Registers [data, data + size) with the SIGBUS handler (installed on first use); returns its slot
+// or -1 when all are taken.
+inline int guard_mapping(const void* data, std::size_t size) {
+  static std::once_flag installed;
+  std::call_once(installed, [] {
+    g_page_size = uintptr_t(::sysconf(_SC_PAGESIZE));
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    ::sigaction(SIGBUS, &sa, &g_previous_sigbus);
+  });
+  const auto begin = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t end = begin + (size + g_page_size - 1) / g_page_size * g_page_size;
+  for (int i = 0; i < int(std::size(g_guarded)); ++i) {
+    uintptr_t expected = 0;
+    if (!g_guarded[i].begin.compare_exchange_strong(expected, begin)) continue;
+    g_guarded[i].faulted.store(false);
+    g_guarded[i].end.store(end);
+    return i;
+  }
+  return -1;
+}
+
+inline void unguard_mapping(int slot) {
+  if (slot < 0) return;
+  g_guarded[slot].end.store(0);
+  g_guarded[slot].begin.store(0);
+}
+
+}  // namespace detail
+
 class MappedFile {
  public:
   MappedFile() = default;
-  explicit MappedFile(const std::filesystem::path& path, Residency residency = Residency::Mapped)
+  // `progress` hears of the bytes read into huge pages (a mapping reads nothing up front).
+  explicit MappedFile(const std::filesystem::path& path, Residency residency = Residency::Mapped,
+                      const Progress& progress = {})
       : path_(path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw IoError(path.string(), std::string("cannot open: ") + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw IoError(path.string(), "not a regular file");
-    }
-    size_ = static_cast<std::size_t>(st.st_size);
+    const int fd = detail::open_regular_file(path, &opened_);
+    size_ = static_cast<std::size_t>(opened_.st_size);
     try {
       if (size_ > 0 && residency == Residency::HugePages)
-        read_into_huge_pages(fd);
+        read_into_huge_pages(fd, progress);
       else if (size_ > 0)
         map(fd);
     } catch (...) {
       ::close(fd);
       throw;
     }
-    ::close(fd);
+    // A mapping keeps the descriptor, to notice changes to the file (check_unchanged).
+    if (data_ && residency == Residency::Mapped)
+      fd_ = fd;
+    else
+      ::close(fd);
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -124,7 +211,33 @@ class MappedFile {
     return *this;
   }
   ~MappedFile() {
+    detail::unguard_mapping(guard_);
     if (data_ && copy_.data() == nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // Throws IoError naming the file if a mapped file changed since it was opened (size or
+  // modification time), or lost pages under a read (SIGBUS). A copy in huge pages never changes.
+  void check_unchanged() const {
+    if (fd_ < 0) return;
+    if (guard_ >= 0 && detail::g_guarded[guard_].faulted.load())
+      throw IoError(path_.string(),
+                    "was truncated while mapped (a read past its new end raised SIGBUS): results "
+                    "since then are void; load the model again");
+    struct stat now {};
+    if (::fstat(fd_, &now) != 0)
+      throw IoError(path_.string(), "cannot stat: " + detail::errno_message(errno));
+    if (now.st_size != opened_.st_size || now.st_mtim.tv_sec != opened_.st_mtim.tv_sec ||
+        now.st_mtim.tv_nsec != opened_.st_mtim.tv_nsec)
+      throw IoError(path_.string(),
+                    "changed on disk while mapped (" + std::to_string(opened_.st_size) +
+                        " bytes when opened, " + std::to_string(now.st_size) +
+                        " now, modification time " +
+                        (now.st_mtim.tv_sec == opened_.st_mtim.tv_sec &&
+                                 now.st_mtim.tv_nsec == opened_.st_mtim.tv_nsec
+                             ? "the same"
+                             : "changed") +
+                        "): its weights can no longer be trusted; load the model again");
   }
 
   const std::byte* data() const { return data_; }
@@ -138,6 +251,7 @@ class MappedFile {
     if (p == MAP_FAILED)
       throw IoError(path_.string(), std::string("cannot map: ") + std::strerror(errno));
     data_ = static_cast<const std::byte*>(p);
+    guard_ = detail::guard_mapping(p, size_);
     // Checkpoints are read whole, again and again: ask for read-ahead, and for 2 MiB pages where
     // the kernel backs file mappings with them. Both are hints; a kernel that declines them
     // changes nothing.
@@ -147,10 +261,13 @@ class MappedFile {
 #endif
   }
 
-  void read_into_huge_pages(int fd) {
+  void read_into_huge_pages(int fd, const Progress& progress) {
     copy_ = HugePageMemory(size_);
+    constexpr std::size_t kChunk = std::size_t(64) << 20;  // progress is reported per chunk
     for (std::size_t done = 0; done < size_;) {
-      const ssize_t n = ::pread(fd, copy_.data() + done, size_ - done, off_t(done));
+      if (progress) progress(done, size_);
+      const ssize_t n =
+          ::pread(fd, copy_.data() + done, std::min(kChunk, size_ - done), off_t(done));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0)
         throw IoError(path_.string(),
@@ -160,6 +277,7 @@ class MappedFile {
     }
     copy_.seal();
     data_ = copy_.data();
+    if (progress) progress(size_, size_);
   }
 
   void swap(MappedFile& o) noexcept {
@@ -167,11 +285,17 @@ class MappedFile {
     std::swap(data_, o.data_);
     std::swap(size_, o.size_);
     std::swap(copy_, o.copy_);
+    std::swap(fd_, o.fd_);
+    std::swap(guard_, o.guard_);
+    std::swap(opened_, o.opened_);
   }
   std::filesystem::path path_;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   HugePageMemory copy_;  // holds the bytes for Residency::HugePages
+  int fd_ = -1;          // the mapped file, open while mapped
+  int guard_ = -1;       // its slot with the SIGBUS handler
+  struct stat opened_ {};
 };
 
 }  // namespace gemma3::inline GEMMA3_MODE

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gemma3/error.hpp"
+#include "gemma3/io/files.hpp"
 #include "gemma3/tensor.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
@@ -128,6 +129,10 @@ struct NpyArray {
 
 inline NpyArray read_npy(const std::filesystem::path& path) {
   const std::string where = path.string();
+  {
+    struct stat st {};  // a FIFO or a directory is refused here, without blocking
+    ::close(detail::open_regular_file(path, &st));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(where, "cannot open");
   in.seekg(0, std::ios::end);
@@ -197,7 +202,8 @@ inline NpyArray read_npy(const std::filesystem::path& path) {
   return a;
 }
 
-// Writes a C-order array of `shape` from `data` (numel(shape) elements) as .npy version 1.0.
+// Writes a C-order array of `shape` from `data` (numel(shape) elements) as .npy version 1.0,
+// through an OutputFile: the file is complete or absent.
 template <typename T>
 void write_npy(const std::filesystem::path& path, const Shape& shape, const T* data) {
   std::string header =
@@ -209,15 +215,14 @@ void write_npy(const std::filesystem::path& path, const Shape& shape, const T* d
   // Pad with spaces so that magic + length + header + '\n' is a multiple of 64 (NumPy's alignment).
   header.append(63 - (10 + header.size()) % 64, ' ');
   header += '\n';
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(path.string(), "cannot create");
+  OutputFile out(path);
   out.write("\x93NUMPY\x01\x00", 8);
   const uint16_t len = static_cast<uint16_t>(header.size());
   const char len_bytes[2] = {char(len & 0xff), char(len >> 8)};
   out.write(len_bytes, 2);
-  out.write(header.data(), std::streamsize(header.size()));
-  out.write(reinterpret_cast<const char*>(data), std::streamsize(num_elements(shape) * sizeof(T)));
-  if (!out) throw IoError(path.string(), "write failed");
+  out.write(header);
+  out.write(data, std::size_t(num_elements(shape)) * sizeof(T));
+  out.commit();
 }
 
 }  // namespace gemma3::inline GEMMA3_MODE

@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gemma3/error.hpp"
+#include "gemma3/io/files.hpp"
 #include "gemma3/io/mapped_file.hpp"
 #include "gemma3/tensor.hpp"
 
@@ -71,12 +71,13 @@ inline nlohmann::json parse_json_no_duplicates(const char* begin, const char* en
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::filesystem::path& path,
-                           Residency residency = Residency::Mapped)
-      : file_(path, residency) {
+                           Residency residency = Residency::Mapped, const Progress& progress = {})
+      : file_(path, residency, progress) {
     parse();
   }
 
   const std::filesystem::path& path() const { return file_.path(); }
+  const MappedFile& mapped() const { return file_; }
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   bool contains(const std::string& name) const { return tensors_.count(name) > 0; }
@@ -185,27 +186,31 @@ class TensorStore {
   static constexpr const char* kSingleFile = "model.safetensors";
   static constexpr const char* kIndexFile = "model.safetensors.index.json";
 
-  static TensorStore open(const std::filesystem::path& dir,
-                          Residency residency = Residency::Mapped) {
+  // `progress` hears of the bytes read into huge pages, over all files.
+  static TensorStore open(const std::filesystem::path& dir, Residency residency = Residency::Mapped,
+                          const Progress& progress = {}) {
     TensorStore store;
     if (std::filesystem::exists(dir / kIndexFile))
-      store.open_sharded(dir, residency);
+      store.open_sharded(dir, residency, progress);
     else if (std::filesystem::exists(dir / kSingleFile))
-      store.add_file(dir / kSingleFile, residency);
+      store.add_file(dir / kSingleFile, residency, progress);
     else
       throw IoError(dir.string(), std::string("no ") + kSingleFile + " or " + kIndexFile + " here");
     return store;
   }
 
   // Adds every tensor of one file; names must be unique across files.
-  void add_file(const std::filesystem::path& path, Residency residency = Residency::Mapped) {
-    auto file = std::make_shared<const SafetensorsFile>(path, residency);
-    add(file->path(), file, file->tensors());
+  void add_file(const std::filesystem::path& path, Residency residency = Residency::Mapped,
+                const Progress& progress = {}) {
+    auto file = std::make_shared<const SafetensorsFile>(path, residency, progress);
+    add(file->path(), file, file->tensors(), &file->mapped());
   }
 
-  // Adds tensors from another source (a GGUF file, say): `owner` keeps their bytes alive.
+  // Adds tensors from another source (a GGUF file, say): `owner` keeps their bytes alive, and
+  // `mapped` (owned by `owner`) is the file they are read from, if any.
   void add(const std::filesystem::path& path, std::shared_ptr<const void> owner,
-           const std::map<std::string, TensorView>& tensors) {
+           const std::map<std::string, TensorView>& tensors, const MappedFile* mapped = nullptr) {
+    if (mapped) mapped_.push_back(mapped);
     for (const auto& [name, view] : tensors) {
       if (!tensors_.emplace(name, view).second)
         throw FormatError(path.string(), "tensor '" + name + "' also appears in another shard");
@@ -224,12 +229,16 @@ class TensorStore {
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::vector<std::filesystem::path>& files() const { return files_; }
 
+  // MappedFile::check_unchanged on every file the tensors are read from.
+  void check_unchanged() const {
+    for (const MappedFile* f : mapped_) f->check_unchanged();
+  }
+
  private:
-  void open_sharded(const std::filesystem::path& dir, Residency residency) {
+  void open_sharded(const std::filesystem::path& dir, Residency residency,
+                    const Progress& progress) {
     const auto index_path = dir / kIndexFile;
-    std::ifstream in(index_path, std::ios::binary);
-    if (!in) throw IoError(index_path.string(), "cannot open");
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = read_file(index_path, "safetensors index", 256 << 20);
     const auto index = detail::parse_json_no_duplicates(text.data(), text.data() + text.size(),
                                                         index_path.string());
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
@@ -249,7 +258,18 @@ class TensorStore {
       weight_map[name] = shard;
       shards.insert(shard);
     }
-    for (const auto& shard : shards) add_file(dir / shard, residency);
+    // Progress over all shards: each file's bytes after those of the files before it.
+    uint64_t total = 0, before = 0;
+    std::error_code ec;
+    for (const auto& shard : shards) total += std::filesystem::file_size(dir / shard, ec);
+    for (const auto& shard : shards) {
+      uint64_t size = 0;
+      add_file(dir / shard, residency, [&](uint64_t done, uint64_t file_size) {
+        size = file_size;
+        if (progress) progress(std::min(before + done, total), total);
+      });
+      before += size;
+    }
     for (const auto& [name, shard] : weight_map) {
       if (!contains(name))
         throw TensorError(name, "listed in " + index_path.string() + " but missing from " + shard);
@@ -270,6 +290,7 @@ class TensorStore {
 
   std::vector<std::filesystem::path> files_;
   std::vector<std::shared_ptr<const void>> owners_;
+  std::vector<const MappedFile*> mapped_;
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> file_of_;
 };
@@ -304,7 +325,8 @@ class SafetensorsWriter {
     return out;
   }
 
-  void write(const std::filesystem::path& path) const {
+  // Writes the file through an OutputFile (complete or not at all), reporting bytes to `progress`.
+  void write(const std::filesystem::path& path, const Progress& progress = {}) const {
     nlohmann::json header;
     header["__metadata__"] = {{"format", "pt"}};
     uint64_t offset = 0;
@@ -316,22 +338,23 @@ class SafetensorsWriter {
     }
     std::string text = header.dump();
     text.append((8 - text.size() % 8) % 8, ' ');
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(path.string(), "cannot create");
-    uint64_t n = text.size();
+    OutputFile out(path);
+    const uint64_t n = text.size(), total = 8 + n + offset;
     unsigned char len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out.write(text.data(), std::streamsize(text.size()));
+    out.write(len, 8);
+    out.write(text);
     for (const auto& [name, e] : entries_) {
+      if (progress) progress(out.bytes_written(), total);
       const std::vector<std::byte> bytes = e.produce();
       if (bytes.size() != e.nbytes())
         throw InvalidArgument(name, "producer returned " + std::to_string(bytes.size()) +
                                         " bytes, shape " + shape_string(e.shape) + " needs " +
                                         std::to_string(e.nbytes()));
-      out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+      out.write(bytes.data(), bytes.size());
     }
-    if (!out) throw IoError(path.string(), "write failed");
+    out.commit();
+    if (progress) progress(total, total);
   }
 
  private:

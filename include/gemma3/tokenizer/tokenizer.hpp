@@ -25,6 +25,7 @@
 #include <sentencepiece_processor.h>
 
 #include "gemma3/error.hpp"
+#include "gemma3/io/files.hpp"
 #include "gemma3/tokenizer/utf8.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
@@ -105,8 +106,12 @@ class Tokenizer {
   static constexpr std::string_view kImageSoftTokenPiece = "<image_soft_token>";
 
   explicit Tokenizer(const std::filesystem::path& model_path) : path_(model_path.string()) {
-    if (!std::filesystem::is_regular_file(model_path))
+    if (!std::filesystem::exists(model_path))
       throw IoError(path_, "tokenizer model not found (run scripts/get_tokenizer.sh to build one)");
+    {
+      struct stat st {};  // a FIFO or a directory is refused here, without blocking
+      ::close(detail::open_regular_file(model_path, &st));
+    }
     sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto status = sp_->Load(path_);
     if (!status.ok()) throw FormatError(path_, "not a SentencePiece model: " + status.ToString());

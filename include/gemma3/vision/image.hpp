@@ -32,13 +32,13 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "gemma3/error.hpp"
+#include "gemma3/io/files.hpp"
 #include "gemma3/vision/detail/stb_image.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
@@ -152,22 +152,9 @@ inline Image decode_image(std::span<const uint8_t> bytes, const std::string& nam
 // the file) when its contents are not a decodable image.
 inline Image load_image(const std::filesystem::path& path) {
   const std::string where = path.string();
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw IoError(where, "is a directory, not an image file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(where, "cannot open image file");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw IoError(where, "cannot determine the file size");
-  if (static_cast<uint64_t>(size) > static_cast<uint64_t>(INT_MAX))
-    throw FormatError(where, "image file of " + std::to_string(size) + " bytes is too large");
-  in.seekg(0);
-  std::vector<std::byte> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-    throw IoError(where, "read failed");
+  const std::string bytes = read_file(path, "image file", uint64_t(INT_MAX));
   if (bytes.empty()) throw FormatError(where, "empty file");
-  return decode_image(std::span<const std::byte>(bytes), where);
+  return decode_image(std::as_bytes(std::span(bytes)), where);
 }
 
 }  // namespace gemma3::inline GEMMA3_MODE

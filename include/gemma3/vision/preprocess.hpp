@@ -34,7 +34,6 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -327,11 +326,10 @@ inline ImageProcessorConfig parse_preprocessor_config(const nlohmann::json& j,
 
 inline ImageProcessorConfig load_preprocessor_config(const std::filesystem::path& path,
                                                      const VisionConfig* vision = nullptr) {
-  std::ifstream in(path);
-  if (!in) throw IoError(path.string(), "cannot open preprocessor config");
+  const std::string text = read_file(path, "preprocessor config", 64 << 20);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path.string(), std::string("invalid JSON: ") + e.what());
   }

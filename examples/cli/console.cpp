@@ -1,0 +1,117 @@
+#include "console.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+
+namespace gemma3::cli {
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char s[32];
+  std::snprintf(s, sizeof s, u ? "%.2f %s" : "%.0f %s", b, units[u]);
+  return s;
+}
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupts = 0;
+
+void on_interrupt(int) {
+  g_interrupts = g_interrupts + 1;
+  if (g_interrupts >= 2) {
+    static const char message[] = "\ngemma3: interrupted twice, exiting\n";
+    (void)!::write(2, message, sizeof message - 1);
+    ::_exit(130);
+  }
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string minutes_seconds(double s) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%dm%02ds", int(s) / 60, int(s) % 60);
+  return text;
+}
+
+}  // namespace
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a blocking read (chat's prompt) returns EINTR
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);
+}
+
+bool interrupted() {
+  return g_interrupts > 0;
+}
+void clear_interrupt() {
+  g_interrupts = 0;
+}
+void throw_if_interrupted() {
+  if (interrupted()) throw Interrupted();
+}
+
+ProgressBar::ProgressBar(std::string label, bool bytes)
+    : label_(std::move(label)), bytes_(bytes), terminal_(::isatty(2)), start_(now_seconds()) {}
+
+void ProgressBar::operator()(uint64_t done, uint64_t total) {
+  throw_if_interrupted();
+  if (total == 0) return;
+  const double now = now_seconds(), elapsed = now - start_, fraction = double(done) / double(total);
+  const bool finished = done >= total;
+  const std::string amount = bytes_
+                                 ? human_bytes(double(done)) + " of " + human_bytes(double(total))
+                                 : std::to_string(done) + " of " + std::to_string(total);
+  const std::string eta =
+      finished   ? "in " + minutes_seconds(elapsed)
+      : done > 0 ? "ETA " + minutes_seconds(elapsed * double(total - done) / double(done))
+                 : "ETA --";
+  if (terminal_) {
+    if (!finished && now - last_draw_ < 0.1) return;
+    last_draw_ = now;
+    const int width = 30, filled = int(width * fraction);
+    std::fprintf(stderr, "\r%s [%s%s] %3d%% %s, %s\033[K", label_.c_str(),
+                 std::string(std::size_t(filled), '=').c_str(),
+                 std::string(std::size_t(width - filled), ' ').c_str(), int(100 * fraction),
+                 amount.c_str(), eta.c_str());
+    if (finished) std::fputc('\n', stderr);
+  } else {
+    const int tenth = int(10 * fraction);
+    if (tenth == last_tenth_) return;
+    last_tenth_ = tenth;
+    std::fprintf(stderr, "%s: %3d%% (%s), %s\n", label_.c_str(), tenth * 10, amount.c_str(),
+                 eta.c_str());
+  }
+  std::fflush(stderr);
+}
+
+void check_stdout() {
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    const int error = errno;
+    std::clearerr(stdout);
+    throw IoError("stdout",
+                  std::string("write failed: ") + (error ? std::strerror(error) : "unknown error"));
+  }
+}
+
+void write_stdout(std::string_view text) {
+  if (!text.empty() && std::fwrite(text.data(), 1, text.size(), stdout) != text.size())
+    check_stdout();
+  check_stdout();
+}
+
+}  // namespace gemma3::cli
