@@ -87,7 +87,7 @@ Image pattern_image(int64_t size) {
 }
 
 void bench(const BenchOptions& o) {
-  if (o.threads > 0) omp_set_num_threads(o.threads);
+  set_threads(o.threads);
   std::string model_dir = o.model;
   if (!o.preset.empty()) {
     const auto dir = preset_dir(o);

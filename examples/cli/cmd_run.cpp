@@ -48,16 +48,10 @@ std::string default_tokenizer_path(const std::string& given, const std::string& 
                                            ", none given, and none built by scripts/setup.sh");
 }
 
-void set_threads(int threads) {
-  if (threads <= 0)
-    if (const char* env = std::getenv("GEMMA3_NUM_THREADS")) threads = std::atoi(env);
-  if (threads > 0) omp_set_num_threads(threads);
-}
-
 namespace {
 
 struct RunOptions {
-  std::string model, tokenizer, prompt, system, tools, backend = "fast";
+  std::string model, tokenizer, prompt, system, tools, backend = "fast", on_full_context = "refuse";
   std::vector<std::string> images;
   bool pan_and_scan = false;
   int64_t max_new_tokens = 256, context = 4096;
@@ -207,34 +201,67 @@ nlohmann::json result_json(const GenerateResult& r, double kv_gib) {
       {"kv_cache_gib", kv_gib}};
 }
 
-void print_stats(const GenerateResult& r, double kv_gib) {
+void print_stats(const GenerateResult& r, const std::string& reason, double kv_gib) {
   std::fprintf(stderr,
                "[%ld prompt tokens, prefill %.1f tok/s, decode %.1f tok/s (%zu tokens, %s), "
                "first token after %.2f s, peak RSS %.0f MiB, KV cache %.3f GiB]\n",
                long(r.prefill_tokens),
                r.prefill_seconds > 0 ? r.prefill_tokens / r.prefill_seconds : 0.0,
                r.decode_seconds > 0 ? double(r.ids.size()) / r.decode_seconds : 0.0, r.ids.size(),
-               to_string(r.reason), r.time_to_first_token, double(peak_rss_kib()) / 1024.0, kv_gib);
+               reason.c_str(), r.time_to_first_token, double(peak_rss_kib()) / 1024.0, kv_gib);
 }
 
-PieceCallback streamer(bool json) {
-  if (json) return {};
-  return [](const std::string& piece) {
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
-    return true;
-  };
-}
+// One answer's streaming: pieces to stdout (none with --json), and generation stopped cleanly
+// after every token where it must not go on: on Ctrl-C (the answer so far stands), on a failed
+// write to stdout or a change to the mapped weights (the error is kept and rethrown by finish()).
+class Streamer {
+ public:
+  Streamer(bool json, const Checkpoint& checkpoint) : json_(json), checkpoint_(&checkpoint) {}
+
+  PieceCallback pieces() {
+    if (json_) return {};
+    return [this](const std::string& piece) { return guarded([&] { write_stdout(piece); }); };
+  }
+  GenerateOptions options(GenerateOptions gen) {
+    gen.on_token = [this](const SampleResult&) {
+      if (interrupted()) return false;
+      return guarded([&] { checkpoint_->check_unchanged(); });
+    };
+    return gen;
+  }
+  // The stop reason to report ("interrupted" for a Ctrl-C); throws a kept error.
+  std::string finish(const GenerateResult& r) {
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    return r.reason == StopReason::Callback && interrupted() ? "interrupted" : to_string(r.reason);
+  }
+
+ private:
+  template <typename F>
+  bool guarded(F&& f) {
+    try {
+      f();
+      return true;
+    } catch (...) {
+      error_ = std::current_exception();
+      return false;
+    }
+  }
+  bool json_;
+  const Checkpoint* checkpoint_;
+  std::exception_ptr error_;
+};
 
 void run(const RunOptions& o) {
   set_threads(o.threads);
   Loaded l(o);
   Session<float> session(l.model, l.tokenizer, o.context, o.sampling);
-  const GenerateOptions gen{.max_new_tokens = o.max_new_tokens, .stop_strings = o.stop};
+  Streamer streamer(o.json, l.checkpoint);
+  const GenerateOptions gen =
+      streamer.options({.max_new_tokens = o.max_new_tokens, .stop_strings = o.stop});
   GenerateResult r;
   if (o.raw) {
     if (!o.images.empty()) throw InvalidArgument("--image", "needs the chat template (drop --raw)");
-    r = session.generate(l.tokenizer.encode(o.prompt, {.add_bos = true}), gen, streamer(o.json));
+    r = session.generate(l.tokenizer.encode(o.prompt, {.add_bos = true}), gen, streamer.pieces());
   } else {
     auto [parts, embeddings] = l.images(o.images, session, !o.json);
     parts.push_back(
@@ -243,13 +270,45 @@ void run(const RunOptions& o) {
     if (!o.system.empty()) conv.system(o.system);
     conv.user(parts);
     const int64_t mm = l.checkpoint.config().mm_tokens_per_image;
-    r = session.generate(conv.render_ids(l.tokenizer, mm), gen, streamer(o.json), embeddings);
+    r = session.generate(conv.render_ids(l.tokenizer, mm), gen, streamer.pieces(), embeddings);
   }
+  const std::string reason = streamer.finish(r);
   if (o.json) {
-    std::printf("%s\n", result_json(r, kv_cache_gib(l, o.context)).dump().c_str());
+    auto j = result_json(r, kv_cache_gib(l, o.context));
+    j["stop_reason"] = reason;
+    write_stdout(j.dump() + "\n");
   } else {
-    std::printf("\n");
-    print_stats(r, kv_cache_gib(l, o.context));
+    write_stdout("\n");
+    print_stats(r, reason, kv_cache_gib(l, o.context));
+  }
+  throw_if_interrupted();  // stopped by Ctrl-C: what was generated is out; exit 130
+}
+
+// The longest line chat reads; the rest of a longer one is skipped.
+constexpr std::size_t kMaxLineBytes = std::size_t(1) << 20;
+
+enum class LineRead { Line, TooLong, Interrupted, End };
+
+// One line of stdin, without its newline.
+LineRead read_line(std::string& line) {
+  line.clear();
+  bool too_long = false;
+  for (;;) {
+    const int c = std::getc(stdin);
+    if (c == EOF) {
+      if (interrupted()) {
+        std::clearerr(stdin);
+        return LineRead::Interrupted;
+      }
+      return line.empty() && !too_long ? LineRead::End
+             : too_long                ? LineRead::TooLong
+                                       : LineRead::Line;
+    }
+    if (c == '\n') return too_long ? LineRead::TooLong : LineRead::Line;
+    if (line.size() < kMaxLineBytes)
+      line += char(c);
+    else
+      too_long = true;
   }
 }
 
@@ -257,13 +316,17 @@ void chat(const RunOptions& o) {
   set_threads(o.threads);
   Loaded l(o);
   Session<float> session(l.model, l.tokenizer, o.context, o.sampling);
-  const GenerateOptions gen{.max_new_tokens = o.max_new_tokens, .stop_strings = o.stop};
+  Streamer streamer(o.json, l.checkpoint);
+  const GenerateOptions gen = streamer.options(
+      {.max_new_tokens = o.max_new_tokens,
+       .stop_strings = o.stop,
+       .on_full_context =
+           o.on_full_context == "drop-oldest" ? ContextFull::DropOldest : ContextFull::Refuse});
   const bool tty = isatty(STDIN_FILENO);
   if (tty)
     std::fprintf(stderr,
                  "gemma3 chat — /image FILE attaches an image to your next message, /reset clears "
-                 "the history, "
-                 "/stats shows the cache, Ctrl-D leaves\n");
+                 "the history, /stats shows the cache, Ctrl-C stops an answer, Ctrl-D leaves\n");
   std::vector<std::string> pending_images = o.images;
   // Function calling: the declarations go before the first message; a tool_code block in an answer
   // is parsed and shown, and the next line you type is the tool's result (JSON), sent back to the
@@ -280,69 +343,116 @@ void chat(const RunOptions& o) {
     tool_preamble = render_tool_declarations(tools);
   }
   bool awaiting_tool_result = false;
-  bool first = true;
-  GenerateResult last;
   std::string line;
   while (true) {
     if (tty) std::fprintf(stderr, "> ");
-    if (!std::getline(std::cin, line)) break;
+    const LineRead got = read_line(line);
+    if (got == LineRead::End) break;
+    if (got == LineRead::Interrupted) {  // Ctrl-C at the prompt: a fresh prompt
+      clear_interrupt();
+      std::fprintf(stderr, "\n");
+      continue;
+    }
+    if (got == LineRead::TooLong) {
+      std::fprintf(stderr, "[line skipped: longer than %zu bytes; the conversation is unchanged]\n",
+                   kMaxLineBytes);
+      continue;
+    }
     if (line.empty()) continue;
     if (line == "/reset") {
       session.reset();
-      first = true;
+      awaiting_tool_result = false;
       std::fprintf(stderr, "[history cleared]\n");
       continue;
     }
     if (line == "/stats") {
-      std::fprintf(stderr, "[%ld of %ld context positions used, %zu turns]\n",
+      std::fprintf(stderr, "[%ld of %ld context positions used, %zu messages]\n",
                    long(session.cache().length()), long(session.context()),
                    session.conversation().messages().size());
       continue;
     }
     if (line.rfind("/image ", 0) == 0) {
-      pending_images.push_back(line.substr(7));
+      try {
+        struct stat st {};  // checked now, so that a typo is reported before the turn
+        ::close(detail::open_regular_file(line.substr(7), &st));
+        pending_images.push_back(line.substr(7));
+      } catch (const Error& e) {
+        std::fprintf(stderr, "[image not attached: %s]\n", e.what());
+      }
       continue;
     }
-    if (awaiting_tool_result) {
-      nlohmann::json result;
-      try {
-        result = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception&) {
-        result = line;  // plain text is a string result
-      }
-      line = render_tool_output(result);
-      awaiting_tool_result = false;
-    } else if (first && !tool_preamble.empty()) {
-      line = tool_preamble + "\n\n" + line;
-    }
-    if (first && !o.system.empty()) session.chat_system(o.system);
-    first = false;
-    auto [parts, embeddings] = l.images(pending_images, session, !o.json);
-    pending_images.clear();
-    parts.push_back(ContentPart::Text(line));
-    last = session.chat(Message{"user", parts, parts.size() == 1}, gen, streamer(o.json),
-                        embeddings, l.checkpoint.config().mm_tokens_per_image);
+    // A bad turn (invalid UTF-8, too long for the context, an image that does not decode) is
+    // reported and the conversation goes on as it was. Errors that void the session (the weights
+    // changed on disk, stdout failed) end it.
+    const std::size_t tokens_before = session.tokens().size();
     std::optional<ToolCall> call;
-    if (!tool_preamble.empty()) {
-      try {
-        call = find_tool_call(last.text);
-      } catch (const ToolCallError& e) {
-        std::fprintf(stderr, "[malformed tool call: %s]\n", e.what());
+    try {
+      std::string text = line;
+      if (awaiting_tool_result) {
+        nlohmann::json result;
+        try {
+          result = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception&) {
+          result = line;  // plain text is a string result
+        }
+        text = render_tool_output(result);
+      } else if (session.conversation().messages().empty() && !tool_preamble.empty()) {
+        text = tool_preamble + "\n\n" + line;
       }
-      awaiting_tool_result = call.has_value();
+      auto [parts, embeddings] = l.images(pending_images, session, !o.json);
+      pending_images.clear();
+      parts.push_back(ContentPart::Text(text));
+      if (session.conversation().messages().empty() && !o.system.empty())
+        session.chat_system(o.system);
+      const GenerateResult last =
+          session.chat(Message{"user", parts, parts.size() == 1}, gen, streamer.pieces(),
+                       embeddings, l.checkpoint.config().mm_tokens_per_image);
+      const std::string reason = streamer.finish(last);
+      awaiting_tool_result = false;
+      if (!tool_preamble.empty()) {
+        try {
+          call = find_tool_call(last.text);
+        } catch (const ToolCallError& e) {
+          std::fprintf(stderr, "[malformed tool call: %s]\n", e.what());
+        }
+        awaiting_tool_result = call.has_value();
+      }
+      if (last.dropped_messages > 0)
+        std::fprintf(stderr, "[context full: dropped the %ld oldest messages]\n",
+                     long(last.dropped_messages));
+      if (o.json) {
+        auto j = result_json(last, kv_cache_gib(l, o.context));
+        j["stop_reason"] = reason;
+        j["context_used"] = session.cache().length();
+        j["dropped_messages"] = last.dropped_messages;
+        if (call)
+          j["tool_call"] = {{"name", call->name},
+                            {"arguments", call->arguments},
+                            {"positional", call->positional}};
+        write_stdout(j.dump() + "\n");
+      } else {
+        write_stdout("\n");
+        print_stats(last, reason, kv_cache_gib(l, o.context));
+      }
+    } catch (const ContextOverflow& e) {
+      pending_images.clear();
+      std::fprintf(stderr,
+                   "[turn not taken: %s; the conversation is unchanged (/reset, a larger "
+                   "--context or --on-full-context drop-oldest make room)]\n",
+                   e.what());
+    } catch (const Error& e) {
+      l.checkpoint.check_unchanged();  // a model changed on disk ends the session
+      if (std::string_view(e.subject()) == "stdout") throw;
+      pending_images.clear();
+      if (session.tokens().size() != tokens_before) {
+        // Failed after it had begun (not expected): start over rather than go on half-updated.
+        session.reset();
+        std::fprintf(stderr, "[turn failed: %s; the history was cleared]\n", e.what());
+      } else {
+        std::fprintf(stderr, "[turn not taken: %s; the conversation is unchanged]\n", e.what());
+      }
     }
-    if (o.json) {
-      auto j = result_json(last, kv_cache_gib(l, o.context));
-      j["context_used"] = session.cache().length();
-      if (call)
-        j["tool_call"] = {
-            {"name", call->name}, {"arguments", call->arguments}, {"positional", call->positional}};
-      std::printf("%s\n", j.dump().c_str());
-      std::fflush(stdout);
-    } else {
-      std::printf("\n");
-      print_stats(last, kv_cache_gib(l, o.context));
-    }
+    clear_interrupt();  // an answer stopped by Ctrl-C: back to the prompt
     if (call && tty)
       std::fprintf(stderr, "[tool call: %s — type the tool's result (JSON) as your next line]\n",
                    render_tool_call(*call).c_str());
@@ -373,6 +483,10 @@ void add_run_commands(CLI::App& app) {
         "function declarations (JSON list); the model may answer with a tool_code call, and "
         "the line after it is the tool's result")
       ->check(CLI::ExistingFile);
+  ch->add_option("--on-full-context", c->on_full_context,
+                 "a turn that does not fit: refuse it (the default), or drop-oldest: drop the "
+                 "oldest exchanges until it fits, and say so")
+      ->check(CLI::IsMember({"refuse", "drop-oldest"}));
   ch->callback([c] { chat(*c); });
 }
 

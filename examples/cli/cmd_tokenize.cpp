@@ -44,7 +44,8 @@ void map_lines(F&& f) {
     } catch (const nlohmann::json::exception& e) {
       throw FormatError("stdin line " + std::to_string(n), e.what());
     }
-    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict) << '\n';
+    // Checked line by line: a closed pipe stops the loop at once.
+    write_stdout(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict) + "\n");
   }
 }
 
@@ -83,7 +84,19 @@ void add_tokenize_commands(CLI::App& app) {
     map_lines([&](nlohmann::json& j) {
       if (!j.is_object() || !j.contains("ids") || !j["ids"].is_array())
         throw InvalidArgument("ids", "expected an object with an \"ids\" list");
-      j["text"] = t.decode(j["ids"].get<std::vector<int32_t>>(), o->skip_special);
+      // Each element a whole number in the vocabulary: JSON's 4294967298 or 1.5 must not wrap or
+      // truncate into some other id.
+      std::vector<int32_t> ids;
+      for (std::size_t i = 0; i < j["ids"].size(); ++i) {
+        const auto& id = j["ids"][i];
+        if (!id.is_number_integer() || (id.is_number_unsigned() && id.get<uint64_t>() > INT32_MAX) ||
+            id.get<int64_t>() < 0 || id.get<int64_t>() >= t.vocab_size())
+          throw InvalidArgument("ids[" + std::to_string(i) + "]",
+                                id.dump() + " is not a token id (a whole number in [0, " +
+                                    std::to_string(t.vocab_size()) + "))");
+        ids.push_back(int32_t(id.get<int64_t>()));
+      }
+      j["text"] = t.decode(ids, o->skip_special);
     });
   });
 }

@@ -17,7 +17,10 @@ void add_score_commands(CLI::App& app);       // score, perplexity
 // The tokenizer.model to use: `given`, else the model directory's, else $GEMMA3_TOKENIZER, else the
 // one scripts/setup.sh built (cmd_run.cpp).
 std::string default_tokenizer_path(const std::string& given, const std::string& model_dir);
-// Sets the OpenMP threads: `threads`, else $GEMMA3_NUM_THREADS, else all cores (cmd_run.cpp).
+// Sets the OpenMP threads: `threads` (a --threads option; 0 if not given), else
+// $GEMMA3_NUM_THREADS, else $OMP_NUM_THREADS, else all cores. Each must be a whole number from 1 to
+// four times the cores; anything else is an InvalidArgument naming where it came from
+// (console.cpp). main() calls it with 0 before any command runs.
 void set_threads(int threads);
 
 // The whole command line: what main.cpp runs and tests/fuzz/fuzz_cli.cpp parses.

@@ -4,9 +4,14 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
+
+#include <omp.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include "commands.hpp"
 
 namespace gemma3::cli {
 
@@ -43,6 +48,46 @@ std::string minutes_seconds(double s) {
 }
 
 }  // namespace
+
+namespace {
+
+// Up to four threads per core: more only adds switching, and tens of thousands crash libgomp.
+int max_threads() {
+  return 4 * omp_get_num_procs();
+}
+
+// The thread count in `text` (from `where`), checked; OMP_NUM_THREADS may be a list, whose first
+// entry is the outer level's.
+int parse_threads(std::string text, const char* where) {
+  if (std::string_view(where) == "OMP_NUM_THREADS") text = text.substr(0, text.find(','));
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || n < 1)
+    throw InvalidArgument(where, "'" + text + "' is not a whole number of threads from 1 to " +
+                                     std::to_string(max_threads()));
+  if (n > max_threads())
+    throw InvalidArgument(where, std::to_string(n) + " threads exceed " +
+                                     std::to_string(max_threads()) + ", four times the " +
+                                     std::to_string(omp_get_num_procs()) +
+                                     " cores of this machine");
+  return int(n);
+}
+
+}  // namespace
+
+void set_threads(int threads) {
+  int n = omp_get_num_procs();
+  if (threads != 0)
+    n = parse_threads(std::to_string(threads), "--threads");
+  else if (const char* env = std::getenv("GEMMA3_NUM_THREADS"))
+    n = parse_threads(env, "GEMMA3_NUM_THREADS");
+  else if (const char* omp = std::getenv("OMP_NUM_THREADS"))
+    n = parse_threads(omp, "OMP_NUM_THREADS");
+  // Checked even when another setting wins: libgomp would still read it for nested regions.
+  if (const char* omp = std::getenv("OMP_NUM_THREADS")) parse_threads(omp, "OMP_NUM_THREADS");
+  omp_set_num_threads(n);
+}
 
 void install_signal_handlers() {
   struct sigaction sa {};

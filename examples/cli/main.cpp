@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   CLI::App app{"gemma3: a CPU research implementation of Gemma 3"};
   gemma3::cli::add_commands(app);
   try {
+    gemma3::cli::set_threads(0);  // the environment's thread settings, checked before any work
     app.parse(argc, argv);
     gemma3::cli::check_stdout();  // output that could not be written is an error, not success
   } catch (const CLI::ParseError& e) {

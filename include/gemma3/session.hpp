@@ -4,8 +4,10 @@
 // so that a chat's next turn only prefills the new tokens.
 //
 // Context policy: a prompt that does not fit in the remaining context is refused with an error
-// before anything is computed; generation that fills the context stops with
-// StopReason::ContextFull. Nothing is ever truncated silently.
+// before anything is computed, and the session is left as it was; generation that fills the
+// context stops with StopReason::ContextFull. A chat may opt in to dropping its oldest exchanges
+// instead (ContextFull::DropOldest), and the result says how many messages went. Nothing is ever
+// truncated silently.
 #pragma once
 
 #include <chrono>
@@ -26,6 +28,12 @@
 #include "gemma3/tokenizer/tokenizer.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
+
+// A prompt or chat turn that does not fit in the session's remaining context.
+class ContextOverflow : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
+};
 
 enum class StopReason { EndOfTurn, Eos, StopString, MaxTokens, ContextFull, Callback };
 
@@ -51,10 +59,19 @@ inline const char* to_string(StopReason r) {
 // alternatives) as soon as it is drawn, the stop token included. Returning false stops generation.
 using TokenCallback = std::function<bool(const SampleResult& token)>;
 
+// What chat() does with a turn that does not fit in the remaining context.
+enum class ContextFull {
+  Refuse,      // throw InvalidArgument; the session is unchanged (the default)
+  DropOldest,  // drop the oldest exchanges (never the system prompt) until the rest, the turn
+               // and room for the answer fill at most half of the context, then prefill the rest
+               // again
+};
+
 struct GenerateOptions {
   int64_t max_new_tokens = 512;
   std::vector<std::string> stop_strings{};  // generation ends where the text first contains one
   TokenCallback on_token{};                 // per-token ids and log-probs, as they are drawn
+  ContextFull on_full_context = ContextFull::Refuse;  // chat() only
 };
 
 struct GenerateResult {
@@ -67,6 +84,7 @@ struct GenerateResult {
   int64_t prefill_tokens = 0;  // tokens this call prefilled (a chat turn: only the new ones)
   double prefill_seconds = 0, decode_seconds = 0;
   double time_to_first_token = 0;  // seconds from the call to the first generated token
+  int64_t dropped_messages = 0;    // chat() with ContextFull::DropOldest: history dropped to fit
 };
 
 // Receives each piece of generated text as soon as it is valid UTF-8 and cannot be part of a stop
@@ -147,6 +165,13 @@ class Session {
   Conversation conversation_;
   bool turn_open_ = false;  // the last answer's <end_of_turn> has not been fed yet
   ImageCache<T> image_cache_;
+
+  // The tokens that put `next` (the conversation with the new turn) into the cache.
+  std::vector<int32_t> turn_ids(const Conversation& next, int64_t mm_tokens_per_image) const;
+  // Drops the oldest exchange of `next` (before its last message, the new turn), and every older
+  // one that holds an image (their soft tokens are not kept, so they cannot be prefilled again);
+  // empties the cache, so that the whole rest is prefilled. False when nothing is left to drop.
+  bool drop_oldest_exchange(Conversation& next, int64_t& dropped);
 };
 
 // The members with real work, out of the class (not inline: see text/model.hpp).
@@ -165,7 +190,7 @@ template <typename T>
 Vec<T> Session<T>::prefill(std::span<const int32_t> ids, const ImageEmbeddings<T>& images) {
   if (ids.empty()) throw InvalidArgument("prompt", "empty");
   if (cache_.length() + int64_t(ids.size()) > cache_.capacity())
-    throw InvalidArgument("prompt", std::to_string(ids.size()) +
+    throw ContextOverflow("prompt", std::to_string(ids.size()) +
                                         " tokens do not fit: " + std::to_string(cache_.length()) +
                                         " of the context's " + std::to_string(cache_.capacity()) +
                                         " positions are in use");
@@ -257,24 +282,75 @@ GenerateResult Session<T>::generate(std::span<const int32_t> prompt, const Gener
 }
 
 template <typename T>
-GenerateResult Session<T>::chat(const Message& message, const GenerateOptions& opt,
-                                const PieceCallback& on_piece, const ImageEmbeddings<T>& images,
-                                int64_t mm_tokens_per_image) {
-  const std::size_t first_new = conversation_.messages().size();
-  Conversation next = conversation_;
-  next.add(message);
+std::vector<int32_t> Session<T>::turn_ids(const Conversation& next,
+                                          int64_t mm_tokens_per_image) const {
   std::vector<int32_t> ids;
-  if (turn_open_) {
+  if (turn_open_ && !tokens_.empty()) {
     // The previous answer stopped without its <end_of_turn> being fed: close the turn.
     ids.push_back(tok_->end_of_turn());
     const auto nl = tok_->encode("\n");
     ids.insert(ids.end(), nl.begin(), nl.end());
   }
   // An empty cache takes the whole conversation (<bos>, a system message folded into the turn).
+  const std::size_t first_new = next.messages().size() - 1;
   const auto turn = next.render_ids(*tok_, mm_tokens_per_image, /*add_generation_prompt=*/true,
                                     /*parse_special=*/false, tokens_.empty() ? 0 : first_new);
   ids.insert(ids.end(), turn.begin(), turn.end());
+  return ids;
+}
+
+template <typename T>
+bool Session<T>::drop_oldest_exchange(Conversation& next, int64_t& dropped) {
+  const auto& messages = next.messages();
+  const std::size_t last = messages.size() - 1;  // the new turn stays
+  std::size_t first = 0;
+  while (first < last && messages[first].role == "system") ++first;
+  if (first == last) return false;
+  auto has_image = [](const Message& m) {
+    for (const auto& p : m.content)
+      if (p.kind == ContentPart::Kind::Image) return true;
+    return false;
+  };
+  // One exchange: a user turn and what follows it up to the next user turn.
+  std::size_t end = first + 1;
+  while (end < last && messages[end].role != "user") ++end;
+  // Older turns with images go too: everything up to the last one of them.
+  for (std::size_t i = end; i < last; ++i)
+    if (has_image(messages[i]))
+      for (end = i + 1; end < last && messages[end].role != "user";) ++end;
+  Conversation kept;
+  for (std::size_t i = 0; i < messages.size(); ++i)
+    if (i < first || i >= end) kept.add(messages[i]);
+  dropped += int64_t(end - first);
+  next = std::move(kept);
+  cache_.clear();
+  tokens_.clear();
+  return true;
+}
+
+template <typename T>
+GenerateResult Session<T>::chat(const Message& message, const GenerateOptions& opt,
+                                const PieceCallback& on_piece, const ImageEmbeddings<T>& images,
+                                int64_t mm_tokens_per_image) {
+  Conversation next = conversation_;
+  next.add(message);
+  std::vector<int32_t> ids = turn_ids(next, mm_tokens_per_image);
+  int64_t dropped = 0;
+  // Room for the answer too: max_new_tokens, but at most a quarter of the context.
+  const int64_t room = std::min(opt.max_new_tokens, cache_.capacity() / 4);
+  if (opt.on_full_context == ContextFull::DropOldest &&
+      cache_.length() + int64_t(ids.size()) + room > cache_.capacity()) {
+    // The rest is prefilled again: drop until it fills at most half of the context, so that
+    // this happens once every few turns rather than on every one.
+    while (drop_oldest_exchange(next, dropped)) {
+      ids = turn_ids(next, mm_tokens_per_image);
+      if (int64_t(ids.size()) + room <= cache_.capacity() / 2) break;
+    }
+  }
+  // A turn that still does not fit is refused by prefill before it changes anything: the
+  // conversation stays whole (an emptied cache is filled from it again on the next turn).
   GenerateResult r = generate(ids, opt, on_piece, images);
+  r.dropped_messages = dropped;
   next.model(r.text);
   conversation_ = std::move(next);
   turn_open_ = true;

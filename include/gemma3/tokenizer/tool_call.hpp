@@ -43,6 +43,11 @@
 
 namespace gemma3::inline GEMMA3_MODE {
 
+// The deepest nesting of lists, dicts and objects that tool declarations, tool results and the
+// model's calls may have. Parsing and rendering recurse once per level: a bound keeps the stack
+// and the output (indentation grows with depth) small, and no real schema comes near it.
+inline constexpr int kMaxNestingDepth = 256;
+
 // One function call the model asked for.
 struct ToolCall {
   std::string name;                                     // "get_weather", or dotted: "weather.today"
@@ -289,6 +294,14 @@ class PythonCallParser {
   nlohmann::json value() {
     skip_space();
     const std::size_t start = pos_;
+    // Lists, tuples and dicts recurse here once per level.
+    struct Level {
+      int& depth;
+      explicit Level(int& d) : depth(++d) {}
+      ~Level() { --depth; }
+    } level(depth_);
+    if (depth_ > kMaxNestingDepth)
+      fail(start, "values nested deeper than " + std::to_string(kMaxNestingDepth) + " levels");
     const char c = peek();
     if (c == '\'' || c == '"') {
       std::string s = string_literal();
@@ -548,7 +561,23 @@ class PythonCallParser {
 
   std::string_view text_;
   std::size_t pos_, end_;
+  int depth_ = 1;  // a call's arguments are the first level, as check_nesting counts them
 };
+
+// Throws InvalidArgument naming `where` if `v` nests arrays and objects deeper than
+// kMaxNestingDepth (measured without recursion, so any depth is safe to measure).
+inline void check_nesting(const nlohmann::json& v, const std::string& where) {
+  std::vector<std::pair<const nlohmann::json*, int>> pending{{&v, 1}};
+  while (!pending.empty()) {
+    const auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (!node->is_structured()) continue;
+    if (depth > kMaxNestingDepth)
+      throw InvalidArgument(where, "nested deeper than " + std::to_string(kMaxNestingDepth) +
+                                       " levels (at least " + std::to_string(depth) + ")");
+    for (const auto& child : *node) pending.push_back({&child, depth + 1});
+  }
+}
 
 // A string as a Python literal: JSON's escapes are Python's too. A backtick is escaped (\x60) so
 // that a value holding ``` cannot close the ```tool_code block it is rendered into.
@@ -643,6 +672,7 @@ inline bool inside_tool_code(std::string_view output_so_far) {
 // unwrapped. The wording follows the function-calling guide's Python-style prompt, with the call
 // wrapped in ```tool_code as the Gemma guides' agent examples do.
 inline std::string render_tool_declarations(const nlohmann::json& tools) {
+  detail::check_nesting(tools, "tools");
   const nlohmann::json list = tools.is_array() ? tools : nlohmann::json::array({tools});
   nlohmann::json declarations = nlohmann::json::array();
   for (std::size_t i = 0; i < list.size(); ++i) {
@@ -673,6 +703,7 @@ inline std::string render_tool_declarations(const nlohmann::json& tools) {
 // The ```tool_output block that carries a tool's result back: a string as it is, anything else as
 // compact JSON.
 inline std::string render_tool_output(const nlohmann::json& result) {
+  detail::check_nesting(result, "tool result");
   const std::string body = result.is_string() ? result.get<std::string>() : result.dump();
   return std::string(kToolOutputFence) + "\n" + body + "\n```";
 }
@@ -680,6 +711,8 @@ inline std::string render_tool_output(const nlohmann::json& result) {
 // The ```tool_code block the model would have written for `call` (for a conversation history):
 // positional arguments first, then keyword ones, values as Python literals.
 inline std::string render_tool_call(const ToolCall& call) {
+  detail::check_nesting(call.arguments, "tool call arguments");
+  detail::check_nesting(call.positional, "tool call arguments");
   std::string code = call.name + "(";
   bool first = true;
   for (const auto& v : call.positional) {
