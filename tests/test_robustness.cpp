@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <thread>
 
 #include <sys/stat.h>
 
@@ -622,9 +623,10 @@ struct CliResult {
   std::string err;  // stderr
 };
 
-CliResult run_cli(const std::string& args) {
+// Runs the CLI with `args`, and `env` ("NAME=value ...") in its environment.
+CliResult run_cli(const std::string& args, const std::string& env = "") {
   const auto dir = test::scratch_dir("rob_cli_out");
-  const std::string cmd = cli_binary().string() + " " + args + " </dev/null >" +
+  const std::string cmd = env + " " + cli_binary().string() + " " + args + " </dev/null >" +
                           (dir / "out").string() + " 2>" + (dir / "err").string();
   const int status = std::system(cmd.c_str());
   std::ifstream in(dir / "err");
@@ -669,9 +671,8 @@ TEST_CASE("robustness: the command line's exit codes and one-line errors", "[rob
   check(run_cli(""), 2, "A subcommand is required\nRun with --help for more information.");
   check(run_cli("run --model m --prompt p --bogus"), 2,
         "The following argument was not expected: --bogus\nRun with --help for more information.");
-  check(
-      run_cli("run --model m --prompt p --top-p 2"), 2,
-      "--top-p: Value 2 not in range 0.000000 to 1.000000\nRun with --help for more information.");
+  check(run_cli("run --model m --prompt p --top-p 2"), 2,
+        "--top-p: 2 is not in (0, 1]\nRun with --help for more information.");
   check(run_cli("run --prompt p"), 2, "--model is required\nRun with --help for more information.");
   // C5: a missing checkpoint: a runtime error, exit 1.
   check(run_cli("run --model /nonexistent/ckpt --prompt hi"), 1,
@@ -718,6 +719,35 @@ TEST_CASE("robustness: the command line's exit codes and one-line errors", "[rob
         2,
         "gemma3: error: npy: element 1 of a <f8 array (0.500000) is not a value of the requested "
         "integer type");
+
+  // Misuse (docs/robustness.md, "Faults and misuse"): each refused with what was wrong, exit 2.
+  check(run_cli("frobnicate"), 2,
+        "gemma3: error: unknown command 'frobnicate' (the commands: synth, inspect, convert, dump, "
+        "tokenize, detokenize, run, chat, bench, score, perplexity)");
+  const int cores = std::max(1, int(std::thread::hardware_concurrency()));
+  check(run_cli("run" + model + " --prompt hi --threads 100000"), 2,
+        "gemma3: error: --threads: 100000 threads exceed " + std::to_string(4 * cores) +
+            ", four times the " + std::to_string(cores) + " cores of this machine");
+  check(run_cli("run" + model + " --prompt hi", "OMP_NUM_THREADS=100000"), 2,
+        "gemma3: error: OMP_NUM_THREADS: 100000 threads exceed " + std::to_string(4 * cores) +
+            ", four times the " + std::to_string(cores) + " cores of this machine");
+  check(run_cli("run" + model + " --prompt hi", "GEMMA3_NUM_THREADS=two"), 2,
+        "gemma3: error: GEMMA3_NUM_THREADS: 'two' is not a whole number of threads from 1 to " +
+            std::to_string(4 * cores));
+  for (const char* seed : {"-1", "18446744073709551616", "1e23"})
+    check(run_cli("run" + model + " --prompt hi --seed " + seed), 2,
+          std::string("--seed: '") + seed +
+              "' is not a whole number from 0 to 18446744073709551615\nRun with --help for more "
+              "information.");
+  check(run_cli("run" + model + " --prompt hi --max-new-tokens 9223372036854775808"), 2,
+        "--max-new-tokens: 9223372036854775808 is not in [1, 2147483647]\nRun with --help for more "
+        "information.");
+  check(run_cli("run" + model + " --prompt hi --temperature 1.8e308"), 2,
+        "--temperature: 1.8e308 is not a finite number\nRun with --help for more information.");
+  check(run_cli("run" + model + " --prompt hi --temperature 1e300"), 2,
+        "--temperature: 1e300 is not in [0, 1e+06]\nRun with --help for more information.");
+  check(run_cli("run" + model + " --prompt hi --stop ''"), 2,
+        "--stop: an empty stop string\nRun with --help for more information.");
 }
 
 // ---------------------------------------------------------------------------------------------

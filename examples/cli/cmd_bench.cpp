@@ -150,6 +150,13 @@ void bench(const BenchOptions& o) {
     }
   bytes_per_token += int64_t(model.weights().norm.nbytes() + model.weights().lm_head.nbytes());
 
+  // Sizes checked before anything is allocated for them.
+  if (o.prompt_tokens + o.gen_tokens > cfg.max_position_embeddings)
+    throw InvalidArgument("--prompt-tokens", std::to_string(o.prompt_tokens) + " prompt and " +
+                                                 std::to_string(o.gen_tokens) +
+                                                 " generated tokens exceed the model's " +
+                                                 std::to_string(cfg.max_position_embeddings) +
+                                                 " positions");
   // A seeded random prompt.
   SplitMix64 rng(1);
   std::vector<int32_t> prompt(std::size_t(o.prompt_tokens));
@@ -280,9 +287,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--dtype", o->dtype, "weight dtype of a --preset checkpoint")
       ->check(CLI::IsMember({"bf16", "f32"}));
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length to prefill")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--gen-tokens", o->gen_tokens, "tokens to decode")->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", o->threads, "OpenMP threads")->check(CLI::PositiveNumber);
+      ->check(whole_in(1, INT32_MAX));
+  cmd->add_option("--gen-tokens", o->gen_tokens, "tokens to decode")->check(whole_in(1, INT32_MAX));
+  cmd->add_option("--threads", o->threads, "OpenMP threads")->check(whole_in(1, 1 << 20));
   cmd->add_option("--backend", o->backend,
                   "plain (Eigen, the definition), fast (SIMD kernels) or fast-bf16 (matrix inputs "
                   "rounded to bf16)")

@@ -70,28 +70,32 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
       "scripts/setup.sh built)");
   cmd->add_option("--system", o.system, "system prompt, folded into the first user turn");
   cmd->add_option("--max-new-tokens", o.max_new_tokens, "most tokens to generate per answer")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_in(1, int64_t(INT32_MAX)));
   cmd->add_option("--context", o.context, "KV cache size in tokens (prompt + answers)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_in(1, INT64_MAX));
   cmd->add_option("--temperature", o.sampling.temperature, "softmax temperature; 0 = greedy")
-      ->check(CLI::NonNegativeNumber);
+      ->check(real_in(0, 1e6));
   cmd->add_option("--top-k", o.sampling.top_k, "keep the k most likely tokens; 0 = off")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_in(0, int64_t(INT32_MAX)));
   cmd->add_option("--top-p", o.sampling.top_p, "nucleus: smallest set with probability mass >= p")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(real_in(0, 1, /*above_lo=*/true));
   cmd->add_option("--min-p", o.sampling.min_p, "drop tokens below min-p x the top probability")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(real_in(0, 1));
   cmd->add_option("--repetition-penalty", o.sampling.repetition_penalty,
                   "HF-style repetition penalty; 1 = off")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o.sampling.seed, "random seed: the same seed gives the same tokens");
+      ->check(real_in(0, 1e6, /*above_lo=*/true));
+  cmd->add_option("--seed", o.sampling.seed, "random seed: the same seed gives the same tokens")
+      ->check(any_uint64());
   cmd->add_option("--top-logprobs", o.sampling.top_logprobs,
                   "with --json: also list the N most likely tokens at each step")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--stop", o.stop, "stop generating at this string (repeatable)");
+      ->check(whole_in(0, 1000));
+  cmd->add_option("--stop", o.stop, "stop generating at this string (repeatable)")
+      ->check(CLI::Validator(
+          [](std::string& s) { return s.empty() ? std::string("an empty stop string") : ""; },
+          "TEXT (not empty)"));
   cmd->add_option("--threads", o.threads,
                   "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_in(1, 1 << 20));
   cmd->add_flag("--json", o.json, "print one JSON object per answer instead of streaming text");
   cmd->add_option("--backend", o.backend,
                   "plain (Eigen, the definition), fast (SIMD kernels) or fast-bf16 (matrix inputs "

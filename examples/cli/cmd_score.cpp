@@ -44,7 +44,7 @@ void add_model_options(CLI::App* cmd, ScoreOptions& o) {
       ->check(CLI::IsMember({"plain", "fast", "fast-bf16"}));
   cmd->add_option("--threads", o.threads,
                   "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_in(1, 1 << 20));
   cmd->add_flag("--no-bos", o.no_bos, "do not start the text with <bos>");
 }
 
@@ -187,7 +187,7 @@ void add_score_commands(CLI::App& app) {
       "score the continuation of each {\"prompt\", \"continuation\"} line (- for stdin)");
   text->excludes(jsonl);
   score_cmd->add_option("--top", s->top, "also list the N most likely tokens at each position")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_in(0, 1000));
   score_cmd->callback([s, text, jsonl] {
     if (text->count() == 0 && jsonl->count() == 0)
       throw InvalidArgument("--text",
@@ -201,9 +201,9 @@ void add_score_commands(CLI::App& app) {
   add_model_options(ppl, *p);
   ppl->add_option("--file", p->file, "the text (- for stdin)")->required();
   ppl->add_option("--context", p->context, "tokens per window (default 2048)")
-      ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
+      ->check(whole_in(2, int64_t(1) << 30));
   ppl->add_option("--stride", p->stride, "tokens between window starts (default context/2)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_in(1, int64_t(1) << 30));
   ppl->callback([p] { perplexity_command(*p); });
 }
 

@@ -89,8 +89,9 @@ void add_tokenize_commands(CLI::App& app) {
       std::vector<int32_t> ids;
       for (std::size_t i = 0; i < j["ids"].size(); ++i) {
         const auto& id = j["ids"][i];
-        if (!id.is_number_integer() || (id.is_number_unsigned() && id.get<uint64_t>() > INT32_MAX) ||
-            id.get<int64_t>() < 0 || id.get<int64_t>() >= t.vocab_size())
+        if (!id.is_number_integer() ||
+            (id.is_number_unsigned() && id.get<uint64_t>() > INT32_MAX) || id.get<int64_t>() < 0 ||
+            id.get<int64_t>() >= t.vocab_size())
           throw InvalidArgument("ids[" + std::to_string(i) + "]",
                                 id.dump() + " is not a token id (a whole number in [0, " +
                                     std::to_string(t.vocab_size()) + "))");

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 
 #include <omp.h>
@@ -142,6 +143,63 @@ void ProgressBar::operator()(uint64_t done, uint64_t total) {
                  eta.c_str());
   }
   std::fflush(stderr);
+}
+
+namespace {
+
+std::string g(double x) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%g", x);
+  return s;
+}
+
+bool all_digits(const std::string& s, std::size_t from = 0) {
+  if (s.size() <= from) return false;
+  for (std::size_t i = from; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  return true;
+}
+
+}  // namespace
+
+CLI::Validator real_in(double lo, double hi, bool above_lo) {
+  const std::string range = (above_lo ? "(" : "[") + g(lo) + ", " + g(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double x = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0') return "'" + text + "' is not a number";
+        if (!std::isfinite(x) || errno == ERANGE) return text + " is not a finite number";
+        if (x < lo || x > hi || (above_lo && x == lo)) return text + " is not in " + range;
+        return {};
+      },
+      "NUMBER in " + range);
+}
+
+CLI::Validator whole_in(int64_t lo, int64_t hi) {
+  const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        if (!all_digits(text, text.rfind('-', 0) == 0 ? 1 : 0))
+          return "'" + text + "' is not a whole number";
+        errno = 0;
+        const long long x = std::strtoll(text.c_str(), nullptr, 10);
+        if (errno == ERANGE || x < lo || x > hi) return text + " is not in " + range;
+        return {};
+      },
+      "INTEGER in " + range);
+}
+
+CLI::Validator any_uint64() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        errno = 0;
+        if (!all_digits(text) || (std::strtoull(text.c_str(), nullptr, 10), errno == ERANGE))
+          return "'" + text + "' is not a whole number from 0 to 18446744073709551615";
+        return {};
+      },
+      "INTEGER in [0, 2^64 - 1]");
 }
 
 void check_stdout() {

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include <CLI/CLI.hpp>
+
 #include <gemma3/error.hpp>
 #include <gemma3/io/files.hpp>
 
@@ -48,6 +50,14 @@ class ProgressBar {
   double start_, last_draw_ = -1;
   int last_tenth_ = -1;
 };
+
+// Validators for numeric options. CLI11's own print a limit such as DBL_MAX with all its 309
+// digits and let a plain conversion wrap (-1 as a uint64 seed) or round (1e23 as an integer); these
+// print numbers as %g and refuse anything that is not exactly a value of the option's kind.
+CLI::Validator real_in(double lo, double hi,
+                       bool above_lo = false);    // finite; (lo, hi] if above_lo
+CLI::Validator whole_in(int64_t lo, int64_t hi);  // digits only, no 1e3 or 2.5
+CLI::Validator any_uint64();                      // 0 to 2^64 - 1, digits only
 
 // Writes to stdout and flushes; a failed write (a full disk, a closed pipe) throws IoError naming
 // stdout, so a command never reports success for output that was lost.

@@ -212,6 +212,10 @@ template <typename T>
 GenerateResult Session<T>::generate(std::span<const int32_t> prompt, const GenerateOptions& opt,
                                     const PieceCallback& on_piece,
                                     const ImageEmbeddings<T>& images) {
+  for (std::size_t i = 0; i < opt.stop_strings.size(); ++i)
+    if (opt.stop_strings[i].empty())
+      throw InvalidArgument("stop_strings[" + std::to_string(i) + "]",
+                            "is empty: it would match before any text");
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   GenerateResult r;

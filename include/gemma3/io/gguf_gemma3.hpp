@@ -39,6 +39,7 @@
 #include "gemma3/error.hpp"
 #include "gemma3/io/gguf.hpp"
 #include "gemma3/io/safetensors.hpp"
+#include "gemma3/memory.hpp"
 #include "gemma3/weights.hpp"
 
 namespace gemma3::inline GEMMA3_MODE::gguf {
@@ -267,6 +268,19 @@ class Tensors {
   explicit Tensors(const std::filesystem::path& path, Residency residency = Residency::Mapped,
                    const Progress& progress = {})
       : file_(path, residency, progress) {
+    // Dequantized matrices are f32 copies: their size is checked before any is made.
+    int64_t copies = 0;
+    for (const auto& t : file_.tensors()) {
+      const auto type = static_cast<TensorType>(t.type);
+      if (type == TensorType::Q8_0 || type == TensorType::Q4_0 || is_shifted_norm(t.name))
+        copies += num_elements(t.shape) * int64_t(sizeof(float));
+    }
+    if (const int64_t available = gemma3::detail::available_memory_bytes();
+        available >= 0 && copies > available)
+      throw IoError(path.string(),
+                    "its Q8_0/Q4_0 matrices are dequantized to f32 here, which needs " +
+                        gemma3::detail::gib(copies) + "; only " + gemma3::detail::gib(available) +
+                        " of memory is available");
     for (const auto& t : file_.tensors()) {
       TensorView v{.name = t.name, .dtype = DType::F32, .shape = t.shape, .data = t.data};
       const auto type = static_cast<TensorType>(t.type);
@@ -277,7 +291,15 @@ class Tensors {
                                             : DType::BF16;
       const bool shift = is_shifted_norm(t.name);
       if (quantized || shift) {
-        auto& buffer = owned_.emplace_back(std::size_t(v.numel()));
+        std::vector<float>* allocated = nullptr;
+        try {
+          allocated = &owned_.emplace_back(std::size_t(v.numel()));
+        } catch (const std::bad_alloc&) {
+          throw IoError(path.string(), "out of memory dequantizing tensor '" + t.name + "' (" +
+                                           gemma3::detail::gib(v.numel() * int64_t(sizeof(float))) +
+                                           ")");
+        }
+        auto& buffer = *allocated;
         if (quantized) {
           const uint64_t blocks = buffer.size() / 32, block_bytes = block_layout(t.type)->bytes;
           for (uint64_t b = 0; b < blocks; ++b)

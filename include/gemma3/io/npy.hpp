@@ -134,7 +134,7 @@ inline NpyArray read_npy(const std::filesystem::path& path) {
     ::close(detail::open_regular_file(path, &st));
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(where, "cannot open");
+  if (!in) throw IoError(where, "cannot open: " + detail::errno_message(errno));
   in.seekg(0, std::ios::end);
   const auto file_size = static_cast<uint64_t>(in.tellg());
   in.seekg(0);

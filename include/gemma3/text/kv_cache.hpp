@@ -23,6 +23,7 @@
 
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
+#include "gemma3/memory.hpp"
 #include "gemma3/tensor.hpp"
 #include "gemma3/text/mask.hpp"
 
@@ -57,44 +58,6 @@ struct LayerKVCache {
     }
   }
 };
-
-namespace detail {
-// Bytes of memory this process can still get, or -1 when unknown: the smaller of the kernel's
-// estimate of what can be allocated without swapping (MemAvailable in /proc/meminfo, Linux >= 3.14;
-// else free pages from sysconf) and what the cgroup v2 memory limit leaves (containers).
-inline int64_t available_memory_bytes() {
-  int64_t avail = -1;
-  if (std::ifstream meminfo("/proc/meminfo"); meminfo) {
-    std::string key;
-    int64_t kib = 0;
-    while (meminfo >> key >> kib) {
-      if (key == "MemAvailable:") {
-        avail = kib * 1024;
-        break;
-      }
-      meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-    }
-  }
-#ifdef _SC_AVPHYS_PAGES
-  if (avail < 0) {
-    const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0) avail = int64_t(pages) * page;
-  }
-#endif
-  int64_t limit = 0, used = 0;
-  std::ifstream max_file("/sys/fs/cgroup/memory.max"),
-      current_file("/sys/fs/cgroup/memory.current");
-  if (max_file >> limit && current_file >> used && limit > used)  // "max" (no limit) does not parse
-    avail = avail < 0 ? limit - used : std::min(avail, limit - used);
-  return avail;
-}
-
-inline std::string gib(int64_t bytes) {
-  char s[32];
-  std::snprintf(s, sizeof s, "%.2f GiB", double(bytes) / double(int64_t(1) << 30));
-  return s;
-}
-}  // namespace detail
 
 template <typename T>
 class KVCache {
