@@ -22,6 +22,7 @@ arguments or unreadable files. Needs only numpy.
 """
 import argparse
 import fnmatch
+import json
 import os
 import sys
 
@@ -41,6 +42,29 @@ def describe_nonfinite(a):
     return f"{nan} NaN and {inf} Inf, the first at index {first}"
 
 
+STAMP = "gemma3-complete.json"
+
+
+def stamp_problem(directory):
+    """Why a dump directory is incomplete, or None. `gemma3 dump` and hf_dump.py write a
+    completion stamp (each file and its size) last; a directory without one is taken as it is."""
+    path = os.path.join(directory, STAMP)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            files = json.load(f)["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"{path}: not a completion stamp ({e})"
+    for name, size in files.items():
+        file = os.path.join(directory, name)
+        if not os.path.isfile(file):
+            return f"{file}: listed in {STAMP} but missing"
+        if os.path.getsize(file) != size:
+            return f"{file}: {os.path.getsize(file)} bytes, {STAMP} says {size}: changed after it was written"
+    return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,6 +80,9 @@ def main(argv=None):
     for d in (args.ours, args.reference):
         if not os.path.isdir(d):
             print(f"compare_npy: {d}: not a directory", file=sys.stderr)
+            return 2
+        if problem := stamp_problem(d):
+            print(f"compare_npy: {problem}", file=sys.stderr)
             return 2
 
     def names(directory, prefix):

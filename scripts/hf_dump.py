@@ -36,10 +36,15 @@ do; token_type_ids = (ids == image_token_index) is passed so that transformers b
 bidirectional mask (without it, v4.51's Gemma3ForConditionalGeneration attends causally inside images).
 """
 import argparse
+import json
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
+
+STAMP = "gemma3-complete.json"  # the completion stamp gemma3 dump writes too
 
 
 def parse_args():
@@ -77,13 +82,43 @@ def main():
     global torch, transformers
     import torch
     import transformers
-    from transformers import AutoConfig
 
     ids = [int(v) for v in args.ids.split(",")] if args.ids else np.load(args.ids_npy).astype(np.int64).tolist()
-    os.makedirs(args.out, exist_ok=True)
+    # All files or none, as `gemma3 dump` writes them: into a temporary sibling directory that
+    # replaces --out, with a completion stamp, only when every file is complete.
+    out = os.path.abspath(args.out)
+    if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, STAMP)):
+        sys.exit(f"hf_dump: {out} holds files that no dump wrote (no {STAMP}); choose a new directory")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    work = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".tmp-", dir=os.path.dirname(out))
+    try:
+        status = dump(args, ids, work)
+        commit_directory(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+def commit_directory(work, out):
+    """Stamps `work` (each file and its size) and puts it in place of `out`."""
+    files = {f: os.path.getsize(os.path.join(work, f)) for f in sorted(os.listdir(work))}
+    with open(os.path.join(work, STAMP), "w") as f:
+        json.dump({"files": files}, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    old = None
+    if os.path.exists(out):
+        old = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".old-", dir=os.path.dirname(out))
+        os.rename(out, os.path.join(old, "dump"))
+    os.rename(work, out)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def dump(args, ids, out_dir):
     dtype = torch.float64 if args.dtype == "f64-mixed" else torch.float32
 
-    config = AutoConfig.from_pretrained(args.model)
+    config = transformers.AutoConfig.from_pretrained(args.model)
     multimodal = config.model_type == "gemma3"
     cls = transformers.Gemma3ForConditionalGeneration if multimodal else transformers.Gemma3ForCausalLM
     dtype_kw = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
@@ -95,7 +130,7 @@ def main():
     seen = {}  # our name -> tensor [T, ...] (batch dimension dropped)
 
     def save(name, tensor):
-        np.save(os.path.join(args.out, name + ".npy"), tensor.detach().to(torch.float32).cpu().numpy())
+        np.save(os.path.join(out_dir, name + ".npy"), tensor.detach().to(torch.float32).cpu().numpy())
 
     # The last layer's raw output: not in hidden_states (see the docstring).
     last = {}
@@ -160,7 +195,7 @@ def main():
 
     hs = out.hidden_states  # L + 1 tensors [1, T, hidden]
     assert len(hs) == L + 1, "expected %d hidden states, got %d" % (L + 1, len(hs))
-    np.save(os.path.join(args.out, "input_ids.npy"), np.asarray(ids, dtype=np.int32))
+    np.save(os.path.join(out_dir, "input_ids.npy"), np.asarray(ids, dtype=np.int32))
     save("embed", hs[0][0])
     save("layers", torch.stack([h[0] for h in hs[1:L]] + [last["x"]]))
     save("final_norm", hs[L][0])

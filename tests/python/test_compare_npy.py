@@ -98,3 +98,20 @@ def test_a_real_dump_against_its_fixture(dumps, cli, data_dir, tmp_path):
     assert rc == 0, report
     rc, report = run(out, case, "--ref-prefix", "p1_", "--atol", "1e-4")
     assert rc == 1 and "mask_global.npy: in the reference" in report
+
+
+def test_a_dump_whose_completion_stamp_does_not_match_is_refused(dumps):
+    """gemma3 dump and hf_dump.py stamp a dump last: a file changed or lost since is named."""
+    import json
+    ours, ref, _ = dumps
+    files = {f.name: f.stat().st_size for f in sorted(ours.iterdir())}
+    (ours / "gemma3-complete.json").write_text(json.dumps({"files": files}))
+    rc, out = run(ours, ref, "--ref-prefix", "p0_", "--atol", "1e-6")
+    assert rc == 0, out
+    with open(ours / "layers.npy", "ab") as f:
+        f.write(b"x")
+    rc, out = run(ours, ref, "--ref-prefix", "p0_", "--atol", "1e-6")
+    assert rc == 2 and "layers.npy" in out and "changed after it was written" in out, out
+    (ours / "layers.npy").unlink()
+    rc, out = run(ours, ref, "--ref-prefix", "p0_", "--atol", "1e-6")
+    assert rc == 2 and "listed in gemma3-complete.json but missing" in out, out
