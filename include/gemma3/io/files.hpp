@@ -216,11 +216,13 @@ inline bool check_completion_stamp(const std::filesystem::path& dir) {
     const uint64_t actual = std::filesystem::file_size(path, ec);
     if (ec)
       throw IoError(path.string(), "listed in " + std::string(kCompletionStamp) +
-                                       " but cannot be read: " + ec.message());
+                                       " but cannot be read: " + ec.message() + " (remove " +
+                                       kCompletionStamp + " to accept the change)");
     if (actual != size.get<uint64_t>())
       throw IoError(path.string(), "is " + std::to_string(actual) + " bytes, " + kCompletionStamp +
                                        " says " + std::to_string(size.get<uint64_t>()) +
-                                       ": the directory was changed after it was written");
+                                       ": the directory was changed after it was written (remove " +
+                                       kCompletionStamp + " to accept the change)");
   }
   return true;
 }
