@@ -194,7 +194,7 @@ TEST_CASE("faults: a mapped checkpoint changed underneath is reported, not obeye
   }
 }
 
-TEST_CASE("faults: .npy outputs are whole; dumps and readers check the completion stamp",
+TEST_CASE("faults: .npy outputs are whole, and dumps and their readers check the completion stamp",
           "[faults][io]") {
   const auto root = test::scratch_dir("faults_npy");
   const float values[3] = {1, 2, 3};
