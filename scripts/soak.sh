@@ -5,7 +5,7 @@
 #
 #   scripts/soak.sh [TURNS] [PRESET] [GEMMA3_BIN]    # by hand: scripts/soak.sh 2000 270m
 #
-# The README's test command runs a short mode (tests/CMakeLists.txt: 150 turns of the tiny preset).
+# The README's test command runs a short mode (tests/CMakeLists.txt: 80 turns of the tiny preset).
 # Prints one summary line: turns, drops, RSS after warm-up and at the end, growth, seconds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
