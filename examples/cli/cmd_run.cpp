@@ -377,8 +377,7 @@ void chat(const RunOptions& o) {
     }
     if (line.rfind("/image ", 0) == 0) {
       try {
-        struct stat st {};  // checked now, so that a typo is reported before the turn
-        ::close(detail::open_regular_file(line.substr(7), &st));
+        check_regular_file(line.substr(7));  // now, so that a typo is reported before the turn
         pending_images.push_back(line.substr(7));
       } catch (const Error& e) {
         std::fprintf(stderr, "[image not attached: %s]\n", e.what());

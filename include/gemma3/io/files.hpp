@@ -100,6 +100,13 @@ inline void fsync_directory(const std::filesystem::path& dir) {
 
 }  // namespace detail
 
+// Throws IoError naming `path` unless it is a regular file that can be opened for reading, without
+// blocking on a FIFO (for inputs that another library opens itself).
+inline void check_regular_file(const std::filesystem::path& path) {
+  struct stat st {};
+  ::close(detail::open_regular_file(path, &st));
+}
+
 // The whole of a regular file, at most `max_bytes` of it. `what` names the expected content in
 // errors ("config file", "image file").
 inline std::string read_file(const std::filesystem::path& path, const char* what = "file",

@@ -129,10 +129,7 @@ struct NpyArray {
 
 inline NpyArray read_npy(const std::filesystem::path& path) {
   const std::string where = path.string();
-  {
-    struct stat st {};  // a FIFO or a directory is refused here, without blocking
-    ::close(detail::open_regular_file(path, &st));
-  }
+  check_regular_file(path);  // a FIFO or a directory is refused here, without blocking
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(where, "cannot open: " + detail::errno_message(errno));
   in.seekg(0, std::ios::end);

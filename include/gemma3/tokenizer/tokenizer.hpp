@@ -108,10 +108,7 @@ class Tokenizer {
   explicit Tokenizer(const std::filesystem::path& model_path) : path_(model_path.string()) {
     if (!std::filesystem::exists(model_path))
       throw IoError(path_, "tokenizer model not found (run scripts/get_tokenizer.sh to build one)");
-    {
-      struct stat st {};  // a FIFO or a directory is refused here, without blocking
-      ::close(detail::open_regular_file(model_path, &st));
-    }
+    check_regular_file(model_path);  // a FIFO or a directory is refused here, without blocking
     sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto status = sp_->Load(path_);
     if (!status.ok()) throw FormatError(path_, "not a SentencePiece model: " + status.ToString());
