@@ -9,8 +9,10 @@
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/io/gguf_gemma3.hpp>
+#include <gemma3/io/gguf_tokenizer.hpp>
 #include <gemma3/synth.hpp>
 #include <gemma3/text/model.hpp>
+#include <gemma3/tokenizer/load_tokenizer.hpp>
 
 #include "check_error.hpp"
 #include "test_helpers.hpp"
@@ -150,46 +152,6 @@ TEST_CASE("gguf: written files read back (metadata, reversed dimensions, aligned
   std::string head(raw.size(), '\0');
   in.read(head.data(), std::streamsize(head.size()));
   CHECK(head == raw);
-}
-
-TEST_CASE("gguf: Q8_0 and Q4_0 blocks decode as ggml defines them", "[io][gguf]") {
-  // Q8_0: f16 scale 0.5 (0x3800), then int8 q; x = d * q.
-  std::byte q8[34];
-  const uint16_t half_05 = 0x3800;
-  std::memcpy(q8, &half_05, 2);
-  for (int j = 0; j < 32; ++j) q8[2 + j] = std::byte(uint8_t(int8_t(j * 8 - 128)));
-  float out[32];
-  gguf::dequantize_block(gguf::TensorType::Q8_0, q8, out);
-  for (int j = 0; j < 32; ++j) CHECK(out[j] == 0.5f * float(j * 8 - 128));
-  // Q4_0: f16 scale -0.25 (0xB400); byte j holds element j (low nibble) and j + 16 (high); x = d *
-  // (q - 8).
-  std::byte q4[18];
-  const uint16_t half_m025 = 0xB400;
-  std::memcpy(q4, &half_m025, 2);
-  for (int j = 0; j < 16; ++j) q4[2 + j] = std::byte(uint8_t(j | ((15 - j) << 4)));
-  gguf::dequantize_block(gguf::TensorType::Q4_0, q4, out);
-  for (int j = 0; j < 16; ++j) {
-    CHECK(out[j] == -0.25f * float(j - 8));
-    CHECK(out[j + 16] == -0.25f * float(7 - j));
-  }
-  // Round trips: Q8_0 errs by at most half a step (amax / 127) plus the f16 rounding of the scale
-  // (2^-11 relative, times |q| <= 127 steps); Q4_0 by at most one step (the largest magnitude maps
-  // to -8 exactly, its opposite clamps at +7) plus the same.
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (int trial = 0; trial < 50; ++trial) {
-    float x[32], y[32];
-    float amax = 0;
-    for (float& v : x) v = normal(rng), amax = std::max(amax, std::fabs(v));
-    std::byte block[34];
-    gguf::quantize_block(gguf::TensorType::Q8_0, x, block);
-    gguf::dequantize_block(gguf::TensorType::Q8_0, block, y);
-    for (int j = 0; j < 32; ++j)
-      CHECK(std::fabs(x[j] - y[j]) <= amax / 127 * 0.5f + amax * 0x1p-11f);
-    gguf::quantize_block(gguf::TensorType::Q4_0, x, block);
-    gguf::dequantize_block(gguf::TensorType::Q4_0, block, y);
-    for (int j = 0; j < 32; ++j) CHECK(std::fabs(x[j] - y[j]) <= amax / 8 + amax * 0x1p-11f);
-  }
 }
 
 TEST_CASE("gguf: llama.cpp tensor names, both ways", "[io][gguf]") {
@@ -355,10 +317,10 @@ TEST_CASE("robustness: malformed GGUF files give clear errors", "[robustness][gg
               "tensor 't' has a zero or overflowing dimension");
   CHECK_ERROR(FormatError, open(one_tensor({uint64_t(1) << 32, uint64_t(1) << 32}, 0, 0, 64)), bad,
               "tensor 't' has a zero or overflowing dimension");
-  CHECK_ERROR(FormatError, open(one_tensor({4, 256}, 12, 0, 1024)), bad,
-              "tensor 't' is stored as Q4_K, which this loader does not read (supported: F32, F16, "
-              "BF16, Q8_0, "
-              "Q4_0; llama.cpp's convert_hf_to_gguf.py --outtype bf16 writes one)");
+  CHECK_ERROR(FormatError, open(one_tensor({4, 256}, 16, 0, 1024)), bad,
+              "tensor 't' is stored as IQ2_XXS, which this loader does not read (supported: F32, "
+              "F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; llama.cpp's "
+              "llama-quantize writes these with Q8_0, Q4_0, Q4_K_M, Q5_K_M or Q6_K)");
   CHECK_ERROR(FormatError, open(one_tensor({2, 20}, 8, 0, 128)), bad,
               "tensor 't': rows of 20 elements are not whole Q8_0 blocks of 32");
   CHECK_ERROR(FormatError, open(one_tensor({4}, 0, 16, 64)), bad,
@@ -436,4 +398,249 @@ TEST_CASE("robustness: malformed GGUF files give clear errors", "[robustness][gg
               "blk.0.attn_extra.weight",
               "unexpected tensor in " + where + " for a gemma3_text config (name scheme: " +
                   published_name_scheme(cfg).label + ")");
+}
+
+TEST_CASE("gguf: arrays of any length are read from the mapping, typed and checked", "[io][gguf]") {
+  const auto dir = test::scratch_dir("gguf_arrays");
+  using VT = gguf::ValueType;
+  const uint64_t n = gguf::kMaxKeptArray + 1000;  // long: not kept in metadata()
+  nlohmann::json words = nlohmann::json::array(), scores = nlohmann::json::array(),
+                 types = nlohmann::json::array();
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string word = "w";  // (appended: GCC 12 warns falsely, -Wrestrict, on "w" + to_string)
+    words.push_back(word += std::to_string(i));
+    scores.push_back(-0.5 * double(i));
+    types.push_back(int32_t(i % 7) - 3);
+  }
+  gguf::Writer w;
+  w.set("a.u32", VT::U32, 7);
+  w.set_array("a.words", VT::String, words);
+  w.set_array("a.scores", VT::F32, scores);
+  w.set_array("a.types", VT::I32, types);
+  w.set_array("a.short", VT::String, {"x", "", "z"});
+  const auto path = dir / "a.gguf";
+  w.write(path);
+  const gguf::File f(path);
+  CHECK(f.keys() == std::vector<std::string>{"a.u32", "a.words", "a.scores", "a.types", "a.short"});
+  CHECK_FALSE(f.metadata().contains("a.words"));
+  CHECK(f.long_arrays().at("a.words") == std::pair{VT::String, n});
+  CHECK(f.type_of("a.words") == VT::Array);
+  CHECK(f.type_of("a.u32") == VT::U32);
+  CHECK_FALSE(f.type_of("a.none").has_value());
+  CHECK(f.array_info("a.scores") == std::pair{VT::F32, n});
+  CHECK_FALSE(f.array_info("a.u32").has_value());
+  CHECK(f.string_array("a.words") == words.get<std::vector<std::string>>());
+  CHECK(f.f32_array("a.scores") == scores.get<std::vector<float>>());
+  CHECK(f.i32_array("a.types") == types.get<std::vector<int32_t>>());
+  // Short arrays too, the same way.
+  CHECK(f.string_array("a.short") == std::vector<std::string>{"x", "", "z"});
+
+  const std::string where = path.string();
+  CHECK_ERROR(FormatError, f.string_array("a.none"), where, "has no metadata 'a.none'");
+  CHECK_ERROR(FormatError, f.i32_array("a.u32"), where,
+              "metadata 'a.u32' is a UINT32, not an array");
+  CHECK_ERROR(FormatError, f.f32_array("a.types"), where,
+              "metadata 'a.types' is an array of INT32, expected FLOAT32");
+  CHECK_ERROR(FormatError, f.string_array("a.scores"), where,
+              "metadata 'a.scores' is an array of FLOAT32, expected STRING");
+}
+
+namespace {
+
+// The tokenizer.model scripts/get_tokenizer.sh built, and the HF tokenizer_config.json it keeps
+// beside it.
+spm::ModelProto tokenizer_proto() {
+  return spm::parse_model_proto(read_file(GEMMA3_TOKENIZER_MODEL), GEMMA3_TOKENIZER_MODEL);
+}
+nlohmann::json tokenizer_config() {
+  const auto path = fs::path(GEMMA3_TOKENIZER_MODEL).parent_path() / "tokenizer_config.json";
+  INFO("scripts/get_tokenizer.sh keeps tokenizer_config.json beside tokenizer.model: " << path);
+  REQUIRE(fs::exists(path));
+  return nlohmann::json::parse(read_file(path));
+}
+
+// True if `key` has the same type and value in both files (arrays element by element).
+bool same_value(const gguf::File& a, const gguf::File& b, const std::string& key) {
+  using VT = gguf::ValueType;
+  if (a.type_of(key) != b.type_of(key)) return false;
+  if (a.type_of(key) != VT::Array) return a.metadata().at(key) == b.metadata().at(key);
+  const auto info = a.array_info(key);
+  if (info != b.array_info(key)) return false;
+  switch (info->first) {
+    case VT::String:
+      return a.string_array(key) == b.string_array(key);
+    case VT::F32:
+      return a.f32_array(key) == b.f32_array(key);
+    case VT::I32:
+      return a.i32_array(key) == b.i32_array(key);
+    default:
+      return a.metadata().at(key) == b.metadata().at(key);  // short arrays of other types
+  }
+}
+
+}  // namespace
+
+TEST_CASE("gguf: convert writes the metadata llama.cpp's converter writes (text-tiny-a)",
+          "[io][gguf]") {
+  // The oracle: llama.cpp's convert_hf_to_gguf.py --outtype f32 on the same checkpoint, with the
+  // real tokenizer.model and tokenizer_config.json beside it (tests/data/gguf/README.md).
+  const gguf::File reference(test::data_dir() / "gguf" / "text-tiny-a.llamacpp-f32.gguf");
+  const auto dir = test::scratch_dir("gguf_llamacpp_keys");
+  const auto ck = Checkpoint::open(test::fixture("text-tiny-a"));
+  const auto path = dir / "text-tiny-a.gguf";
+  // llama.cpp derives general.name from the directory name, which was text-tiny-a.hfdir.
+  gguf::write_gguf(ck.config(), ck.weights(), path, gguf::TensorType::F32, {},
+                   {.name = "Text Tiny A Hfdir",
+                    .tokenizer = tokenizer_proto(),
+                    .tokenizer_config = tokenizer_config()});
+  const gguf::File ours(path);
+
+  // Keys we write that this reference lacks. llama.cpp's SpecialVocab takes the eos and unk ids
+  // from tokenizer.json (absent from that directory) or config.json, whose eos_token_id is a list
+  // ([1, 106]), which it skips; its 270M file, made from a full HF directory, has eos and unknown
+  // ids. We write config.json's two end ids as eos (<eos>) and eot (<end_of_turn>), both of which
+  // llama.cpp counts as the end of generation, and SentencePiece's unknown piece.
+  const std::set<std::string> ours_only{"tokenizer.ggml.eos_token_id",
+                                        "tokenizer.ggml.eot_token_id",
+                                        "tokenizer.ggml.unknown_token_id"};
+  for (const auto& key : reference.keys()) {
+    INFO(key);
+    CHECK(same_value(reference, ours, key));
+  }
+  for (const auto& key : ours.keys()) {
+    INFO(key);
+    CHECK((reference.type_of(key).has_value() || ours_only.count(key)));
+  }
+  // The keys in llama.cpp's order (ours interleave the three above).
+  std::vector<std::string> order = ours.keys();
+  std::erase_if(order, [&](const std::string& k) { return ours_only.count(k) > 0; });
+  CHECK(order == reference.keys());
+
+  // Read back: the same config, and the first 512 pieces of tokenizer.model.
+  const auto back = Checkpoint::open(path);
+  CHECK(back.config().text.eos_token_ids == ck.config().text.eos_token_ids);
+  CHECK(back.config().text.layer_types == ck.config().text.layer_types);
+  const auto pieces = gguf::sentencepiece_model(ours).pieces;
+  auto expected = tokenizer_proto().pieces;
+  expected.resize(512);
+  CHECK(pieces == expected);
+}
+
+TEST_CASE("gguf: a converted model carries its tokenizer, with the ids of tokenizer.model",
+          "[io][gguf][tokenizer]") {
+  // The tiny preset has the real 262144-piece vocabulary. Converted as `gemma3 convert` converts a
+  // synthesised checkpoint: a tokenizer.model and no tokenizer_config.json.
+  const auto dir = test::scratch_dir("gguf_one_file");
+  const ModelConfig cfg = preset("tiny");
+  synthesize_checkpoint(cfg, dir / "st", {.seed = 4, .dtype = DType::BF16});
+  const auto path = dir / "tiny.gguf";
+  gguf::write_gguf(cfg, Checkpoint::open(dir / "st").weights(), path, gguf::TensorType::Q8_0, {},
+                   {.tokenizer = tokenizer_proto()});
+  const gguf::File f(path);
+  CHECK(f.metadata()["general.file_type"] == 7);  // llama.cpp's MOSTLY_Q8_0
+  CHECK(f.metadata()["general.size_label"] == "17M");
+  CHECK(f.metadata()["tokenizer.ggml.add_bos_token"] == true);
+  const auto m = gguf::sentencepiece_model(f);
+  const auto original = tokenizer_proto();
+  CHECK(m.pieces == original.pieces);
+  CHECK(m.trainer_spec == original.trainer_spec);
+  CHECK(m.normalizer_spec == original.normalizer_spec);
+
+  const Tokenizer expected(GEMMA3_TOKENIZER_MODEL);
+  const Tokenizer tok = load_tokenizer(path);
+  CHECK(tok.path() == path.string());
+  REQUIRE(tok.vocab_size() == expected.vocab_size());
+  std::ifstream in(test::data_dir() / "tokenizer" / "gemma3_tokenizer_reference.jsonl");
+  int strings = 0, same = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const std::string text = nlohmann::json::parse(line)["text"];
+    ++strings;
+    same +=
+        tok.encode(text) == expected.encode(text) &&
+        tok.encode(text, {.parse_special = true}) == expected.encode(text, {.parse_special = true});
+  }
+  CHECK(strings == 3460);
+  CHECK(same == strings);
+}
+
+TEST_CASE("gguf: the vocabulary we write is llama.cpp's, for all 262144 pieces", "[io][gguf]") {
+  // The oracle: the tokens, scores and token types llama.cpp's converter wrote for the full
+  // tokenizer.model with tokenizer_config.json (tests/data/gguf/README.md).
+  const gguf::File reference(test::data_dir() / "gguf" / "gemma3-270m-metadata.llamacpp.gguf");
+  const auto v = gguf::llama_cpp_vocab(tokenizer_proto(), tokenizer_config(), 262144);
+  CHECK(v.tokens == reference.string_array("tokenizer.ggml.tokens"));
+  CHECK(v.scores == reference.f32_array("tokenizer.ggml.scores"));
+  CHECK(v.token_types == reference.i32_array("tokenizer.ggml.token_type"));
+  // Past the tokenizer the converter fills in [PAD<id>] tokens, and the tokenizer_config.json's
+  // <image_soft_token> (262144) where the model's vocabulary reaches it (4B and up: 262208).
+  const auto wide = gguf::llama_cpp_vocab(tokenizer_proto(), tokenizer_config(), 262208);
+  CHECK(wide.tokens[262144] == "<image_soft_token>");
+  CHECK(wide.token_types[262144] == 3);
+  CHECK(wide.tokens[262207] == "[PAD262207]");
+  CHECK(wide.token_types[262207] == 5);
+  CHECK(wide.scores[262207] == -10000.0f);
+}
+
+TEST_CASE("robustness: malformed GGUF tokenizer metadata gives clear errors",
+          "[robustness][gguf][tokenizer]") {
+  const auto dir = test::scratch_dir("gguf_bad_tokenizer");
+  const auto path = dir / "t.gguf";
+  const std::string where = path.string();
+  using VT = gguf::ValueType;
+  // A file with a 4-token vocabulary, edited by `edit` before it is written.
+  auto file = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json md = {{"tokenizer.ggml.model", "llama"},
+                         {"tokenizer.ggml.tokens", {"<unk>", "<bos>", "a", "b"}},
+                         {"tokenizer.ggml.scores", {0.0, 0.0, -1.0, -2.0}},
+                         {"tokenizer.ggml.token_type", {2, 3, 1, 1}},
+                         {"tokenizer.ggml.bos_token_id", 1}};
+    edit(md);
+    gguf::Writer w;
+    for (const auto& [k, v] : md.items()) {
+      if (k == "tokenizer.ggml.tokens")
+        w.set_array(k, VT::String, v);
+      else if (k == "tokenizer.ggml.scores")
+        w.set_array(k, VT::F32, v);
+      else if (k == "tokenizer.ggml.token_type")
+        w.set_array(k, VT::I32, v);
+      else
+        w.set(k, v.is_string() ? VT::String : VT::U32, v);
+    }
+    w.write(path);
+    return gguf::File(path);
+  };
+  auto model = [&](const std::function<void(nlohmann::json&)>& edit) {
+    return gguf::sentencepiece_model(file(edit));
+  };
+  const auto m = model([](nlohmann::json&) {});
+  REQUIRE(m.pieces.size() == 4);
+  CHECK(m.pieces[0].type == spm::PieceType::Unknown);
+  CHECK(m.trainer_spec.bos_id == 1);
+
+  CHECK_ERROR(FormatError, model([](auto& md) { md.erase("tokenizer.ggml.model"); }), where,
+              "has no tokenizer (no tokenizer.ggml.model metadata); give a tokenizer.model");
+  CHECK_ERROR(
+      FormatError, model([](auto& md) { md["tokenizer.ggml.model"] = "gpt2"; }), where,
+      "tokenizer.ggml.model is \"gpt2\"; only \"llama\" (SentencePiece) tokenizers are read");
+  CHECK_ERROR(FormatError, model([](auto& md) { md.erase("tokenizer.ggml.scores"); }), where,
+              "has no metadata 'tokenizer.ggml.scores'");
+  CHECK_ERROR(FormatError, model([](auto& md) { md["tokenizer.ggml.scores"].push_back(1.0); }),
+              where,
+              "tokenizer.ggml.tokens has 4 entries but tokenizer.ggml.scores 5 and "
+              "tokenizer.ggml.token_type 4");
+  CHECK_ERROR(FormatError, model([](auto& md) { md["tokenizer.ggml.token_type"][2] = 9; }), where,
+              "tokenizer.ggml.token_type[2] is 9, not a token type (1 NORMAL ... 6 BYTE)");
+  CHECK_ERROR(FormatError, model([](auto& md) { md["tokenizer.ggml.bos_token_id"] = 4; }), where,
+              "tokenizer.ggml.bos_token_id is 4, not one of the 4 token ids");
+  CHECK_ERROR(FormatError, model([](auto& md) {
+                md["tokenizer.ggml.tokens"][0] = "x";
+                md["tokenizer.ggml.token_type"][0] = 1;
+              }),
+              where,
+              "has no unknown token (no tokenizer.ggml.unknown_token_id, no token of type "
+              "UNKNOWN, no '<unk>'), which a SentencePiece model needs");
+  // A well-formed file that is not a Gemma 3 tokenizer: refused by name, naming the file.
+  CHECK_ERROR(FormatError, tokenizer_from_gguf(file([](nlohmann::json&) {})), where,
+              "has no '<pad>' piece: not a Gemma 3 tokenizer");
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <random>
 
 #include <gemma3/checkpoint.hpp>
@@ -599,4 +600,222 @@ TEST_CASE(
   const Mat<float> two = fast.forward(ids);
   omp_set_num_threads(threads);
   CHECK(test::max_abs_diff(one, two) == 0.0);  // no reduction is split across threads
+}
+
+// ---- Block-quantized weights (quant.hpp) ----
+
+TEST_CASE("quant: Q8_0 and Q4_0 blocks decode as ggml defines them", "[kernels][quant]") {
+  // Q8_0: f16 scale 0.5 (0x3800), then int8 q; x = d * q.
+  std::byte q8[34];
+  const uint16_t half_05 = 0x3800;
+  std::memcpy(q8, &half_05, 2);
+  for (int j = 0; j < 32; ++j) q8[2 + j] = std::byte(uint8_t(int8_t(j * 8 - 128)));
+  float out[32];
+  quant::dequantize(quant::Type::Q8_0, q8, 32, out);
+  for (int j = 0; j < 32; ++j) CHECK(out[j] == 0.5f * float(j * 8 - 128));
+  // Q4_0: f16 scale -0.25 (0xB400); byte j holds element j (low nibble) and j + 16 (high); x = d *
+  // (q - 8).
+  std::byte q4[18];
+  const uint16_t half_m025 = 0xB400;
+  std::memcpy(q4, &half_m025, 2);
+  for (int j = 0; j < 16; ++j) q4[2 + j] = std::byte(uint8_t(j | ((15 - j) << 4)));
+  quant::dequantize(quant::Type::Q4_0, q4, 32, out);
+  for (int j = 0; j < 16; ++j) {
+    CHECK(out[j] == -0.25f * float(j - 8));
+    CHECK(out[j + 16] == -0.25f * float(7 - j));
+  }
+  // f16 scales by their definition, subnormals and infinities included.
+  const std::pair<uint16_t, float> halves[] = {
+      {0x0001, 0x1p-24f}, {0x8400, -0x1p-14f}, {0x7bff, 65504.f}, {0x7c00, INFINITY}};
+  for (const auto& [bits, value] : halves) {
+    std::byte b[2];
+    std::memcpy(b, &bits, 2);
+    CHECK(quant::f16(b) == value);
+  }
+}
+
+namespace {
+// n normal floats, some blocks all zero and one constant (the degenerate scales).
+std::vector<float> quant_test_values(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(static_cast<std::size_t>(n));
+  for (float& v : x) v = normal(rng);
+  if (n >= 512) {
+    std::fill(x.begin() + 256, x.begin() + 288, 0.f);
+    std::fill(x.begin() + 288, x.begin() + 320, 0.75f);
+  }
+  return x;
+}
+
+// A quantized [rows, cols] matrix made from normal floats.
+struct QuantWeight {
+  std::vector<std::byte> bytes;
+  TensorView view;
+  QuantWeight(quant::Type t, int64_t rows, int64_t cols, uint64_t seed) {
+    const auto x = quant_test_values(rows * cols, seed);
+    bytes.resize(std::size_t(rows * quant::row_bytes(t, cols)));
+    quant::quantize(t, x.data(), rows * cols, bytes.data());
+    view = TensorView{.name = std::string("w.") + quant::name(t),
+                      .dtype = dtype_of(t),
+                      .shape = {rows, cols},
+                      .data = bytes.data()};
+  }
+};
+}  // namespace
+
+TEST_CASE("quant: every type round-trips within its resolution", "[kernels][quant]") {
+  // RMS error relative to the values' RMS (1 here), the bound a few times what each type's levels
+  // give for normal data: a wrong nibble, bit or scale position errs by the values' whole scale.
+  const std::pair<quant::Type, double> bounds[] = {
+      {quant::Type::Q8_0, 0.01}, {quant::Type::Q4_0, 0.15}, {quant::Type::Q4_1, 0.15},
+      {quant::Type::Q5_0, 0.07}, {quant::Type::Q5_1, 0.07}, {quant::Type::Q4_K, 0.15},
+      {quant::Type::Q5_K, 0.07}, {quant::Type::Q6_K, 0.04}};
+  for (const auto& [t, bound] : bounds) {
+    INFO(quant::name(t));
+    const int64_t n = 1024;
+    const auto x = quant_test_values(n, 11);
+    std::vector<std::byte> bytes(std::size_t(quant::row_bytes(t, n)));
+    quant::quantize(t, x.data(), n, bytes.data());
+    std::vector<float> y(static_cast<std::size_t>(n));
+    quant::dequantize(t, bytes.data(), n, y.data());
+    double se = 0;
+    for (int64_t i = 0; i < n; ++i) se += std::pow(double(x[i]) - y[i], 2);
+    CHECK(std::sqrt(se / double(n)) <= bound);
+    CHECK(std::sqrt(se / double(n)) > 0);  // (normal values are never all exact)
+    // The zero block decodes to zeros, the constant one to its value within its resolution.
+    for (int64_t i = 256; i < 288; ++i) CHECK(y[i] == 0.f);
+    for (int64_t i = 288; i < 320; ++i) CHECK(std::fabs(y[i] - 0.75f) <= 0.75f * bound);
+    // One element by at(), and whole rows by rows_as(), decode the same way.
+    const TensorView v{
+        .name = "v", .dtype = dtype_of(t), .shape = {4, n / 4}, .data = bytes.data()};
+    CHECK(v.at<float>(300) == y[300]);
+    CHECK(v.rows_as<float>(2, 1)(0, 7) == y[std::size_t(2 * n / 4 + 7)]);
+    CHECK(v.nbytes() == bytes.size());
+  }
+}
+
+TEST_CASE("quant: activations are blocks of 32 int8 with one scale", "[kernels][quant]") {
+  const auto x = quant_test_values(64, 3);
+  const quant::Activations a = quant::quantize_activations(x.data(), 1, 64, 64);
+  for (int blk = 0; blk < 2; ++blk) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[32 * blk + j]));
+    CHECK(a.d[blk] == amax / 127.0f);
+    for (int j = 0; j < 32; ++j) {
+      CHECK(std::abs(a.q[32 * blk + j]) <= 127);
+      CHECK(std::fabs(a.d[blk] * a.q[32 * blk + j] - x[32 * blk + j]) <= a.d[blk] * 0.5f + 1e-6f);
+    }
+    CHECK(a.s[2 * blk] + a.s[2 * blk + 1] ==
+          std::accumulate(a.q.begin() + 32 * blk, a.q.begin() + 32 * blk + 32, 0));
+  }
+}
+
+TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and the VNNI kernel",
+          "[kernels][quant]") {
+  for (const quant::Type t : quant::kAllTypes) {
+    const int64_t in = quant::layout(t).block_elements == 256 ? 512 : 96, rows = 37;
+    const QuantWeight w(t, rows, in, 5 + uint64_t(t));
+    for (const int64_t tokens : {1, 3, 6, 70}) {
+      INFO(quant::name(t) << ", " << tokens << " tokens");
+      const Mat<float> x = random_matrix(tokens, in, 17 + uint64_t(tokens));
+      const Mat<float> expected = plain::linear<float>(x, w.view);  // [tokens, rows]
+      const double tol = 1e-5 * (expected.cwiseAbs().maxCoeff() + 1);
+      const quant::Activations xq = quant::quantize_activations(x.data(), tokens, in, in);
+      const kernels::simd::QuantX xv{xq.q.data(), xq.d.data(), xq.s.data()};
+      std::vector<uint8_t> q(static_cast<std::size_t>(in));
+      std::vector<float> ab(q.size() / 8);
+      const auto check = [&](auto&& run, const std::string& isa) {
+        INFO(isa);
+        Mat<float> y(tokens, rows);
+        y.setConstant(NAN);
+        run(y.data());
+        CHECK(test::max_abs_diff(y, expected) <= tol);
+      };
+      for_each_isa([&](auto arch, const char* name) {
+        check(
+            [&](float* y) {
+              kernels::simd::QuantRows{}(arch, t, w.bytes.data(), rows, in, xv, tokens, y, rows,
+                                         q.data(), ab.data());
+            },
+            name);
+      });
+      if (fast::vnni_available())
+        check(
+            [&](float* y) {
+              kernels::quantdot::rows(t, w.bytes.data(), rows, in, xv, tokens, y, rows, q.data(),
+                                      ab.data());
+            },
+            "avx512vnni");
+      // Through fast::linear (threads, row blocks, token chunks), bit-identical on one thread.
+      const Mat<float> y = fast::linear(x, w.view);
+      CHECK(test::max_abs_diff(y, expected) <= tol);
+      CHECK(with_one_thread([&] { return fast::linear(x, w.view); }) == y);
+    }
+  }
+}
+
+TEST_CASE("quantized products: mixed types in one pass, biases, and the activations' rounding",
+          "[kernels][quant]") {
+  const int64_t in = 256;
+  const QuantWeight a(quant::Type::Q4_K, 40, in, 1), b(quant::Type::Q6_K, 24, in, 2),
+      c(quant::Type::Q8_0, 8, in, 3);
+  const Mat<float> x = random_matrix(5, in, 9);
+  const std::vector<float> bias(24, 0.5f);
+  const auto ys = fast::linear(x, std::array{&a.view, &b.view, &c.view}, fast::MatmulInputs::F32,
+                               std::array<const float*, 3>{nullptr, bias.data(), nullptr});
+  const TensorView* views[] = {&a.view, &b.view, &c.view};
+  for (int m = 0; m < 3; ++m) {
+    Mat<float> expected = plain::linear<float>(x, *views[m]);
+    if (m == 1) expected.array() += 0.5f;
+    CHECK(test::max_abs_diff(ys[std::size_t(m)], expected) <=
+          1e-5 * (expected.cwiseAbs().maxCoeff() + 1));
+  }
+  // The activations' quantization is part of the product: against f32 activations times the
+  // decoded weights the result differs, by about the int8 rounding (2^-8 of each block's range).
+  const Mat<float> decoded = a.view.as<float>();
+  const Mat<float> unquantized = x * decoded.transpose();
+  const double scale = unquantized.cwiseAbs().maxCoeff(),
+               diff = test::max_abs_diff(ys[0], unquantized);
+  CHECK(diff > 1e-6 * scale);
+  CHECK(diff < 0.05 * scale);
+}
+
+TEST_CASE("quantized GGUF models: fast equals plain, decode equals prefill, near the f32 model",
+          "[kernels][quant][gguf]") {
+  const auto dir = test::fixture("text-tiny-a");
+  const auto ck = Checkpoint::open(dir);
+  const TextModel<float> reference(ck, Backend::Plain);
+  const auto ids = test::read_ids(dir / (test::prompt_prefix(0) + "input_ids.npy"));
+  const Mat<float> f32_logits = reference.forward(ids);
+  const double scale = f32_logits.cwiseAbs().maxCoeff();
+  const auto out = test::scratch_dir("quant_models");
+  // The bound on the distance from the f32 model: what each file type's resolution allows.
+  const std::pair<gguf::FileType, double> cases[] = {{gguf::FileType::Q8_0, 0.02},
+                                                     {gguf::FileType::Q4_0, 0.25},
+                                                     {gguf::FileType::Q5_1, 0.12},
+                                                     {gguf::FileType::Q4_K_M, 0.25},
+                                                     {gguf::FileType::Q6_K, 0.06}};
+  for (const auto& [ft, bound] : cases) {
+    INFO("file type " << int(ft));
+    const auto path = out / "m.gguf";
+    gguf::write_gguf(ck.config(), ck.weights(), path, ft);
+    const auto q = Checkpoint::open(path);
+    bool any_quantized = false;
+    for (const auto& [name, view] : q.store().tensors()) any_quantized |= is_quantized(view.dtype);
+    CHECK(any_quantized);
+    const TextModel<float> fast(q, Backend::Fast), plain(q, Backend::Plain);
+    const Mat<float> logits = fast.forward(ids);
+    CHECK(test::max_abs_diff(logits, plain.forward(ids)) <= 2e-5 * scale);
+    const double diff = test::max_abs_diff(logits, f32_logits);
+    INFO("max |diff| from the f32 model " << diff << " of " << scale);
+    CHECK(diff <= bound * scale);
+    CHECK(diff > 1e-5 * scale);
+    const int64_t n = int64_t(ids.size()), P = std::max<int64_t>(1, n / 2);
+    KVCache<float> cache(q.config().text, n);
+    fast.forward(std::span(ids).first(P), cache);
+    for (int64_t t = P; t < n; ++t)
+      CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), cache), logits.row(t)) <=
+            2e-5 * scale);
+  }
 }

@@ -6,8 +6,11 @@
 #include <fstream>
 
 #include <gemma3/tokenizer/chat.hpp>
+#include <gemma3/tokenizer/load_tokenizer.hpp>
+#include <gemma3/tokenizer/spm_model.hpp>
 #include <gemma3/tokenizer/tokenizer.hpp>
 
+#include "check_error.hpp"
 #include "test_helpers.hpp"
 
 using namespace gemma3;
@@ -178,4 +181,119 @@ TEST_CASE("chat: a user's literal <bos> stays text by default", "[tokenizer][cha
   CHECK(std::count(ids.begin(), ids.end(), tok.bos()) == 1);
   const auto hf = conv.render_ids(tok, 256, true, /*parse_special=*/true);
   CHECK(std::count(hf.begin(), hf.end(), tok.bos()) == 2);
+}
+
+TEST_CASE("tokenizer: SentencePiece's ModelProto is read and written without libprotobuf",
+          "[tokenizer][spm]") {
+  const std::string bytes = read_file(GEMMA3_TOKENIZER_MODEL);
+  const auto m = spm::parse_model_proto(bytes, GEMMA3_TOKENIZER_MODEL);
+  const auto& tok = tokenizer();
+  REQUIRE(int(m.pieces.size()) == tok.vocab_size());
+  for (int32_t id = 0; id < tok.vocab_size(); ++id) {
+    if (m.pieces[id].piece != tok.processor().IdToPiece(id) ||
+        m.pieces[id].score != tok.processor().GetScore(id))
+      FAIL_CHECK("piece " << id);
+  }
+  CHECK(m.pieces[105] == spm::Piece{"<start_of_turn>", 0.0f, spm::PieceType::UserDefined});
+  CHECK(m.pieces[3].type == spm::PieceType::Unknown);
+  CHECK(m.pieces[1].type == spm::PieceType::Control);
+  CHECK(m.trainer_spec.model_type == spm::TrainerSpec::ModelType::Bpe);
+  CHECK(m.trainer_spec.byte_fallback);
+  CHECK(m.trainer_spec.eos_piece == "<eos>");
+  CHECK_FALSE(m.normalizer_spec.add_dummy_prefix);
+  CHECK(m.normalizer_spec.escape_whitespaces);
+  // scripts/convert_tokenizer.py's file holds only the fields modelled here, written as protobuf
+  // writes them, so it comes back byte for byte (Google's own file records more, which is skipped).
+  if (m.skipped_fields == 0) CHECK(spm::serialize(m) == bytes);
+  // And what we write, libsentencepiece reads as the same tokenizer.
+  const auto again = Tokenizer::from_serialized_proto(spm::serialize(m), "rewritten");
+  for (const auto& r : reference_records()) {
+    const std::string text = r["text"];
+    if (again.encode(text) != tok.encode(text)) FAIL_CHECK("record " << r["id"]);
+  }
+
+  // Negative int32 fields (10-byte varints), unknown fields skipped and counted.
+  spm::ModelProto small;
+  small.pieces = {{"a", -1.5f, spm::PieceType::Byte}, {"b", 2.0f, spm::PieceType::Normal}};
+  small.trainer_spec.eos_id = -7;
+  small.normalizer_spec.name = "identity";
+  const auto back = spm::parse_model_proto(spm::serialize(small) + std::string("\x48\x01", 2), "x");
+  CHECK(back.pieces == small.pieces);
+  CHECK(back.trainer_spec == small.trainer_spec);
+  CHECK(back.normalizer_spec == small.normalizer_spec);
+  CHECK(back.skipped_fields == 1);
+}
+
+TEST_CASE("robustness: a malformed ModelProto names what is wrong and where", "[tokenizer][spm]") {
+  auto parse = [](std::string_view b) { return spm::parse_model_proto(b, "m.model"); };
+  const std::string head = "malformed SentencePiece ModelProto: ";
+  CHECK(parse("").pieces.empty());
+  CHECK_ERROR(FormatError, parse(std::string("\x0a\x05\x0a\x01", 4)), "m.model",
+              head +
+                  "pieces[0]: length 5 runs past the end of its message (bytes left: 2) (at "
+                  "byte 1)");
+  CHECK_ERROR(FormatError, parse(std::string("\x0a\x02\x18\x09", 4)), "m.model",
+              head +
+                  "pieces[0].type is 9, not a SentencePiece piece type (1 NORMAL ... 6 BYTE) "
+                  "(at byte 3)");
+  CHECK_ERROR(FormatError, parse(std::string("\x0a\x02\x10\x01", 4)), "m.model",
+              head + "pieces[0].score is varint, expected fixed32 (at byte 3)");
+  CHECK_ERROR(
+      FormatError, parse(std::string("\x0b", 1)), "m.model",
+      head + "ModelProto field 1 has wire type 3, which a ModelProto never uses (at byte 0)");
+  CHECK_ERROR(FormatError, parse(std::string("\x78") + std::string(10, '\xff') + "\x01"), "m.model",
+              head + "ModelProto field 15: a varint longer than 10 bytes (at byte 1)");
+  CHECK_ERROR(FormatError, parse(std::string("\x00", 1)), "m.model",
+              head + "ModelProto: field number 0 is not valid (at byte 0)");
+  CHECK_ERROR(FormatError, parse(std::string("\x12\x02\x18\x07", 4)), "m.model",
+              head +
+                  "trainer_spec.model_type is 7, not a SentencePiece model type (1 UNIGRAM ... "
+                  "4 CHAR) (at byte 3)");
+  CHECK_ERROR(FormatError, parse(std::string("\x1a\x02\x08\x01", 4)), "m.model",
+              head + "normalizer_spec field 1 is varint, expected length-delimited (at byte 3)");
+  // Every truncation of a real file either parses (at a piece boundary) or is refused: no crash.
+  const std::string bytes = read_file(GEMMA3_TOKENIZER_MODEL);
+  for (std::size_t n = 0; n < 4096; n += 7) {
+    try {
+      parse(std::string_view(bytes).substr(0, n));
+    } catch (const FormatError&) {
+    }
+  }
+}
+
+TEST_CASE("tokenizer: the tokenizer in llama.cpp's GGUF metadata is tokenizer.model",
+          "[tokenizer][gguf]") {
+  // llama.cpp's converter wrote this file's tokenizer.ggml.* keys from the full tokenizer.model
+  // (tests/data/gguf/README.md); rebuilt from them, the SentencePiece model is that file, and it
+  // gives the reference ids in both modes.
+  const gguf::File f(test::data_dir() / "gguf" / "gemma3-270m-metadata.llamacpp.gguf");
+  const auto rebuilt = gguf::sentencepiece_model(f);
+  const auto original =
+      spm::parse_model_proto(read_file(GEMMA3_TOKENIZER_MODEL), "tokenizer.model");
+  CHECK(rebuilt.pieces == original.pieces);
+  CHECK(rebuilt.trainer_spec == original.trainer_spec);
+  CHECK(rebuilt.normalizer_spec == original.normalizer_spec);
+
+  const Tokenizer gguf_tok = load_tokenizer(f.path());
+  CHECK(gguf_tok.path() == f.path().string());
+  const auto& tok = tokenizer();
+  int sp_ok = 0, hf_ok = 0, same = 0;
+  const auto records = reference_records();
+  for (const auto& r : records) {
+    const std::string text = r["text"];
+    const auto hf = r["ids_no_special"].get<std::vector<int32_t>>();
+    const auto sp =
+        r["sp_agrees"].get<bool>() ? hf : r["sp_ids_no_special"].get<std::vector<int32_t>>();
+    const auto got_sp = gguf_tok.encode(text);
+    const auto got_hf = gguf_tok.encode(text, {.parse_special = true});
+    sp_ok += got_sp == sp;
+    hf_ok += got_hf == hf;
+    same += got_sp == tok.encode(text) && got_hf == tok.encode(text, {.parse_special = true});
+  }
+  CHECK(records.size() == 3460);
+  CHECK(sp_ok == 3460);
+  CHECK(hf_ok == 3460);
+  CHECK(same == 3460);
+  CHECK(gguf_tok.end_of_turn() == 106);
+  CHECK(gguf_tok.is_user_defined(gguf_tok.start_of_turn()));
 }

@@ -8,8 +8,10 @@
 #include <string>
 
 #include <gemma3/checkpoint.hpp>
+#include <gemma3/io/gguf_tokenizer.hpp>
 #include <gemma3/synth.hpp>
 #include <gemma3/text/kv_cache.hpp>
+#include <gemma3/tokenizer/load_tokenizer.hpp>
 
 #include "commands.hpp"
 #include "console.hpp"
@@ -120,6 +122,54 @@ void inspect(const std::string& dir) {
   std::printf("\n");
 }
 
+// general.name from the model's directory (or .gguf file) name, as llama.cpp's converter makes it:
+// its words, capitalised ("gemma-3-1b-it" -> "Gemma 3 1b It").
+std::string model_name(const std::string& model) {
+  std::filesystem::path p(model);
+  if (!p.has_filename()) p = p.parent_path();  // "dir/"
+  std::string name =
+      std::filesystem::is_regular_file(p) ? p.stem().string() : p.filename().string();
+  bool word_start = true;
+  for (char& c : name) {
+    if (c == '-' || c == '_' || c == '.') c = ' ';
+    if (word_start && c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
+    word_start = c == ' ';
+  }
+  return name;
+}
+
+// The tokenizer `convert` embeds: --tokenizer, else the model's own (default_tokenizer_path), with
+// the HF tokenizer_config.json beside a tokenizer.model, or what a GGUF kept of it. Without any,
+// the file is written without one (llama.cpp will refuse it), and a note says so.
+gguf::WriteOptions write_options(const std::string& model, const std::string& given) {
+  gguf::WriteOptions options{.name = model_name(model)};
+  std::string path;
+  try {
+    path = default_tokenizer_path(given, model);
+  } catch (const InvalidArgument&) {
+    std::fprintf(stderr,
+                 "note: no tokenizer.model found, so the GGUF has no tokenizer.ggml.* metadata "
+                 "(llama.cpp refuses such a file); give one with --tokenizer\n");
+    return options;
+  }
+  if (is_gguf_file(path)) {
+    const gguf::File f(path);
+    options.tokenizer = gguf::sentencepiece_model(f);
+    options.tokenizer_config = gguf::tokenizer_config(f);
+    return options;
+  }
+  options.tokenizer = spm::parse_model_proto(read_file(path, "tokenizer model"), path);
+  const auto config = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+  if (std::filesystem::exists(config)) {
+    try {
+      options.tokenizer_config = nlohmann::json::parse(read_file(config, "tokenizer config"));
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(config.string(), std::string("invalid JSON: ") + e.what());
+    }
+  }
+  return options;
+}
+
 }  // namespace
 
 void add_checkpoint_commands(CLI::App& app) {
@@ -165,6 +215,10 @@ void add_checkpoint_commands(CLI::App& app) {
   auto conv_type = std::make_shared<std::string>("bf16");
   conv->add_option("--model", *conv_model, "checkpoint directory or .gguf file")->required();
   conv->add_option("--out", *conv_out, "output .gguf file")->required();
+  auto conv_tokenizer = std::make_shared<std::string>();
+  conv->add_option("--tokenizer", *conv_tokenizer,
+                   "tokenizer.model (or a .gguf holding one) to embed (default: the model's own, "
+                   "then $GEMMA3_TOKENIZER, then the one scripts/setup.sh built)");
   conv->add_option("--type", *conv_type, "type of the matrices (norms are always f32)")
       ->check(CLI::IsMember({"bf16", "f16", "f32", "q8_0", "q4_0"}));
   conv->callback([=] {
@@ -173,9 +227,10 @@ void add_checkpoint_commands(CLI::App& app) {
       std::fprintf(
           stderr,
           "note: the vision tower is not written (llama.cpp keeps it in a separate mmproj file)\n");
+    const gguf::WriteOptions options = write_options(*conv_model, *conv_tokenizer);
     ProgressBar bar("convert");
     gguf::write_gguf(ck.config(), ck.weights(), *conv_out, *gguf::parse_tensor_type(*conv_type),
-                     bar.callback());
+                     bar.callback(), options);
     std::printf("wrote %s (%s matrices, %s)\n", conv_out->c_str(), conv_type->c_str(),
                 human_bytes(double(std::filesystem::file_size(*conv_out))).c_str());
   });

@@ -20,6 +20,7 @@
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/multimodal.hpp>
 #include <gemma3/session.hpp>
+#include <gemma3/tokenizer/load_tokenizer.hpp>
 #include <gemma3/tokenizer/tool_call.hpp>
 
 #include "commands.hpp"
@@ -35,6 +36,8 @@ std::string default_tokenizer_path(const std::string& given, const std::string& 
       (std::filesystem::is_regular_file(model_path) ? model_path.parent_path() : model_path) /
       "tokenizer.model";
   if (std::filesystem::exists(beside)) return beside.string();
+  // One file is a model: a .gguf that carries its tokenizer in tokenizer.ggml.* metadata.
+  if (is_gguf_file(model_path) && gguf::has_tokenizer(gguf::File(model_path))) return model_dir;
   if (const char* env = std::getenv("GEMMA3_TOKENIZER")) return env;
   // Where scripts/setup.sh (scripts/get_tokenizer.sh) builds it.
   std::filesystem::path cache;
@@ -45,7 +48,8 @@ std::string default_tokenizer_path(const std::string& given, const std::string& 
   const auto built = cache / "tokenizer" / "tokenizer.model";
   if (std::filesystem::exists(built)) return built.string();
   throw InvalidArgument("--tokenizer", "no tokenizer.model in " + model_dir +
-                                           ", none given, and none built by scripts/setup.sh");
+                                           " nor tokenizer metadata in it, none given, and none "
+                                           "built by scripts/setup.sh");
 }
 
 namespace {
@@ -66,8 +70,8 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
       ->required();
   cmd->add_option(
       "--tokenizer", o.tokenizer,
-      "tokenizer.model (default: the model directory's, then $GEMMA3_TOKENIZER, then the one "
-      "scripts/setup.sh built)");
+      "tokenizer.model, or a .gguf holding one (default: the model directory's tokenizer.model, "
+      "then a .gguf model's own, then $GEMMA3_TOKENIZER, then the one scripts/setup.sh built)");
   cmd->add_option("--system", o.system, "system prompt, folded into the first user turn");
   cmd->add_option("--max-new-tokens", o.max_new_tokens, "most tokens to generate per answer")
       ->check(whole_in(1, int64_t(INT32_MAX)));
@@ -131,7 +135,7 @@ struct Loaded {
   explicit Loaded(const RunOptions& o)
       : checkpoint(open_checkpoint(o)),
         model(checkpoint, backend_from_string(o.backend)),
-        tokenizer(default_tokenizer_path(o.tokenizer, o.model)) {
+        tokenizer(load_tokenizer(default_tokenizer_path(o.tokenizer, o.model))) {
     if (model.has_vision()) {
       ImageProcessorConfig pc = model.processor().config();
       pc.do_pan_and_scan = o.pan_and_scan;

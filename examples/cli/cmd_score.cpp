@@ -18,6 +18,7 @@
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/score.hpp>
 #include <gemma3/text/model.hpp>
+#include <gemma3/tokenizer/load_tokenizer.hpp>
 #include <gemma3/tokenizer/tokenizer.hpp>
 
 #include "commands.hpp"
@@ -38,8 +39,8 @@ void add_model_options(CLI::App* cmd, ScoreOptions& o) {
   cmd->add_option("--model", o.model, "checkpoint directory or .gguf file")->required();
   cmd->add_option(
       "--tokenizer", o.tokenizer,
-      "tokenizer.model (default: the model directory's, then $GEMMA3_TOKENIZER, then the one "
-      "scripts/setup.sh built)");
+      "tokenizer.model, or a .gguf holding one (default: the model directory's tokenizer.model, "
+      "then a .gguf model's own, then $GEMMA3_TOKENIZER, then the one scripts/setup.sh built)");
   cmd->add_option("--backend", o.backend, "plain, fast or fast-bf16")
       ->check(CLI::IsMember({"plain", "fast", "fast-bf16"}));
   cmd->add_option("--threads", o.threads,
@@ -56,7 +57,7 @@ struct Loaded {
   explicit Loaded(const ScoreOptions& o)
       : checkpoint(Checkpoint::open(o.model)),
         model(checkpoint, backend_from_string(o.backend)),
-        tokenizer(default_tokenizer_path(o.tokenizer, o.model)) {
+        tokenizer(load_tokenizer(default_tokenizer_path(o.tokenizer, o.model))) {
     if (tokenizer.vocab_size() > checkpoint.config().text.vocab_size)
       throw InvalidArgument("--tokenizer",
                             "the tokenizer has " + std::to_string(tokenizer.vocab_size()) +

@@ -3,7 +3,8 @@
 //     adds "ids" to every object with a "text" field;
 //   gemma3 detokenize --tokenizer tokenizer.model < in.jsonl > out.jsonl
 //     adds "text" to every object with an "ids" field.
-// Other fields pass through unchanged, so references can travel with the data.
+// Other fields pass through unchanged, so references can travel with the data. --tokenizer may also
+// be a .gguf model that carries its tokenizer (tokenizer.ggml.* metadata).
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -11,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <gemma3/tokenizer/tokenizer.hpp>
+#include <gemma3/tokenizer/load_tokenizer.hpp>
 
 #include "commands.hpp"
 #include "console.hpp"
@@ -52,7 +53,8 @@ void map_lines(F&& f) {
 std::string tokenizer_path(const std::string& given) {
   if (!given.empty()) return given;
   if (const char* env = std::getenv("GEMMA3_TOKENIZER")) return env;
-  throw InvalidArgument("--tokenizer", "give the tokenizer.model path (or set GEMMA3_TOKENIZER)");
+  throw InvalidArgument("--tokenizer",
+                        "give the tokenizer.model or .gguf path (or set GEMMA3_TOKENIZER)");
 }
 
 }  // namespace
@@ -61,12 +63,13 @@ void add_tokenize_commands(CLI::App& app) {
   auto o = std::make_shared<TokenizeOptions>();
   auto* tok =
       app.add_subcommand("tokenize", "JSON lines with \"text\" -> the same with \"ids\" added");
-  tok->add_option("--tokenizer", o->tokenizer, "tokenizer.model (default: $GEMMA3_TOKENIZER)");
+  tok->add_option("--tokenizer", o->tokenizer,
+                  "tokenizer.model, or a .gguf holding one (default: $GEMMA3_TOKENIZER)");
   tok->add_flag("--bos", o->bos, "prepend <bos>");
   tok->add_flag("--parse-special", o->parse_special,
                 "Hugging Face mode: split added tokens such as <bos> out of the text first");
   tok->callback([o] {
-    const Tokenizer t(tokenizer_path(o->tokenizer));
+    const Tokenizer t = load_tokenizer(tokenizer_path(o->tokenizer));
     map_lines([&](nlohmann::json& j) {
       if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
         throw InvalidArgument("text", "expected an object with a string \"text\" field");
@@ -77,10 +80,11 @@ void add_tokenize_commands(CLI::App& app) {
 
   auto* detok =
       app.add_subcommand("detokenize", "JSON lines with \"ids\" -> the same with \"text\" added");
-  detok->add_option("--tokenizer", o->tokenizer, "tokenizer.model (default: $GEMMA3_TOKENIZER)");
+  detok->add_option("--tokenizer", o->tokenizer,
+                    "tokenizer.model, or a .gguf holding one (default: $GEMMA3_TOKENIZER)");
   detok->add_flag("--skip-special", o->skip_special, "leave control tokens out of the text");
   detok->callback([o] {
-    const Tokenizer t(tokenizer_path(o->tokenizer));
+    const Tokenizer t = load_tokenizer(tokenizer_path(o->tokenizer));
     map_lines([&](nlohmann::json& j) {
       if (!j.is_object() || !j.contains("ids") || !j["ids"].is_array())
         throw InvalidArgument("ids", "expected an object with an \"ids\" list");

@@ -14,8 +14,9 @@ void add_run_commands(CLI::App& app);         // run, chat
 void add_bench_command(CLI::App& app);        // bench
 void add_score_commands(CLI::App& app);       // score, perplexity
 
-// The tokenizer.model to use: `given`, else the model directory's, else $GEMMA3_TOKENIZER, else the
-// one scripts/setup.sh built (cmd_run.cpp).
+// The tokenizer to use (a tokenizer.model, or a .gguf that holds one: load_tokenizer reads both):
+// `given`, else the model directory's tokenizer.model, else a .gguf model itself when its metadata
+// has a tokenizer, else $GEMMA3_TOKENIZER, else the one scripts/setup.sh built (cmd_run.cpp).
 std::string default_tokenizer_path(const std::string& given, const std::string& model_dir);
 // Sets the OpenMP threads: `threads` (a --threads option; 0 if not given), else
 // $GEMMA3_NUM_THREADS, else $OMP_NUM_THREADS, else all cores. Each must be a whole number from 1 to

@@ -150,7 +150,12 @@ Gemma3<T>::Gemma3(const Checkpoint& ck, Backend backend) : cfg_(ck.config()), te
     vision_.emplace(ck, backend);
     ImageProcessorConfig pc = ImageProcessorConfig::for_vision(*cfg_.vision);
     const auto pre = ck.dir() / "preprocessor_config.json";
-    if (std::filesystem::exists(pre)) pc = load_preprocessor_config(pre, &*cfg_.vision);
+    if (const auto* mmproj = ck.mmproj()) {  // a GGUF model: the mmproj file says
+      pc.image_mean = mmproj->config().image_mean;
+      pc.image_std = mmproj->config().image_std;
+    } else if (std::filesystem::exists(pre)) {
+      pc = load_preprocessor_config(pre, &*cfg_.vision);
+    }
     processor_.emplace(pc);
   }
 }

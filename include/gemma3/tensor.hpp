@@ -15,6 +15,7 @@
 #include <Eigen/Core>
 
 #include "gemma3/error.hpp"
+#include "gemma3/quant.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
 
@@ -30,10 +31,28 @@ using ConstMatRef = Eigen::Ref<const Mat<T>>;
 template <typename T>
 using MatMap = Eigen::Map<Mat<T>>;
 
-enum class DType { BF16, F16, F32 };
+// How a tensor's elements are stored: the float types of published checkpoints, and ggml's
+// block-quantized types (quant.hpp), which GGUF files hold and which stay quantized in memory.
+enum class DType { BF16, F16, F32, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K };
 
+inline constexpr bool is_quantized(DType d) {
+  return d != DType::BF16 && d != DType::F16 && d != DType::F32;
+}
+inline constexpr quant::Type quant_type(DType d) {
+  return static_cast<quant::Type>(int(d) - int(DType::Q8_0));
+}
+inline constexpr DType dtype_of(quant::Type t) {
+  return static_cast<DType>(int(t) + int(DType::Q8_0));
+}
+
+// Bytes per element of a float type (quantized types have none: see row_bytes).
 inline std::size_t dtype_size(DType d) {
   return d == DType::F32 ? 4 : 2;
+}
+
+// Bytes of a row of `cols` elements: for a quantized type, whole blocks.
+inline int64_t row_bytes(DType d, int64_t cols) {
+  return is_quantized(d) ? quant::row_bytes(quant_type(d), cols) : cols * int64_t(dtype_size(d));
 }
 
 inline const char* dtype_name(DType d) {
@@ -44,8 +63,9 @@ inline const char* dtype_name(DType d) {
       return "F16";
     case DType::F32:
       return "F32";
+    default:
+      return quant::name(quant_type(d));
   }
-  return "?";
 }
 
 using Shape = std::vector<int64_t>;
@@ -87,14 +107,21 @@ struct TensorView {
   const std::byte* data = nullptr;
 
   int64_t numel() const { return num_elements(shape); }
-  std::size_t nbytes() const { return std::size_t(numel()) * dtype_size(dtype); }
+  std::size_t nbytes() const { return std::size_t(rows() * row_bytes(dtype, cols())); }
   // Rows and columns of a 2-D tensor seen as a matrix (1-D tensors are a single row).
   int64_t rows() const { return shape.size() == 1 ? 1 : shape.front(); }
   int64_t cols() const { return shape.empty() ? 1 : numel() / rows(); }
 
-  // Element i widened to T.
+  // Element i widened to T (of a quantized tensor: its block decoded; use rows_as for many).
   template <typename T>
   T at(int64_t i) const {
+    if (is_quantized(dtype)) {
+      const quant::Layout L = quant::layout(quant_type(dtype));
+      float block[256];
+      quant::dequantize(quant_type(dtype), data + i / L.block_elements * L.block_bytes,
+                        L.block_elements, block);
+      return T(block[i % L.block_elements]);
+    }
     switch (dtype) {
       case DType::BF16: {
         uint16_t b;
@@ -111,8 +138,9 @@ struct TensorView {
         std::memcpy(&f, data + 4 * i, 4);
         return T(f);
       }
+      default:
+        return T(0);  // (quantized: above)
     }
-    return T(0);
   }
 
   // Rows [row0, row0 + n) of a 2-D tensor, widened to T: the plain path's way of reading weights.
@@ -121,6 +149,15 @@ struct TensorView {
     const int64_t c = cols();
     Mat<T> out(n, c);
     T* dst = out.data();
+    if (is_quantized(dtype)) {  // decoded a row at a time (quant::dequantize)
+      std::vector<float> row(static_cast<std::size_t>(c));
+      for (int64_t r = 0; r < n; ++r) {
+        quant::dequantize(quant_type(dtype), data + (row0 + r) * row_bytes(dtype, c), c,
+                          row.data());
+        for (int64_t k = 0; k < c; ++k) dst[r * c + k] = T(row[std::size_t(k)]);
+      }
+      return out;
+    }
     const int64_t begin = row0 * c, count = n * c;
     for (int64_t i = 0; i < count; ++i) dst[i] = at<T>(begin + i);
     return out;

@@ -123,7 +123,8 @@ void for_each_tensor(const ModelConfig& cfg, ModelWeights& w, F&& f) {
   if (!cfg.vision) return;
   const VisionConfig& v = *cfg.vision;
   const int64_t vh = v.hidden_size, vi = v.intermediate_size;
-  auto& vw = w.vision.emplace();
+  // Filled weights keep their views, as the text layers do (writers walk a model's own weights).
+  auto& vw = w.vision ? *w.vision : w.vision.emplace();
   f(Module::Vision, "embeddings.patch_embedding.weight", vw.patch_embedding_weight,
     Shape{vh, v.num_channels, v.patch_size, v.patch_size}, Init::PatchEmbedding);
   f(Module::Vision, "embeddings.patch_embedding.bias", vw.patch_embedding_bias, Shape{vh},

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,9 +45,9 @@ inline constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
 inline constexpr uint32_t kDefaultAlignment = 32;
 // ggml's GGML_MAX_DIMS.
 inline constexpr uint32_t kMaxDims = 4;
-// Arrays longer than this (the tokenizer's 262144 pieces, say) are walked and validated but only
-// their element type and length are kept: the model needs none of them, and keeping them would let
-// a small file allocate many times its size.
+// Arrays longer than this (the tokenizer's 262144 pieces, say) are walked and validated but not
+// kept in metadata(): keeping them as JSON would let a small file allocate many times its size.
+// File::string_array and its siblings read them from the mapping when asked.
 inline constexpr uint64_t kMaxKeptArray = 4096;
 // Arrays of arrays are legal GGUF; nobody nests deeper than this.
 inline constexpr int kMaxArrayDepth = 4;
@@ -68,9 +69,29 @@ enum class ValueType : uint32_t {
   F64 = 12,
 };
 
+// The names gguf-py gives the value types (GGUFValueType), for messages.
+inline const char* value_type_name(ValueType t) {
+  static const char* names[] = {"UINT8",  "INT8",    "UINT16", "INT16",  "UINT32",
+                                "INT32",  "FLOAT32", "BOOL",   "STRING", "ARRAY",
+                                "UINT64", "INT64",   "FLOAT64"};
+  return uint32_t(t) <= uint32_t(ValueType::F64) ? names[uint32_t(t)] : "unknown";
+}
+
 // ggml_type: how a tensor's elements are stored. Only the types this library reads are named; the
 // others are reported by number and name (ggml_type_name) in the error.
-enum class TensorType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30 };
+enum class TensorType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  BF16 = 30,
+};
 
 inline std::string type_name(uint32_t t) {
   static const std::map<uint32_t, const char*> names{
@@ -85,24 +106,52 @@ inline std::string type_name(uint32_t t) {
   return it != names.end() ? it->second : "type " + std::to_string(t);
 }
 
+// The DType of a ggml type this library reads (float or block-quantized: quant.hpp), and back.
+inline std::optional<DType> dtype_of(uint32_t t) {
+  switch (static_cast<TensorType>(t)) {
+    case TensorType::F32:
+      return DType::F32;
+    case TensorType::F16:
+      return DType::F16;
+    case TensorType::BF16:
+      return DType::BF16;
+    case TensorType::Q8_0:
+      return DType::Q8_0;
+    case TensorType::Q4_0:
+      return DType::Q4_0;
+    case TensorType::Q4_1:
+      return DType::Q4_1;
+    case TensorType::Q5_0:
+      return DType::Q5_0;
+    case TensorType::Q5_1:
+      return DType::Q5_1;
+    case TensorType::Q4_K:
+      return DType::Q4_K;
+    case TensorType::Q5_K:
+      return DType::Q5_K;
+    case TensorType::Q6_K:
+      return DType::Q6_K;
+  }
+  return std::nullopt;
+}
+inline TensorType tensor_type(DType d) {
+  constexpr TensorType types[] = {TensorType::BF16, TensorType::F16,  TensorType::F32,
+                                  TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1,
+                                  TensorType::Q5_0, TensorType::Q5_1, TensorType::Q4_K,
+                                  TensorType::Q5_K, TensorType::Q6_K};
+  return types[int(d)];
+}
+
 // Elements per block and bytes per block of the types read here.
 struct BlockLayout {
   uint64_t elements, bytes;
 };
 inline std::optional<BlockLayout> block_layout(uint32_t t) {
-  switch (static_cast<TensorType>(t)) {
-    case TensorType::F32:
-      return BlockLayout{1, 4};
-    case TensorType::F16:
-      return BlockLayout{1, 2};
-    case TensorType::BF16:
-      return BlockLayout{1, 2};
-    case TensorType::Q8_0:
-      return BlockLayout{32, 2 + 32};  // f16 scale d, 32 x int8: x = d * q
-    case TensorType::Q4_0:
-      return BlockLayout{32, 2 + 16};  // f16 scale d, 32 x 4 bits: x = d * (q - 8)
-  }
-  return std::nullopt;
+  const auto d = dtype_of(t);
+  if (!d) return std::nullopt;
+  if (!is_quantized(*d)) return BlockLayout{1, dtype_size(*d)};
+  const quant::Layout L = quant::layout(quant_type(*d));
+  return BlockLayout{uint64_t(L.block_elements), uint64_t(L.block_bytes)};
 }
 
 // One tensor as the file describes it; `data` points into the mapping.
@@ -114,47 +163,6 @@ struct TensorInfo {
   uint64_t nbytes = 0;
   const std::byte* data = nullptr;
 };
-
-// Decodes one Q8_0 / Q4_0 block of 32 values (ggml's dequantize_row_q8_0 / _q4_0).
-inline void dequantize_block(TensorType t, const std::byte* block, float* out) {
-  Eigen::half d;
-  std::memcpy(&d, block, 2);
-  const float scale = static_cast<float>(d);
-  const auto* q = reinterpret_cast<const uint8_t*>(block + 2);
-  if (t == TensorType::Q8_0) {
-    for (int j = 0; j < 32; ++j) out[j] = scale * float(static_cast<int8_t>(q[j]));
-  } else {  // Q4_0: low nibbles are elements 0..15, high nibbles 16..31.
-    for (int j = 0; j < 16; ++j) {
-      out[j] = scale * float(int(q[j] & 0x0F) - 8);
-      out[j + 16] = scale * float(int(q[j] >> 4) - 8);
-    }
-  }
-}
-
-// Encodes 32 values as one block, as ggml's quantize_row_q8_0_ref / q4_0_ref do.
-inline void quantize_block(TensorType t, const float* x, std::byte* block) {
-  auto* q = reinterpret_cast<uint8_t*>(block + 2);
-  float d = 0;
-  if (t == TensorType::Q8_0) {
-    float amax = 0;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-    d = amax / 127.0f;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    for (int j = 0; j < 32; ++j)
-      q[j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[j] * id)));
-  } else {
-    // The value of largest magnitude, with its sign, maps to -8: the full nibble range is used.
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; ++j)
-      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
-    d = max / -8.0f;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    auto nibble = [&](float v) { return static_cast<uint8_t>(std::min(15, int(v * id + 8.5f))); };
-    for (int j = 0; j < 16; ++j) q[j] = uint8_t(nibble(x[j]) | (nibble(x[j + 16]) << 4));
-  }
-  const Eigen::half h(d);
-  std::memcpy(block, &h, 2);
-}
 
 // One .gguf file, mapped (or read into huge pages: Residency) and validated.
 class File {
@@ -174,6 +182,31 @@ class File {
   // Long arrays, summarised: key -> (element type, length).
   const std::map<std::string, std::pair<ValueType, uint64_t>>& long_arrays() const {
     return long_arrays_;
+  }
+  // Every metadata key, in file order (long arrays included).
+  const std::vector<std::string>& keys() const { return keys_; }
+  // The GGUF type of a metadata value (Array for arrays); nullopt when the file has no such key.
+  std::optional<ValueType> type_of(const std::string& key) const {
+    const auto it = types_.find(key);
+    return it != types_.end() ? std::optional(it->second) : std::nullopt;
+  }
+  // An array's element type and length, whatever its length; nullopt when `key` is not an array.
+  std::optional<std::pair<ValueType, uint64_t>> array_info(const std::string& key) const {
+    const auto it = arrays_.find(key);
+    if (it == arrays_.end()) return std::nullopt;
+    return std::pair{it->second.element_type, it->second.length};
+  }
+  // Arrays of any length, read from the mapping when asked for (the tokenizer's 262144 pieces,
+  // scores and token types): the element types llama.cpp writes them with. A missing key, another
+  // type or a malformed element is a FormatError naming the file and the key.
+  std::vector<std::string> string_array(const std::string& key) const {
+    return read_array<std::string>(key, ValueType::String);
+  }
+  std::vector<float> f32_array(const std::string& key) const {
+    return read_array<float>(key, ValueType::F32);
+  }
+  std::vector<int32_t> i32_array(const std::string& key) const {
+    return read_array<int32_t>(key, ValueType::I32);
   }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(const std::string& name) const {
@@ -211,6 +244,38 @@ class File {
       return s;
     }
   };
+
+  // Where a top-level array's elements start in the mapping, for the typed readers above.
+  struct ArrayEntry {
+    ValueType element_type;
+    uint64_t length, offset;
+  };
+
+  template <typename T>
+  std::vector<T> read_array(const std::string& key, ValueType element_type) const {
+    const auto it = arrays_.find(key);
+    if (it == arrays_.end())
+      throw FormatError(where_, types_.count(key)
+                                    ? "metadata '" + key + "' is a " +
+                                          value_type_name(types_.at(key)) + ", not an array"
+                                    : "has no metadata '" + key + "'");
+    const ArrayEntry& a = it->second;
+    if (a.element_type != element_type)
+      throw FormatError(where_, "metadata '" + key + "' is an array of " +
+                                    value_type_name(a.element_type) + ", expected " +
+                                    value_type_name(element_type));
+    Cursor c{file_.data(), file_.size(), a.offset, where_};
+    std::vector<T> values;
+    values.reserve(std::size_t(a.length));  // parse() checked that the file holds this many
+    for (uint64_t i = 0; i < a.length; ++i) {
+      const std::string what = "metadata '" + key + "'[" + std::to_string(i) + "]";
+      if constexpr (std::is_same_v<T, std::string>)
+        values.push_back(c.string(what));
+      else
+        values.push_back(c.read<T>(what));
+    }
+    return values;
+  }
 
   static uint64_t scalar_size(ValueType t) {
     switch (t) {
@@ -282,6 +347,7 @@ class File {
                                         std::to_string(kMaxArrayDepth));
         const ValueType et = value_type(c, key);
         const auto n = c.read<uint64_t>("length of '" + key + "'");
+        if (depth == 0) arrays_[key] = {et, n, c.pos};
         // Every element takes at least scalar_size bytes: a length the file cannot hold is refused
         // before anything is allocated or walked.
         if (n > (c.size - c.pos) / scalar_size(et))
@@ -336,6 +402,8 @@ class File {
       if (metadata_.contains(key) || long_arrays_.count(key))
         throw FormatError(where_, "duplicate metadata key '" + key + "'");
       const ValueType t = value_type(c, key);
+      keys_.push_back(key);
+      types_[key] = t;
       auto v = value(c, t, key, 0);
       if (!long_arrays_.count(key)) metadata_[key] = std::move(v);
     }
@@ -374,7 +442,8 @@ class File {
         throw FormatError(where_,
                           what + " is stored as " + type_name(t.type) +
                               ", which this loader does not read (supported: F32, F16, BF16, Q8_0, "
-                              "Q4_0; llama.cpp's convert_hf_to_gguf.py --outtype bf16 writes one)");
+                              "Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; llama.cpp's llama-quantize "
+                              "writes these with Q8_0, Q4_0, Q4_K_M, Q5_K_M or Q6_K)");
       if (ne[0] % layout->elements != 0)
         throw FormatError(where_, what + ": rows of " + std::to_string(ne[0]) +
                                       " elements are not whole " + type_name(t.type) +
@@ -418,6 +487,9 @@ class File {
   uint64_t alignment_ = kDefaultAlignment;
   nlohmann::json metadata_;
   std::map<std::string, std::pair<ValueType, uint64_t>> long_arrays_;
+  std::vector<std::string> keys_;
+  std::map<std::string, ValueType> types_;
+  std::map<std::string, ArrayEntry> arrays_;
   std::vector<TensorInfo> tensors_;
 };
 

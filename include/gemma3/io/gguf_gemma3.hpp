@@ -16,8 +16,8 @@
 //   lm_head.weight (untied only)              output.weight
 //
 // Value changes: every RMSNorm weight is stored as 1 + w (the converter adds the 1 that Gemma's
-// RMSNorm adds at run time), so the loader subtracts it again into f32; quantized matrices (Q8_0,
-// Q4_0) are dequantized to f32 at load. Both are copies; F32, F16 and BF16 matrices stay mapped.
+// RMSNorm adds at run time), so the loader subtracts it again into f32 (a small copy). Matrices
+// stay mapped as stored, block-quantized ones included (quant.hpp).
 // Not stored in the file and fixed by llama.cpp for this architecture (its src/llama-model.cpp,
 // llama_model::load_hparams, LLM_ARCH_GEMMA3): the local RoPE base (10000, unless
 // `gemma3.rope.freq_base_swa` says otherwise), the local:global pattern (every 6th layer global,
@@ -29,6 +29,8 @@
 #include "gemma3/build_mode.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,8 +40,9 @@
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
 #include "gemma3/io/gguf.hpp"
+#include "gemma3/io/gguf_tokenizer.hpp"
 #include "gemma3/io/safetensors.hpp"
-#include "gemma3/memory.hpp"
+#include "gemma3/quant.hpp"
 #include "gemma3/weights.hpp"
 
 namespace gemma3::inline GEMMA3_MODE::gguf {
@@ -261,54 +264,18 @@ inline ModelConfig config_from_gguf(const File& f) {
 }
 
 // A gemma3 GGUF's tensors under their HF names (`model.*`), ready for Checkpoint's binder. Views of
-// F32/F16/BF16 matrices point into the mapping; shifted norms and dequantized matrices into f32
-// buffers this object owns. Each view's name is the GGUF name, so errors name what the file says.
+// matrices point into the mapping, quantized ones too (they stay quantized: quant.hpp, and the
+// fused kernels multiply them as they are); the shifted norms into f32 buffers this object owns. Each view's name is the GGUF name, so errors name what the file says.
 class Tensors {
  public:
   explicit Tensors(const std::filesystem::path& path, Residency residency = Residency::Mapped,
                    const Progress& progress = {})
       : file_(path, residency, progress) {
-    // Dequantized matrices are f32 copies: their size is checked before any is made.
-    int64_t copies = 0;
     for (const auto& t : file_.tensors()) {
-      const auto type = static_cast<TensorType>(t.type);
-      if (type == TensorType::Q8_0 || type == TensorType::Q4_0 || is_shifted_norm(t.name))
-        copies += num_elements(t.shape) * int64_t(sizeof(float));
-    }
-    if (const int64_t available = gemma3::detail::available_memory_bytes();
-        available >= 0 && copies > available)
-      throw IoError(path.string(),
-                    "its Q8_0/Q4_0 matrices are dequantized to f32 here, which needs " +
-                        gemma3::detail::gib(copies) + "; only " + gemma3::detail::gib(available) +
-                        " of memory is available");
-    for (const auto& t : file_.tensors()) {
-      TensorView v{.name = t.name, .dtype = DType::F32, .shape = t.shape, .data = t.data};
-      const auto type = static_cast<TensorType>(t.type);
-      const bool quantized = type == TensorType::Q8_0 || type == TensorType::Q4_0;
-      if (!quantized)
-        v.dtype = type == TensorType::F32   ? DType::F32
-                  : type == TensorType::F16 ? DType::F16
-                                            : DType::BF16;
-      const bool shift = is_shifted_norm(t.name);
-      if (quantized || shift) {
-        std::vector<float>* allocated = nullptr;
-        try {
-          allocated = &owned_.emplace_back(std::size_t(v.numel()));
-        } catch (const std::bad_alloc&) {
-          throw IoError(path.string(), "out of memory dequantizing tensor '" + t.name + "' (" +
-                                           gemma3::detail::gib(v.numel() * int64_t(sizeof(float))) +
-                                           ")");
-        }
-        auto& buffer = *allocated;
-        if (quantized) {
-          const uint64_t blocks = buffer.size() / 32, block_bytes = block_layout(t.type)->bytes;
-          for (uint64_t b = 0; b < blocks; ++b)
-            dequantize_block(type, t.data + b * block_bytes, buffer.data() + 32 * b);
-        } else {
-          for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = v.at<float>(int64_t(i));
-        }
-        if (shift)
-          for (float& x : buffer) x -= 1.0f;
+      TensorView v{.name = t.name, .dtype = *dtype_of(t.type), .shape = t.shape, .data = t.data};
+      if (is_shifted_norm(t.name)) {  // 1 + w back to w: a small f32 copy
+        auto& buffer = owned_.emplace_back(std::size_t(v.numel()));
+        for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = v.at<float>(int64_t(i)) - 1.0f;
         v.dtype = DType::F32;
         v.data = reinterpret_cast<const std::byte*>(buffer.data());
       }
@@ -324,47 +291,249 @@ class Tensors {
   std::map<std::string, TensorView> views_;
 };
 
-// Which type the matrices of a written GGUF get; 1-D tensors (the norms) are always F32, as
-// llama.cpp writes them.
+// What a written GGUF's matrices become: llama.cpp's file types (llama_ftype, stored as
+// `general.file_type`). The plain ones give every matrix one type; Q4_K_M and Q5_K_M mix types per
+// tensor as llama-quantize does (llama_tensor_get_type): the embedding/LM head in Q6_K, and the
+// value and down projections of the first and last eighth of the layers and of every third layer
+// between in Q6_K (the ones llama.cpp's use_more_bits picks), everything else in Q4_K or Q5_K.
+// 1-D tensors (the norms) are always F32, as llama.cpp writes them.
+enum class FileType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q8_0 = 7,
+  Q5_0 = 8,
+  Q5_1 = 9,
+  Q4_K_M = 15,
+  Q5_K_M = 17,
+  Q6_K = 18,
+  BF16 = 32,
+};
+
+inline const std::vector<std::pair<std::string, FileType>>& file_types() {
+  static const std::vector<std::pair<std::string, FileType>> types{
+      {"f32", FileType::F32},       {"f16", FileType::F16},       {"bf16", FileType::BF16},
+      {"q8_0", FileType::Q8_0},     {"q4_0", FileType::Q4_0},     {"q4_1", FileType::Q4_1},
+      {"q5_0", FileType::Q5_0},     {"q5_1", FileType::Q5_1},     {"q4_k_m", FileType::Q4_K_M},
+      {"q5_k_m", FileType::Q5_K_M}, {"q6_k", FileType::Q6_K}};
+  return types;
+}
+inline std::optional<FileType> parse_file_type(const std::string& s) {
+  for (const auto& [name, type] : file_types())
+    if (s == name) return type;
+  return std::nullopt;
+}
+inline std::string file_type_names() {
+  std::string names;
+  for (const auto& [name, type] : file_types()) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
+// The file type whose every matrix is `t` (the older way to ask for one type).
+inline FileType uniform_file_type(TensorType t) {
+  switch (t) {
+    case TensorType::F32:
+      return FileType::F32;
+    case TensorType::F16:
+      return FileType::F16;
+    case TensorType::BF16:
+      return FileType::BF16;
+    case TensorType::Q8_0:
+      return FileType::Q8_0;
+    case TensorType::Q4_0:
+      return FileType::Q4_0;
+    case TensorType::Q4_1:
+      return FileType::Q4_1;
+    case TensorType::Q5_0:
+      return FileType::Q5_0;
+    case TensorType::Q5_1:
+      return FileType::Q5_1;
+    case TensorType::Q6_K:
+      return FileType::Q6_K;
+    default:
+      throw InvalidArgument("tensor type", type_name(uint32_t(t)) +
+                                               " is written only within the q4_k_m and q5_k_m "
+                                               "file types");
+  }
+}
+
+// The type tensor `name` (GGUF name, of `shape`, in a model of `layers` layers) gets in a file of
+// type `ft`. Rows that are not whole blocks fall back as llama.cpp's do: a K-quant whose rows are
+// not multiples of 256 to Q5_0 (Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K), and any quantized type whose
+// rows are not multiples of 32 to F16.
+inline TensorType tensor_type_for(FileType ft, const std::string& name, const Shape& shape,
+                                  int64_t layers) {
+  if (shape.size() == 1) return TensorType::F32;
+  TensorType t = TensorType::F32;
+  switch (ft) {
+    case FileType::F32:
+      return TensorType::F32;
+    case FileType::F16:
+      return TensorType::F16;
+    case FileType::BF16:
+      return TensorType::BF16;
+    case FileType::Q8_0:
+      t = TensorType::Q8_0;
+      break;
+    case FileType::Q4_0:
+      t = TensorType::Q4_0;
+      break;
+    case FileType::Q4_1:
+      t = TensorType::Q4_1;
+      break;
+    case FileType::Q5_0:
+      t = TensorType::Q5_0;
+      break;
+    case FileType::Q5_1:
+      t = TensorType::Q5_1;
+      break;
+    case FileType::Q6_K:
+      t = TensorType::Q6_K;
+      break;
+    case FileType::Q4_K_M:
+    case FileType::Q5_K_M: {
+      t = ft == FileType::Q4_K_M ? TensorType::Q4_K : TensorType::Q5_K;
+      std::string n, rest;
+      const bool in_layer = detail::split_layer(name, "blk.", n, rest);
+      const int64_t layer = in_layer ? std::stoll(n) : 0;
+      const bool more_bits = layer < layers / 8 || layer >= 7 * layers / 8 ||
+                             (layer - layers / 8) % 3 == 2;
+      if (name == "token_embd.weight" || name == "output.weight" ||
+          (in_layer && (rest == "attn_v.weight" || rest == "ffn_down.weight") && more_bits))
+        t = TensorType::Q6_K;
+      break;
+    }
+  }
+  const int64_t row = shape.back();
+  if (row % 256 != 0) {
+    if (t == TensorType::Q4_K) t = TensorType::Q5_0;
+    if (t == TensorType::Q5_K) t = TensorType::Q5_1;
+    if (t == TensorType::Q6_K) t = TensorType::Q8_0;
+  }
+  if (row % 32 != 0) t = TensorType::F16;
+  return t;
+}
+
+// Which type the matrices of a written GGUF get (one type for all).
 inline std::optional<TensorType> parse_tensor_type(const std::string& s) {
   if (s == "f32") return TensorType::F32;
   if (s == "f16") return TensorType::F16;
   if (s == "bf16") return TensorType::BF16;
   if (s == "q8_0") return TensorType::Q8_0;
   if (s == "q4_0") return TensorType::Q4_0;
+  if (s == "q4_1") return TensorType::Q4_1;
+  if (s == "q5_0") return TensorType::Q5_0;
+  if (s == "q5_1") return TensorType::Q5_1;
+  if (s == "q6_k") return TensorType::Q6_K;
   return std::nullopt;
 }
 
+// The bytes of `view` (any dtype) encoded as `type`, a row at a time (one row's f32 copy at a
+// time); with `shift`, 1 is added first (the converter's 1 + w norms).
+inline std::vector<std::byte> encode_tensor(const TensorView& view, TensorType type, bool shift) {
+  const int64_t rows = view.rows(), cols = view.cols();
+  const DType d = *dtype_of(uint32_t(type));
+  const int64_t stride = row_bytes(d, cols);
+  std::vector<std::byte> bytes(std::size_t(rows * stride));
+  for (int64_t r = 0; r < rows; ++r) {
+    Mat<float> row = view.rows_as<float>(r, 1);
+    if (shift) row.array() += 1.0f;
+    std::byte* dst = bytes.data() + r * stride;
+    const float* x = row.data();
+    if (is_quantized(d)) {
+      quant::quantize(quant_type(d), x, cols, dst);
+      continue;
+    }
+    for (int64_t i = 0; i < cols; ++i)
+      if (d == DType::F32) {
+        std::memcpy(dst + 4 * i, &x[i], 4);
+      } else if (d == DType::F16) {
+        const Eigen::half h(x[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      } else {
+        const uint16_t b = float_to_bf16(x[i]);
+        std::memcpy(dst + 2 * i, &b, 2);
+      }
+  }
+  return bytes;
+}
+
+// gguf-py's size label (utility.model_weight_count_rounded_notation): the parameter count in K, M,
+// B or T with at least two significant digits, "453K", "1.0B", "27B".
+inline std::string size_label(int64_t params) {
+  const double n = double(params);
+  const auto [scale, suffix] = n > 1e12  ? std::pair{1e-12, "T"}
+                               : n > 1e9 ? std::pair{1e-9, "B"}
+                               : n > 1e6 ? std::pair{1e-6, "M"}
+                                         : std::pair{1e-3, "K"};
+  const double scaled = n * scale;
+  // Python's round() (ties to even, as nearbyint in the default rounding mode), then the digits of
+  // the integer part without leading zeros.
+  std::string integer = std::to_string(int64_t(std::nearbyint(scaled)));
+  integer.erase(0, integer.find_first_not_of('0') == std::string::npos
+                       ? integer.size()
+                       : integer.find_first_not_of('0'));
+  const int decimals = std::max(2 - int(integer.size()), 0);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f%s", decimals, scaled, suffix);
+  return buf;
+}
+
+// What write_gguf writes besides the weights and the config.
+struct WriteOptions {
+  // general.name. llama.cpp's converter takes it from the model directory's name.
+  std::string name{};
+  // The tokenizer.model, written as tokenizer.ggml.* metadata (llama.cpp refuses a gemma3 GGUF
+  // without one), and the HF tokenizer_config.json beside it (null if none): the added tokens'
+  // types, add_bos_token and the chat template. See io/gguf_tokenizer.hpp.
+  std::optional<spm::ModelProto> tokenizer{};
+  nlohmann::json tokenizer_config = nullptr;
+};
+
 // Writes the text model of `cfg` / `weights` as a llama.cpp-style gemma3 GGUF (names, 1 + w norms,
-// the metadata keys of llama.cpp's convert_hf_to_gguf.py, Gemma3Model). The result loads here;
-// llama.cpp also needs tokenizer.ggml.* metadata, which this writer does not add. Configs that
+// and the metadata keys of llama.cpp's convert_hf_to_gguf.py, Gemma3Model, in its order; with
+// `options.tokenizer`, the tokenizer too, and then llama.cpp loads the file). Configs that
 // llama.cpp cannot express are written with keys it ignores: `attention.scale` when
 // query_pre_attn_scalar is off its rule, and a per-layer `attention.sliding_window_pattern` when
 // the layer kinds are not every 6th global.
 inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
-                       const std::filesystem::path& path, TensorType matrix_type,
-                       const Progress& progress = {}) {
+                       const std::filesystem::path& path, FileType file_type,
+                       const Progress& progress = {}, const WriteOptions& options = {}) {
   const TextConfig& t = cfg.text;
   const std::string p = std::string(kArchitecture) + ".";
+  int64_t parameters = 0;  // of the tensors written: the text model
+  {
+    ModelConfig text_config = cfg;
+    text_config.vision.reset();
+    ModelWeights slots;
+    for_each_tensor(text_config, slots,
+                    [&](Module, const std::string&, TensorView&, const Shape& shape, Init) {
+                      parameters += num_elements(shape);
+                    });
+  }
   Writer out;
   out.set("general.architecture", ValueType::String, kArchitecture);
+  out.set("general.type", ValueType::String, "model");
+  if (!options.name.empty()) out.set("general.name", ValueType::String, options.name);
+  out.set("general.size_label", ValueType::String, size_label(parameters));
+  out.set(p + "block_count", ValueType::U32, t.num_hidden_layers);
   out.set(p + "context_length", ValueType::U32, t.max_position_embeddings);
   out.set(p + "embedding_length", ValueType::U32, t.hidden_size);
-  out.set(p + "block_count", ValueType::U32, t.num_hidden_layers);
   out.set(p + "feed_forward_length", ValueType::U32, t.intermediate_size);
   out.set(p + "attention.head_count", ValueType::U32, t.num_attention_heads);
   out.set(p + "attention.head_count_kv", ValueType::U32, t.num_key_value_heads);
-  out.set(p + "attention.key_length", ValueType::U32, t.head_dim);
-  out.set(p + "attention.value_length", ValueType::U32, t.head_dim);
-  out.set(p + "attention.layer_norm_rms_epsilon", ValueType::F32, t.rms_norm_eps);
-  out.set(p + "attention.sliding_window", ValueType::U32, t.sliding_window);
-  out.set(p + "rope.freq_base", ValueType::F32, t.rope_global.theta);
-  if (t.rope_local.theta != kLocalRopeBase)
-    out.set(p + "rope.freq_base_swa", ValueType::F32, t.rope_local.theta);
   if (t.rope_global.linear_factor != 1.0) {
     out.set(p + "rope.scaling.type", ValueType::String, "linear");
     out.set(p + "rope.scaling.factor", ValueType::F32, t.rope_global.linear_factor);
   }
+  out.set(p + "rope.freq_base", ValueType::F32, t.rope_global.theta);
+  out.set(p + "rope.freq_base_swa", ValueType::F32, t.rope_local.theta);
+  out.set(p + "attention.layer_norm_rms_epsilon", ValueType::F32, t.rms_norm_eps);
+  out.set(p + "attention.key_length", ValueType::U32, t.head_dim);
+  out.set(p + "attention.value_length", ValueType::U32, t.head_dim);
+  out.set("general.file_type", ValueType::U32, uint32_t(file_type));
+  out.set(p + "attention.sliding_window", ValueType::U32, t.sliding_window);
   if (t.query_pre_attn_scalar != llama_cpp_query_pre_attn_scalar(t))
     out.set(p + "attention.scale", ValueType::F32, 1.0 / std::sqrt(t.query_pre_attn_scalar));
   if (t.final_logit_softcapping)
@@ -376,11 +545,9 @@ inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
     for (const auto k : t.layer_types) local.push_back(k == LayerKind::Local);
     out.set_array(p + "attention.sliding_window_pattern", ValueType::Bool, local);
   }
-  out.set("tokenizer.ggml.bos_token_id", ValueType::U32, t.bos_token_id);
-  out.set("tokenizer.ggml.padding_token_id", ValueType::U32, t.pad_token_id);
-  out.set("tokenizer.ggml.eos_token_id", ValueType::U32, t.eos_token_ids.at(0));
-  if (t.eos_token_ids.size() > 1)
-    out.set("tokenizer.ggml.eot_token_id", ValueType::U32, t.eos_token_ids[1]);
+  out.set("general.quantization_version", ValueType::U32, 2);  // ggml's GGML_QNT_VERSION
+  write_tokenizer_metadata(out, t, options.tokenizer ? &*options.tokenizer : nullptr,
+                           options.tokenizer_config);
 
   ModelConfig text_only = cfg;
   text_only.vision.reset();
@@ -390,43 +557,20 @@ inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
       text_only, w,
       [&](Module m, const std::string& rel, TensorView& view, const Shape& shape, Init) {
         const std::string name = gguf_name(m, rel);
-        TensorType type = shape.size() == 1 ? TensorType::F32 : matrix_type;
-        if ((type == TensorType::Q8_0 || type == TensorType::Q4_0) && shape.back() % 32 != 0)
-          type = TensorType::F16;
-        // Converted when written: one tensor's f32 copy at a time, never the whole model's.
-        out.add(name, shape, type, [name, view, n = num_elements(shape), type] {
-          std::vector<float> x(static_cast<std::size_t>(n));
-          for (int64_t i = 0; i < n; ++i) x[std::size_t(i)] = view.at<float>(i);
-          if (is_shifted_norm(name))
-            for (float& v : x) v += 1.0f;
-          const auto layout = *block_layout(uint32_t(type));
-          std::vector<std::byte> bytes(std::size_t(n) / layout.elements * layout.bytes);
-          for (int64_t i = 0; i < n; i += int64_t(layout.elements)) {
-            std::byte* dst = bytes.data() + std::size_t(i) / layout.elements * layout.bytes;
-            switch (type) {
-              case TensorType::F32:
-                std::memcpy(dst, &x[std::size_t(i)], 4);
-                break;
-              case TensorType::F16: {
-                const Eigen::half h(x[std::size_t(i)]);
-                std::memcpy(dst, &h, 2);
-                break;
-              }
-              case TensorType::BF16: {
-                const uint16_t b = float_to_bf16(x[std::size_t(i)]);
-                std::memcpy(dst, &b, 2);
-                break;
-              }
-              case TensorType::Q8_0:
-              case TensorType::Q4_0:
-                quantize_block(type, &x[std::size_t(i)], dst);
-                break;
-            }
-          }
-          return bytes;
-        });
+        const TensorType type =
+            tensor_type_for(file_type, name, shape, text_only.text.num_hidden_layers);
+        // Encoded when written: one tensor at a time, never the whole model.
+        out.add(name, shape, type,
+                [view, type, shift = is_shifted_norm(name)] { return encode_tensor(view, type, shift); });
       });
   out.write(path, progress);
+}
+
+// The same with every matrix of type `matrix_type` (where its rows allow).
+inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
+                       const std::filesystem::path& path, TensorType matrix_type,
+                       const Progress& progress = {}, const WriteOptions& options = {}) {
+  write_gguf(cfg, weights, path, uniform_file_type(matrix_type), progress, options);
 }
 
 }  // namespace gemma3::inline GEMMA3_MODE::gguf

@@ -228,6 +228,11 @@ class TensorStore {
   }
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::vector<std::filesystem::path>& files() const { return files_; }
+  // The file tensor `name` is read from (empty if there is no such tensor).
+  std::string tensor_file(const std::string& name) const {
+    auto it = file_of_.find(name);
+    return it == file_of_.end() ? std::string() : it->second;
+  }
 
   // MappedFile::check_unchanged on every file the tensors are read from.
   void check_unchanged() const {
@@ -281,11 +286,6 @@ class TensorStore {
       if (!weight_map.count(name))
         throw TensorError(
             name, "stored in " + tensor_file(name) + " but not listed in " + index_path.string());
-  }
-
-  std::string tensor_file(const std::string& name) const {
-    auto it = file_of_.find(name);
-    return it == file_of_.end() ? std::string() : it->second;
   }
 
   std::vector<std::filesystem::path> files_;

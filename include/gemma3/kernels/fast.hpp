@@ -26,6 +26,8 @@
 #include "gemma3/kernels/bf16dot.hpp"
 #include "gemma3/kernels/dispatch.hpp"
 #include "gemma3/kernels/plain.hpp"
+#include "gemma3/kernels/quantdot.hpp"
+#include "gemma3/quant.hpp"
 #include "gemma3/tensor.hpp"
 
 namespace gemma3::inline GEMMA3_MODE::fast {
@@ -46,6 +48,19 @@ inline bool bf16_dot_available() {
   return available;
 #else
   return true;  // the header-only build compiled them in: its flags target the instruction
+#endif
+}
+
+// Whether this CPU runs the int8 dot-product kernels for quantized weights (kernels/quantdot.hpp)
+// and this build has them; elsewhere kernels::simd::QuantRows does the same work.
+inline bool vnni_available() {
+  if constexpr (!kernels::quantdot::kBuilt) return false;
+#if GEMMA3_KERNEL_DISPATCH && (defined(__x86_64__) || defined(_M_X64))
+  static const bool available = kernels::best_arch_version() >= xsimd::avx512bw::version() &&
+                                __builtin_cpu_supports("avx512vnni");
+  return available;
+#else
+  return true;  // the header-only build compiled it in: its flags target the instruction
 #endif
 }
 
@@ -152,6 +167,41 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
     else
       kernels::call(kernels::simd::GemvF32{}, reinterpret_cast<const float*>(w.data) + r0 * in, n,
                     in, input.get(), ys[m] + r0);
+  }
+}
+
+// Y_m = X · W_mᵀ for block-quantized weights (quant.hpp; any mix of types, one width): X quantized
+// once (quant::quantize_activations), then the rows of all the matrices in blocks over threads,
+// each task a block of rows and a chunk of tokens (kernels::simd::QuantRows, or its VNNI twin).
+// A row is unpacked once per chunk and multiplied by the chunk's tokens from L1/L2.
+inline void quant_linear(std::span<const TensorView* const> ws, const float* x, int64_t tokens,
+                         int64_t ldx, std::span<float* const> ys) {
+  const int64_t in = ws[0]->cols();
+  const quant::Activations xq = quant::quantize_activations(x, tokens, in, ldx);
+  constexpr int64_t kTokenChunk = 64;
+  const RowBlocks blocks(ws, tokens == 1 ? 64 : 16);
+  const int64_t chunks = (tokens + kTokenChunk - 1) / kTokenChunk;
+  const bool vnni = vnni_available();
+#pragma omp parallel
+  {
+    std::vector<uint8_t> q(static_cast<std::size_t>(in));
+    std::vector<float> ab(q.size() / 8);  // a and b: in / 16 each at most
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < blocks.count() * chunks; ++task) {
+      const auto [m, r0, n] = blocks[task / chunks];
+      const int64_t t0 = task % chunks * kTokenChunk, nt = std::min(kTokenChunk, tokens - t0);
+      const TensorView& w = *ws[m];
+      const kernels::simd::QuantX xt{xq.q.data() + t0 * in, xq.d.data() + t0 * (in / 32),
+                                     xq.s.data() + t0 * (in / 16)};
+      const std::byte* rows = w.data + r0 * row_bytes(w.dtype, in);
+      float* y = ys[m] + t0 * w.rows() + r0;
+      if (vnni)
+        kernels::quantdot::rows(quant_type(w.dtype), rows, n, in, xt, nt, y, w.rows(), q.data(),
+                                ab.data());
+      else
+        kernels::call(kernels::simd::QuantRows{}, quant_type(w.dtype), rows, n, in, xt, nt, y,
+                      w.rows(), q.data(), ab.data());
+    }
   }
 }
 
@@ -331,10 +381,11 @@ std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
                                  const std::array<const float*, N>& biases = {}) {
   std::array<Mat<float>, N> ys;
   const DType dtype = ws[0]->dtype;
+  const bool quantized = is_quantized(dtype);
   bool together = dtype != DType::F16;
   for (const TensorView* w : ws) {
     detail::check_width(*w, x.cols());
-    together = together && w->dtype == dtype;
+    together = together && (quantized ? is_quantized(w->dtype) : w->dtype == dtype);
   }
   const auto add_bias = [&](std::size_t m) {  // where no GEMM tile stores it
     if (biases[m])
@@ -351,6 +402,11 @@ std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
   const int64_t tokens = x.rows(), in = x.cols();
   std::array<float*, N> y;
   for (std::size_t m = 0; m < N; ++m) ys[m].resize(tokens, ws[m]->rows()), y[m] = ys[m].data();
+  if (quantized) {  // quantized weights: their own activations (quant.hpp), whatever `inputs`
+    detail::quant_linear(ws, x.data(), tokens, x.outerStride(), y);
+    for (std::size_t m = 0; m < N; ++m) add_bias(m);
+    return ys;
+  }
   const bool round = inputs == MatmulInputs::Bf16 && dtype == DType::BF16;
   // The kernels read rows of x contiguously: copy a strided view, or to round it (the bf16 dot
   // GEMM rounds while packing).

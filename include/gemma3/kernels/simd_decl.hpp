@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "gemma3/quant.hpp"
+
 namespace gemma3::inline GEMMA3_MODE::kernels::simd {
 
 // Rows of a matrix in a checkpoint start at any offset from a cache line. The decode GEMVs read
@@ -153,6 +155,26 @@ struct LayerNormRows {
   template <class Arch>
   void operator()(Arch, const float* x, int64_t rows, int64_t cols, int64_t ld, const float* w,
                   const float* b, float eps, float* y) const;
+};
+
+// Products with block-quantized weights (quant.hpp), for decode and prefill alike: y[t·ldy + r] =
+// Σ_k W[r, k]·x[t0 + t, k] for rows [0, rows) of W (`type` blocks, rows quant::row_bytes apart) and
+// tokens [0, tokens) of x, quantized activations (quant::Activations, seen from its first token
+// here: token t's values at q + t·in, scales at d + t·in/32, sums at s + t·in/16). Each row is
+// unpacked once into the common form (scratch: `in` bytes of q, then 2·in/16 floats of a and b),
+// then multiplied by every token: integer dot products per group, scaled once per group. Each
+// output is one thread's fixed-order sum. kernels/quantdot.hpp has the AVX512-VNNI twin; this is
+// the portable one.
+struct QuantX {
+  const int8_t* q;
+  const float* d;
+  const int32_t* s;
+};
+struct QuantRows {
+  template <class Arch>
+  void operator()(Arch, quant::Type type, const std::byte* w, int64_t rows, int64_t in,
+                  const QuantX& x, int64_t tokens, float* y, int64_t ldy, uint8_t* q_scratch,
+                  float* ab_scratch) const;
 };
 
 // Runs `iterations` rounds of independent FMA chains in registers and returns the floating-point

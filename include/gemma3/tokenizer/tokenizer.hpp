@@ -20,79 +20,17 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <sentencepiece_processor.h>
 
 #include "gemma3/error.hpp"
 #include "gemma3/io/files.hpp"
+#include "gemma3/tokenizer/spm_model.hpp"
 #include "gemma3/tokenizer/utf8.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
-
-namespace detail {
-// SentencePiece piece types (sentencepiece_model.proto, ModelProto.SentencePiece.Type).
-enum class PieceType : uint8_t {
-  Normal = 1,
-  Unknown = 2,
-  Control = 3,
-  UserDefined = 4,
-  Unused = 5,
-  Byte = 6
-};
-
-// The type of every piece, read from the serialized ModelProto: libsentencepiece 0.1.97 exposes
-// IsControl/IsUnknown/IsByte but not IsUserDefined. Protobuf wire format: ModelProto field 1 is a
-// repeated SentencePiece message whose field 3 is the type (absent = NORMAL).
-inline std::vector<PieceType> piece_types(std::string_view proto, const std::string& where) {
-  auto fail = [&] { return FormatError(where, "malformed SentencePiece ModelProto"); };
-  auto varint = [&](std::string_view b, std::size_t& i) {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (i >= b.size()) throw fail();
-      const auto byte = static_cast<unsigned char>(b[i++]);
-      v |= uint64_t(byte & 0x7f) << shift;
-      if (!(byte & 0x80)) return v;
-    }
-    throw fail();
-  };
-  // Skips a field of `wire` type; returns the payload of a length-delimited one.
-  auto skip = [&](std::string_view b, std::size_t& i, uint64_t wire) -> std::string_view {
-    if (wire == 0)
-      varint(b, i);
-    else if (wire == 1 || wire == 5) {
-      const std::size_t n = wire == 1 ? 8 : 4;
-      if (b.size() - i < n) throw fail();
-      i += n;
-    } else if (wire == 2) {
-      const uint64_t n = varint(b, i);
-      if (n > b.size() - i) throw fail();
-      const auto payload = b.substr(i, n);
-      i += n;
-      return payload;
-    } else {
-      throw fail();
-    }
-    return {};
-  };
-  std::vector<PieceType> types;
-  for (std::size_t i = 0; i < proto.size();) {
-    const uint64_t key = varint(proto, i);
-    const auto payload = skip(proto, i, key & 7);
-    if ((key >> 3) != 1 || (key & 7) != 2) continue;
-    PieceType type = PieceType::Normal;
-    for (std::size_t j = 0; j < payload.size();) {
-      const uint64_t k = varint(payload, j);
-      if ((k >> 3) == 3 && (k & 7) == 0)
-        type = static_cast<PieceType>(varint(payload, j));
-      else
-        skip(payload, j, k & 7);
-    }
-    types.push_back(type);
-  }
-  return types;
-}
-}  // namespace detail
 
 struct EncodeOptions {
   bool add_bos = false;        // prepend <bos> (HF's add_special_tokens adds it, never <eos>)
@@ -105,6 +43,7 @@ class Tokenizer {
   // (docs/model.md, Sizes).
   static constexpr std::string_view kImageSoftTokenPiece = "<image_soft_token>";
 
+  // A tokenizer.model file.
   explicit Tokenizer(const std::filesystem::path& model_path) : path_(model_path.string()) {
     if (!std::filesystem::exists(model_path))
       throw IoError(path_, "tokenizer model not found (run scripts/get_tokenizer.sh to build one)");
@@ -112,18 +51,18 @@ class Tokenizer {
     sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto status = sp_->Load(path_);
     if (!status.ok()) throw FormatError(path_, "not a SentencePiece model: " + status.ToString());
-    types_ = detail::piece_types(sp_->serialized_model_proto(), path_);
-    if (static_cast<int>(types_.size()) != sp_->GetPieceSize())
-      throw FormatError(path_, "piece count mismatch");
-    build_added_tokens();
-    pad_ = required_id("<pad>");
-    eos_ = required_id("<eos>");
-    bos_ = required_id("<bos>");
-    unk_ = required_id("<unk>");
-    start_of_turn_ = required_id("<start_of_turn>");
-    end_of_turn_ = required_id("<end_of_turn>");
-    start_of_image_ = required_id("<start_of_image>");
-    end_of_image_ = required_id("<end_of_image>");
+    init();
+  }
+
+  // A serialized ModelProto: a tokenizer.model's bytes, or one rebuilt from elsewhere (a GGUF's
+  // tokenizer.ggml.* metadata: io/gguf_tokenizer.hpp). `source` names it in errors and path().
+  static Tokenizer from_serialized_proto(std::string_view proto, std::string source) {
+    Tokenizer t(FromProto{}, std::move(source));
+    t.sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    const auto status = t.sp_->LoadFromSerializedProto(proto);
+    if (!status.ok()) throw FormatError(t.path_, "not a SentencePiece model: " + status.ToString());
+    t.init();
+    return t;
   }
 
   // ids 0 .. vocab_size()-1 are SentencePiece pieces; image_soft_token() == vocab_size() is HF's
@@ -164,7 +103,7 @@ class Tokenizer {
     return id == vocab_size() || sp_->IsControl(id) || sp_->IsUnknown(id) || is_user_defined(id);
   }
   bool is_user_defined(int32_t id) const {
-    return id >= 0 && id < vocab_size() && types_[id] == detail::PieceType::UserDefined;
+    return id >= 0 && id < vocab_size() && types_[id] == spm::PieceType::UserDefined;
   }
   bool is_control(int32_t id) const {
     return id == vocab_size() || sp_->IsControl(id) || sp_->IsUnknown(id);
@@ -232,6 +171,29 @@ class Tokenizer {
   const sentencepiece::SentencePieceProcessor& processor() const { return *sp_; }
 
  private:
+  struct FromProto {};
+  Tokenizer(FromProto, std::string source) : path_(std::move(source)) {}
+
+  // Everything after libsentencepiece has loaded the model: piece types and the special ids.
+  void init() {
+    // libsentencepiece 0.1.97 exposes IsControl/IsUnknown/IsByte but not IsUserDefined, so the
+    // types are read from the proto itself.
+    const auto proto = spm::parse_model_proto(sp_->serialized_model_proto(), path_);
+    types_.clear();
+    for (const auto& p : proto.pieces) types_.push_back(p.type);
+    if (static_cast<int>(types_.size()) != sp_->GetPieceSize())
+      throw FormatError(path_, "piece count mismatch");
+    build_added_tokens();
+    pad_ = required_id("<pad>");
+    eos_ = required_id("<eos>");
+    bos_ = required_id("<bos>");
+    unk_ = required_id("<unk>");
+    start_of_turn_ = required_id("<start_of_turn>");
+    end_of_turn_ = required_id("<end_of_turn>");
+    start_of_image_ = required_id("<start_of_image>");
+    end_of_image_ = required_id("<end_of_image>");
+  }
+
   int32_t required_id(const std::string& piece) const {
     const int id = sp_->PieceToId(piece);
     if (sp_->IdToPiece(id) != piece)
@@ -293,9 +255,10 @@ class Tokenizer {
 
   std::string path_;
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
-  std::vector<detail::PieceType> types_;  // per piece
+  std::vector<spm::PieceType> types_;  // per piece
   std::vector<TrieNode> trie_;
-  int32_t pad_, eos_, bos_, unk_, start_of_turn_, end_of_turn_, start_of_image_, end_of_image_;
+  int32_t pad_ = -1, eos_ = -1, bos_ = -1, unk_ = -1, start_of_turn_ = -1, end_of_turn_ = -1,
+          start_of_image_ = -1, end_of_image_ = -1;
 };
 
 // Decodes a token stream for printing as it is generated: byte-fallback pieces are held back until

@@ -31,6 +31,9 @@
   template void LayerNormRows::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t,         \
                                                        int64_t, int64_t, const float*,             \
                                                        const float*, float, float*) const;         \
+  template void QuantRows::operator()<__VA_ARGS__>(__VA_ARGS__, quant::Type, const std::byte*,     \
+                                                   int64_t, int64_t, const QuantX&, int64_t,       \
+                                                   float*, int64_t, uint8_t*, float*) const;       \
   template double FmaPeak::operator()<__VA_ARGS__>(__VA_ARGS__, int64_t, float*) const;            \
   template float SumF32::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t) const;        \
   }
