@@ -31,6 +31,13 @@ st=$("$gemma3" run --model "$work/tiny" --tokenizer "$tokenizer" --prompt "Hi" -
 gg=$("$gemma3" run --model "$work/tiny.gguf" --tokenizer "$tokenizer" --prompt "Hi" --max-new-tokens 8 --temperature 0 --json)
 [ "$(echo "$st" | json 'd[0]["ids"]')" = "$(echo "$gg" | json 'd[0]["ids"]')" ] || fail "GGUF and safetensors disagree"
 [ "$(echo "$st" | json 'd[0]["kv_cache_gib"] > 0')" = True ] || fail "no KV-cache size in --json"
+# One file is a model: convert embedded the tokenizer (tokenizer.ggml.*), which run and tokenize use
+# when no tokenizer.model is beside the .gguf.
+own=$("$gemma3" run --model "$work/tiny.gguf" --prompt "Hi" --max-new-tokens 8 --temperature 0 --json)
+[ "$(echo "$st" | json 'd[0]["ids"]')" = "$(echo "$own" | json 'd[0]["ids"]')" ] || fail "the GGUF's own tokenizer disagrees"
+line='{"text": "<start_of_turn>user\nHello  world <eos>"}'
+[ "$(echo "$line" | "$gemma3" tokenize --tokenizer "$work/tiny.gguf")" = "$(echo "$line" | "$gemma3" tokenize --tokenizer "$tokenizer")" ] ||
+  fail "tokenize --tokenizer FILE.gguf disagrees with tokenizer.model"
 
 # chat through a pipe: two turns; the second prefills only its new tokens (the cache is reused).
 out=$(printf 'Hello!\nTell me more.\n' | "$gemma3" chat --model "$work/tiny" --max-new-tokens 6 --seed 1 --json)

@@ -29,6 +29,8 @@
 #include "gemma3/text/model.hpp"
 #include "gemma3/text/rope.hpp"
 #include "gemma3/tokenizer/chat.hpp"
+#include "gemma3/tokenizer/load_tokenizer.hpp"
+#include "gemma3/tokenizer/spm_model.hpp"
 #include "gemma3/tokenizer/tokenizer.hpp"
 #include "gemma3/tokenizer/tool_call.hpp"
 #include "gemma3/vision.hpp"
