@@ -228,8 +228,12 @@ struct ModelOf {
   using Scalar = T;
   Checkpoint checkpoint;
   Gemma3<T> model;
-  ModelOf(const std::filesystem::path& path, Backend backend, Residency residency)
-      : checkpoint(Checkpoint::open(path, residency)), model(checkpoint, backend) {}
+  // `mmproj`: llama.cpp's vision projector GGUF beside a .gguf text model (empty: none).
+  ModelOf(const std::filesystem::path& path, const std::filesystem::path& mmproj, Backend backend,
+          Residency residency)
+      : checkpoint(mmproj.empty() ? Checkpoint::open(path, residency)
+                                  : Checkpoint::open(path, mmproj, residency)),
+        model(checkpoint, backend) {}
 };
 
 struct Model {
@@ -243,13 +247,15 @@ struct Model {
 };
 
 Model open_model(const std::filesystem::path& path, const std::string& dtype,
-                 const std::string& backend, bool huge_pages) {
+                 const std::string& backend, bool huge_pages,
+                 const std::optional<std::filesystem::path>& mmproj) {
   const Backend b = backend_from_string(backend);
   const Residency r = huge_pages ? Residency::HugePages : Residency::Mapped;
+  const std::filesystem::path projector = mmproj.value_or(std::filesystem::path());
   py::gil_scoped_release nogil;
-  if (dtype == "float32") return {std::make_shared<ModelOf<float>>(path, b, r), dtype};
+  if (dtype == "float32") return {std::make_shared<ModelOf<float>>(path, projector, b, r), dtype};
   if (dtype == "float64")
-    return {std::make_shared<ModelOf<double>>(path, Backend::Plain, r), dtype};
+    return {std::make_shared<ModelOf<double>>(path, projector, Backend::Plain, r), dtype};
   throw InvalidArgument("dtype", "'" + dtype + "' is not one of float32, float64");
 }
 
@@ -688,7 +694,9 @@ PYBIND11_MODULE(_gemma3, m) {
   py::class_<Model>(m, "Model")
       .def(py::init(&open_model), py::arg("path"), py::kw_only(), py::arg("dtype") = "float32",
            py::arg("backend") = "fast", py::arg("huge_pages") = false,
-           "Opens a checkpoint directory (config.json + safetensors) or a GGUF file.")
+           py::arg("mmproj") = py::none(),
+           "Opens a checkpoint directory (config.json + safetensors) or a GGUF file; mmproj: the "
+           "vision projector GGUF of a GGUF model (llama.cpp's mmproj file).")
       .def_readonly("dtype", &Model::dtype)
       .def_property_readonly(
           "backend",

@@ -81,6 +81,20 @@ set +e
 "$gemma3" run --model "$work/tiny" --image "$image" --prompt x 2>"$work/err"; rc=$?
 set -e
 [ $rc != 0 ] && grep -q "no vision tower" "$work/err" || fail "image on a text-only model: rc $rc"
+# The same model as llama.cpp holds it, a text GGUF and an mmproj GGUF (convert --mmproj): greedily
+# the same tokens for the image; scored like the directory; --image without --mmproj says what to do.
+"$gemma3" convert --model "$work/mm" --out "$work/mm.gguf" --mmproj "$work/mm.mmproj.gguf" --type f32 \
+  >/dev/null 2>&1 || fail "convert --mmproj"
+d=$("$gemma3" run --model "$work/mm" --image "$image" --prompt "Describe this image." --max-new-tokens 6 --temperature 0 --json 2>/dev/null)
+m=$("$gemma3" run --model "$work/mm.gguf" --mmproj "$work/mm.mmproj.gguf" --image "$image" --prompt "Describe this image." \
+  --max-new-tokens 6 --temperature 0 --json 2>/dev/null)
+[ "$(echo "$d" | json 'd[0]["ids"]')" = "$(echo "$m" | json 'd[0]["ids"]')" ] || fail "run --mmproj: other tokens than the directory's"
+"$gemma3" score --model "$work/mm.gguf" --mmproj "$work/mm.mmproj.gguf" --text "Hello world" | grep -q '"logprob"' ||
+  fail "score --mmproj"
+set +e
+"$gemma3" run --model "$work/mm.gguf" --image "$image" --prompt x 2>"$work/err"; rc=$?
+set -e
+[ $rc != 0 ] && grep -q "give it with --mmproj" "$work/err" || fail "image on a GGUF without --mmproj: rc $rc"
 
 # Bad flags: a useful message and exit code 2; bad files: exit code 1.
 set +e

@@ -52,14 +52,16 @@ std::string read_bytes(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Rewrites llama.cpp's mmproj file through gguf::Writer: every metadata key `edit_key` keeps (it
-// may change the value), every tensor `keep` accepts, bytes unchanged, then what `add` adds.
+// Rewrites a GGUF file (llama.cpp's mmproj by default) through gguf::Writer: every metadata key
+// `edit_key` keeps (it may change the value), every tensor `keep` accepts, bytes unchanged, then
+// what `add` adds.
 using EditKey = std::function<bool(const std::string& key, nlohmann::json& value)>;
-void rewrite_mmproj(
+void rewrite_gguf(
     const fs::path& dst, const EditKey& edit_key,
     const std::function<bool(const std::string&)>& keep = [](const std::string&) { return true; },
-    const std::function<void(gguf::Writer&)>& add = [](gguf::Writer&) {}) {
-  const gguf::File src(mmproj_gguf());
+    const std::function<void(gguf::Writer&)>& add = [](gguf::Writer&) {},
+    const fs::path& source = mmproj_gguf()) {
+  const gguf::File src(source);
   gguf::Writer w;
   for (const auto& key : src.keys()) {
     nlohmann::json value = src.metadata().at(key);
@@ -86,9 +88,8 @@ TEST_CASE("mmproj: llama.cpp's tensor names, both ways", "[io][gguf][mmproj]") {
   for_each_tensor(cfg, w, [&](Module m, const std::string& rel, TensorView&, const Shape&, Init) {
     if (m != Module::Vision && m != Module::Projector) return;
     const std::string name = gguf::mmproj_name(m, rel);
-    const std::string hf = (m == Module::Vision ? "vision_tower.vision_model."
-                                                : "multi_modal_projector.") +
-                           rel;
+    const std::string hf =
+        (m == Module::Vision ? "vision_tower.vision_model." : "multi_modal_projector.") + rel;
     CHECK(gguf::mmproj_hf_name(name) == hf);
     ours.insert(name);
   });
@@ -98,13 +99,20 @@ TEST_CASE("mmproj: llama.cpp's tensor names, both ways", "[io][gguf][mmproj]") {
   for (const auto& t : file.tensors()) theirs.insert(t.name);
   CHECK(ours == theirs);
   CHECK(gguf::mmproj_hf_name("v.blk.0.unknown.weight") == "v.blk.0.unknown.weight");
+  // The published tower's fc2 rows (4304) are not whole Q8_0 blocks: F16, as the converter falls
+  // back.
+  CHECK(gguf::mmproj_tensor_type(gguf::FileType::Q8_0, "v.blk.0.ffn_down.weight", {1152, 4304}) ==
+        gguf::TensorType::F16);
+  CHECK(gguf::mmproj_tensor_type(gguf::FileType::Q8_0, "v.blk.0.ffn_up.weight", {4304, 1152}) ==
+        gguf::TensorType::Q8_0);
   CHECK_ERROR(InvalidArgument, gguf::mmproj_name(Module::Text, "norm.weight"), "norm.weight",
               "is a text tensor: it goes into the text model's GGUF");
 }
 
-TEST_CASE("mmproj: llama.cpp's mm-tiny-a pair is the safetensors model (weights, soft tokens, "
-          "logits)",
-          "[io][gguf][mmproj][multimodal]") {
+TEST_CASE(
+    "mmproj: llama.cpp's mm-tiny-a pair is the safetensors model (weights, soft tokens, "
+    "logits)",
+    "[io][gguf][mmproj][multimodal]") {
   const auto dir = test::fixture("mm-tiny-a");
   const auto st = Checkpoint::open(dir);
   const auto gg = open_pair();
@@ -151,8 +159,8 @@ TEST_CASE("mmproj: llama.cpp's mm-tiny-a pair is the safetensors model (weights,
     for (int k = 0; k < test::prompt_count(dir); ++k) {
       const std::string p = test::prompt_prefix(k);
       INFO("prompt " << k);
-      CHECK(test::max_abs_diff(images[0], read_npy(dir / (p + "image_soft_tokens.npy"))
-                                              .matrix<double>()) <= 1e-4);
+      CHECK(test::max_abs_diff(
+                images[0], read_npy(dir / (p + "image_soft_tokens.npy")).matrix<double>()) <= 1e-4);
       const auto ids = test::read_ids(dir / (p + "input_ids.npy"));
       const Mat<float> logits = ours.forward(ids, images);
       CHECK(test::max_abs_diff(logits, theirs.forward(ids, expected)) <= 1e-4);
@@ -160,6 +168,34 @@ TEST_CASE("mmproj: llama.cpp's mm-tiny-a pair is the safetensors model (weights,
             1e-4);
     }
   }
+}
+
+TEST_CASE("mmproj: the image token ids are looked up in the text GGUF's vocabulary",
+          "[io][gguf][mmproj]") {
+  // The fixture's vocabulary with its three image ids renamed as the real vocabulary names them.
+  const auto dir = test::scratch_dir("mmproj_vocab");
+  const auto text = dir / "text.gguf";
+  const gguf::ImageTokenIds ids = fixture_ids();
+  rewrite_gguf(
+      text,
+      [&](const std::string& key, nlohmann::json& v) {
+        if (key == "tokenizer.ggml.tokens") {
+          v[ids.boi] = "<start_of_image>";
+          v[ids.eoi] = "<end_of_image>";
+          v[ids.image] = "<image_soft_token>";
+        }
+        return true;
+      },
+      [](const std::string&) { return true; }, [](gguf::Writer&) {}, text_gguf());
+  const auto ck = Checkpoint::open(text, mmproj_gguf());
+  CHECK(ck.config().boi_token_index == ids.boi);
+  CHECK(ck.config().eoi_token_index == ids.eoi);
+  CHECK(ck.config().image_token_index == ids.image);
+  // Without them, the published ids (what a real vocabulary has).
+  const gguf::ImageTokenIds published = gguf::image_token_ids(gguf::File(text_gguf()));
+  CHECK(published.boi == 255999);
+  CHECK(published.eoi == 256000);
+  CHECK(published.image == 262144);
 }
 
 TEST_CASE("mmproj: the text GGUF alone is a text model", "[io][gguf][mmproj]") {
@@ -185,7 +221,8 @@ TEST_CASE("mmproj: write_mmproj writes llama.cpp's file (metadata, names, types,
     INFO(key);
     CHECK(ours.type_of(key) == reference.type_of(key));
     CHECK(ours.array_info(key) == reference.array_info(key));
-    if (ours.metadata().contains(key)) CHECK(ours.metadata().at(key) == reference.metadata().at(key));
+    if (ours.metadata().contains(key))
+      CHECK(ours.metadata().at(key) == reference.metadata().at(key));
   }
   REQUIRE(ours.tensors().size() == reference.tensors().size());
   for (std::size_t i = 0; i < ours.tensors().size(); ++i) {
@@ -233,14 +270,16 @@ TEST_CASE("mmproj: f16, bf16 and q8_0 files get the converter's types and load",
       else
         CHECK(type == matrix);
     }
-    // bf16 weights are exact in all three; q8_0 rounds the layer matrices.
     const auto back = open_pair(path);
     const Mat<float> soft = Gemma3<float>(back).encode(std::vector<Image>{image})[0];
-    CHECK(test::max_abs_diff(soft, expected) <= (ft == gguf::FileType::Q8_0 ? 0.05 : 1e-5));
+    // bf16 weights are exact in f16 and bf16; q8_0 rounds the layer matrices (measured: 1.4% of
+    // the largest soft-token value).
+    const double tolerance =
+        ft == gguf::FileType::Q8_0 ? 0.02 * expected.cwiseAbs().maxCoeff() : 1e-5;
+    CHECK(test::max_abs_diff(soft, expected) <= tolerance);
   }
   CHECK_ERROR(InvalidArgument,
-              gguf::write_mmproj(st.config(), st.weights(), dir / "q4.gguf",
-                                 gguf::FileType::Q4_0),
+              gguf::write_mmproj(st.config(), st.weights(), dir / "q4.gguf", gguf::FileType::Q4_0),
               "file type",
               "an mmproj file is written as f32, f16, bf16 or q8_0 (the types llama.cpp's "
               "converter writes one in)");
@@ -279,7 +318,7 @@ TEST_CASE("robustness: mismatched or damaged mmproj pairs give clear errors",
 
   // A projector made for another text model.
   const auto other = dir / "other.gguf";
-  rewrite_mmproj(other, [](const std::string& key, nlohmann::json& v) {
+  rewrite_gguf(other, [](const std::string& key, nlohmann::json& v) {
     if (key == "clip.vision.projection_dim") v = 48;
     return true;
   });
@@ -289,7 +328,7 @@ TEST_CASE("robustness: mismatched or damaged mmproj pairs give clear errors",
                   ": the projector belongs to another model");
   // Another projector type; a required key missing; a pooling that does not divide the grid.
   const auto llava = dir / "llava.gguf";
-  rewrite_mmproj(llava, [](const std::string& key, nlohmann::json& v) {
+  rewrite_gguf(llava, [](const std::string& key, nlohmann::json& v) {
     if (key == "clip.projector_type") v = "mlp";
     return true;
   });
@@ -297,13 +336,13 @@ TEST_CASE("robustness: mismatched or damaged mmproj pairs give clear errors",
               "is 'mlp', expected 'gemma3' (only Gemma 3's vision projector is read) (in " +
                   llava.string() + ")");
   const auto no_heads = dir / "no_heads.gguf";
-  rewrite_mmproj(no_heads, [](const std::string& key, nlohmann::json&) {
+  rewrite_gguf(no_heads, [](const std::string& key, nlohmann::json&) {
     return key != "clip.vision.attention.head_count";
   });
   CHECK_ERROR(ConfigError, open_pair(no_heads), "clip.vision.attention.head_count",
               "missing from the GGUF metadata of " + no_heads.string());
   const auto merge = dir / "merge.gguf";
-  rewrite_mmproj(
+  rewrite_gguf(
       merge, keep_all, [](const std::string&) { return true; },
       [](gguf::Writer& w) {
         w.set("clip.vision.projector.scale_factor", gguf::ValueType::U32, 3);
@@ -313,12 +352,12 @@ TEST_CASE("robustness: mismatched or damaged mmproj pairs give clear errors",
 
   // A tensor missing, named as the mmproj file names it; one the config does not call for.
   const auto missing = dir / "missing.gguf";
-  rewrite_mmproj(missing, keep_all,
-                 [](const std::string& name) { return name != "v.blk.1.ln1.weight"; });
+  rewrite_gguf(missing, keep_all,
+               [](const std::string& name) { return name != "v.blk.1.ln1.weight"; });
   CHECK_ERROR(TensorError, open_pair(missing), "v.blk.1.ln1.weight",
               "missing from " + missing.string() + " (expected shape [32])");
   const auto extra = dir / "extra.gguf";
-  rewrite_mmproj(
+  rewrite_gguf(
       extra, keep_all, [](const std::string&) { return true; },
       [](gguf::Writer& w) {
         w.add("v.blk.0.extra.weight", {4}, gguf::TensorType::F32, std::vector<std::byte>(16));

@@ -12,6 +12,7 @@
 #include <gemma3/synth.hpp>
 #include <gemma3/text/kv_cache.hpp>
 #include <gemma3/tokenizer/load_tokenizer.hpp>
+#include <gemma3/vision/preprocess.hpp>
 
 #include "commands.hpp"
 #include "console.hpp"
@@ -170,6 +171,35 @@ gguf::WriteOptions write_options(const std::string& model, const std::string& gi
   return options;
 }
 
+// `convert --mmproj`: the vision tower and projector as llama.cpp's mmproj GGUF. llama.cpp's
+// converter writes one as f32, f16, bf16 or q8_0; with a lower --type (meant for the text model)
+// the projector is written as f16, as the mmproj files published beside quantized models are.
+void write_mmproj_file(const Checkpoint& ck, const std::string& model, const std::string& out,
+                       const std::string& type) {
+  const std::map<std::string, gguf::FileType> types{{"f32", gguf::FileType::F32},
+                                                    {"f16", gguf::FileType::F16},
+                                                    {"bf16", gguf::FileType::BF16},
+                                                    {"q8_0", gguf::FileType::Q8_0}};
+  const auto it = types.find(type);
+  if (it == types.end())
+    std::fprintf(stderr,
+                 "note: the mmproj file is written as f16 (llama.cpp's converter writes "
+                 "one as f32, f16, bf16 or q8_0)\n");
+  gguf::MmprojWriteOptions options{.name = model_name(model)};
+  // The preprocessor's normalisation, which llama.cpp reads from the mmproj file.
+  const auto pre = ck.dir() / "preprocessor_config.json";
+  if (!ck.gguf_file() && std::filesystem::exists(pre)) {
+    const ImageProcessorConfig pc = load_preprocessor_config(pre, &*ck.config().vision);
+    options.image_mean = pc.image_mean;
+    options.image_std = pc.image_std;
+  }
+  ProgressBar bar("convert --mmproj");
+  gguf::write_mmproj(ck.config(), ck.weights(), out,
+                     it == types.end() ? gguf::FileType::F16 : it->second, bar.callback(), options);
+  std::printf("wrote %s (vision tower and projector, %s)\n", out.c_str(),
+              human_bytes(double(std::filesystem::file_size(out))).c_str());
+}
+
 }  // namespace
 
 void add_checkpoint_commands(CLI::App& app) {
@@ -219,14 +249,20 @@ void add_checkpoint_commands(CLI::App& app) {
   conv->add_option("--tokenizer", *conv_tokenizer,
                    "tokenizer.model (or a .gguf holding one) to embed (default: the model's own, "
                    "then $GEMMA3_TOKENIZER, then the one scripts/setup.sh built)");
+  auto conv_mmproj = std::make_shared<std::string>();
+  conv->add_option("--mmproj", *conv_mmproj,
+                   "also write the vision tower and projector to this file, as llama.cpp's "
+                   "mmproj GGUF");
   conv->add_option("--type", *conv_type, "type of the matrices (norms are always f32)")
       ->check(CLI::IsMember({"bf16", "f16", "f32", "q8_0", "q4_0"}));
   conv->callback([=] {
     const auto ck = Checkpoint::open(*conv_model);
-    if (ck.config().is_multimodal())
-      std::fprintf(
-          stderr,
-          "note: the vision tower is not written (llama.cpp keeps it in a separate mmproj file)\n");
+    if (!conv_mmproj->empty())
+      write_mmproj_file(ck, *conv_model, *conv_mmproj, *conv_type);
+    else if (ck.config().is_multimodal())
+      std::fprintf(stderr,
+                   "note: the vision tower is not written (llama.cpp keeps it in a separate mmproj "
+                   "file: give one with --mmproj)\n");
     const gguf::WriteOptions options = write_options(*conv_model, *conv_tokenizer);
     ProgressBar bar("convert");
     gguf::write_gguf(ck.config(), ck.weights(), *conv_out, *gguf::parse_tensor_type(*conv_type),

@@ -24,7 +24,7 @@ namespace gemma3::cli {
 namespace {
 
 struct DumpOptions {
-  std::string model, ids, ids_npy, out, dtype = "f32";
+  std::string model, mmproj, ids, ids_npy, out, dtype = "f32";
   std::vector<std::string> images;
   int64_t prefill = 0;
   bool all = false;
@@ -70,7 +70,7 @@ void write_f32(const std::filesystem::path& path, const Shape& shape, const auto
 
 template <typename T>
 void dump(const DumpOptions& o) {
-  const auto ck = Checkpoint::open(o.model);
+  const auto ck = open_model(o.model, o.mmproj);
   const Gemma3<T> model(ck);
   const TextConfig& cfg = ck.config().text;
   std::vector<int32_t> ids =
@@ -172,6 +172,7 @@ void add_dump_command(CLI::App& app) {
          "--image", o->images,
          "an image for the next run of image placeholders in the ids (repeatable, in order)")
       ->check(CLI::ExistingFile);
+  add_mmproj_option(cmd, o->mmproj);
   cmd->callback([o, ids, ids_npy] {
     if (ids->count() == 0 && ids_npy->count() == 0)
       throw InvalidArgument("--ids", "give the tokens with --ids or --ids-npy");

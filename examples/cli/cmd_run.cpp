@@ -52,10 +52,28 @@ std::string default_tokenizer_path(const std::string& given, const std::string& 
                                            "built by scripts/setup.sh");
 }
 
+void add_mmproj_option(CLI::App* cmd, std::string& mmproj) {
+  cmd->add_option("--mmproj", mmproj,
+                  "the vision tower and projector of a .gguf model: llama.cpp's mmproj GGUF "
+                  "(needed for images)")
+      ->check(CLI::ExistingFile);
+}
+
+Checkpoint open_model(const std::string& model, const std::string& mmproj, Residency residency,
+                      const Progress& progress) {
+  if (mmproj.empty()) return Checkpoint::open(model, residency, progress);
+  if (!Checkpoint::is_gguf(model))
+    throw InvalidArgument("--mmproj", "goes with a .gguf --model (" + model +
+                                          " is a checkpoint directory, which holds its own vision "
+                                          "tower)");
+  return Checkpoint::open(model, mmproj, residency, progress);
+}
+
 namespace {
 
 struct RunOptions {
   std::string model, tokenizer, prompt, system, tools, backend = "fast", on_full_context = "refuse";
+  std::string mmproj;
   std::vector<std::string> images;
   bool pan_and_scan = false;
   int64_t max_new_tokens = 256, context = 4096;
@@ -111,6 +129,7 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
   cmd->add_flag(
       "--pan-and-scan", o.pan_and_scan,
       "also feed crops of images whose aspect ratio is far from square (HF's do_pan_and_scan)");
+  add_mmproj_option(cmd, o.mmproj);
 }
 
 long peak_rss_kib() {
@@ -120,9 +139,9 @@ long peak_rss_kib() {
 }
 
 Checkpoint open_checkpoint(const RunOptions& o) {
-  if (!o.huge_pages) return Checkpoint::open(o.model);
+  if (!o.huge_pages) return open_model(o.model, o.mmproj);
   ProgressBar bar("reading into huge pages");
-  return Checkpoint::open(o.model, Residency::HugePages, bar.callback());
+  return open_model(o.model, o.mmproj, Residency::HugePages, bar.callback());
 }
 
 // Everything a run or chat needs, loaded once.
@@ -155,6 +174,10 @@ struct Loaded {
     std::vector<ContentPart> parts;
     ImageEmbeddings<float> embeddings;
     if (files.empty()) return {parts, embeddings};
+    if (!model.has_vision() && checkpoint.gguf_file())
+      throw InvalidArgument("image", checkpoint.path().string() +
+                                         " is a text model: llama.cpp keeps the vision tower in a "
+                                         "separate mmproj GGUF; give it with --mmproj");
     model.vision();  // throws for a text-only checkpoint
     using clock = std::chrono::steady_clock;
     double preprocess_s = 0, encode_s = 0;

@@ -30,6 +30,7 @@ namespace {
 
 struct ScoreOptions {
   std::string model, tokenizer, text, jsonl, file, backend = "fast";
+  std::string mmproj;  // accepted as run takes it; scoring reads text only
   int64_t top = 0, context = 2048, stride = 0;
   int threads = 0;
   bool no_bos = false;
@@ -47,6 +48,7 @@ void add_model_options(CLI::App* cmd, ScoreOptions& o) {
                   "OpenMP threads (default: $GEMMA3_NUM_THREADS or all cores)")
       ->check(whole_in(1, 1 << 20));
   cmd->add_flag("--no-bos", o.no_bos, "do not start the text with <bos>");
+  add_mmproj_option(cmd, o.mmproj);
 }
 
 // The checkpoint, its text model and the tokenizer, checked against each other.
@@ -55,7 +57,7 @@ struct Loaded {
   TextModel<float> model;
   Tokenizer tokenizer;
   explicit Loaded(const ScoreOptions& o)
-      : checkpoint(Checkpoint::open(o.model)),
+      : checkpoint(open_model(o.model, o.mmproj)),
         model(checkpoint, backend_from_string(o.backend)),
         tokenizer(load_tokenizer(default_tokenizer_path(o.tokenizer, o.model))) {
     if (tokenizer.vocab_size() > checkpoint.config().text.vocab_size)

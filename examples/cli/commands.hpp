@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <gemma3/checkpoint.hpp>
+
 namespace gemma3::cli {
 
 void add_checkpoint_commands(CLI::App& app);  // synth, inspect, convert
@@ -18,6 +20,12 @@ void add_score_commands(CLI::App& app);       // score, perplexity
 // `given`, else the model directory's tokenizer.model, else a .gguf model itself when its metadata
 // has a tokenizer, else $GEMMA3_TOKENIZER, else the one scripts/setup.sh built (cmd_run.cpp).
 std::string default_tokenizer_path(const std::string& given, const std::string& model_dir);
+// Adds --mmproj FILE: the vision tower and projector of a .gguf --model, in llama.cpp's separate
+// mmproj GGUF (as llama.cpp's own --mmproj). open_model opens the two together (cmd_run.cpp).
+void add_mmproj_option(CLI::App* cmd, std::string& mmproj);
+// Opens --model (a checkpoint directory or a .gguf file), with `mmproj` when not empty.
+Checkpoint open_model(const std::string& model, const std::string& mmproj,
+                      Residency residency = Residency::Mapped, const Progress& progress = {});
 // Sets the OpenMP threads: `threads` (a --threads option; 0 if not given), else
 // $GEMMA3_NUM_THREADS, else $OMP_NUM_THREADS, else all cores. Each must be a whole number from 1 to
 // four times the cores; anything else is an InvalidArgument naming where it came from

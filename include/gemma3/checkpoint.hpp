@@ -76,7 +76,7 @@ class Checkpoint {
   void bind();
 
   std::filesystem::path path_, dir_;
-  std::shared_ptr<const gguf::Tensors> gguf_;  // set when opened from a .gguf file
+  std::shared_ptr<const gguf::Tensors> gguf_;          // set when opened from a .gguf file
   std::shared_ptr<const gguf::MmprojTensors> mmproj_;  // set when opened with an mmproj file
   ModelConfig config_;
   TensorStore store_;
@@ -112,10 +112,10 @@ GEMMA3_COMPILED_INLINE Checkpoint Checkpoint::open(const std::filesystem::path& 
   return ck;
 }
 
-GEMMA3_COMPILED_INLINE Checkpoint Checkpoint::open(
-    const std::filesystem::path& model_gguf, const std::filesystem::path& mmproj_gguf,
-    Residency residency, const Progress& progress,
-    const std::optional<gguf::ImageTokenIds>& image_tokens) {
+GEMMA3_COMPILED_INLINE Checkpoint
+Checkpoint::open(const std::filesystem::path& model_gguf, const std::filesystem::path& mmproj_gguf,
+                 Residency residency, const Progress& progress,
+                 const std::optional<gguf::ImageTokenIds>& image_tokens) {
   if (!is_gguf(model_gguf))
     throw InvalidArgument(model_gguf.string(),
                           "an mmproj file goes with a .gguf text model (a checkpoint directory "
@@ -156,10 +156,12 @@ GEMMA3_COMPILED_INLINE void Checkpoint::bind() {
     const std::string full = scheme_->full_name(m, rel);
     const bool vision = m == Module::Vision || m == Module::Projector;
     if (!store_.contains(full))
-      throw TensorError(
-          !gguf_ ? full : vision ? gguf::mmproj_name(m, rel) : gguf::gguf_name(m, rel),
-          "missing from " + (vision && from_mmproj ? mmproj_->file().path().string() : where) +
-              " (expected shape " + shape_string(expected) + ")");
+      throw TensorError(!gguf_   ? full
+                        : vision ? gguf::mmproj_name(m, rel)
+                                 : gguf::gguf_name(m, rel),
+                        "missing from " +
+                            (vision && from_mmproj ? mmproj_->file().path().string() : where) +
+                            " (expected shape " + shape_string(expected) + ")");
     slot = store_.at(full);
     expect_shape(slot, expected, from_mmproj ? store_.tensor_file(full) : where);
     used.insert(full);
@@ -179,8 +181,8 @@ GEMMA3_COMPILED_INLINE void Checkpoint::bind() {
   for (const auto& [name, view] : store_.tensors())
     if (!used.count(name))
       throw TensorError(view.name, "unexpected tensor in " +
-                                       (from_mmproj ? store_.tensor_file(name) : where) + " for a " +
-                                       config_.model_type +
+                                       (from_mmproj ? store_.tensor_file(name) : where) +
+                                       " for a " + config_.model_type +
                                        " config (name scheme: " + scheme_->label + ")");
 }
 #endif

@@ -1,6 +1,6 @@
 # Typing stubs of the compiled module (python/gemma3_module.cpp); docs/python.md describes the API.
 import os
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypedDict, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +81,7 @@ class Model:
         dtype: str = "float32",
         backend: str = "fast",
         huge_pages: bool = False,
+        mmproj: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> None: ...
     @property
     def dtype(self) -> str: ...

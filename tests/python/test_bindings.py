@@ -250,3 +250,19 @@ def test_gguf_loads_like_the_directory(data_dir, cli, tmp_path):
     a = gemma3.Model(case_dir).forward(ids)["logits"]
     b = gemma3.Model(gguf).forward(ids)["logits"]
     assert np.max(np.abs(a - b)) <= 1e-5
+
+
+def test_gguf_with_its_mmproj_sees_images_like_the_directory(data_dir, cli, tokenizer_path,
+                                                             tmp_path):
+    # A tiny multimodal checkpoint with the real vocabulary (which holds the image token ids), held
+    # as llama.cpp holds it: a text GGUF and a vision projector (mmproj) GGUF.
+    mm = tmp_path / "mm"
+    subprocess.run([cli, "synth", "--preset", "tiny-mm", "--out", str(mm), "--tokenizer",
+                    tokenizer_path], check=True, capture_output=True)
+    subprocess.run([cli, "convert", "--model", str(mm), "--out", str(tmp_path / "mm.gguf"),
+                    "--mmproj", str(tmp_path / "mm.mmproj.gguf"), "--type", "f32"],
+                   check=True, capture_output=True)
+    image = data_dir / "reference" / "mm-tiny-a" / "image0.png"
+    a = gemma3.Model(mm).encode_image(image)[0]
+    b = gemma3.Model(tmp_path / "mm.gguf", mmproj=tmp_path / "mm.mmproj.gguf").encode_image(image)[0]
+    assert np.max(np.abs(a - b)) <= 1e-5

@@ -23,7 +23,7 @@
 // `gemma3.rope.freq_base_swa` says otherwise), the local:global pattern (every 6th layer global,
 // unless `gemma3.attention.sliding_window_pattern` says otherwise) and the query scale
 // (hidden/heads for the 62-layer 27B, head_dim otherwise).
-// Vision towers live in a separate "mmproj" GGUF, which this loader does not read.
+// Vision towers live in a separate "mmproj" GGUF: io/gguf_mmproj.hpp.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -91,7 +91,7 @@ inline std::string gguf_name(Module m, const std::string& relative) {
   if (m == Module::LmHead) return "output.weight";
   if (m != Module::Text)
     throw InvalidArgument(relative,
-                          "vision tensors go into a separate mmproj GGUF, which is not supported");
+                          "is a vision tensor: it goes into the separate mmproj GGUF (mmproj_name)");
   if (relative == "embed_tokens.weight") return "token_embd.weight";
   if (relative == "norm.weight") return "output_norm.weight";
   std::string n, rest;

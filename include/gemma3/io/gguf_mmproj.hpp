@@ -19,13 +19,13 @@
 // Value changes (measured on tests/data/gguf/mm-tiny-a.mmproj.llamacpp-f32.gguf against the
 // safetensors it came from): only mm.soft_emb_norm.weight, the projector's Gemma RMSNorm, is stored
 // as 1 + w (the converter adds the 1; the SigLIP LayerNorms are stored as they are), so the loader
-// subtracts it again into a small f32 copy. Every other tensor holds the HF values in the HF layout:
-// the patch embedding stays the Conv2d's [vh, 3, p, p] (ggml ne = [p, p, 3, vh]), the position
-// embedding [P², vh], and the projection [vh, hidden] in x out, not transposed (clip.cpp transposes
-// it when it multiplies). Types: `.embeddings.` tensors (patch and position embedding) are always
-// F32 and the projection always F16, whatever the output type; 1-D tensors are F32; the other
-// matrices take the output type (F32, F16, BF16 or Q8_0, with F16 for rows that are not whole Q8_0
-// blocks, as the converter falls back).
+// subtracts it again into a small f32 copy. Every other tensor holds the HF values in the HF
+// layout: the patch embedding stays the Conv2d's [vh, 3, p, p] (ggml ne = [p, p, 3, vh]), the
+// position embedding [P², vh], and the projection [vh, hidden] in x out, not transposed (clip.cpp
+// transposes it when it multiplies). Types: `.embeddings.` tensors (patch and position embedding)
+// are always F32 and the projection always F16, whatever the output type; 1-D tensors are F32; the
+// other matrices take the output type (F32, F16, BF16 or Q8_0, with F16 for rows that are not whole
+// Q8_0 blocks, as the converter falls back).
 //
 // Config: the clip.vision.* keys give the tower's sizes, clip.vision.projection_dim the text
 // model's hidden size, clip.vision.image_mean / image_std the preprocessor's normalisation. The
@@ -159,8 +159,8 @@ inline double f32_decimal(double stored) {
 // What an mmproj file says about the tower and the projector.
 struct MmprojConfig {
   VisionConfig vision;
-  int64_t projection_dim = 0;                    // the text model's hidden size
-  int64_t merge_factor = kDefaultMergeFactor;    // side of the average-pooling window
+  int64_t projection_dim = 0;                       // the text model's hidden size
+  int64_t merge_factor = kDefaultMergeFactor;       // side of the average-pooling window
   std::array<double, 3> image_mean{0.5, 0.5, 0.5};  // the preprocessor's normalisation
   std::array<double, 3> image_std{0.5, 0.5, 0.5};
 
@@ -177,14 +177,14 @@ inline MmprojConfig mmproj_config(const File& f) {
   const std::string where = f.path().string();
   const std::string arch = md.string("general.architecture");
   if (arch != kMmprojArchitecture)
-    throw ConfigError("general.architecture",
-                      "is '" + arch + "', expected '" + kMmprojArchitecture + "' in a vision " +
-                          "projector (mmproj) file" +
-                          (arch == kArchitecture
-                               ? " (this is a text model: give it as the model, and the mmproj "
-                                 "file beside it)"
-                               : "") +
-                          " (in " + where + ")");
+    throw ConfigError(
+        "general.architecture",
+        "is '" + arch + "', expected '" + kMmprojArchitecture + "' in a vision " +
+            "projector (mmproj) file" +
+            (arch == kArchitecture ? " (this is a text model: give it as the model, and the mmproj "
+                                     "file beside it)"
+                                   : "") +
+            " (in " + where + ")");
   auto require_true = [&](const std::string& key, const std::string& why) {
     const auto* v = md.find(key);
     if (v && (!v->is_boolean() || !v->get<bool>()))
@@ -193,10 +193,9 @@ inline MmprojConfig mmproj_config(const File& f) {
   require_true("clip.has_vision_encoder", "the file must hold a vision tower");
   const std::string projector = md.string("clip.projector_type");
   if (projector != kGemma3ProjectorType)
-    throw ConfigError("clip.projector_type", "is '" + projector + "', expected '" +
-                                                 kGemma3ProjectorType +
-                                                 "' (only Gemma 3's vision projector is read) (in " +
-                                                 where + ")");
+    throw ConfigError("clip.projector_type",
+                      "is '" + projector + "', expected '" + kGemma3ProjectorType +
+                          "' (only Gemma 3's vision projector is read) (in " + where + ")");
   // clip.cpp runs the MLP with GELU (tanh approximation) only when this is true: SigLIP's
   // gelu_pytorch_tanh.
   require_true("clip.use_gelu", "Gemma 3's SigLIP uses gelu_pytorch_tanh");
@@ -215,14 +214,14 @@ inline MmprojConfig mmproj_config(const File& f) {
     v.layer_norm_eps = f32_decimal(v.layer_norm_eps);
   c.projection_dim = md.integer(p + "projection_dim");
   c.merge_factor = md.integer(p + "projector.scale_factor", kDefaultMergeFactor);
-  for (auto [key, values] : {std::pair{p + "image_mean", &c.image_mean},
-                             std::pair{p + "image_std", &c.image_std}}) {
+  for (auto [key, values] :
+       {std::pair{p + "image_mean", &c.image_mean}, std::pair{p + "image_std", &c.image_std}}) {
     const auto* a = md.find(key);
     if (!a) continue;  // (the converter always writes them; HF's defaults otherwise)
     if (!a->is_array() || a->size() != 3 ||
         !std::all_of(a->begin(), a->end(), [](const auto& x) { return x.is_number(); }))
-      throw ConfigError(key, "expected 3 numbers (R, G, B), got " + a->dump() + " (in " + where +
-                                 ")");
+      throw ConfigError(key,
+                        "expected 3 numbers (R, G, B), got " + a->dump() + " (in " + where + ")");
     const bool f32 = f.array_info(key)->first == ValueType::F32;
     for (int i = 0; i < 3; ++i) {
       const double x = (*a)[i].template get<double>();
@@ -238,10 +237,10 @@ inline MmprojConfig mmproj_config(const File& f) {
   if (c.projection_dim <= 0)
     throw ConfigError(p + "projection_dim", "must be positive (in " + where + ")");
   if (c.merge_factor <= 0 || v.patches_per_side() % c.merge_factor != 0)
-    throw ConfigError(p + "projector.scale_factor",
-                      "is " + std::to_string(c.merge_factor) + ", which must divide the " +
-                          std::to_string(v.patches_per_side()) + " patches per side (in " + where +
-                          ")");
+    throw ConfigError(p + "projector.scale_factor", "is " + std::to_string(c.merge_factor) +
+                                                        ", which must divide the " +
+                                                        std::to_string(v.patches_per_side()) +
+                                                        " patches per side (in " + where + ")");
   return c;
 }
 
@@ -350,8 +349,9 @@ inline TensorType mmproj_tensor_type(FileType ft, const std::string& name, const
     case FileType::Q8_0:
       return shape.back() % 32 == 0 ? TensorType::Q8_0 : TensorType::F16;
     default:
-      throw InvalidArgument("file type", "an mmproj file is written as f32, f16, bf16 or q8_0 (the "
-                                         "types llama.cpp's converter writes one in)");
+      throw InvalidArgument("file type",
+                            "an mmproj file is written as f32, f16, bf16 or q8_0 (the "
+                            "types llama.cpp's converter writes one in)");
   }
 }
 
@@ -374,12 +374,13 @@ inline void write_mmproj(const ModelConfig& cfg, const ModelWeights& weights,
                          const std::filesystem::path& path, FileType file_type,
                          const Progress& progress = {}, const MmprojWriteOptions& options = {}) {
   if (!cfg.vision || !weights.vision)
-    throw InvalidArgument("checkpoint", "has no vision tower to write (model_type '" +
-                                            cfg.model_type + "')");
+    throw InvalidArgument("checkpoint",
+                          "has no vision tower to write (model_type '" + cfg.model_type + "')");
   if (file_type != FileType::F32 && file_type != FileType::F16 && file_type != FileType::BF16 &&
       file_type != FileType::Q8_0)
-    throw InvalidArgument("file type", "an mmproj file is written as f32, f16, bf16 or q8_0 (the "
-                                       "types llama.cpp's converter writes one in)");
+    throw InvalidArgument("file type",
+                          "an mmproj file is written as f32, f16, bf16 or q8_0 (the "
+                          "types llama.cpp's converter writes one in)");
   const VisionConfig& v = *cfg.vision;
   const int64_t tokens_per_side = std::llround(std::sqrt(double(cfg.mm_tokens_per_image)));
   const int64_t merge_factor = v.patches_per_side() / std::max<int64_t>(tokens_per_side, 1);
@@ -392,15 +393,13 @@ inline void write_mmproj(const ModelConfig& cfg, const ModelWeights& weights,
   std::vector<Entry> entries;
   int64_t parameters = 0;
   ModelWeights w = weights;  // (for_each_tensor visits mutable slots; views are cheap to copy)
-  for_each_tensor(cfg, w,
-                  [&](Module m, const std::string& rel, TensorView& view, const Shape& shape,
-                      Init) {
-                    if (m != Module::Vision && m != Module::Projector) return;
-                    entries.push_back({(m == Module::Vision ? kVisionPrefix : kProjectorPrefix) +
-                                           rel,
-                                       mmproj_name(m, rel), view, shape});
-                    parameters += num_elements(shape);
-                  });
+  for_each_tensor(
+      cfg, w, [&](Module m, const std::string& rel, TensorView& view, const Shape& shape, Init) {
+        if (m != Module::Vision && m != Module::Projector) return;
+        entries.push_back({(m == Module::Vision ? kVisionPrefix : kProjectorPrefix) + rel,
+                           mmproj_name(m, rel), view, shape});
+        parameters += num_elements(shape);
+      });
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.hf < b.hf; });
 
@@ -432,10 +431,9 @@ inline void write_mmproj(const ModelConfig& cfg, const ModelWeights& weights,
   for (const Entry& e : entries) {
     const TensorType type = mmproj_tensor_type(file_type, e.gguf, e.shape);
     // Encoded when written: one tensor at a time.
-    out.add(e.gguf, e.shape, type,
-            [view = e.view, type, shift = is_shifted_mmproj_norm(e.gguf)] {
-              return encode_tensor(view, type, shift);
-            });
+    out.add(e.gguf, e.shape, type, [view = e.view, type, shift = is_shifted_mmproj_norm(e.gguf)] {
+      return encode_tensor(view, type, shift);
+    });
   }
   out.write(path, progress);
 }
