@@ -722,7 +722,8 @@ TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and th
       const Mat<float> expected = plain::linear<float>(x, w.view);  // [tokens, rows]
       const double tol = 1e-5 * (expected.cwiseAbs().maxCoeff() + 1);
       const quant::Activations xq = quant::quantize_activations(x.data(), tokens, in, in);
-      const kernels::simd::QuantX xv{xq.q.data(), xq.d.data(), xq.s.data()};
+      const kernels::simd::QuantX xv{xq.q.data(), xq.d.data(), xq.s.data(), xq.e16.data(),
+                                     xq.e32.data()};
       std::vector<uint8_t> q(static_cast<std::size_t>(in));
       std::vector<float> ab(q.size() / 8);
       const auto check = [&](auto&& run, const std::string& isa) {

@@ -722,8 +722,9 @@ TEST_CASE("robustness: the command line's exit codes and one-line errors", "[rob
 
   // Misuse (docs/robustness.md, "Faults and misuse"): each refused with what was wrong, exit 2.
   check(run_cli("frobnicate"), 2,
-        "gemma3: error: unknown command 'frobnicate' (the commands: synth, inspect, convert, dump, "
-        "tokenize, detokenize, run, chat, bench, score, perplexity)");
+        "gemma3: error: unknown command 'frobnicate' (the commands: synth, inspect, convert, "
+        "quantize, "
+        "dump, tokenize, detokenize, run, chat, bench, score, perplexity)");
   const int cores = std::max(1, int(std::thread::hardware_concurrency()));
   check(run_cli("run" + model + " --prompt hi --threads 100000"), 2,
         "gemma3: error: --threads: 100000 threads exceed " + std::to_string(4 * cores) +

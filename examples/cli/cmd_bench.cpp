@@ -183,10 +183,18 @@ void bench(const BenchOptions& o) {
   const MachineBandwidth bw = measure_bandwidth();
   const double peak_gflops = measure_fma_peak_gflops();
   const double bf16_peak_gflops = measure_bf16_dot_peak_gflops();  // 0 where the CPU lacks it
-  // Prefill is judged against the peak of the instruction its GEMM runs on: vdpbf16ps for
-  // --backend fast-bf16 where the CPU has it, the f32 FMA otherwise.
-  const bool on_bf16_dot = model.backend() == Backend::FastBf16 && bf16_peak_gflops > 0;
-  const double prefill_peak = on_bf16_dot ? bf16_peak_gflops : peak_gflops;
+  const double int8_peak_gops = measure_int8_dot_peak_gops();      // likewise
+  // Prefill is judged against the peak of the instruction its GEMM runs on: vpdpbusd for
+  // quantized weights where the CPU has it, vdpbf16ps for --backend fast-bf16 where the CPU has
+  // it, the f32 FMA otherwise.
+  const bool quantized = is_quantized(model.weights().layers.at(0).gate_proj.dtype);
+  const bool on_int8_dot = quantized && model.backend() != Backend::Plain && int8_peak_gops > 0;
+  const bool on_bf16_dot =
+      !on_int8_dot && model.backend() == Backend::FastBf16 && bf16_peak_gflops > 0;
+  const double prefill_peak = on_int8_dot   ? int8_peak_gops
+                              : on_bf16_dot ? bf16_peak_gflops
+                                            : peak_gflops;
+  const char* prefill_peak_name = on_int8_dot ? "int8 dot" : on_bf16_dot ? "bf16 dot" : "f32 FMA";
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
 
@@ -227,7 +235,11 @@ void bench(const BenchOptions& o) {
                    {"fma_peak_gflops", peak_gflops},
                    {"bf16_dot_peak_gflops",
                     bf16_peak_gflops > 0 ? nlohmann::json(bf16_peak_gflops) : nlohmann::json()},
-                   {"prefill_peak", on_bf16_dot ? "bf16_dot" : "f32_fma"},
+                   {"int8_dot_peak_gops",
+                    int8_peak_gops > 0 ? nlohmann::json(int8_peak_gops) : nlohmann::json()},
+                   {"prefill_peak", on_int8_dot   ? "int8_dot"
+                                    : on_bf16_dot ? "bf16_dot"
+                                                  : "f32_fma"},
                    {"prefill_peak_fraction", prefill_gflops / prefill_peak},
                    {"prefill_fma_peak_fraction", prefill_gflops / peak_gflops},
                    {"peak_rss_mb", double(u.ru_maxrss) / 1024.0}};
@@ -251,17 +263,20 @@ void bench(const BenchOptions& o) {
   std::printf("load             %.3f s (weights %s)\n", load_s,
               o.huge_pages ? "read into 2 MiB pages" : "mapped from the file");
   std::printf("prefill          %8.1f tok/s  %7.1f GFLOP/s = %.2f of the %s peak (%.0f GFLOP/s)\n",
-              prefill_tok_s, prefill_gflops, prefill_gflops / prefill_peak,
-              on_bf16_dot ? "bf16 dot" : "f32 FMA", prefill_peak);
-  std::printf("compute          f32 FMA peak %.0f GFLOP/s, bf16 dot peak %s\n", peak_gflops,
+              prefill_tok_s, prefill_gflops, prefill_gflops / prefill_peak, prefill_peak_name,
+              prefill_peak);
+  std::printf("compute          f32 FMA peak %.0f GFLOP/s, bf16 dot peak %s, int8 dot peak %s\n",
+              peak_gflops,
               bf16_peak_gflops > 0 ? (std::to_string(long(bf16_peak_gflops)) + " GFLOP/s").c_str()
-                                   : "n/a (no AVX512-BF16)");
+                                   : "n/a (no AVX512-BF16)",
+              int8_peak_gops > 0 ? (std::to_string(long(int8_peak_gops)) + " GOP/s").c_str()
+                                 : "n/a (no AVX512-VNNI)");
   if (ck.config().is_multimodal())
     std::printf(
         "vision           %8.2f s/image %6.1f GFLOP/s = %.2f of the %s peak (%ld patches, %s; "
         "RSS +%.0f MB while encoding)\n",
         vision_s, j["vision_gflops"].get<double>(), j["vision_peak_fraction"].get<double>(),
-        on_bf16_dot ? "bf16 dot" : "f32 FMA", long(ck.config().vision->num_patches()),
+        prefill_peak_name, long(ck.config().vision->num_patches()),
         o.image.empty() ? "a seeded pattern" : o.image.c_str(), vision_growth_mb);
   std::printf("first token      %.3f s after %ld prompt tokens\n", ttft_s, long(o.prompt_tokens));
   std::printf(

@@ -213,8 +213,15 @@ void add_checkpoint_commands(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember(preset_names()));
   synth->add_option("--seed", *seed, "random seed");
-  synth->add_option("--dtype", *dtype, "weight dtype")->check(CLI::IsMember({"bf16", "f32"}));
-  synth->add_option("--out", *out, "output directory")->required();
+  std::vector<std::string> dtypes{"bf16", "f32"};
+  for (const auto& [name, type] : gguf::file_types())
+    if (name != "bf16" && name != "f32") dtypes.push_back(name);
+  synth
+      ->add_option("--dtype", *dtype,
+                   "weight dtype: bf16 or f32 (a safetensors directory, or a GGUF if --out ends "
+                   "in .gguf), or a llama.cpp file type (a GGUF, written a row at a time)")
+      ->check(CLI::IsMember(dtypes));
+  synth->add_option("--out", *out, "output directory (or .gguf file)")->required();
   auto tokenizer = std::make_shared<std::string>();
   synth
       ->add_option("--tokenizer", *tokenizer,
@@ -223,6 +230,22 @@ void add_checkpoint_commands(CLI::App& app) {
   synth->callback([=] {
     const ModelConfig cfg = preset(*preset_name);
     ProgressBar bar("synth " + *preset_name);
+    const bool to_gguf =
+        std::filesystem::path(*out).extension() == ".gguf" || (*dtype != "bf16" && *dtype != "f32");
+    if (to_gguf) {
+      if (std::filesystem::path(*out).extension() != ".gguf")
+        throw InvalidArgument(
+            "--out", "'" + *out + "': a " + *dtype + " model is a GGUF file; name it *.gguf");
+      if (cfg.is_multimodal())
+        std::fprintf(stderr,
+                     "note: the vision tower is not written (llama.cpp keeps it in a "
+                     "separate mmproj file)\n");
+      synthesize_gguf(cfg, *out, *gguf::parse_file_type(*dtype),
+                      {.seed = *seed, .tokenizer = *tokenizer, .progress = bar.callback()});
+      std::printf("wrote %s (%s, %s)\n", out->c_str(), preset_name->c_str(),
+                  human_bytes(double(std::filesystem::file_size(*out))).c_str());
+      return;
+    }
     const std::size_t bytes =
         synthesize_checkpoint(cfg, *out,
                               {.seed = *seed,
@@ -238,38 +261,51 @@ void add_checkpoint_commands(CLI::App& app) {
   insp->add_option("--model", *model, "checkpoint directory or .gguf file")->required();
   insp->callback([=] { inspect(*model); });
 
-  auto* conv = app.add_subcommand(
-      "convert", "write a checkpoint's text model as a GGUF file (llama.cpp's layout)");
-  auto conv_model = std::make_shared<std::string>();
-  auto conv_out = std::make_shared<std::string>();
-  auto conv_type = std::make_shared<std::string>("bf16");
-  conv->add_option("--model", *conv_model, "checkpoint directory or .gguf file")->required();
-  conv->add_option("--out", *conv_out, "output .gguf file")->required();
-  auto conv_tokenizer = std::make_shared<std::string>();
-  conv->add_option("--tokenizer", *conv_tokenizer,
-                   "tokenizer.model (or a .gguf holding one) to embed (default: the model's own, "
-                   "then $GEMMA3_TOKENIZER, then the one scripts/setup.sh built)");
-  auto conv_mmproj = std::make_shared<std::string>();
-  conv->add_option("--mmproj", *conv_mmproj,
-                   "also write the vision tower and projector to this file, as llama.cpp's "
-                   "mmproj GGUF");
-  conv->add_option("--type", *conv_type, "type of the matrices (norms are always f32)")
-      ->check(CLI::IsMember({"bf16", "f16", "f32", "q8_0", "q4_0"}));
-  conv->callback([=] {
-    const auto ck = Checkpoint::open(*conv_model);
-    if (!conv_mmproj->empty())
-      write_mmproj_file(ck, *conv_model, *conv_mmproj, *conv_type);
-    else if (ck.config().is_multimodal())
-      std::fprintf(stderr,
-                   "note: the vision tower is not written (llama.cpp keeps it in a separate mmproj "
-                   "file: give one with --mmproj)\n");
-    const gguf::WriteOptions options = write_options(*conv_model, *conv_tokenizer);
-    ProgressBar bar("convert");
-    gguf::write_gguf(ck.config(), ck.weights(), *conv_out, *gguf::parse_tensor_type(*conv_type),
-                     bar.callback(), options);
-    std::printf("wrote %s (%s matrices, %s)\n", conv_out->c_str(), conv_type->c_str(),
-                human_bytes(double(std::filesystem::file_size(*conv_out))).c_str());
-  });
+  // convert and quantize: the same writer; quantize reads as naturally from a GGUF (requantizing
+  // it, e.g. a bf16 or q8_0 file to q4_k_m) as from a directory.
+  const auto add_writer = [&](const char* command, const char* description,
+                              const char* default_type) {
+    auto* conv = app.add_subcommand(command, description);
+    auto conv_model = std::make_shared<std::string>();
+    auto conv_out = std::make_shared<std::string>();
+    auto conv_type = std::make_shared<std::string>(default_type);
+    conv->add_option("--model", *conv_model, "checkpoint directory or .gguf file")->required();
+    conv->add_option("--out", *conv_out, "output .gguf file")->required();
+    auto conv_tokenizer = std::make_shared<std::string>();
+    conv->add_option("--tokenizer", *conv_tokenizer,
+                     "tokenizer.model (or a .gguf holding one) to embed (default: the model's "
+                     "own, then $GEMMA3_TOKENIZER, then the one scripts/setup.sh built)");
+    auto conv_mmproj = std::make_shared<std::string>();
+    conv->add_option("--mmproj", *conv_mmproj,
+                     "also write the vision tower and projector to this file, as llama.cpp's "
+                     "mmproj GGUF");
+    std::vector<std::string> names;
+    for (const auto& [name, type] : gguf::file_types()) names.push_back(name);
+    conv->add_option("--type", *conv_type,
+                     "llama.cpp file type: the matrices' type (q4_k_m, q5_k_m: mixed as "
+                     "llama-quantize mixes them; norms are always f32)")
+        ->check(CLI::IsMember(names));
+    conv->callback([=] {
+      const auto ck = Checkpoint::open(*conv_model);
+      if (!conv_mmproj->empty())
+        write_mmproj_file(ck, *conv_model, *conv_mmproj, *conv_type);
+      else if (ck.config().is_multimodal())
+        std::fprintf(stderr,
+                     "note: the vision tower is not written (llama.cpp keeps it in a separate "
+                     "mmproj file: give one with --mmproj)\n");
+      const gguf::WriteOptions options = write_options(*conv_model, *conv_tokenizer);
+      ProgressBar bar(command);
+      gguf::write_gguf(ck.config(), ck.weights(), *conv_out, *gguf::parse_file_type(*conv_type),
+                       bar.callback(), options);
+      std::printf("wrote %s (%s, %s)\n", conv_out->c_str(), conv_type->c_str(),
+                  human_bytes(double(std::filesystem::file_size(*conv_out))).c_str());
+    });
+  };
+  add_writer("convert", "write a checkpoint's text model as a GGUF file (llama.cpp's layout)",
+             "bf16");
+  add_writer("quantize",
+             "write a checkpoint (or GGUF) as a quantized GGUF file (llama.cpp's file types)",
+             "q4_k_m");
 }
 
 }  // namespace gemma3::cli

@@ -18,8 +18,10 @@
 
 #include "gemma3/config.hpp"
 #include "gemma3/io/files.hpp"
+#include "gemma3/io/gguf_gemma3.hpp"
 #include "gemma3/io/hf_names.hpp"
 #include "gemma3/io/safetensors.hpp"
+#include "gemma3/tokenizer/spm_model.hpp"
 #include "gemma3/weights.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
@@ -79,15 +81,27 @@ inline std::pair<double, double> init_distribution(Init init, const Shape& shape
   return {0.0, 1.0};
 }
 
-// The bytes of one synthesised tensor in `dtype`.
+// The values of one synthesised tensor, in order: value i is mean + stddev · (normal draw i) of the
+// tensor's own stream.
+class TensorValues {
+ public:
+  TensorValues(uint64_t seed, const std::string& name, const Shape& shape, Init init)
+      : rng_(tensor_seed(seed, name)), distribution_(init_distribution(init, shape)) {}
+  float next() { return float(distribution_.first + distribution_.second * rng_.normal()); }
+
+ private:
+  SplitMix64 rng_;
+  std::pair<double, double> distribution_;  // mean, standard deviation
+};
+
+// The bytes of one synthesised tensor in `dtype` (a float type).
 inline std::vector<std::byte> synthesize_tensor(uint64_t seed, const std::string& name,
                                                 const Shape& shape, Init init, DType dtype) {
-  SplitMix64 rng(tensor_seed(seed, name));
-  const auto [mean, stddev] = init_distribution(init, shape);
+  TensorValues values(seed, name, shape, init);
   const int64_t n = num_elements(shape);
   std::vector<std::byte> bytes(std::size_t(n) * dtype_size(dtype));
   for (int64_t i = 0; i < n; ++i) {
-    const float v = float(mean + stddev * rng.normal());
+    const float v = values.next();
     if (dtype == DType::BF16) {
       const uint16_t b = float_to_bf16(v);
       std::memcpy(bytes.data() + 2 * i, &b, 2);
@@ -178,6 +192,31 @@ inline std::size_t synthesize_checkpoint(const ModelConfig& cfg, const std::file
   write_file(out_dir / TensorStore::kIndexFile, index.dump(2) + "\n");
   dir.commit();
   return total;
+}
+
+// Writes the text model of `cfg` with the weights synthesize_checkpoint gives it (the same seeded
+// values, rounded to bf16 as it stores them: the file equals `convert` of the bf16 checkpoint)
+// straight to a GGUF of file type `type`, a row at a time: the model is never in memory as floats,
+// so a 27B Q4_0 file can be made on a machine that could not hold its bf16 weights. opt.dtype is
+// not used; opt.tokenizer, when given, is embedded as tokenizer.ggml.* metadata.
+inline void synthesize_gguf(const ModelConfig& cfg, const std::filesystem::path& out,
+                            gguf::FileType type, const SynthOptions& opt = {}) {
+  validate(cfg);
+  const NameScheme& scheme = published_name_scheme(cfg);
+  gguf::WriteOptions options;
+  options.name = out.stem().string();
+  if (!opt.tokenizer.empty())
+    options.tokenizer =
+        spm::parse_model_proto(read_file(opt.tokenizer, "tokenizer model"), opt.tokenizer.string());
+  const gguf::RowSource source = [&](Module m, const std::string& rel, const Shape& shape,
+                                     Init init) -> gguf::NextRow {
+    const int64_t cols = shape.size() == 1 ? num_elements(shape) : num_elements(shape) / shape[0];
+    return [values = TensorValues(opt.seed, scheme.full_name(m, rel), shape, init),
+            cols](float* row) mutable {
+      for (int64_t i = 0; i < cols; ++i) row[i] = round_to_bf16(values.next());
+    };
+  };
+  gguf::write_gguf(cfg, ModelWeights{}, out, type, opt.progress, options, source);
 }
 
 }  // namespace gemma3::inline GEMMA3_MODE

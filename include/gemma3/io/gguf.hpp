@@ -439,11 +439,11 @@ class File {
       t.type = c.read<uint32_t>(what + " type");
       const auto layout = block_layout(t.type);
       if (!layout)
-        throw FormatError(where_,
-                          what + " is stored as " + type_name(t.type) +
-                              ", which this loader does not read (supported: F32, F16, BF16, Q8_0, "
-                              "Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; llama.cpp's llama-quantize "
-                              "writes these with Q8_0, Q4_0, Q4_K_M, Q5_K_M or Q6_K)");
+        throw FormatError(
+            where_, what + " is stored as " + type_name(t.type) +
+                        ", which this loader does not read (supported: F32, F16, BF16, Q8_0, "
+                        "Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; llama.cpp's llama-quantize "
+                        "writes these with Q8_0, Q4_0, Q4_K_M, Q5_K_M or Q6_K)");
       if (ne[0] % layout->elements != 0)
         throw FormatError(where_, what + ": rows of " + std::to_string(ne[0]) +
                                       " elements are not whole " + type_name(t.type) +

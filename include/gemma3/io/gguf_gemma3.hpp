@@ -90,8 +90,8 @@ inline bool split_layer(const std::string& name, const std::string& prefix, std:
 inline std::string gguf_name(Module m, const std::string& relative) {
   if (m == Module::LmHead) return "output.weight";
   if (m != Module::Text)
-    throw InvalidArgument(relative,
-                          "is a vision tensor: it goes into the separate mmproj GGUF (mmproj_name)");
+    throw InvalidArgument(
+        relative, "is a vision tensor: it goes into the separate mmproj GGUF (mmproj_name)");
   if (relative == "embed_tokens.weight") return "token_embd.weight";
   if (relative == "norm.weight") return "output_norm.weight";
   std::string n, rest;
@@ -265,7 +265,8 @@ inline ModelConfig config_from_gguf(const File& f) {
 
 // A gemma3 GGUF's tensors under their HF names (`model.*`), ready for Checkpoint's binder. Views of
 // matrices point into the mapping, quantized ones too (they stay quantized: quant.hpp, and the
-// fused kernels multiply them as they are); the shifted norms into f32 buffers this object owns. Each view's name is the GGUF name, so errors name what the file says.
+// fused kernels multiply them as they are); the shifted norms into f32 buffers this object owns.
+// Each view's name is the GGUF name, so errors name what the file says.
 class Tensors {
  public:
   explicit Tensors(const std::filesystem::path& path, Residency residency = Residency::Mapped,
@@ -313,9 +314,9 @@ enum class FileType : uint32_t {
 
 inline const std::vector<std::pair<std::string, FileType>>& file_types() {
   static const std::vector<std::pair<std::string, FileType>> types{
-      {"f32", FileType::F32},       {"f16", FileType::F16},       {"bf16", FileType::BF16},
-      {"q8_0", FileType::Q8_0},     {"q4_0", FileType::Q4_0},     {"q4_1", FileType::Q4_1},
-      {"q5_0", FileType::Q5_0},     {"q5_1", FileType::Q5_1},     {"q4_k_m", FileType::Q4_K_M},
+      {"f32", FileType::F32},       {"f16", FileType::F16},   {"bf16", FileType::BF16},
+      {"q8_0", FileType::Q8_0},     {"q4_0", FileType::Q4_0}, {"q4_1", FileType::Q4_1},
+      {"q5_0", FileType::Q5_0},     {"q5_1", FileType::Q5_1}, {"q4_k_m", FileType::Q4_K_M},
       {"q5_k_m", FileType::Q5_K_M}, {"q6_k", FileType::Q6_K}};
   return types;
 }
@@ -397,8 +398,8 @@ inline TensorType tensor_type_for(FileType ft, const std::string& name, const Sh
       std::string n, rest;
       const bool in_layer = detail::split_layer(name, "blk.", n, rest);
       const int64_t layer = in_layer ? std::stoll(n) : 0;
-      const bool more_bits = layer < layers / 8 || layer >= 7 * layers / 8 ||
-                             (layer - layers / 8) % 3 == 2;
+      const bool more_bits =
+          layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
       if (name == "token_embd.weight" || name == "output.weight" ||
           (in_layer && (rest == "attn_v.weight" || rest == "ffn_down.weight") && more_bits))
         t = TensorType::Q6_K;
@@ -429,18 +430,24 @@ inline std::optional<TensorType> parse_tensor_type(const std::string& s) {
   return std::nullopt;
 }
 
-// The bytes of `view` (any dtype) encoded as `type`, a row at a time (one row's f32 copy at a
-// time); with `shift`, 1 is added first (the converter's 1 + w norms).
-inline std::vector<std::byte> encode_tensor(const TensorView& view, TensorType type, bool shift) {
-  const int64_t rows = view.rows(), cols = view.cols();
+// A tensor's values a row at a time, in order: each call writes the next row.
+using NextRow = std::function<void(float* row)>;
+
+// The bytes of a [rows, cols] tensor encoded as `type`, its rows taken from `next_row` one at a
+// time (one row's f32 copy at a time); with `shift`, 1 is added first (the converter's 1 + w
+// norms).
+inline std::vector<std::byte> encode_rows(int64_t rows, int64_t cols, TensorType type, bool shift,
+                                          const NextRow& next_row) {
   const DType d = *dtype_of(uint32_t(type));
   const int64_t stride = row_bytes(d, cols);
   std::vector<std::byte> bytes(std::size_t(rows * stride));
+  std::vector<float> row(static_cast<std::size_t>(cols));
+  float* x = row.data();
   for (int64_t r = 0; r < rows; ++r) {
-    Mat<float> row = view.rows_as<float>(r, 1);
-    if (shift) row.array() += 1.0f;
+    next_row(x);
+    if (shift)
+      for (float& v : row) v += 1.0f;
     std::byte* dst = bytes.data() + r * stride;
-    const float* x = row.data();
     if (is_quantized(d)) {
       quant::quantize(quant_type(d), x, cols, dst);
       continue;
@@ -458,6 +465,23 @@ inline std::vector<std::byte> encode_tensor(const TensorView& view, TensorType t
   }
   return bytes;
 }
+
+// The rows of a checkpoint tensor (any dtype, decoded).
+inline NextRow rows_of(const TensorView& view) {
+  return [view, r = int64_t(0)](float* out) mutable {
+    const Mat<float> row = view.rows_as<float>(r++, 1);
+    std::copy(row.data(), row.data() + row.size(), out);
+  };
+}
+
+// The bytes of `view` (any dtype) encoded as `type`.
+inline std::vector<std::byte> encode_tensor(const TensorView& view, TensorType type, bool shift) {
+  return encode_rows(view.rows(), view.cols(), type, shift, rows_of(view));
+}
+
+// Where write_gguf takes a tensor's values from, when not from the weights' views (synth): given
+// the tensor (its module, relative name, shape and initialisation), its rows.
+using RowSource = std::function<NextRow(Module, const std::string& relative, const Shape&, Init)>;
 
 // gguf-py's size label (utility.model_weight_count_rounded_notation): the parameter count in K, M,
 // B or T with at least two significant digits, "453K", "1.0B", "27B".
@@ -497,9 +521,12 @@ struct WriteOptions {
 // llama.cpp cannot express are written with keys it ignores: `attention.scale` when
 // query_pre_attn_scalar is off its rule, and a per-layer `attention.sliding_window_pattern` when
 // the layer kinds are not every 6th global.
+//
+// The values come from `weights`, or, with `source`, from it (weights may then be empty).
 inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
                        const std::filesystem::path& path, FileType file_type,
-                       const Progress& progress = {}, const WriteOptions& options = {}) {
+                       const Progress& progress = {}, const WriteOptions& options = {},
+                       const RowSource& source = {}) {
   const TextConfig& t = cfg.text;
   const std::string p = std::string(kArchitecture) + ".";
   int64_t parameters = 0;  // of the tensors written: the text model
@@ -555,13 +582,17 @@ inline void write_gguf(const ModelConfig& cfg, const ModelWeights& weights,
       weights;  // (for_each_tensor visits mutable slots; these are views, cheap to copy)
   for_each_tensor(
       text_only, w,
-      [&](Module m, const std::string& rel, TensorView& view, const Shape& shape, Init) {
+      [&](Module m, const std::string& rel, TensorView& view, const Shape& shape, Init init) {
         const std::string name = gguf_name(m, rel);
         const TensorType type =
             tensor_type_for(file_type, name, shape, text_only.text.num_hidden_layers);
+        const int64_t rows = shape.size() == 1 ? 1 : shape.front();
+        const int64_t cols = num_elements(shape) / rows;
         // Encoded when written: one tensor at a time, never the whole model.
-        out.add(name, shape, type,
-                [view, type, shift = is_shifted_norm(name)] { return encode_tensor(view, type, shift); });
+        out.add(name, shape, type, [=, shift = is_shifted_norm(name), view = view] {
+          return encode_rows(rows, cols, type, shift,
+                             source ? source(m, rel, shape, init) : rows_of(view));
+        });
       });
   out.write(path, progress);
 }

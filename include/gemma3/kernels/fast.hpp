@@ -192,15 +192,18 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
       const int64_t t0 = task % chunks * kTokenChunk, nt = std::min(kTokenChunk, tokens - t0);
       const TensorView& w = *ws[m];
       const kernels::simd::QuantX xt{xq.q.data() + t0 * in, xq.d.data() + t0 * (in / 32),
-                                     xq.s.data() + t0 * (in / 16)};
+                                     xq.s.data() + t0 * (in / 16), xq.e16.data() + t0 * (in / 16),
+                                     xq.e32.data() + t0 * (in / 32)};
       const std::byte* rows = w.data + r0 * row_bytes(w.dtype, in);
       float* y = ys[m] + t0 * w.rows() + r0;
-      if (vnni)
-        kernels::quantdot::rows(quant_type(w.dtype), rows, n, in, xt, nt, y, w.rows(), q.data(),
-                                ab.data());
-      else
-        kernels::call(kernels::simd::QuantRows{}, quant_type(w.dtype), rows, n, in, xt, nt, y,
-                      w.rows(), q.data(), ab.data());
+      if constexpr (kernels::quantdot::kBuilt)
+        if (vnni) {
+          kernels::quantdot::rows(quant_type(w.dtype), rows, n, in, xt, nt, y, w.rows(), q.data(),
+                                  ab.data());
+          continue;
+        }
+      kernels::call(kernels::simd::QuantRows{}, quant_type(w.dtype), rows, n, in, xt, nt, y,
+                    w.rows(), q.data(), ab.data());
     }
   }
 }

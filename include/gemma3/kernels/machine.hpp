@@ -108,4 +108,17 @@ inline double measure_bf16_dot_peak_gflops(double seconds = 0.3) {
   return 0;
 }
 
+// The int8 dot-product (vpdpbusd) peak in giga-operations/s (a multiply and an add per byte pair)
+// over all OpenMP threads, or 0 where the CPU lacks AVX512-VNNI (or this build lacks the kernel):
+// the instruction the products with quantized weights run on.
+inline double measure_int8_dot_peak_gops(double seconds = 0.3) {
+  if constexpr (kernels::quantdot::kBuilt) {
+    if (!fast::vnni_available()) return 0;
+    return detail::measure_peak_gflops(seconds, [](int64_t iterations, float* sink) {
+      return kernels::quantdot::peak(iterations, sink);
+    });
+  }
+  return 0;
+}
+
 }  // namespace gemma3::inline GEMMA3_MODE

@@ -57,50 +57,77 @@ static inline float sum8(__m256 v) {
   const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
+
+// Σ b[g]·e[g]: the groups' offsets times the activations' scaled sums.
+static inline float offsets(const float* b, const float* e, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t g = 0;
+  for (; g + 8 <= n; g += 8)
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(b + g), _mm256_loadu_ps(e + g), acc);
+  float sum = sum8(acc);
+  for (; g < n; ++g) sum += b[g] * e[g];
+  return sum;
+}
+
+// One unpacked row (q, a, b) times NT tokens from t0: per 32 elements, the row's bytes loaded once
+// and one vpdpbusd per token, its sums scaled by d_t·a_g and added into the token's accumulator.
+template <quant::Type T, int NT>
+static inline void tile(const uint8_t* q, const float* a, const float* b, int64_t in,
+                        const simd::QuantX& x, int64_t t0, float* y, int64_t ldy) {
+  constexpr bool g16 = quant::layout(T).group == 16;
+  const int64_t chunks = in / 32;
+  __m256 acc[NT];
+  for (int u = 0; u < NT; ++u) acc[u] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < chunks; ++c) {
+    const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c));
+    // Lanes 0-3 hold the sums of the chunk's first 16 elements, 4-7 of the second 16.
+    const __m256 sa =
+        g16 ? _mm256_set_m128(_mm_broadcast_ss(a + 2 * c + 1), _mm_broadcast_ss(a + 2 * c))
+            : _mm256_broadcast_ss(a + c);
+    for (int u = 0; u < NT; ++u) {
+      const int64_t t = t0 + u;
+      const __m256i xv =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + t * in + 32 * c));
+      const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qv, xv);
+      const __m256 scale = _mm256_mul_ps(sa, _mm256_broadcast_ss(x.d + t * chunks + c));
+      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[u]);
+    }
+  }
+  for (int u = 0; u < NT; ++u) {
+    const int64_t t = t0 + u;
+    const float off =
+        g16 ? offsets(b, x.e16 + t * (in / 16), in / 16) : offsets(b, x.e32 + t * chunks, chunks);
+    y[t * ldy] = sum8(acc[u]) + off;
+  }
+}
 }  // namespace detail
 
 // Tokens go four at a time: a row's 32 bytes of q are loaded once for four dot products.
 GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                   const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
                                   uint8_t* q, float* ab) {
-  constexpr int64_t kTokens = 4;
-  const quant::Layout L = quant::layout(type);
-  const int64_t groups = in / L.group, per_block = L.block_elements / L.group;
-  const int64_t stride = quant::row_bytes(type, in), chunks = in / 32;
-  float* a = ab;
-  float* b = ab + groups;
-  for (int64_t r = 0; r < rows; ++r, w += stride, ++y) {
-    for (int64_t blk = 0; blk < in / L.block_elements; ++blk)
-      quant::unpack<Tag>(type, w + blk * L.block_bytes, q + blk * L.block_elements,
-                         a + blk * per_block, b + blk * per_block);
-    for (int64_t t0 = 0; t0 < tokens; t0 += kTokens) {
-      const int64_t nt = tokens - t0 < kTokens ? tokens - t0 : kTokens;
-      __m256 acc[kTokens];
-      float offset[kTokens];
-      for (int64_t u = 0; u < nt; ++u) acc[u] = _mm256_setzero_ps(), offset[u] = 0.f;
-      for (int64_t c = 0; c < chunks; ++c) {  // 32 elements: one group, or two of Q6_K's
-        const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c));
-        for (int64_t u = 0; u < nt; ++u) {
-          const int64_t t = t0 + u;
-          const __m256i xv =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + t * in + 32 * c));
-          const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qv, xv);
-          const float d = x.d[t * chunks + c];
-          const int32_t* s = x.s + t * (in / 16) + 2 * c;
-          __m256 scale;
-          if (L.group == 32) {
-            scale = _mm256_set1_ps(d * a[c]);
-            offset[u] += d * (b[c] * float(s[0] + s[1]));
-          } else {  // lanes 0-3 hold the first 16 elements' sums, 4-7 the second's
-            scale = _mm256_set_m128(_mm_set1_ps(d * a[2 * c + 1]), _mm_set1_ps(d * a[2 * c]));
-            offset[u] += d * (b[2 * c] * float(s[0]) + b[2 * c + 1] * float(s[1]));
-          }
-          acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[u]);
-        }
+  quant::with_type(type, [&](auto T) {
+    constexpr quant::Layout L = quant::layout(T.value);
+    const int64_t groups = in / L.group, stride = quant::row_bytes(T.value, in);
+    float* a = ab;
+    float* b = ab + groups;
+    for (int64_t r = 0; r < rows; ++r, w += stride, ++y) {
+      quant::unpack_row<T.value, Tag>(w, in, q, a, b);
+      int64_t t0 = 0;
+      for (; t0 + 4 <= tokens; t0 += 4) detail::tile<T.value, 4>(q, a, b, in, x, t0, y, ldy);
+      switch (tokens - t0) {
+        case 3:
+          detail::tile<T.value, 3>(q, a, b, in, x, t0, y, ldy);
+          break;
+        case 2:
+          detail::tile<T.value, 2>(q, a, b, in, x, t0, y, ldy);
+          break;
+        case 1:
+          detail::tile<T.value, 1>(q, a, b, in, x, t0, y, ldy);
+          break;
       }
-      for (int64_t u = 0; u < nt; ++u) y[(t0 + u) * ldy] = detail::sum8(acc[u]) + offset[u];
     }
-  }
+  });
 }
 
 GEMMA3_QUANTDOT_LINKAGE double peak(int64_t iterations, float* sink) {

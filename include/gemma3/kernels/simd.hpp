@@ -589,35 +589,28 @@ template <class Arch>
 void QuantRows::operator()(Arch, quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                            const QuantX& x, int64_t tokens, float* y, int64_t ldy, uint8_t* q,
                            float* ab) const {
-  const quant::Layout L = quant::layout(type);
-  const int64_t groups = in / L.group, per_block = L.block_elements / L.group;
-  const int64_t stride = quant::row_bytes(type, in);
-  float* a = ab;
-  float* b = ab + groups;
-  const auto dot = [&]<int G>(std::integral_constant<int, G>) {
-    for (int64_t t = 0; t < tokens; ++t) {
-      const int8_t* xq = x.q + t * in;
-      const float* d = x.d + t * (in / 32);
-      const int32_t* s = x.s + t * (in / 16);
-      float sum = 0.f;
-      for (int64_t g = 0; g < groups; ++g) {
-        int32_t isum = 0;
-        for (int j = 0; j < G; ++j) isum += int32_t(q[g * G + j]) * int32_t(xq[g * G + j]);
-        const int32_t xs = G == 32 ? s[2 * g] + s[2 * g + 1] : s[g];
-        sum += d[g * G / 32] * (a[g] * float(isum) + b[g] * float(xs));
+  quant::with_type(type, [&](auto T) {
+    constexpr quant::Layout L = quant::layout(T.value);
+    constexpr int G = int(L.group);
+    const int64_t groups = in / G, stride = quant::row_bytes(T.value, in);
+    float* a = ab;
+    float* b = ab + groups;
+    for (int64_t r = 0; r < rows; ++r, w += stride, ++y) {
+      quant::unpack_row<T.value, Arch>(w, in, q, a, b);
+      for (int64_t t = 0; t < tokens; ++t) {
+        const int8_t* xq = x.q + t * in;
+        const float* d = x.d + t * (in / 32);
+        const float* e = G == 32 ? x.e32 + t * (in / 32) : x.e16 + t * (in / 16);
+        float sum = 0.f;
+        for (int64_t g = 0; g < groups; ++g) {
+          int32_t isum = 0;
+          for (int j = 0; j < G; ++j) isum += int32_t(q[g * G + j]) * int32_t(xq[g * G + j]);
+          sum += d[g * G / 32] * a[g] * float(isum) + b[g] * e[g];
+        }
+        y[t * ldy] = sum;
       }
-      y[t * ldy] = sum;
     }
-  };
-  for (int64_t r = 0; r < rows; ++r, w += stride, ++y) {
-    for (int64_t blk = 0; blk < in / L.block_elements; ++blk)
-      quant::unpack<Arch>(type, w + blk * L.block_bytes, q + blk * L.block_elements,
-                          a + blk * per_block, b + blk * per_block);
-    if (L.group == 32)
-      dot(std::integral_constant<int, 32>{});
-    else
-      dot(std::integral_constant<int, 16>{});
-  }
+  });
 }
 
 }  // namespace gemma3::inline GEMMA3_MODE::kernels::simd

@@ -169,6 +169,8 @@ struct QuantX {
   const int8_t* q;
   const float* d;
   const int32_t* s;
+  const float* e16;  // d·s per 16 (token t's at e16 + t·in/16)
+  const float* e32;  // d·Σq per 32 (at e32 + t·in/32)
 };
 struct QuantRows {
   template <class Arch>
