@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/kernels/fast.hpp>
@@ -819,4 +820,31 @@ TEST_CASE("quantized GGUF models: fast equals plain, decode equals prefill, near
       CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), cache), logits.row(t)) <=
             2e-5 * scale);
   }
+}
+
+TEST_CASE("synth straight to GGUF equals converting the bf16 checkpoint synth writes",
+          "[kernels][quant][gguf]") {
+  const auto out = test::scratch_dir("synth_gguf");
+  const ModelConfig cfg = preset("tiny");
+  synthesize_checkpoint(cfg, out / "dir", {.seed = 3});
+  const auto direct = out / "direct.gguf", converted = out / "converted.gguf";
+  synthesize_gguf(cfg, direct, gguf::FileType::Q4_K_M, {.seed = 3});
+  gguf::write_gguf(cfg, Checkpoint::open(out / "dir").weights(), converted, gguf::FileType::Q4_K_M);
+  const gguf::File a(direct), b(converted);
+  REQUIRE(a.tensors().size() == b.tensors().size());
+  std::set<std::string> types;
+  for (std::size_t i = 0; i < a.tensors().size(); ++i) {
+    const auto& x = a.tensors()[i];
+    const auto& y = b.tensors()[i];
+    INFO(x.name);
+    CHECK(x.name == y.name);
+    CHECK(x.type == y.type);
+    REQUIRE(x.nbytes == y.nbytes);
+    CHECK(std::memcmp(x.data, y.data, x.nbytes) == 0);
+    types.insert(gguf::type_name(x.type));
+  }
+  // The tiny preset's rows mix whole K blocks and fallbacks, as a 1B-shaped Q4_K_M file does.
+  CHECK(types.count("Q4_K"));
+  CHECK(types.count("Q6_K"));
+  CHECK(types.count("F32"));
 }
