@@ -214,8 +214,8 @@ void add_checkpoint_commands(CLI::App& app) {
       ->check(CLI::IsMember(preset_names()));
   synth->add_option("--seed", *seed, "random seed");
   std::vector<std::string> dtypes{"bf16", "f32"};
-  for (const auto& [name, type] : gguf::file_types())
-    if (name != "bf16" && name != "f32") dtypes.push_back(name);
+  for (const auto& info : gguf::file_types())
+    if (info.name != "bf16" && info.name != "f32") dtypes.push_back(info.name);
   synth
       ->add_option("--dtype", *dtype,
                    "weight dtype: bf16 or f32 (a safetensors directory, or a GGUF if --out ends "
@@ -280,7 +280,7 @@ void add_checkpoint_commands(CLI::App& app) {
                      "also write the vision tower and projector to this file, as llama.cpp's "
                      "mmproj GGUF");
     std::vector<std::string> names;
-    for (const auto& [name, type] : gguf::file_types()) names.push_back(name);
+    for (const auto& info : gguf::file_types()) names.push_back(info.name);
     conv->add_option("--type", *conv_type,
                      "llama.cpp file type: the matrices' type (q4_k_m, q5_k_m: mixed as "
                      "llama-quantize mixes them; norms are always f32)")

@@ -312,51 +312,46 @@ enum class FileType : uint32_t {
   BF16 = 32,
 };
 
-inline const std::vector<std::pair<std::string, FileType>>& file_types() {
-  static const std::vector<std::pair<std::string, FileType>> types{
-      {"f32", FileType::F32},       {"f16", FileType::F16},   {"bf16", FileType::BF16},
-      {"q8_0", FileType::Q8_0},     {"q4_0", FileType::Q4_0}, {"q4_1", FileType::Q4_1},
-      {"q5_0", FileType::Q5_0},     {"q5_1", FileType::Q5_1}, {"q4_k_m", FileType::Q4_K_M},
-      {"q5_k_m", FileType::Q5_K_M}, {"q6_k", FileType::Q6_K}};
+// Each file type's name (as `--type` takes it) and its matrices' type (Q4_K_M and Q5_K_M: the
+// type of most of them).
+struct FileTypeInfo {
+  std::string name;
+  FileType type;
+  TensorType matrices;
+};
+inline const std::vector<FileTypeInfo>& file_types() {
+  static const std::vector<FileTypeInfo> types{{"f32", FileType::F32, TensorType::F32},
+                                               {"f16", FileType::F16, TensorType::F16},
+                                               {"bf16", FileType::BF16, TensorType::BF16},
+                                               {"q8_0", FileType::Q8_0, TensorType::Q8_0},
+                                               {"q4_0", FileType::Q4_0, TensorType::Q4_0},
+                                               {"q4_1", FileType::Q4_1, TensorType::Q4_1},
+                                               {"q5_0", FileType::Q5_0, TensorType::Q5_0},
+                                               {"q5_1", FileType::Q5_1, TensorType::Q5_1},
+                                               {"q4_k_m", FileType::Q4_K_M, TensorType::Q4_K},
+                                               {"q5_k_m", FileType::Q5_K_M, TensorType::Q5_K},
+                                               {"q6_k", FileType::Q6_K, TensorType::Q6_K}};
   return types;
 }
-inline std::optional<FileType> parse_file_type(const std::string& s) {
-  for (const auto& [name, type] : file_types())
-    if (s == name) return type;
-  return std::nullopt;
+inline const FileTypeInfo& file_type_info(FileType ft) {
+  for (const auto& info : file_types())
+    if (info.type == ft) return info;
+  throw InvalidArgument("file type", std::to_string(uint32_t(ft)) + " is not written here");
 }
-inline std::string file_type_names() {
-  std::string names;
-  for (const auto& [name, type] : file_types()) names += (names.empty() ? "" : ", ") + name;
-  return names;
+inline std::optional<FileType> parse_file_type(const std::string& s) {
+  for (const auto& info : file_types())
+    if (s == info.name) return info.type;
+  return std::nullopt;
 }
 
 // The file type whose every matrix is `t` (the older way to ask for one type).
 inline FileType uniform_file_type(TensorType t) {
-  switch (t) {
-    case TensorType::F32:
-      return FileType::F32;
-    case TensorType::F16:
-      return FileType::F16;
-    case TensorType::BF16:
-      return FileType::BF16;
-    case TensorType::Q8_0:
-      return FileType::Q8_0;
-    case TensorType::Q4_0:
-      return FileType::Q4_0;
-    case TensorType::Q4_1:
-      return FileType::Q4_1;
-    case TensorType::Q5_0:
-      return FileType::Q5_0;
-    case TensorType::Q5_1:
-      return FileType::Q5_1;
-    case TensorType::Q6_K:
-      return FileType::Q6_K;
-    default:
-      throw InvalidArgument("tensor type", type_name(uint32_t(t)) +
-                                               " is written only within the q4_k_m and q5_k_m "
-                                               "file types");
-  }
+  for (const auto& info : file_types())
+    if (info.matrices == t && info.type != FileType::Q4_K_M && info.type != FileType::Q5_K_M)
+      return info.type;
+  throw InvalidArgument("tensor type", type_name(uint32_t(t)) +
+                                           " is written only within the q4_k_m and q5_k_m "
+                                           "file types");
 }
 
 // The type tensor `name` (GGUF name, of `shape`, in a model of `layers` layers) gets in a file of
@@ -366,45 +361,16 @@ inline FileType uniform_file_type(TensorType t) {
 inline TensorType tensor_type_for(FileType ft, const std::string& name, const Shape& shape,
                                   int64_t layers) {
   if (shape.size() == 1) return TensorType::F32;
-  TensorType t = TensorType::F32;
-  switch (ft) {
-    case FileType::F32:
-      return TensorType::F32;
-    case FileType::F16:
-      return TensorType::F16;
-    case FileType::BF16:
-      return TensorType::BF16;
-    case FileType::Q8_0:
-      t = TensorType::Q8_0;
-      break;
-    case FileType::Q4_0:
-      t = TensorType::Q4_0;
-      break;
-    case FileType::Q4_1:
-      t = TensorType::Q4_1;
-      break;
-    case FileType::Q5_0:
-      t = TensorType::Q5_0;
-      break;
-    case FileType::Q5_1:
-      t = TensorType::Q5_1;
-      break;
-    case FileType::Q6_K:
+  TensorType t = file_type_info(ft).matrices;
+  if (ft == FileType::Q4_K_M || ft == FileType::Q5_K_M) {
+    std::string n, rest;
+    const bool in_layer = detail::split_layer(name, "blk.", n, rest);
+    const int64_t layer = in_layer ? std::stoll(n) : 0;
+    const bool more_bits =
+        layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+    if (name == "token_embd.weight" || name == "output.weight" ||
+        (in_layer && (rest == "attn_v.weight" || rest == "ffn_down.weight") && more_bits))
       t = TensorType::Q6_K;
-      break;
-    case FileType::Q4_K_M:
-    case FileType::Q5_K_M: {
-      t = ft == FileType::Q4_K_M ? TensorType::Q4_K : TensorType::Q5_K;
-      std::string n, rest;
-      const bool in_layer = detail::split_layer(name, "blk.", n, rest);
-      const int64_t layer = in_layer ? std::stoll(n) : 0;
-      const bool more_bits =
-          layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
-      if (name == "token_embd.weight" || name == "output.weight" ||
-          (in_layer && (rest == "attn_v.weight" || rest == "ffn_down.weight") && more_bits))
-        t = TensorType::Q6_K;
-      break;
-    }
   }
   const int64_t row = shape.back();
   if (row % 256 != 0) {
