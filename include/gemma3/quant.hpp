@@ -131,6 +131,12 @@ inline void scale_min_k4(int s, const uint8_t* q, int& scale, int& min) {
   }
 }
 
+// (`omp simd` below asks for vectorisation that an -O1 build does not do; clang would warn of it.)
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
 // One block in the common form: q[block_elements], a[groups], b[groups]. `Tag` only keeps the
 // copies that the kernels compile for each instruction set apart (one symbol per instruction set:
 // an inline function compiled with AVX-512 flags must not be what a generic caller links to).
@@ -225,6 +231,10 @@ inline void unpack_block(const std::byte* __restrict block, uint8_t* __restrict 
     }
   }
 }
+
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 // Calls f(std::integral_constant<Type, t>{}): code written once for a compile-time type.
 template <class F>
