@@ -12,9 +12,10 @@
 //   tokenizer.ggml.add_{bos,sep,eos}_token, add_space_prefix          BOOL
 //   tokenizer.chat_template                STRING
 //
-// What the converter changes, and so what reading undoes. (Measured on the 262144-piece fixture
-// ../shared/fixtures/gguf/gemma3-270m-metadata.llamacpp.gguf: every piece comes back as
-// tokenizer.model has it, text, score and type.)
+// What the converter changes (llama.cpp's convert_hf_to_gguf.py, Gemma3Model via
+// TextModel._create_vocab_sentencepiece), and so what reading undoes. (Measured on the
+// 262144-piece file llama.cpp wrote, tests/data/gguf/gemma3-270m-metadata.llamacpp.gguf: every
+// piece comes back as tokenizer.model has it, text, score and type.)
 //   * Each added token of tokenizer_config.json (`added_tokens_decoder`: for Gemma 3 its CONTROL,
 //     UNKNOWN and USER_DEFINED pieces, 6414 of them) gets score -1000, and type CONTROL where HF
 //     marks it special or it "looks special" (<mask>, <unusedN>, <|...|>), USER_DEFINED otherwise.
