@@ -78,6 +78,37 @@ BENCHMARK(BM_FastLinearBf16Inputs)
     ->UseRealTime();
 BENCHMARK(BM_PlainLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 
+// Block-quantized weights (quant.hpp) through fast::linear: decode reads the quantized bytes
+// (weight_bytes/s against the read bandwidth), prefill runs on int8 dot products (int8 OP/s against
+// `gemma3 bench`'s int8_dot_peak_gops). Args: type (quant::Type's index), out, in, tokens.
+void BM_FastLinearQuant(benchmark::State& state) {
+  const auto type = quant::kAllTypes[state.range(0)];
+  const int64_t out = state.range(1), in = state.range(2), tokens = state.range(3);
+  if (in % quant::layout(type).block_elements != 0) {
+    state.SkipWithError("rows are not whole blocks of this type");
+    return;
+  }
+  const Mat<float> values = Mat<float>::Random(out, in);
+  std::vector<std::byte> bytes(static_cast<std::size_t>(out * quant::row_bytes(type, in)));
+  quant::quantize(type, values.data(), values.size(), bytes.data());
+  const TensorView w{
+      .name = "w", .dtype = dtype_of(type), .shape = {out, in}, .data = bytes.data()};
+  const Mat<float> x = Mat<float>::Random(tokens, in);
+  for (auto _ : state) benchmark::DoNotOptimize(fast::linear(x, w));
+  set_linear_counters(state, w, tokens);
+  state.SetLabel(std::string(quant::name(type)) + " " +
+                 (fast::vnni_available() ? "avx512vnni" : kernels::active_isa()));
+}
+// Q8_0, Q4_0, Q5_0 (where llama.cpp's K-quant files fall back for rows that are not whole blocks
+// of 256, as in 270m and 1b), Q4_K and Q6_K. Decode: the 270m LM head and the 4b MLP's gate;
+// prefill: 512 tokens through the 1b MLP's down projection.
+BENCHMARK(BM_FastLinearQuant)
+    ->ArgsProduct({{0, 1, 3}, {262144}, {640}, {1}})
+    ->ArgsProduct({{0, 1, 3, 5, 7}, {10240}, {2560}, {1}})
+    ->ArgsProduct({{0, 1, 3, 5, 7}, {1152}, {6912}, {512}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The MLP block down(gelu_tanh(gate·x) ⊙ up·x) as the decoder runs it (fast::mlp: for a prompt the
 // activations stay packed from gate/up to down). Args: hidden, intermediate, tokens.
 void BM_FastMlp(benchmark::State& state) {

@@ -242,7 +242,7 @@ TEST_CASE("gguf: every key of an unusual config round-trips, bf16 and quantized 
                                         {"q4_0", 0.5}}) {
     INFO(type);
     const auto path = dir / (type + ".gguf");
-    gguf::write_gguf(cfg, ck.weights(), path, *gguf::parse_tensor_type(type));
+    gguf::write_gguf(cfg, ck.weights(), path, *gguf::parse_file_type(type));
     const auto gg = Checkpoint::open(path);
     const TextConfig& t = gg.config().text;
     CHECK(t.layer_types == cfg.text.layer_types);

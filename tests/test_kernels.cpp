@@ -717,7 +717,7 @@ TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and th
   for (const quant::Type t : quant::kAllTypes) {
     const int64_t in = quant::layout(t).block_elements == 256 ? 512 : 96, rows = 37;
     const QuantWeight w(t, rows, in, 5 + uint64_t(t));
-    for (const int64_t tokens : {1, 3, 6, 70}) {
+    for (const int64_t tokens : {1, 3, 4, 6, 70}) {
       INFO(quant::name(t) << ", " << tokens << " tokens");
       const Mat<float> x = random_matrix(tokens, in, 17 + uint64_t(tokens));
       const Mat<float> expected = plain::linear<float>(x, w.view);  // [tokens, rows]
@@ -725,8 +725,8 @@ TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and th
       const quant::Activations xq = quant::quantize_activations(x.data(), tokens, in, in);
       const kernels::simd::QuantX xv{xq.q.data(), xq.d.data(), xq.s.data(), xq.e16.data(),
                                      xq.e32.data()};
-      std::vector<uint8_t> q(static_cast<std::size_t>(in));
-      std::vector<float> ab(q.size() / 8);
+      std::vector<uint8_t> q(static_cast<std::size_t>(kernels::quantdot::scratch_bytes(in)));
+      std::vector<float> ab(static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
       const auto check = [&](auto&& run, const std::string& isa) {
         INFO(isa);
         Mat<float> y(tokens, rows);

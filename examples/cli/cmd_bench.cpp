@@ -186,15 +186,22 @@ void bench(const BenchOptions& o) {
   const double int8_peak_gops = measure_int8_dot_peak_gops();      // likewise
   // Prefill is judged against the peak of the instruction its GEMM runs on: vpdpbusd for
   // quantized weights where the CPU has it, vdpbf16ps for --backend fast-bf16 where the CPU has
-  // it, the f32 FMA otherwise.
-  const bool quantized = is_quantized(model.weights().layers.at(0).gate_proj.dtype);
-  const bool on_int8_dot = quantized && model.backend() != Backend::Plain && int8_peak_gops > 0;
-  const bool on_bf16_dot =
-      !on_int8_dot && model.backend() == Backend::FastBf16 && bf16_peak_gflops > 0;
-  const double prefill_peak = on_int8_dot   ? int8_peak_gops
-                              : on_bf16_dot ? bf16_peak_gflops
-                                            : peak_gflops;
-  const char* prefill_peak_name = on_int8_dot ? "int8 dot" : on_bf16_dot ? "bf16 dot" : "f32 FMA";
+  // it, the f32 FMA otherwise. The text model and the vision tower each by their own weights.
+  struct Peak {
+    double value;
+    const char* name;  // for the report
+    const char* key;   // for the JSON
+  };
+  const auto peak_for = [&](DType weights) -> Peak {
+    if (is_quantized(weights) && model.backend() != Backend::Plain && int8_peak_gops > 0)
+      return {int8_peak_gops, "int8 dot", "int8_dot"};
+    if (!is_quantized(weights) && model.backend() == Backend::FastBf16 && bf16_peak_gflops > 0)
+      return {bf16_peak_gflops, "bf16 dot", "bf16_dot"};
+    return {peak_gflops, "f32 FMA", "f32_fma"};
+  };
+  const Peak prefill = peak_for(model.weights().layers.at(0).gate_proj.dtype);
+  const double prefill_peak = prefill.value;
+  const char* prefill_peak_name = prefill.name;
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
 
@@ -237,17 +244,19 @@ void bench(const BenchOptions& o) {
                     bf16_peak_gflops > 0 ? nlohmann::json(bf16_peak_gflops) : nlohmann::json()},
                    {"int8_dot_peak_gops",
                     int8_peak_gops > 0 ? nlohmann::json(int8_peak_gops) : nlohmann::json()},
-                   {"prefill_peak", on_int8_dot   ? "int8_dot"
-                                    : on_bf16_dot ? "bf16_dot"
-                                                  : "f32_fma"},
+                   {"prefill_peak", prefill.key},
                    {"prefill_peak_fraction", prefill_gflops / prefill_peak},
                    {"prefill_fma_peak_fraction", prefill_gflops / peak_gflops},
                    {"peak_rss_mb", double(u.ru_maxrss) / 1024.0}};
-  if (ck.config().is_multimodal()) {
+  const bool multimodal = ck.config().is_multimodal();
+  const Peak vision_peak =
+      multimodal ? peak_for(ck.weights().vision->layers.at(0).fc1_weight.dtype) : prefill;
+  if (multimodal) {
     const double gflops = vision_flops(ck.config()) / vision_s / 1e9;
     j["vision_encoder_s"] = vision_s;
     j["vision_gflops"] = gflops;
-    j["vision_peak_fraction"] = gflops / prefill_peak;  // the peak of the products' instruction
+    j["vision_peak"] = vision_peak.key;  // the products' instruction, for its weights
+    j["vision_peak_fraction"] = gflops / vision_peak.value;
     j["vision_fma_peak_fraction"] = gflops / peak_gflops;
     j["vision_patches"] = ck.config().vision->num_patches();
     j["vision_peak_rss_mb"] = vision_rss_mb;  // before the text prefill
@@ -271,12 +280,12 @@ void bench(const BenchOptions& o) {
                                    : "n/a (no AVX512-BF16)",
               int8_peak_gops > 0 ? (std::to_string(long(int8_peak_gops)) + " GOP/s").c_str()
                                  : "n/a (no AVX512-VNNI)");
-  if (ck.config().is_multimodal())
+  if (multimodal)
     std::printf(
         "vision           %8.2f s/image %6.1f GFLOP/s = %.2f of the %s peak (%ld patches, %s; "
         "RSS +%.0f MB while encoding)\n",
         vision_s, j["vision_gflops"].get<double>(), j["vision_peak_fraction"].get<double>(),
-        prefill_peak_name, long(ck.config().vision->num_patches()),
+        vision_peak.name, long(ck.config().vision->num_patches()),
         o.image.empty() ? "a seeded pattern" : o.image.c_str(), vision_growth_mb);
   std::printf("first token      %.3f s after %ld prompt tokens\n", ttft_s, long(o.prompt_tokens));
   std::printf(

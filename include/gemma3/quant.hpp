@@ -31,9 +31,10 @@
 //
 // The activations: a quantized matrix multiplies int8 activations, as llama.cpp's CPU backend does
 // (its vec_dot types Q8_0 and Q8_K). Here every type uses the same scheme: x in blocks of 32, each
-// scaled by d = max|x|/127 (f32) and rounded to the nearest integer (quantize_activations). That
-// is part of the definition of a product with quantized weights: the plain path computes it too
-// (plain::linear), so fast and plain agree to the rounding of their sums.
+// scaled by d = max|x|/127 (f32) and rounded to the nearest integer, ties to even
+// (quantize_activations). That is part of the definition of a product with quantized weights: the
+// plain path computes it too (plain::linear), so fast and plain agree to the rounding of their
+// sums.
 #pragma once
 
 #include "gemma3/build_mode.hpp"
@@ -47,6 +48,10 @@
 #include <vector>
 
 #include <Eigen/Core>
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 namespace gemma3::inline GEMMA3_MODE::quant {
 
@@ -95,11 +100,15 @@ inline constexpr int64_t row_bytes(Type t, int64_t cols) {
 // The unpacking below is compiled into the kernels of each instruction set, so everything it calls
 // is a template on the kernel's tag (`Tag`): an inline function compiled in an AVX-512 translation
 // unit must not be the copy that the linker hands to generic code. Hence also no Eigen::half here
-// (its conversion uses F16C where the flags allow): the f16 → f32 conversion by its definition.
+// (one copy for all): the f16 → f32 conversion is F16C's instruction where this copy's flags have
+// it, else its definition (both exact).
 template <class Tag = void>
 inline float f16(const std::byte* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
+#if defined(__F16C__)
+  return _cvtsh_ss(h);  // the same exact conversion, in one instruction
+#else
   const uint32_t sign = uint32_t(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1Fu,
                  mantissa = h & 0x3FFu;
   if (exponent == 0) {  // zero or subnormal: mantissa · 2^-24, exact in f32
@@ -111,6 +120,7 @@ inline float f16(const std::byte* p) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+#endif
 }
 inline void put_f16(std::byte* p, float v) {
   const Eigen::half h(v);
@@ -131,6 +141,45 @@ inline void scale_min_k4(int s, const uint8_t* q, int& scale, int& min) {
   }
 }
 
+// One block's (a, b) per group, a[groups] and b[groups]: the scales alone, for kernels that
+// decode q in registers (kernels/quantdot.hpp) as well as for unpack_block.
+template <Type T, class Tag = void>
+inline void unpack_scales(const std::byte* block, float* a, float* b) {
+  constexpr Type t = T;
+  const auto* u = reinterpret_cast<const uint8_t*>(block);
+  switch (t) {
+    case Type::Q8_0:  // w = d·(q - 128)
+      a[0] = f16<Tag>(block), b[0] = -128.f * a[0];
+      return;
+    case Type::Q4_0:  // w = d·(q - 8)
+      a[0] = f16<Tag>(block), b[0] = -8.f * a[0];
+      return;
+    case Type::Q5_0:  // w = d·(q - 16)
+      a[0] = f16<Tag>(block), b[0] = -16.f * a[0];
+      return;
+    case Type::Q4_1:
+    case Type::Q5_1:  // w = d·q + m
+      a[0] = f16<Tag>(block), b[0] = f16<Tag>(block + 2);
+      return;
+    case Type::Q4_K:
+    case Type::Q5_K: {
+      const float d = f16<Tag>(block), dmin = f16<Tag>(block + 2);
+      for (int s = 0; s < 8; ++s) {
+        int scale, m;
+        scale_min_k4<Tag>(s, u + 4, scale, m);
+        a[s] = d * float(scale), b[s] = -dmin * float(m);
+      }
+      return;
+    }
+    case Type::Q6_K: {
+      const auto* scales = reinterpret_cast<const int8_t*>(u + 192);
+      const float d = f16<Tag>(block + 208);
+      for (int g = 0; g < 16; ++g) a[g] = d * float(scales[g]), b[g] = -32.f * a[g];
+      return;
+    }
+  }
+}
+
 // (`omp simd` below asks for vectorisation that an -O1 build does not do; clang would warn of it.)
 #if defined(__clang__)
 #pragma clang diagnostic push
@@ -147,13 +196,10 @@ inline void unpack_block(const std::byte* __restrict block, uint8_t* __restrict 
   constexpr Type t = T;  // (the switch below folds to one case)
   const auto* u = reinterpret_cast<const uint8_t*>(block);
   switch (t) {
-    case Type::Q8_0: {  // int8 as unsigned q + 128: w = d·(q - 128)
-      const float d = f16<Tag>(block);
+    case Type::Q8_0:  // int8 as unsigned q + 128
 #pragma omp simd
       for (int j = 0; j < 32; ++j) q[j] = uint8_t(u[2 + j] ^ 0x80);
-      a[0] = d, b[0] = -128.f * d;
-      return;
-    }
+      break;
     case Type::Q4_0:
     case Type::Q4_1: {
       const bool min = t == Type::Q4_1;
@@ -164,9 +210,7 @@ inline void unpack_block(const std::byte* __restrict block, uint8_t* __restrict 
       for (int j = 0; j < 16; ++j) q[j] = qs[j] & 0xF;
 #pragma omp simd
       for (int j = 0; j < 16; ++j) q[j + 16] = qs[j] >> 4;
-      a[0] = f16<Tag>(block);
-      b[0] = min ? f16<Tag>(block + 2) : -8.f * a[0];
-      return;
+      break;
     }
     case Type::Q5_0:
     case Type::Q5_1: {
@@ -179,21 +223,14 @@ inline void unpack_block(const std::byte* __restrict block, uint8_t* __restrict 
 #pragma omp simd
       for (int j = 0; j < 16; ++j)
         q[j + 16] = uint8_t((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
-      a[0] = f16<Tag>(block);
-      b[0] = min ? f16<Tag>(block + 2) : -16.f * a[0];
-      return;
+      break;
     }
     case Type::Q4_K:
     case Type::Q5_K: {
       const bool five = t == Type::Q5_K;
-      const float d = f16<Tag>(block), dmin = f16<Tag>(block + 2);
-      const uint8_t* scales = u + 4;
       const uint8_t* qh = u + 16;
       const uint8_t* qs = u + (five ? 48 : 16);
       for (int s = 0; s < 8; ++s) {
-        int scale, m;
-        scale_min_k4<Tag>(s, scales, scale, m);
-        a[s] = d * float(scale), b[s] = -dmin * float(m);
         const uint8_t* bytes = qs + 32 * (s / 2);
         const int shift = 4 * (s % 2);
 #pragma omp simd
@@ -203,13 +240,11 @@ inline void unpack_block(const std::byte* __restrict block, uint8_t* __restrict 
           q[32 * s + l] = v;
         }
       }
-      return;
+      break;
     }
     case Type::Q6_K: {
       const uint8_t* ql = u;
       const uint8_t* qh = u + 128;
-      const auto* scales = reinterpret_cast<const int8_t*>(u + 192);
-      const float d = f16<Tag>(block + 208);
       for (int half = 0; half < 2; ++half) {  // 128 elements each
         const uint8_t* l4 = ql + 64 * half;
         const uint8_t* h2 = qh + 32 * half;
@@ -226,10 +261,10 @@ inline void unpack_block(const std::byte* __restrict block, uint8_t* __restrict 
         for (int l = 0; l < 32; ++l)
           out[l + 96] = uint8_t((l4[l + 32] >> 4) | (((h2[l] >> 6) & 3) << 4));
       }
-      for (int g = 0; g < 16; ++g) a[g] = d * float(scales[g]), b[g] = -32.f * a[g];
-      return;
+      break;
     }
   }
+  unpack_scales<T, Tag>(block, a, b);
 }
 
 #if defined(__clang__)
@@ -467,6 +502,15 @@ struct Activations {
   const int32_t* s_row(int64_t t) const { return s.data() + t * (in / 16); }
 };
 
+// Rounds to the nearest integer, ties to even, as llama.cpp's x86 activation quantizer does
+// (_mm256_round_ps in quantize_row_q8_0): adding and subtracting 1.5·2^23 leaves the integer in
+// f32's last place. Exact for |v| <= 2^22 (here |v| <= 127), and a loop of it vectorises on every
+// instruction set, where std::lround is a library call per element.
+inline float round_to_even(float v) {
+  constexpr float kShifter = 12582912.0f;  // 1.5·2^23
+  return (v + kShifter) - kShifter;
+}
+
 inline void quantize_activation_row(const float* x, int64_t in, int8_t* q, float* d, int32_t* s) {
   for (int64_t blk = 0; blk < in / 32; ++blk) {
     const float* xb = x + 32 * blk;
@@ -477,7 +521,7 @@ inline void quantize_activation_row(const float* x, int64_t in, int8_t* q, float
     for (int half = 0; half < 2; ++half) {
       int32_t sum = 0;
       for (int j = 16 * half; j < 16 * half + 16; ++j) {
-        q[32 * blk + j] = int8_t(std::lround(xb[j] * id));
+        q[32 * blk + j] = int8_t(round_to_even(xb[j] * id));
         sum += q[32 * blk + j];
       }
       s[2 * blk + half] = sum;
@@ -485,7 +529,8 @@ inline void quantize_activation_row(const float* x, int64_t in, int8_t* q, float
   }
 }
 
-// x [tokens, in] row-major (rows `ld` floats apart).
+// x [tokens, in] row-major (rows `ld` floats apart); the tokens split over threads (each token's
+// values are the same for any split).
 inline Activations quantize_activations(const float* x, int64_t tokens, int64_t in, int64_t ld) {
   Activations a{tokens,
                 in,
@@ -494,12 +539,17 @@ inline Activations quantize_activations(const float* x, int64_t tokens, int64_t 
                 std::vector<int32_t>(std::size_t(tokens * in / 16)),
                 std::vector<float>(std::size_t(tokens * in / 16)),
                 std::vector<float>(std::size_t(tokens * in / 32))};
-  for (int64_t t = 0; t < tokens; ++t)
+#pragma omp parallel for schedule(static) if (tokens > 1)
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* d = a.d.data() + t * (in / 32);
+    const int32_t* s = a.s.data() + t * (in / 16);
     quantize_activation_row(x + t * ld, in, a.q.data() + t * in, a.d.data() + t * (in / 32),
                             a.s.data() + t * (in / 16));
-  for (std::size_t i = 0; i < a.e16.size(); ++i) a.e16[i] = a.d[i / 2] * float(a.s[i]);
-  for (std::size_t i = 0; i < a.e32.size(); ++i)
-    a.e32[i] = a.d[i] * float(a.s[2 * i] + a.s[2 * i + 1]);
+    float* e16 = a.e16.data() + t * (in / 16);
+    float* e32 = a.e32.data() + t * (in / 32);
+    for (int64_t i = 0; i < in / 16; ++i) e16[i] = d[i / 2] * float(s[i]);
+    for (int64_t i = 0; i < in / 32; ++i) e32[i] = d[i] * float(s[2 * i] + s[2 * i + 1]);
+  }
   return a;
 }
 

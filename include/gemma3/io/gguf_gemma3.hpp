@@ -382,20 +382,6 @@ inline TensorType tensor_type_for(FileType ft, const std::string& name, const Sh
   return t;
 }
 
-// Which type the matrices of a written GGUF get (one type for all).
-inline std::optional<TensorType> parse_tensor_type(const std::string& s) {
-  if (s == "f32") return TensorType::F32;
-  if (s == "f16") return TensorType::F16;
-  if (s == "bf16") return TensorType::BF16;
-  if (s == "q8_0") return TensorType::Q8_0;
-  if (s == "q4_0") return TensorType::Q4_0;
-  if (s == "q4_1") return TensorType::Q4_1;
-  if (s == "q5_0") return TensorType::Q5_0;
-  if (s == "q5_1") return TensorType::Q5_1;
-  if (s == "q6_k") return TensorType::Q6_K;
-  return std::nullopt;
-}
-
 // A tensor's values a row at a time, in order: each call writes the next row.
 using NextRow = std::function<void(float* row)>;
 

@@ -339,20 +339,13 @@ inline TensorType mmproj_tensor_type(FileType ft, const std::string& name, const
   if (name == "mm.input_projection.weight") return TensorType::F16;
   if (shape.size() == 1 || name == "v.patch_embd.weight" || name == "v.position_embd.weight")
     return TensorType::F32;
-  switch (ft) {
-    case FileType::F32:
-      return TensorType::F32;
-    case FileType::F16:
-      return TensorType::F16;
-    case FileType::BF16:
-      return TensorType::BF16;
-    case FileType::Q8_0:
-      return shape.back() % 32 == 0 ? TensorType::Q8_0 : TensorType::F16;
-    default:
-      throw InvalidArgument("file type",
-                            "an mmproj file is written as f32, f16, bf16 or q8_0 (the "
-                            "types llama.cpp's converter writes one in)");
-  }
+  if (ft != FileType::F32 && ft != FileType::F16 && ft != FileType::BF16 && ft != FileType::Q8_0)
+    throw InvalidArgument("file type",
+                          "an mmproj file is written as f32, f16, bf16 or q8_0 (the types "
+                          "llama.cpp's converter writes one in)");
+  const TensorType matrices = file_type_info(ft).matrices;
+  // Q8_0's blocks of 32 do not divide every row (the SigLIP MLP's 4304): those stay f16.
+  return matrices == TensorType::Q8_0 && shape.back() % 32 != 0 ? TensorType::F16 : matrices;
 }
 
 // What write_mmproj writes besides the weights and the config.

@@ -173,19 +173,21 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
 // Y_m = X · W_mᵀ for block-quantized weights (quant.hpp; any mix of types, one width): X quantized
 // once (quant::quantize_activations), then the rows of all the matrices in blocks over threads,
 // each task a block of rows and a chunk of tokens (kernels::simd::QuantRows, or its VNNI twin).
-// A row is unpacked once per chunk and multiplied by the chunk's tokens from L1/L2.
+// A row is unpacked once per chunk (in VNNI's decode, not at all) and multiplied by the chunk's
+// tokens from L1/L2.
 inline void quant_linear(std::span<const TensorView* const> ws, const float* x, int64_t tokens,
                          int64_t ldx, std::span<float* const> ys) {
   const int64_t in = ws[0]->cols();
   const quant::Activations xq = quant::quantize_activations(x, tokens, in, ldx);
-  constexpr int64_t kTokenChunk = 64;
+  constexpr int64_t kTokenChunk = 256;
   const RowBlocks blocks(ws, tokens == 1 ? 64 : 16);
   const int64_t chunks = (tokens + kTokenChunk - 1) / kTokenChunk;
   const bool vnni = vnni_available();
 #pragma omp parallel
   {
-    std::vector<uint8_t> q(static_cast<std::size_t>(in));
-    std::vector<float> ab(q.size() / 8);  // a and b: in / 16 each at most
+    // Scratch for either kernel (the VNNI one needs more).
+    std::vector<uint8_t> q(static_cast<std::size_t>(kernels::quantdot::scratch_bytes(in)));
+    std::vector<float> ab(static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < blocks.count() * chunks; ++task) {
       const auto [m, r0, n] = blocks[task / chunks];

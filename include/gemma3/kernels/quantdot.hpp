@@ -1,9 +1,9 @@
-// Products with block-quantized weights on AVX512-VNNI: vpdpbusd multiplies 32 unsigned bytes (a
-// weight group's q) by 32 signed bytes (the quantized activations) and adds each four products into
-// one of 8 int32 lanes, exactly, in one instruction. The integer sums of a group are then converted
-// and scaled once (d_x·a_g), and the group's offset b_g enters through the activations' sums, as in
-// the portable kernel (kernels::simd::QuantRows, the same contract and scratch; quant.hpp for the
-// form). Only the order of the float additions differs.
+// Products with block-quantized weights on AVX512-VNNI: vpdpbusd multiplies unsigned bytes (a
+// weight group's q) by signed bytes (the quantized activations) and adds each four products into
+// one int32 lane, exactly, in one instruction. The integer sums of a group are then converted and
+// scaled once (d_x·a_g), and the group's offset b_g enters through the activations' sums, as in
+// the portable kernel (kernels::simd::QuantRows, the same contract with more scratch; quant.hpp
+// for the form). Only the order of the float additions differs.
 //
 // Declarations here, for every build; the bodies only where the compiler targets AVX512-VNNI: in
 // src/kernels/arch/avx512vnni.cpp (gemma3::kernels, chosen at run time when the CPU has it) or
@@ -13,12 +13,16 @@
 
 #include "gemma3/build_mode.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <utility>
 
 #include "gemma3/kernels/simd_decl.hpp"
 #include "gemma3/quant.hpp"
 
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512F__)
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__) && \
+    defined(__AVX512F__)
 #include <immintrin.h>
 #define GEMMA3_QUANTDOT_BODIES 1
 #endif
@@ -39,10 +43,19 @@ inline constexpr bool kBuilt = true;
 inline constexpr bool kBuilt = false;
 #endif
 
-// kernels::simd::QuantRows on vpdpbusd.
+// kernels::simd::QuantRows on vpdpbusd, with more scratch: q of scratch_bytes(in) bytes and ab of
+// scratch_floats(in) floats. Up to 4 tokens, each block is decoded in registers (decode); more
+// tokens go through panels of 16 rows unpacked and transposed once for all of them (prefill).
 GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                   const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
                                   uint8_t* q, float* ab);
+inline constexpr int64_t kPanelRows = 16;  // one 512-bit register of int32 sums, one per row
+inline constexpr int64_t scratch_bytes(int64_t in) {
+  return 2 * kPanelRows * in;
+}
+inline constexpr int64_t scratch_floats(int64_t in) {
+  return 2 * in + in / 8;
+}
 
 // The int8 dot-product peak: independent vpdpbusd chains in registers; returns the integer
 // operations done (2 per byte pair: a multiply and an add).
@@ -69,63 +82,260 @@ static inline float offsets(const float* b, const float* e, int64_t n) {
   return sum;
 }
 
-// One unpacked row (q, a, b) times NT tokens from t0: per 32 elements, the row's bytes loaded once
-// and one vpdpbusd per token, its sums scaled by d_t·a_g and added into the token's accumulator.
+static inline __m256i load32(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+// Each byte's low and high nibble (x86 has no byte shifts: 16-bit lanes shifted, then masked).
+static inline __m256i low_nibbles(__m256i v) {
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+static inline __m256i high_nibbles(__m256i v) {
+  return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+}
+// 0x10 in the bytes whose bit is set in `bits`: the 5th bit of q.
+static inline __m256i fifth_bits(__mmask32 bits) {
+  return _mm256_maskz_set1_epi8(bits, 0x10);
+}
+
+// Chunk C (elements 32C to 32C + 31) of block u as the unsigned q bytes of the common form, in
+// element order, decoded in registers (the layouts are quant.hpp's; unpack_block is the same in
+// scalar code).
+template <quant::Type T, int C>
+static inline __m256i chunk_q(const uint8_t* u) {
+  using quant::Type;
+  if constexpr (T == Type::Q8_0) {
+    return _mm256_xor_si256(load32(u + 2), _mm256_set1_epi8(char(0x80)));
+  } else if constexpr (T == Type::Q4_0 || T == Type::Q4_1 || T == Type::Q5_0 || T == Type::Q5_1) {
+    constexpr int qs = T == Type::Q4_0 ? 2 : T == Type::Q4_1 ? 4 : T == Type::Q5_0 ? 6 : 8;
+    // Elements 0-15 are the low nibbles of the 16 bytes, 16-31 their high nibbles: the bytes in
+    // both halves, the upper half shifted by 4.
+    const __m256i v =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u + qs)));
+    const __m256i q = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0)),
+                                       _mm256_set1_epi8(0x0F));
+    if constexpr (T == Type::Q5_0 || T == Type::Q5_1) {
+      uint32_t qh;  // bit j: the 5th bit of element j
+      std::memcpy(&qh, u + qs - 4, 4);
+      return _mm256_or_si256(q, fifth_bits(_cvtu32_mask32(qh)));
+    } else {
+      return q;
+    }
+  } else if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
+    // Per 64 elements, 32 bytes: the first 32 are their low nibbles, the next 32 the high ones.
+    const __m256i v = load32(u + (T == Type::Q5_K ? 48 : 16) + 32 * (C / 2));
+    const __m256i q = C % 2 ? high_nibbles(v) : low_nibbles(v);
+    if constexpr (T == Type::Q5_K)  // bit C of qh[l]: the 5th bit of element l
+      return _mm256_or_si256(
+          q, fifth_bits(_mm256_test_epi8_mask(load32(u + 16), _mm256_set1_epi8(char(1 << C)))));
+    else
+      return q;
+  } else {
+    static_assert(T == Type::Q6_K);
+    // Per 128 elements (half H), ql[64·H ...] and qh[32·H ...]: the i-th 32 elements take the low
+    // nibbles of ql's first or second 32 bytes (i = 0, 1), then their high nibbles (i = 2, 3), and
+    // bits 2i, 2i + 1 of qh, as bits 4 and 5.
+    constexpr int H = C / 4, i = C % 4;
+    const __m256i l4 = load32(u + 64 * H + 32 * (i % 2));
+    const __m256i h2 = load32(u + 128 + 32 * H);
+    const __m256i high = i < 2    ? _mm256_slli_epi16(h2, 4 - 2 * i)
+                         : i == 2 ? h2
+                                  : _mm256_srli_epi16(h2, 2);
+    return _mm256_or_si256(i < 2 ? low_nibbles(l4) : high_nibbles(l4),
+                           _mm256_and_si256(high, _mm256_set1_epi8(0x30)));
+  }
+}
+
+// Decode (up to 4 tokens): no unpacked copy. Each block is decoded in registers, 32 elements at a
+// time into one 256-bit register of q bytes in the activations' order (chunk_q), and multiplied by
+// every token right there. Only the block's scales pass through memory (quant::unpack_scales); the
+// offsets b_g are kept for one vectorised Σ b_g·e_g per row. Four accumulators per token, so that
+// the FMA's latency does not serialise the chunks.
 template <quant::Type T, int NT>
-static inline void tile(const uint8_t* q, const float* a, const float* b, int64_t in,
-                        const simd::QuantX& x, int64_t t0, float* y, int64_t ldy) {
-  constexpr bool g16 = quant::layout(T).group == 16;
-  const int64_t chunks = in / 32;
-  __m256 acc[NT];
-  for (int u = 0; u < NT; ++u) acc[u] = _mm256_setzero_ps();
-  for (int64_t c = 0; c < chunks; ++c) {
-    const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c));
-    // Lanes 0-3 hold the sums of the chunk's first 16 elements, 4-7 of the second 16.
-    const __m256 sa =
-        g16 ? _mm256_set_m128(_mm_broadcast_ss(a + 2 * c + 1), _mm_broadcast_ss(a + 2 * c))
-            : _mm256_broadcast_ss(a + c);
-    for (int u = 0; u < NT; ++u) {
-      const int64_t t = t0 + u;
-      const __m256i xv =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + t * in + 32 * c));
-      const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qv, xv);
-      const __m256 scale = _mm256_mul_ps(sa, _mm256_broadcast_ss(x.d + t * chunks + c));
-      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[u]);
+static inline void fused(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
+                         float* y, int64_t ldy, float* b) {
+  constexpr quant::Layout L = quant::layout(T);
+  constexpr int kChunks = int(L.block_elements / 32), kGroups = int(L.block_elements / L.group);
+  constexpr int kUnroll = kChunks >= 4 ? 1 : 4 / kChunks;  // blocks per step: 4 chunks or more
+  const int64_t blocks = in / L.block_elements, chunks = in / 32, stride = blocks * L.block_bytes;
+  for (int64_t r = 0; r < rows; ++r, w += stride, ++y) {
+    __m256 acc[NT][4];
+    for (auto& per_token : acc)
+      for (__m256& a : per_token) a = _mm256_setzero_ps();
+    // Block k, its chunks accumulated from slot `slot` on.
+    const auto block = [&](int64_t k, int slot) {
+      const std::byte* u = w + k * L.block_bytes;
+      float a[kGroups];
+      quant::unpack_scales<T, Tag>(u, a, b + k * kGroups);
+      [&]<int... C>(std::integer_sequence<int, C...>) {
+        (
+            [&] {
+              const __m256i q = chunk_q<T, C>(reinterpret_cast<const uint8_t*>(u));
+              const int64_t e = k * kChunks + C;  // the chunk's index in the row
+              for (int t = 0; t < NT; ++t) {
+                const __m256i xv =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + t * in + 32 * e));
+                const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xv);
+                const float dx = x.d[t * chunks + e];
+                __m256 scale;
+                if constexpr (L.group == 16)  // lanes 0-3: the first 16 elements, 4-7: the next
+                  scale =
+                      _mm256_set_m128(_mm_set1_ps(a[2 * C + 1] * dx), _mm_set1_ps(a[2 * C] * dx));
+                else
+                  scale = _mm256_set1_ps(a[C] * dx);
+                __m256& sum = acc[t][(slot + C) % 4];
+                sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, sum);
+              }
+            }(),
+            ...);
+      }
+      (std::make_integer_sequence<int, kChunks>{});
+    };
+    int64_t k = 0;
+    for (; k + kUnroll <= blocks; k += kUnroll) [&]<int... J>(std::integer_sequence<int, J...>) {
+        (block(k + J, J * kChunks), ...);
+      }
+    (std::make_integer_sequence<int, kUnroll>{});
+    for (; k < blocks; ++k) block(k, 0);
+    for (int t = 0; t < NT; ++t) {
+      const float off = L.group == 16 ? offsets(b, x.e16 + t * (in / 16), in / 16)
+                                      : offsets(b, x.e32 + t * chunks, chunks);
+      const __m256 sum =
+          _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]));
+      y[t * ldy] = sum8(sum) + off;
     }
   }
-  for (int u = 0; u < NT; ++u) {
-    const int64_t t = t0 + u;
-    const float off =
-        g16 ? offsets(b, x.e16 + t * (in / 16), in / 16) : offsets(b, x.e32 + t * chunks, chunks);
-    y[t * ldy] = sum8(acc[u]) + off;
+}
+
+// Prefill: an int8 GEMM on panels of 16 rows. A panel is unpacked (q, a, b) once for all tokens
+// and its q transposed in 4-byte units, P[k/4][row][4], so that one 512-bit register holds 4
+// consecutive elements of all 16 rows. vpdpbusd then multiplies it by 4 bytes of one token's
+// activations broadcast: 16 rows' partial sums at once, in 16 int32 lanes. After each group the
+// sums are scaled by the rows' a_g (a register of 16) times the token's d, and the offsets enter as
+// b_g·e_g (quant.hpp's form; the same contract as kernels::simd::QuantRows).
+
+// The 16 × 16 transpose of 32-bit elements, in four rounds of shuffles.
+static inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {  // pairs of rows interleaved
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // per 128-bit lane: column 4L + j of rows i to i + 3
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 16; i += 8)  // lanes 0, 2 and 1, 3 of the rows i to i + 7
+    for (int j = 0; j < 4; ++j) {
+      t[i + j] = _mm512_shuffle_i32x4(r[i + j], r[i + 4 + j], 0x88);
+      t[i + 4 + j] = _mm512_shuffle_i32x4(r[i + j], r[i + 4 + j], 0xdd);
+    }
+  for (int j = 0; j < 4; ++j) {  // column 4L + j from lane L of all four row quarters
+    r[j] = _mm512_shuffle_i32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(t[j], t[8 + j], 0xdd);
+    r[4 + j] = _mm512_shuffle_i32x4(t[4 + j], t[12 + j], 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(t[4 + j], t[12 + j], 0xdd);
+  }
+}
+
+// The panel of rows [0, n) (n <= 16; the rest zero) into P [in/4][16][4] bytes and A, B
+// [groups][16]
+// (`rowwise`: 16·in bytes, `ab`: a row's a and b).
+template <quant::Type T>
+static inline void pack_panel(const std::byte* w, int64_t n, int64_t in, uint8_t* rowwise,
+                              uint8_t* P, float* A, float* B, float* ab) {
+  constexpr quant::Layout L = quant::layout(T);
+  const int64_t groups = in / L.group, stride = quant::row_bytes(T, in);
+  for (int64_t r = 0; r < kPanelRows; ++r) {
+    if (r < n) {
+      quant::unpack_row<T, Tag>(w + r * stride, in, rowwise + r * in, ab, ab + groups);
+    } else {
+      std::memset(rowwise + r * in, 0, std::size_t(in));
+      std::fill(ab, ab + 2 * groups, 0.f);
+    }
+    for (int64_t g = 0; g < groups; ++g)
+      A[g * kPanelRows + r] = ab[g], B[g * kPanelRows + r] = ab[groups + g];
+  }
+  int64_t k = 0;
+  for (; k + 64 <= in; k += 64) {  // 16 elements of 4 bytes per row: one transpose
+    __m512i r[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(rowwise + i * in + k);
+    transpose16(r);
+    for (int i = 0; i < 16; ++i) _mm512_storeu_si512(P + (k / 4 + i) * 64, r[i]);
+  }
+  for (; k < in; k += 4)  // a last 32 elements
+    for (int i = 0; i < 16; ++i) std::memcpy(P + (k / 4 * 16 + i) * 4, rowwise + i * in + k, 4);
+}
+
+// NT tokens from t0 times the packed panel: y[t·ldy + r] for the panel's first n rows.
+template <int64_t G, int NT>
+static inline void panel_tile(const uint8_t* P, const float* A, const float* B, int64_t in,
+                              const simd::QuantX& x, int64_t t0, float* y, int64_t ldy, int64_t n) {
+  const int64_t groups = in / G, chunks = in / 32;
+  const float* e = G == 16 ? x.e16 : x.e32;
+  __m512 acc[NT];
+  for (__m512& a : acc) a = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i sum[NT];
+    for (__m512i& s : sum) s = _mm512_setzero_si512();
+    for (int64_t k = g * G; k < (g + 1) * G; k += 4) {
+      const __m512i q = _mm512_loadu_si512(P + k * 16);
+      for (int t = 0; t < NT; ++t) {
+        int32_t xk;  // elements k to k + 3 of token t
+        std::memcpy(&xk, x.q + (t0 + t) * in + k, 4);
+        sum[t] = _mm512_dpbusd_epi32(sum[t], q, _mm512_set1_epi32(xk));
+      }
+    }
+    const __m512 a = _mm512_loadu_ps(A + g * kPanelRows), b = _mm512_loadu_ps(B + g * kPanelRows);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 scale = _mm512_mul_ps(a, _mm512_set1_ps(x.d[(t0 + t) * chunks + g * G / 32]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), scale, acc[t]);
+      acc[t] = _mm512_fmadd_ps(b, _mm512_set1_ps(e[(t0 + t) * groups + g]), acc[t]);
+    }
+  }
+  const __mmask16 rows = __mmask16((1u << n) - 1);
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy, rows, acc[t]);
+}
+
+template <quant::Type T>
+static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
+                        int64_t tokens, float* y, int64_t ldy, uint8_t* q, float* ab) {
+  constexpr int64_t G = quant::layout(T).group;
+  constexpr int kTile = 8;  // tokens per pass: 8 int32 and 8 f32 accumulators
+  uint8_t* P = q + kPanelRows * in;
+  float* A = ab;
+  float* B = ab + in;
+  for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows) {
+    const int64_t n = std::min(kPanelRows, rows - r0);
+    pack_panel<T>(w + r0 * quant::row_bytes(T, in), n, in, q, P, A, B, ab + 2 * in);
+    int64_t t0 = 0;
+    for (; t0 + kTile <= tokens; t0 += kTile)
+      panel_tile<G, kTile>(P, A, B, in, x, t0, y + r0, ldy, n);
+    [&]<int... NT>(std::integer_sequence<int, NT...>) {
+      ((tokens - t0 == NT + 1 ? panel_tile<G, NT + 1>(P, A, B, in, x, t0, y + r0, ldy, n) : void()),
+       ...);
+    }
+    (std::make_integer_sequence<int, kTile - 1>{});
   }
 }
 }  // namespace detail
 
-// Tokens go four at a time: a row's 32 bytes of q are loaded once for four dot products.
 GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                   const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
                                   uint8_t* q, float* ab) {
   quant::with_type(type, [&](auto T) {
-    constexpr quant::Layout L = quant::layout(T.value);
-    const int64_t groups = in / L.group, stride = quant::row_bytes(T.value, in);
-    float* a = ab;
-    float* b = ab + groups;
-    for (int64_t r = 0; r < rows; ++r, w += stride, ++y) {
-      quant::unpack_row<T.value, Tag>(w, in, q, a, b);
-      int64_t t0 = 0;
-      for (; t0 + 4 <= tokens; t0 += 4) detail::tile<T.value, 4>(q, a, b, in, x, t0, y, ldy);
-      switch (tokens - t0) {
-        case 3:
-          detail::tile<T.value, 3>(q, a, b, in, x, t0, y, ldy);
-          break;
-        case 2:
-          detail::tile<T.value, 2>(q, a, b, in, x, t0, y, ldy);
-          break;
-        case 1:
-          detail::tile<T.value, 1>(q, a, b, in, x, t0, y, ldy);
-          break;
-      }
+    switch (tokens) {
+      case 1:
+        return detail::fused<T.value, 1>(w, rows, in, x, y, ldy, ab);
+      case 2:
+        return detail::fused<T.value, 2>(w, rows, in, x, y, ldy, ab);
+      case 3:
+        return detail::fused<T.value, 3>(w, rows, in, x, y, ldy, ab);
+      case 4:
+        return detail::fused<T.value, 4>(w, rows, in, x, y, ldy, ab);
+      default:
+        return detail::gemm<T.value>(w, rows, in, x, tokens, y, ldy, q, ab);
     }
   });
 }
@@ -139,7 +349,9 @@ GEMMA3_QUANTDOT_LINKAGE double peak(int64_t iterations, float* sink) {
     for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
   __m512i total = _mm512_setzero_si512();
   for (int c = 0; c < kChains; ++c) total = _mm512_add_epi32(total, acc[c]);
-  *sink = float(_mm512_reduce_add_epi32(total));  // keeps the loop alive
+  // The lanes wrap by design (vpdpbusd is modular); summing them as float keeps the reduction
+  // free of signed overflow, which C++ would make undefined.
+  *sink = _mm512_reduce_add_ps(_mm512_cvtepi32_ps(total));  // keeps the loop alive
   return 2.0 * 64.0 * double(iterations) * kChains;
 }
 #endif
