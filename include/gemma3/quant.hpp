@@ -164,11 +164,10 @@ inline void unpack_scales(const std::byte* block, float* a, float* b) {
     case Type::Q4_K:
     case Type::Q5_K: {
       const float d = f16<Tag>(block), dmin = f16<Tag>(block + 2);
-      for (int s = 0; s < 8; ++s) {
-        int scale, m;
-        scale_min_k4<Tag>(s, u + 4, scale, m);
-        a[s] = d * float(scale), b[s] = -dmin * float(m);
-      }
+      int scale[8], m[8];
+      for (int s = 0; s < 8; ++s) scale_min_k4<Tag>(s, u + 4, scale[s], m[s]);
+      for (int s = 0; s < 8; ++s)  // (apart: a loop the compiler vectorises)
+        a[s] = d * float(scale[s]), b[s] = -dmin * float(m[s]);
       return;
     }
     case Type::Q6_K: {

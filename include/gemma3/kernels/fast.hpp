@@ -185,9 +185,12 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
   const bool vnni = vnni_available();
 #pragma omp parallel
   {
-    // Scratch for either kernel (the VNNI one needs more).
-    std::vector<uint8_t> q(static_cast<std::size_t>(kernels::quantdot::scratch_bytes(in)));
-    std::vector<float> ab(static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
+    // Scratch for either kernel (the VNNI one needs more), not zeroed: every call of a decode
+    // step allocates it.
+    const auto q = std::make_unique_for_overwrite<uint8_t[]>(
+        static_cast<std::size_t>(kernels::quantdot::scratch_bytes(in)));
+    const auto ab = std::make_unique_for_overwrite<float[]>(
+        static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < blocks.count() * chunks; ++task) {
       const auto [m, r0, n] = blocks[task / chunks];
@@ -200,12 +203,12 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
       float* y = ys[m] + t0 * w.rows() + r0;
       if constexpr (kernels::quantdot::kBuilt)
         if (vnni) {
-          kernels::quantdot::rows(quant_type(w.dtype), rows, n, in, xt, nt, y, w.rows(), q.data(),
-                                  ab.data());
+          kernels::quantdot::rows(quant_type(w.dtype), rows, n, in, xt, nt, y, w.rows(), q.get(),
+                                  ab.get());
           continue;
         }
       kernels::call(kernels::simd::QuantRows{}, quant_type(w.dtype), rows, n, in, xt, nt, y,
-                    w.rows(), q.data(), ab.data());
+                    w.rows(), q.get(), ab.get());
     }
   }
 }

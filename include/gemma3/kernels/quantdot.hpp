@@ -269,16 +269,39 @@ static inline void pack_panel(const std::byte* w, int64_t n, int64_t in, uint8_t
 }
 
 // NT tokens from t0 times the packed panel: y[t·ldy + r] for the panel's first n rows.
-template <int64_t G, int NT>
+// The types whose offset is b = -Z·a (quant.hpp: w = a·(q - Z)); 0 for those with a free min.
+constexpr int zero_point(quant::Type t) {
+  using quant::Type;
+  return t == Type::Q8_0   ? 128
+         : t == Type::Q4_0 ? 8
+         : t == Type::Q5_0 ? 16
+         : t == Type::Q6_K ? 32
+                           : 0;
+}
+
+// NT tokens from t0 times the packed panel: y[t·ldy + r] for the panel's first n rows. Where the
+// type has a zero point Z, its offset is folded into the integer sums, Σ(q - Z)·x: they start at
+// -Z·Σx (the activations' sums), and a·d·Σ(q - Z)·x is the group's whole product.
+template <quant::Type T, int NT>
 static inline void panel_tile(const uint8_t* P, const float* A, const float* B, int64_t in,
                               const simd::QuantX& x, int64_t t0, float* y, int64_t ldy, int64_t n) {
+  constexpr int64_t G = quant::layout(T).group;
+  constexpr int Z = zero_point(T);
   const int64_t groups = in / G, chunks = in / 32;
   const float* e = G == 16 ? x.e16 : x.e32;
   __m512 acc[NT];
   for (__m512& a : acc) a = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     __m512i sum[NT];
-    for (__m512i& s : sum) s = _mm512_setzero_si512();
+    for (int t = 0; t < NT; ++t) {
+      if constexpr (Z != 0) {
+        const int32_t* s16 = x.s + (t0 + t) * (in / 16);  // Σx per 16
+        const int32_t sx = G == 16 ? s16[g] : s16[2 * g] + s16[2 * g + 1];
+        sum[t] = _mm512_set1_epi32(-Z * sx);
+      } else {
+        sum[t] = _mm512_setzero_si512();
+      }
+    }
     for (int64_t k = g * G; k < (g + 1) * G; k += 4) {
       const __m512i q = _mm512_loadu_si512(P + k * 16);
       for (int t = 0; t < NT; ++t) {
@@ -287,11 +310,13 @@ static inline void panel_tile(const uint8_t* P, const float* A, const float* B, 
         sum[t] = _mm512_dpbusd_epi32(sum[t], q, _mm512_set1_epi32(xk));
       }
     }
-    const __m512 a = _mm512_loadu_ps(A + g * kPanelRows), b = _mm512_loadu_ps(B + g * kPanelRows);
+    const __m512 a = _mm512_loadu_ps(A + g * kPanelRows);
     for (int t = 0; t < NT; ++t) {
       const __m512 scale = _mm512_mul_ps(a, _mm512_set1_ps(x.d[(t0 + t) * chunks + g * G / 32]));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), scale, acc[t]);
-      acc[t] = _mm512_fmadd_ps(b, _mm512_set1_ps(e[(t0 + t) * groups + g]), acc[t]);
+      if constexpr (Z == 0)
+        acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(B + g * kPanelRows),
+                                 _mm512_set1_ps(e[(t0 + t) * groups + g]), acc[t]);
     }
   }
   const __mmask16 rows = __mmask16((1u << n) - 1);
@@ -301,7 +326,6 @@ static inline void panel_tile(const uint8_t* P, const float* A, const float* B, 
 template <quant::Type T>
 static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
                         int64_t tokens, float* y, int64_t ldy, uint8_t* q, float* ab) {
-  constexpr int64_t G = quant::layout(T).group;
   constexpr int kTile = 8;  // tokens per pass: 8 int32 and 8 f32 accumulators
   uint8_t* P = q + kPanelRows * in;
   float* A = ab;
@@ -311,9 +335,9 @@ static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd
     pack_panel<T>(w + r0 * quant::row_bytes(T, in), n, in, q, P, A, B, ab + 2 * in);
     int64_t t0 = 0;
     for (; t0 + kTile <= tokens; t0 += kTile)
-      panel_tile<G, kTile>(P, A, B, in, x, t0, y + r0, ldy, n);
+      panel_tile<T, kTile>(P, A, B, in, x, t0, y + r0, ldy, n);
     [&]<int... NT>(std::integer_sequence<int, NT...>) {
-      ((tokens - t0 == NT + 1 ? panel_tile<G, NT + 1>(P, A, B, in, x, t0, y + r0, ldy, n) : void()),
+      ((tokens - t0 == NT + 1 ? panel_tile<T, NT + 1>(P, A, B, in, x, t0, y + r0, ldy, n) : void()),
        ...);
     }
     (std::make_integer_sequence<int, kTile - 1>{});
