@@ -145,6 +145,52 @@ static inline __m256i chunk_q(const uint8_t* u) {
   }
 }
 
+// The types whose offset is b = -Z·a (quant.hpp: w = a·(q - Z)); 0 for those with a free min.
+constexpr int zero_point(quant::Type t) {
+  using quant::Type;
+  return t == Type::Q8_0   ? 128
+         : t == Type::Q4_0 ? 8
+         : t == Type::Q5_0 ? 16
+         : t == Type::Q6_K ? 32
+                           : 0;
+}
+
+// A block's (a, b) per group, as quant::unpack_scales gives them, with the K-quants' scales
+// unpacked in vector registers: their scalar unpacking cost more than the block's products.
+template <quant::Type T>
+static inline void block_scales(const std::byte* block, float* a, float* b) {
+  using quant::Type;
+  const auto* u = reinterpret_cast<const uint8_t*>(block);
+  if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
+    // The eight 6-bit scales and mins (quant::scale_min_k4) four sub-blocks at a time, on the 12
+    // bytes as three 32-bit words: scales 0-3 and mins 0-3 are the low 6 bits of words 0 and 1;
+    // scales 4-7 and mins 4-7 the low and high nibbles of word 2, with their top 2 bits from the
+    // top bits of words 0 and 1.
+    uint32_t v[3];
+    std::memcpy(v, u + 4, 12);
+    constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+    const uint32_t scales[2] = {v[0] & kLow6, (v[2] & kLow4) | (((v[0] >> 6) & kLow2) << 4)};
+    const uint32_t mins[2] = {v[1] & kLow6, ((v[2] >> 4) & kLow4) | (((v[1] >> 6) & kLow2) << 4)};
+    const auto widen = [](const uint32_t* bytes) {
+      return _mm256_cvtepi32_ps(
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes))));
+    };
+    const float d = quant::f16<Tag>(block), dmin = quant::f16<Tag>(block + 2);
+    _mm256_storeu_ps(a, _mm256_mul_ps(_mm256_set1_ps(d), widen(scales)));
+    _mm256_storeu_ps(b, _mm256_mul_ps(_mm256_set1_ps(-dmin), widen(mins)));
+  } else if constexpr (T == Type::Q6_K) {  // 16 int8 scales: a = d·sc, b = -32·a
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u + 192));
+    const __m256 d = _mm256_set1_ps(quant::f16<Tag>(block + 208)), z = _mm256_set1_ps(-32.f);
+    const __m256 lo = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
+    const __m256 hi =
+        _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(sc, sc))));
+    _mm256_storeu_ps(a, lo), _mm256_storeu_ps(a + 8, hi);
+    _mm256_storeu_ps(b, _mm256_mul_ps(z, lo)), _mm256_storeu_ps(b + 8, _mm256_mul_ps(z, hi));
+  } else {
+    quant::unpack_scales<T, Tag>(block, a, b);
+  }
+}
+
 // Decode (up to 4 tokens): no unpacked copy. Each block is decoded in registers, 32 elements at a
 // time into one 256-bit register of q bytes in the activations' order (chunk_q), and multiplied by
 // every token right there. Only the block's scales pass through memory (quant::unpack_scales); the
@@ -165,7 +211,7 @@ static inline void fused(const std::byte* w, int64_t rows, int64_t in, const sim
     const auto block = [&](int64_t k, int slot) {
       const std::byte* u = w + k * L.block_bytes;
       float a[kGroups];
-      quant::unpack_scales<T, Tag>(u, a, b + k * kGroups);
+      block_scales<T>(u, a, b + k * kGroups);
       [&]<int... C>(std::integer_sequence<int, C...>) {
         (
             [&] {
@@ -269,16 +315,6 @@ static inline void pack_panel(const std::byte* w, int64_t n, int64_t in, uint8_t
 }
 
 // NT tokens from t0 times the packed panel: y[t·ldy + r] for the panel's first n rows.
-// The types whose offset is b = -Z·a (quant.hpp: w = a·(q - Z)); 0 for those with a free min.
-constexpr int zero_point(quant::Type t) {
-  using quant::Type;
-  return t == Type::Q8_0   ? 128
-         : t == Type::Q4_0 ? 8
-         : t == Type::Q5_0 ? 16
-         : t == Type::Q6_K ? 32
-                           : 0;
-}
-
 // NT tokens from t0 times the packed panel: y[t·ldy + r] for the panel's first n rows. Where the
 // type has a zero point Z, its offset is folded into the integer sums, Σ(q - Z)·x: they start at
 // -Z·Σx (the activations' sums), and a·d·Σ(q - Z)·x is the group's whole product.
