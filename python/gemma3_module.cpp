@@ -657,8 +657,11 @@ PYBIND11_MODULE(_gemma3, m) {
   });
 
   py::class_<Tokenizer, std::shared_ptr<Tokenizer>>(m, "Tokenizer")
-      .def(py::init<const std::filesystem::path&>(), py::arg("path"),
-           "Loads a SentencePiece tokenizer.model.")
+      .def(py::init([](const std::filesystem::path& path) {
+             return std::make_shared<Tokenizer>(load_tokenizer(path));
+           }),
+           py::arg("path"),
+           "Loads a SentencePiece tokenizer.model, or the tokenizer embedded in a .gguf model.")
       .def(
           "encode",
           [](const Tokenizer& t, const std::string& text, bool add_bos, bool parse_special) {

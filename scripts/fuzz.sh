@@ -18,7 +18,7 @@ shift || true
 source scripts/prelude.sh
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors checkpoint gguf config npy image tokenizer chat tool_call tool_json cli)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors checkpoint gguf spm config npy image tokenizer chat tool_call tool_json cli)
 
 # -O1 with assertions on (Eigen's, stb_image's, the library's): a failed assertion is a finding too.
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \

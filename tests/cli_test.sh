@@ -82,7 +82,8 @@ set +e
 set -e
 [ $rc != 0 ] && grep -q "no vision tower" "$work/err" || fail "image on a text-only model: rc $rc"
 # The same model as llama.cpp holds it, a text GGUF and an mmproj GGUF (convert --mmproj): greedily
-# the same tokens for the image; scored like the directory; --image without --mmproj says what to do.
+# the same tokens for the image; scored like the directory; inspected and benched with its vision
+# tower; --image without --mmproj says what to do.
 "$gemma3" convert --model "$work/mm" --out "$work/mm.gguf" --mmproj "$work/mm.mmproj.gguf" --type f32 \
   >/dev/null 2>&1 || fail "convert --mmproj"
 d=$("$gemma3" run --model "$work/mm" --image "$image" --prompt "Describe this image." --max-new-tokens 6 --temperature 0 --json 2>/dev/null)
@@ -91,6 +92,11 @@ m=$("$gemma3" run --model "$work/mm.gguf" --mmproj "$work/mm.mmproj.gguf" --imag
 [ "$(echo "$d" | json 'd[0]["ids"]')" = "$(echo "$m" | json 'd[0]["ids"]')" ] || fail "run --mmproj: other tokens than the directory's"
 "$gemma3" score --model "$work/mm.gguf" --mmproj "$work/mm.mmproj.gguf" --text "Hello world" | grep -q '"logprob"' ||
   fail "score --mmproj"
+"$gemma3" inspect --model "$work/mm.gguf" --mmproj "$work/mm.mmproj.gguf" | grep -q "vision tower (SigLIP)" ||
+  fail "inspect --mmproj shows no vision tower"
+b=$("$gemma3" bench --model "$work/mm.gguf" --mmproj "$work/mm.mmproj.gguf" --prompt-tokens 4 --gen-tokens 2 --json)
+[ "$(echo "$b" | json 'd[0]["vision_patches"] > 0 and d[0]["vision_peak"] != ""')" = True ] ||
+  fail "bench --mmproj does not time the vision tower: $b"
 set +e
 "$gemma3" run --model "$work/mm.gguf" --image "$image" --prompt x 2>"$work/err"; rc=$?
 set -e

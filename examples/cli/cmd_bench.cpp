@@ -31,7 +31,7 @@ namespace gemma3::cli {
 namespace {
 
 struct BenchOptions {
-  std::string model, preset, dtype = "bf16", backend = "fast", image;
+  std::string model, mmproj, preset, dtype = "bf16", backend = "fast", image;
   int64_t prompt_tokens = 512, gen_tokens = 128;
   int threads = 0;
   bool json = false, huge_pages = false;
@@ -108,8 +108,8 @@ void bench(const BenchOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   ProgressBar loading("reading into huge pages");
   const auto ck =
-      Checkpoint::open(model_dir, o.huge_pages ? Residency::HugePages : Residency::Mapped,
-                       o.huge_pages ? loading.callback() : Progress{});
+      open_model(model_dir, o.mmproj, o.huge_pages ? Residency::HugePages : Residency::Mapped,
+                 o.huge_pages ? loading.callback() : Progress{});
   const Gemma3<float> full(ck,
                            backend_from_string(o.backend));  // + vision tower where there is one
   const TextModel<float>& model = full.text();
@@ -308,6 +308,7 @@ void add_bench_command(CLI::App& app) {
                               "synthesise (once, cached) a checkpoint of this preset's shapes")
                   ->check(CLI::IsMember(preset_names()));
   model->excludes(pre);
+  add_mmproj_option(cmd, o->mmproj);
   cmd->add_option("--dtype", o->dtype, "weight dtype of a --preset checkpoint")
       ->check(CLI::IsMember({"bf16", "f32"}));
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length to prefill")

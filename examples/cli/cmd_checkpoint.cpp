@@ -29,8 +29,8 @@ std::string thousands(int64_t n) {
   return out;
 }
 
-void inspect(const std::string& dir) {
-  const auto ck = Checkpoint::open(dir);
+void inspect(const std::string& dir, const std::string& mmproj) {
+  const auto ck = open_model(dir, mmproj);
   const ModelConfig& cfg = ck.config();
   const TextConfig& t = cfg.text;
   std::printf("checkpoint   %s\n", dir.c_str());
@@ -259,7 +259,9 @@ void add_checkpoint_commands(CLI::App& app) {
   auto* insp = app.add_subcommand("inspect", "print a checkpoint's config, tensors and sizes");
   auto model = std::make_shared<std::string>();
   insp->add_option("--model", *model, "checkpoint directory or .gguf file")->required();
-  insp->callback([=] { inspect(*model); });
+  auto insp_mmproj = std::make_shared<std::string>();
+  add_mmproj_option(insp, *insp_mmproj);
+  insp->callback([=] { inspect(*model, *insp_mmproj); });
 
   // convert and quantize: the same writer; quantize reads as naturally from a GGUF (requantizing
   // it, e.g. a bf16 or q8_0 file to q4_k_m) as from a directory.

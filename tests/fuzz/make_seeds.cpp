@@ -16,6 +16,7 @@
 #include <gemma3/io/npy.hpp>
 #include <gemma3/io/safetensors.hpp>
 #include <gemma3/synth.hpp>
+#include <gemma3/tokenizer/spm_model.hpp>
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -130,15 +131,46 @@ std::string checkpoint_input(const ModelConfig& cfg, std::size_t max_shard_bytes
   return out;
 }
 
-// A tiny config as fuzz_gguf's input: the llama.cpp-style file write_gguf makes.
-std::string gguf_input(const ModelConfig& cfg, gguf::TensorType type) {
+// A SentencePiece ModelProto of `n` pieces: the special ones, two byte pieces, then words; as a
+// tokenizer.model (fuzz_spm) and embedded in a GGUF (fuzz_gguf).
+spm::ModelProto tiny_tokenizer(int n) {
+  spm::ModelProto m;
+  m.pieces = {{"<pad>", 0, spm::PieceType::Control},
+              {"<eos>", 0, spm::PieceType::Control},
+              {"<bos>", 0, spm::PieceType::Control},
+              {"<unk>", 0, spm::PieceType::Unknown},
+              {"<0x0A>", 0, spm::PieceType::Byte},
+              {"<0x41>", 0, spm::PieceType::Byte},
+              {"<start_of_turn>", 0, spm::PieceType::UserDefined}};
+  for (int i = int(m.pieces.size()); i < n; ++i)
+    m.pieces.push_back({"\xe2\x96\x81w" + std::to_string(i), -float(i), spm::PieceType::Normal});
+  m.trainer_spec.model_type = spm::TrainerSpec::ModelType::Bpe;
+  m.trainer_spec.pad_id = 0, m.trainer_spec.eos_id = 1, m.trainer_spec.bos_id = 2;
+  m.trainer_spec.unk_id = 3;
+  m.trainer_spec.byte_fallback = true;
+  m.normalizer_spec.name = "identity";
+  return m;
+}
+
+// A tiny config as fuzz_gguf's input: the llama.cpp-style file write_gguf makes (with a tokenizer,
+// as llama.cpp's converter writes one).
+std::string gguf_input(const ModelConfig& cfg, gguf::TensorType type, bool tokenizer = false) {
   const fs::path dir = fs::temp_directory_path() / "gemma3-make-seeds";
   fs::remove_all(dir);
   synthesize_checkpoint(cfg, dir / "st", {.seed = 5, .dtype = DType::F32});
-  gguf::write_gguf(cfg, Checkpoint::open(dir / "st").weights(), dir / "m.gguf", type);
+  gguf::WriteOptions options;
+  if (tokenizer) options.tokenizer = tiny_tokenizer(int(cfg.text.vocab_size));
+  gguf::write_gguf(cfg, Checkpoint::open(dir / "st").weights(), dir / "m.gguf", type, {}, options);
   const std::string out = read(dir / "m.gguf");
   fs::remove_all(dir);
   return out;
+}
+
+void spm_seeds() {
+  const std::string good = spm::serialize(tiny_tokenizer(24));
+  put("spm", "tiny", good);
+  put("spm", "bad_truncated", good.substr(0, good.size() / 2));
+  put("spm", "bad_wire_type", std::string("\x0b", 1) + good);  // field 1, wire type 3
 }
 
 void gguf_seeds() {
@@ -153,6 +185,7 @@ void gguf_seeds() {
   put("gguf", "wide_f16", gguf_input(wide, gguf::TensorType::F16));
   put("gguf", "wide_q8_0", gguf_input(wide, gguf::TensorType::Q8_0));
   put("gguf", "wide_q4_0", gguf_input(wide, gguf::TensorType::Q4_0));
+  put("gguf", "text_tokenizer", gguf_input(tiny_text(true), gguf::TensorType::F32, true));
   const std::string good = gguf_input(tiny_text(true), gguf::TensorType::BF16);
   put("gguf", "bad_truncated", good.substr(0, good.size() / 2));
   put("gguf", "bad_version_1", good.substr(0, 4) + std::string("\x01\0\0\0", 4) + good.substr(8));
@@ -566,6 +599,7 @@ int main(int argc, char** argv) {
     safetensors_seeds();
     checkpoint_seeds();
     gguf_seeds();
+    spm_seeds();
     config_seeds();
     npy_seeds();
     image_seeds();

@@ -266,3 +266,9 @@ def test_gguf_with_its_mmproj_sees_images_like_the_directory(data_dir, cli, toke
     a = gemma3.Model(mm).encode_image(image)[0]
     b = gemma3.Model(tmp_path / "mm.gguf", mmproj=tmp_path / "mm.mmproj.gguf").encode_image(image)[0]
     assert np.max(np.abs(a - b)) <= 1e-5
+    # The GGUF is its own tokenizer: the same ids as the tokenizer.model it was written from.
+    text = "<start_of_image> Ünïcode, tabs\t and 12345 digits"
+    from_gguf, from_model = gemma3.Tokenizer(tmp_path / "mm.gguf"), gemma3.Tokenizer(tokenizer_path)
+    assert from_gguf.encode(text, parse_special=True) == from_model.encode(text, parse_special=True)
+    # (the file's vocabulary is padded to the model's vocab_size, as llama.cpp's converter pads it)
+    assert from_gguf.vocab_size >= from_model.vocab_size

@@ -4,5 +4,6 @@
 #include "gemma3/kernels/quantdot.hpp"
 
 #if !GEMMA3_QUANTDOT_BODIES
-#error "kernels/arch/avx512vnni.cpp must be compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni"
+#error \
+    "kernels/arch/avx512vnni.cpp must be compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni"
 #endif
