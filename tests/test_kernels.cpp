@@ -712,6 +712,32 @@ TEST_CASE("quant: activations are blocks of 32 int8 with one scale", "[kernels][
   }
 }
 
+TEST_CASE("quant: a NaN or an infinity in the activations makes its products NaN, on every path",
+          "[kernels][quant]") {
+  for (const float bad : {NAN, INFINITY, -INFINITY}) {
+    INFO(bad);
+    auto x = quant_test_values(96, 4);
+    x[40] = bad;  // in the second block of 32
+    const quant::Activations a = quant::quantize_activations(x.data(), 1, 96, 96);
+    CHECK(std::isnan(a.d[1]));
+    CHECK(std::isfinite(a.d[0]));
+    CHECK(std::isfinite(a.d[2]));
+    for (int j = 32; j < 64; ++j) CHECK(a.q[j] == 0);
+    // Through a quantized matrix: the token's outputs are NaN, on the plain and the fast path
+    // (decode with 2 tokens, prefill with 6).
+    const QuantWeight w(quant::Type::Q8_0, 8, 96, 2);
+    for (const int64_t tokens : {2, 6}) {
+      Mat<float> xm(tokens, 96);
+      xm.setConstant(0.5f);
+      xm.row(0) = Eigen::Map<const Eigen::RowVectorXf>(x.data(), 96);
+      for (const Mat<float>& y : {plain::linear<float>(xm, w.view), fast::linear(xm, w.view)}) {
+        CHECK(y.row(0).array().isNaN().all());
+        CHECK(y.bottomRows(tokens - 1).array().isFinite().all());
+      }
+    }
+  }
+}
+
 TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and the VNNI kernel",
           "[kernels][quant]") {
   for (const quant::Type t : quant::kAllTypes) {

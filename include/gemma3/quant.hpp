@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -510,17 +511,25 @@ inline float round_to_even(float v) {
   return (v + kShifter) - kShifter;
 }
 
+// A block with a NaN or an infinity gets d = NaN and q = 0: its products are NaN, as the
+// unquantized product would be, rather than an integer conversion of NaN (undefined) or a finite
+// value that hides it.
 inline void quantize_activation_row(const float* x, int64_t in, int8_t* q, float* d, int32_t* s) {
   for (int64_t blk = 0; blk < in / 32; ++blk) {
     const float* xb = x + 32 * blk;
-    float amax = 0;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    d[blk] = amax / 127.0f;
-    const float id = amax > 0 ? 127.0f / amax : 0.0f;
+    float amax = 0, poison = 0;  // poison: NaN if the block has a NaN or an infinity (∞·0)
+    for (int j = 0; j < 32; ++j) {
+      amax = std::max(amax, std::fabs(xb[j]));
+      poison += xb[j] * 0.0f;
+    }
+    const bool finite = poison == 0;
+    d[blk] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+    const float id = finite && amax > 0 ? 127.0f / amax : 0.0f;
     for (int half = 0; half < 2; ++half) {
       int32_t sum = 0;
       for (int j = 16 * half; j < 16 * half + 16; ++j) {
-        q[32 * blk + j] = int8_t(round_to_even(xb[j] * id));
+        const float v = finite ? round_to_even(xb[j] * id) : 0.0f;  // within ±127
+        q[32 * blk + j] = int8_t(v);
         sum += q[32 * blk + j];
       }
       s[2 * blk + half] = sum;
