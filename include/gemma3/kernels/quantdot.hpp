@@ -193,7 +193,7 @@ static inline void block_scales(const std::byte* block, float* a, float* b) {
 
 // Decode (up to 4 tokens): no unpacked copy. Each block is decoded in registers, 32 elements at a
 // time into one 256-bit register of q bytes in the activations' order (chunk_q), and multiplied by
-// every token right there. Only the block's scales pass through memory (quant::unpack_scales); the
+// every token right there. Only the block's scales pass through memory (block_scales); the
 // offsets b_g are kept for one vectorised Σ b_g·e_g per row. Four accumulators per token, so that
 // the FMA's latency does not serialise the chunks.
 template <quant::Type T, int NT>
