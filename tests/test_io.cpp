@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <tuple>
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/io/gguf_gemma3.hpp>
@@ -56,6 +57,27 @@ TEST_CASE("safetensors: written tensors read back bit-exactly", "[io][safetensor
   CHECK(b.vec<float>()[3] == 0.5f);
   // Sorted by name, so a.bf16's data comes first.
   CHECK(b.data < t.data);
+}
+
+TEST_CASE("tensor views: rows, columns and bytes of every rank, empty ones included", "[io]") {
+  const auto view = [](Shape shape, DType dtype = DType::F32) {
+    return TensorView{.name = "t", .dtype = dtype, .shape = std::move(shape)};
+  };
+  // (a scalar, a vector, a matrix, a 4-D tensor, and tensors with a zero dimension)
+  for (const auto& [shape, rows, cols] : {std::tuple{Shape{}, 1, 1},
+                                          {Shape{5}, 1, 5},
+                                          {Shape{3, 4}, 3, 4},
+                                          {Shape{2, 3, 4, 5}, 2, 60},
+                                          {Shape{0, 4}, 0, 4},
+                                          {Shape{4, 0}, 4, 0},
+                                          {Shape{0}, 1, 0}}) {
+    const TensorView t = view(shape);
+    INFO(t.numel());
+    CHECK(t.rows() == rows);
+    CHECK(t.cols() == cols);
+    CHECK(t.nbytes() == std::size_t(rows * cols * 4));
+  }
+  CHECK(view({3, 64}, DType::Q8_0).nbytes() == 3 * 2 * 34);  // blocks of 32 in 34 bytes
 }
 
 TEST_CASE("safetensors: each malformed header gives its clear error", "[io][safetensors]") {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <span>
 #include <string>
@@ -108,9 +109,13 @@ struct TensorView {
 
   int64_t numel() const { return num_elements(shape); }
   std::size_t nbytes() const { return std::size_t(rows() * row_bytes(dtype, cols())); }
-  // Rows and columns of a 2-D tensor seen as a matrix (1-D tensors are a single row).
-  int64_t rows() const { return shape.size() == 1 ? 1 : shape.front(); }
-  int64_t cols() const { return shape.empty() ? 1 : numel() / rows(); }
+  // Rows and columns of a tensor seen as a matrix: the first dimension, and the product of the
+  // others (a scalar or a 1-D tensor is a single row; a tensor with no rows still has its columns).
+  int64_t rows() const { return shape.size() <= 1 ? 1 : shape.front(); }
+  int64_t cols() const {
+    if (shape.size() <= 1) return numel();
+    return std::accumulate(shape.begin() + 1, shape.end(), int64_t(1), std::multiplies<>());
+  }
 
   // Element i widened to T (of a quantized tensor: its block decoded; use rows_as for many).
   template <typename T>
