@@ -142,21 +142,28 @@ inline void scale_min_k4(int s, const uint8_t* q, int& scale, int& min) {
   }
 }
 
+// The types whose offset is b = -Z·a, w = a·(q - Z): their zero point Z; 0 for the types with a
+// free minimum (Q4_1, Q5_1, Q4_K, Q5_K).
+inline constexpr int zero_point(Type t) {
+  return t == Type::Q8_0   ? 128
+         : t == Type::Q4_0 ? 8
+         : t == Type::Q5_0 ? 16
+         : t == Type::Q6_K ? 32
+                           : 0;
+}
+
 // One block's (a, b) per group, a[groups] and b[groups]: the scales alone, for kernels that
 // decode q in registers (kernels/quantdot.hpp) as well as for unpack_block.
 template <Type T, class Tag = void>
 inline void unpack_scales(const std::byte* block, float* a, float* b) {
   constexpr Type t = T;
+  constexpr float z = float(zero_point(T));
   const auto* u = reinterpret_cast<const uint8_t*>(block);
   switch (t) {
-    case Type::Q8_0:  // w = d·(q - 128)
-      a[0] = f16<Tag>(block), b[0] = -128.f * a[0];
-      return;
-    case Type::Q4_0:  // w = d·(q - 8)
-      a[0] = f16<Tag>(block), b[0] = -8.f * a[0];
-      return;
-    case Type::Q5_0:  // w = d·(q - 16)
-      a[0] = f16<Tag>(block), b[0] = -16.f * a[0];
+    case Type::Q8_0:
+    case Type::Q4_0:
+    case Type::Q5_0:  // w = d·(q - Z)
+      a[0] = f16<Tag>(block), b[0] = -z * a[0];
       return;
     case Type::Q4_1:
     case Type::Q5_1:  // w = d·q + m
@@ -174,7 +181,7 @@ inline void unpack_scales(const std::byte* block, float* a, float* b) {
     case Type::Q6_K: {
       const auto* scales = reinterpret_cast<const int8_t*>(u + 192);
       const float d = f16<Tag>(block + 208);
-      for (int g = 0; g < 16; ++g) a[g] = d * float(scales[g]), b[g] = -32.f * a[g];
+      for (int g = 0; g < 16; ++g) a[g] = d * float(scales[g]), b[g] = -z * a[g];
       return;
     }
   }
@@ -549,10 +556,9 @@ inline Activations quantize_activations(const float* x, int64_t tokens, int64_t 
                 std::vector<float>(std::size_t(tokens * in / 32))};
 #pragma omp parallel for schedule(static) if (tokens > 1)
   for (int64_t t = 0; t < tokens; ++t) {
-    const float* d = a.d.data() + t * (in / 32);
-    const int32_t* s = a.s.data() + t * (in / 16);
-    quantize_activation_row(x + t * ld, in, a.q.data() + t * in, a.d.data() + t * (in / 32),
-                            a.s.data() + t * (in / 16));
+    float* d = a.d.data() + t * (in / 32);
+    int32_t* s = a.s.data() + t * (in / 16);
+    quantize_activation_row(x + t * ld, in, a.q.data() + t * in, d, s);
     float* e16 = a.e16.data() + t * (in / 16);
     float* e32 = a.e32.data() + t * (in / 32);
     for (int64_t i = 0; i < in / 16; ++i) e16[i] = d[i / 2] * float(s[i]);

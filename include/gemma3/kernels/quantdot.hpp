@@ -145,16 +145,6 @@ static inline __m256i chunk_q(const uint8_t* u) {
   }
 }
 
-// The types whose offset is b = -Z·a (quant.hpp: w = a·(q - Z)); 0 for those with a free min.
-constexpr int zero_point(quant::Type t) {
-  using quant::Type;
-  return t == Type::Q8_0   ? 128
-         : t == Type::Q4_0 ? 8
-         : t == Type::Q5_0 ? 16
-         : t == Type::Q6_K ? 32
-                           : 0;
-}
-
 // A block's (a, b) per group, as quant::unpack_scales gives them, with the K-quants' scales
 // unpacked in vector registers: their scalar unpacking cost more than the block's products.
 template <quant::Type T>
@@ -178,9 +168,10 @@ static inline void block_scales(const std::byte* block, float* a, float* b) {
     const float d = quant::f16<Tag>(block), dmin = quant::f16<Tag>(block + 2);
     _mm256_storeu_ps(a, _mm256_mul_ps(_mm256_set1_ps(d), widen(scales)));
     _mm256_storeu_ps(b, _mm256_mul_ps(_mm256_set1_ps(-dmin), widen(mins)));
-  } else if constexpr (T == Type::Q6_K) {  // 16 int8 scales: a = d·sc, b = -32·a
+  } else if constexpr (T == Type::Q6_K) {  // 16 int8 scales: a = d·sc, b = -Z·a
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u + 192));
-    const __m256 d = _mm256_set1_ps(quant::f16<Tag>(block + 208)), z = _mm256_set1_ps(-32.f);
+    const __m256 d = _mm256_set1_ps(quant::f16<Tag>(block + 208)),
+                 z = _mm256_set1_ps(-float(quant::zero_point(T)));
     const __m256 lo = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
     const __m256 hi =
         _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(sc, sc))));
@@ -314,7 +305,6 @@ static inline void pack_panel(const std::byte* w, int64_t n, int64_t in, uint8_t
     for (int i = 0; i < 16; ++i) std::memcpy(P + (k / 4 * 16 + i) * 4, rowwise + i * in + k, 4);
 }
 
-// NT tokens from t0 times the packed panel: y[t·ldy + r] for the panel's first n rows.
 // NT tokens from t0 times the packed panel: y[t·ldy + r] for the panel's first n rows. Where the
 // type has a zero point Z, its offset is folded into the integer sums, Σ(q - Z)·x: they start at
 // -Z·Σx (the activations' sums), and a·d·Σ(q - Z)·x is the group's whole product.
@@ -322,7 +312,7 @@ template <quant::Type T, int NT>
 static inline void panel_tile(const uint8_t* P, const float* A, const float* B, int64_t in,
                               const simd::QuantX& x, int64_t t0, float* y, int64_t ldy, int64_t n) {
   constexpr int64_t G = quant::layout(T).group;
-  constexpr int Z = zero_point(T);
+  constexpr int Z = quant::zero_point(T);
   const int64_t groups = in / G, chunks = in / 32;
   const float* e = G == 16 ? x.e16 : x.e32;
   __m512 acc[NT];
