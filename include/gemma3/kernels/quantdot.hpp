@@ -44,12 +44,13 @@ inline constexpr bool kBuilt = false;
 #endif
 
 // kernels::simd::QuantRows on vpdpbusd, with more scratch: q of scratch_bytes(in) bytes and ab of
-// scratch_floats(in) floats. Up to 4 tokens, each block is decoded in registers (decode); more
+// scratch_floats(in) floats. Up to kFusedTokens tokens, each block is decoded in registers (decode); more
 // tokens go through panels of 16 rows unpacked and transposed once for all of them (prefill).
 GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                   const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
                                   uint8_t* q, float* ab);
-inline constexpr int64_t kPanelRows = 16;  // one 512-bit register of int32 sums, one per row
+inline constexpr int64_t kFusedTokens = 4;  // up to this many tokens, decode's fused kernel
+inline constexpr int64_t kPanelRows = 16;    // one 512-bit register of int32 sums, one per row
 inline constexpr int64_t scratch_bytes(int64_t in) {
   return 2 * kPanelRows * in;
 }
@@ -383,6 +384,7 @@ GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t 
       case 3:
         return detail::fused<T.value, 3>(w, rows, in, x, y, ldy, ab);
       case 4:
+        static_assert(kFusedTokens == 4);
         return detail::fused<T.value, 4>(w, rows, in, x, y, ldy, ab);
       default:
         return detail::gemm<T.value>(w, rows, in, x, tokens, y, ldy, q, ab);
