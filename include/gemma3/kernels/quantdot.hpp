@@ -14,6 +14,8 @@
 #include "gemma3/build_mode.hpp"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -44,13 +46,14 @@ inline constexpr bool kBuilt = false;
 #endif
 
 // kernels::simd::QuantRows on vpdpbusd, with more scratch: q of scratch_bytes(in) bytes and ab of
-// scratch_floats(in) floats. Up to kFusedTokens tokens, each block is decoded in registers (decode); more
-// tokens go through panels of 16 rows unpacked and transposed once for all of them (prefill).
+// scratch_floats(in) floats. Up to kFusedTokens tokens, each block is decoded in registers
+// (decode); more tokens go through panels of 16 rows unpacked and transposed once for all of them
+// (prefill).
 GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                   const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
                                   uint8_t* q, float* ab);
 inline constexpr int64_t kFusedTokens = 4;  // up to this many tokens, decode's fused kernel
-inline constexpr int64_t kPanelRows = 16;    // one 512-bit register of int32 sums, one per row
+inline constexpr int64_t kPanelRows = 16;   // one 512-bit register of int32 sums, one per row
 inline constexpr int64_t scratch_bytes(int64_t in) {
   return 2 * kPanelRows * in;
 }
@@ -72,86 +75,131 @@ static inline float sum8(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
-// Σ b[g]·e[g]: the groups' offsets times the activations' scaled sums.
-static inline float offsets(const float* b, const float* e, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
-  int64_t g = 0;
-  for (; g + 8 <= n; g += 8)
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(b + g), _mm256_loadu_ps(e + g), acc);
-  float sum = sum8(acc);
-  for (; g < n; ++g) sum += b[g] * e[g];
-  return sum;
-}
-
 static inline __m256i load32(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
-// Each byte's low and high nibble (x86 has no byte shifts: 16-bit lanes shifted, then masked).
-static inline __m256i low_nibbles(__m256i v) {
-  return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+// The 16 bytes at p in both 128-bit halves.
+static inline __m256i load16_twice(const uint8_t* p) {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
-static inline __m256i high_nibbles(__m256i v) {
-  return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+// Two 256-bit registers as one 512-bit register, lo in the low half.
+static inline __m512i join(__m256i lo, __m256i hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-// 0x10 in the bytes whose bit is set in `bits`: the 5th bit of q.
-static inline __m256i fifth_bits(__mmask32 bits) {
-  return _mm256_maskz_set1_epi8(bits, 0x10);
+// Two f16 values as the low two lanes of an f32 vector (the rest zero).
+static inline __m128 f16_pair(const uint8_t* p0, const uint8_t* p1) {
+  uint16_t h0, h1;
+  std::memcpy(&h0, p0, 2), std::memcpy(&h1, p1, 2);
+  return _mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(h0), h1, 1));
+}
+// Two consecutive floats as the low two lanes (the rest zero).
+static inline __m128 load_pair(const float* p) {
+  return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+}
+// Lane j of the result is lane j / (16 / N) + first of v: N values, each spread over its lanes.
+template <int N, int first = 0>
+static inline __m512 spread(__m512 v) {
+  alignas(64) static constexpr auto kIndex = [] {
+    std::array<int32_t, 16> index{};
+    for (int j = 0; j < 16; ++j) index[std::size_t(j)] = first + j / (16 / N);
+    return index;
+  }();
+  return _mm512_permutexvar_ps(_mm512_load_si512(kIndex.data()), v);
 }
 
-// Chunk C (elements 32C to 32C + 31) of block u as the unsigned q bytes of the common form, in
-// element order, decoded in registers (the layouts are quant.hpp's; unpack_block is the same in
-// scalar code).
-template <quant::Type T, int C>
-static inline __m256i chunk_q(const uint8_t* u) {
+// The types with blocks of 32 elements and one scale (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): where in the
+// block the q bytes begin, and block u's q as 32 unsigned bytes in element order (the layouts are
+// quant.hpp's; unpack_block is the same in scalar code).
+template <quant::Type T>
+inline constexpr int kQs = T == quant::Type::Q8_0   ? 2
+                           : T == quant::Type::Q4_0 ? 2
+                           : T == quant::Type::Q4_1 ? 4
+                           : T == quant::Type::Q5_0 ? 6
+                                                    : 8;
+template <quant::Type T>
+static inline __m256i block_q(const uint8_t* u) {
   using quant::Type;
   if constexpr (T == Type::Q8_0) {
     return _mm256_xor_si256(load32(u + 2), _mm256_set1_epi8(char(0x80)));
-  } else if constexpr (T == Type::Q4_0 || T == Type::Q4_1 || T == Type::Q5_0 || T == Type::Q5_1) {
-    constexpr int qs = T == Type::Q4_0 ? 2 : T == Type::Q4_1 ? 4 : T == Type::Q5_0 ? 6 : 8;
+  } else {
     // Elements 0-15 are the low nibbles of the 16 bytes, 16-31 their high nibbles: the bytes in
     // both halves, the upper half shifted by 4.
-    const __m256i v =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u + qs)));
-    const __m256i q = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0)),
-                                       _mm256_set1_epi8(0x0F));
+    const __m256i q =
+        _mm256_and_si256(_mm256_srlv_epi64(load16_twice(u + kQs<T>), _mm256_set_epi64x(4, 4, 0, 0)),
+                         _mm256_set1_epi8(0x0F));
     if constexpr (T == Type::Q5_0 || T == Type::Q5_1) {
       uint32_t qh;  // bit j: the 5th bit of element j
-      std::memcpy(&qh, u + qs - 4, 4);
-      return _mm256_or_si256(q, fifth_bits(_cvtu32_mask32(qh)));
+      std::memcpy(&qh, u + kQs<T> - 4, 4);
+      return _mm256_or_si256(q, _mm256_maskz_set1_epi8(_cvtu32_mask32(qh), 0x10));
     } else {
       return q;
     }
-  } else if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
-    // Per 64 elements, 32 bytes: the first 32 are their low nibbles, the next 32 the high ones.
-    const __m256i v = load32(u + (T == Type::Q5_K ? 48 : 16) + 32 * (C / 2));
-    const __m256i q = C % 2 ? high_nibbles(v) : low_nibbles(v);
-    if constexpr (T == Type::Q5_K)  // bit C of qh[l]: the 5th bit of element l
-      return _mm256_or_si256(
-          q, fifth_bits(_mm256_test_epi8_mask(load32(u + 16), _mm256_set1_epi8(char(1 << C)))));
-    else
+  }
+}
+// Blocks u0 and u1 likewise, as the two halves of one 512-bit register.
+template <quant::Type T>
+static inline __m512i pair_q(const uint8_t* u0, const uint8_t* u1) {
+  using quant::Type;
+  if constexpr (T == Type::Q8_0) {
+    return _mm512_xor_si512(join(load32(u0 + 2), load32(u1 + 2)), _mm512_set1_epi8(char(0x80)));
+  } else {
+    const __m512i v = join(load16_twice(u0 + kQs<T>), load16_twice(u1 + kQs<T>));
+    const __m512i q = _mm512_and_si512(
+        _mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(0x0F));
+    if constexpr (T == Type::Q5_0 || T == Type::Q5_1) {
+      uint32_t qh0, qh1;
+      std::memcpy(&qh0, u0 + kQs<T> - 4, 4), std::memcpy(&qh1, u1 + kQs<T> - 4, 4);
+      const __mmask64 bits = _cvtu64_mask64(qh0 | uint64_t(qh1) << 32);
+      return _mm512_or_si512(q, _mm512_maskz_set1_epi8(bits, 0x10));
+    } else {
       return q;
+    }
+  }
+}
+
+// Elements 64P to 64P + 63 of a K-quant block (Q4_K, Q5_K, Q6_K) as q bytes in element order.
+template <quant::Type T, int P>
+static inline __m512i unit_q(const uint8_t* u) {
+  using quant::Type;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
+    // Per 64 elements, 32 bytes: the first 32 are their low nibbles, the next 32 the high ones.
+    const __m256i v = load32(u + (T == Type::Q5_K ? 48 : 16) + 32 * P);
+    const __m512i q = _mm512_and_si512(join(v, _mm256_srli_epi16(v, 4)), low4);
+    if constexpr (T == Type::Q5_K) {  // bit 2P (low half) or 2P + 1 (high half) of qh[l]
+      const __m512i qh = _mm512_broadcast_i64x4(load32(u + 16));
+      const __m512i bit =
+          join(_mm256_set1_epi8(char(1 << 2 * P)), _mm256_set1_epi8(char(1 << (2 * P + 1))));
+      return _mm512_or_si512(q, _mm512_maskz_set1_epi8(_mm512_test_epi8_mask(qh, bit), 0x10));
+    } else {
+      return q;
+    }
   } else {
     static_assert(T == Type::Q6_K);
     // Per 128 elements (half H), ql[64·H ...] and qh[32·H ...]: the i-th 32 elements take the low
     // nibbles of ql's first or second 32 bytes (i = 0, 1), then their high nibbles (i = 2, 3), and
-    // bits 2i, 2i + 1 of qh, as bits 4 and 5.
-    constexpr int H = C / 4, i = C % 4;
-    const __m256i l4 = load32(u + 64 * H + 32 * (i % 2));
-    const __m256i h2 = load32(u + 128 + 32 * H);
-    const __m256i high = i < 2    ? _mm256_slli_epi16(h2, 4 - 2 * i)
-                         : i == 2 ? h2
-                                  : _mm256_srli_epi16(h2, 2);
-    return _mm256_or_si256(i < 2 ? low_nibbles(l4) : high_nibbles(l4),
-                           _mm256_and_si256(high, _mm256_set1_epi8(0x30)));
+    // bits 2i, 2i + 1 of qh, as bits 4 and 5. Unit P holds i = 0, 1 (P even) or 2, 3 (P odd).
+    constexpr int H = P / 2;
+    const __m512i l4 = _mm512_loadu_si512(u + 64 * H);
+    const __m512i h2 = _mm512_broadcast_i64x4(load32(u + 128 + 32 * H));
+    const __m512i low =
+        P % 2 ? _mm512_and_si512(_mm512_srli_epi16(l4, 4), low4) : _mm512_and_si512(l4, low4);
+    const __m512i high =
+        P % 2 ? _mm512_srlv_epi16(h2, join(_mm256_set1_epi16(0), _mm256_set1_epi16(2)))
+              : _mm512_sllv_epi16(h2, join(_mm256_set1_epi16(4), _mm256_set1_epi16(2)));
+    return _mm512_or_si512(low, _mm512_and_si512(high, _mm512_set1_epi8(0x30)));
   }
 }
 
-// A block's (a, b) per group, as quant::unpack_scales gives them, with the K-quants' scales
-// unpacked in vector registers: their scalar unpacking cost more than the block's products.
+// A K-quant block's a_g (and b_g for Q4_K, Q5_K) as quant::unpack_scales gives them, unpacked in
+// vector registers: their scalar unpacking cost more than the block's products.
+struct KScales {
+  __m512 a;  // lanes 0-7 (Q4_K, Q5_K) or 0-15 (Q6_K)
+  __m256 b;  // Q4_K, Q5_K
+};
 template <quant::Type T>
-static inline void block_scales(const std::byte* block, float* a, float* b) {
+static inline KScales k_scales(const uint8_t* u) {
   using quant::Type;
-  const auto* u = reinterpret_cast<const uint8_t*>(block);
   if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
     // The eight 6-bit scales and mins (quant::scale_min_k4) four sub-blocks at a time, on the 12
     // bytes as three 32-bit words: scales 0-3 and mins 0-3 are the low 6 bits of words 0 and 1;
@@ -166,80 +214,128 @@ static inline void block_scales(const std::byte* block, float* a, float* b) {
       return _mm256_cvtepi32_ps(
           _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes))));
     };
-    const float d = quant::f16<Tag>(block), dmin = quant::f16<Tag>(block + 2);
-    _mm256_storeu_ps(a, _mm256_mul_ps(_mm256_set1_ps(d), widen(scales)));
-    _mm256_storeu_ps(b, _mm256_mul_ps(_mm256_set1_ps(-dmin), widen(mins)));
-  } else if constexpr (T == Type::Q6_K) {  // 16 int8 scales: a = d·sc, b = -Z·a
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u + 192));
-    const __m256 d = _mm256_set1_ps(quant::f16<Tag>(block + 208)),
-                 z = _mm256_set1_ps(-float(quant::zero_point(T)));
-    const __m256 lo = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
-    const __m256 hi =
-        _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(sc, sc))));
-    _mm256_storeu_ps(a, lo), _mm256_storeu_ps(a + 8, hi);
-    _mm256_storeu_ps(b, _mm256_mul_ps(z, lo)), _mm256_storeu_ps(b + 8, _mm256_mul_ps(z, hi));
+    const __m128 d = f16_pair(u, u + 2);  // d, dmin
+    const __m256 a = _mm256_mul_ps(_mm256_broadcastss_ps(d), widen(scales));
+    return {_mm512_castps256_ps512(a),
+            _mm256_mul_ps(_mm256_broadcastss_ps(_mm_sub_ps(_mm_setzero_ps(), _mm_movehdup_ps(d))),
+                          widen(mins))};
   } else {
-    quant::unpack_scales<T, Tag>(block, a, b);
+    static_assert(T == Type::Q6_K);  // 16 int8 scales: a = d·sc
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u + 192));
+    const __m512 d = _mm512_set1_ps(quant::f16<Tag>(reinterpret_cast<const std::byte*>(u + 208)));
+    return {_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc))), _mm256_setzero_ps()};
   }
 }
 
-// Decode (up to 4 tokens): no unpacked copy. Each block is decoded in registers, 32 elements at a
-// time into one 256-bit register of q bytes in the activations' order (chunk_q), and multiplied by
-// every token right there. Only the block's scales pass through memory (block_scales); the
-// offsets b_g are kept for one vectorised Σ b_g·e_g per row. Four accumulators per token, so that
-// the FMA's latency does not serialise the chunks.
+// Decode (up to kFusedTokens tokens): no unpacked copy. A row is read 64 elements at a time, two
+// blocks of 32 (pair_q) or a quarter of a K-quant block (unit_q), decoded in registers into one
+// 512-bit register of q bytes in the activations' order and multiplied by every token right
+// there, with the scales a_g·d_x spread over the lanes of their groups.
+//
+// The offsets: a zero point Z (b_g = -Z·a_g) is folded into the integer sums, Σ(q - Z)·x =
+// Σ q·x - Z·Σ x, each lane starting from -Z·Σ x of its 4 elements (zx, per token, once per call;
+// Z is a power of two, so a shift); a free minimum (Q4_1, Q5_1, Q4_K, Q5_K) adds b_g·e_g in a
+// vector of its own. So no per-row pass over the offsets: rows of 640 (270m) are short, and that
+// pass cost a third of the time. Two accumulators per token, so that the FMA's latency does not
+// serialise the units. (Flattened: GCC would otherwise call the block lambdas out of line, at a
+// third of the speed.)
 template <quant::Type T, int NT>
-static inline void fused(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
-                         float* y, int64_t ldy, float* b) {
+[[gnu::flatten]] static inline void fused(const std::byte* w, int64_t rows, int64_t in,
+                                          const simd::QuantX& x, float* y, int64_t ldy,
+                                          float* scratch) {
+  using quant::Type;
   constexpr quant::Layout L = quant::layout(T);
-  constexpr int kChunks = int(L.block_elements / 32), kGroups = int(L.block_elements / L.group);
-  constexpr int kUnroll = kChunks >= 4 ? 1 : 4 / kChunks;  // blocks per step: 4 chunks or more
-  const int64_t blocks = in / L.block_elements, chunks = in / 32, stride = blocks * L.block_bytes;
-  for (int64_t r = 0; r < rows; ++r, w += stride, ++y) {
-    __m256 acc[NT][4];
-    for (auto& per_token : acc)
-      for (__m256& a : per_token) a = _mm256_setzero_ps();
-    // Block k, its chunks accumulated from slot `slot` on.
-    const auto block = [&](int64_t k, int slot) {
-      const std::byte* u = w + k * L.block_bytes;
-      float a[kGroups];
-      block_scales<T>(u, a, b + k * kGroups);
-      [&]<int... C>(std::integer_sequence<int, C...>) {
-        (
-            [&] {
-              const __m256i q = chunk_q<T, C>(reinterpret_cast<const uint8_t*>(u));
-              const int64_t e = k * kChunks + C;  // the chunk's index in the row
-              for (int t = 0; t < NT; ++t) {
-                const __m256i xv =
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + t * in + 32 * e));
-                const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xv);
-                const float dx = x.d[t * chunks + e];
-                __m256 scale;
-                if constexpr (L.group == 16)  // lanes 0-3: the first 16 elements, 4-7: the next
-                  scale =
-                      _mm256_set_m128(_mm_set1_ps(a[2 * C + 1] * dx), _mm_set1_ps(a[2 * C] * dx));
-                else
-                  scale = _mm256_set1_ps(a[C] * dx);
-                __m256& sum = acc[t][(slot + C) % 4];
-                sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, sum);
-              }
-            }(),
-            ...);
+  constexpr int Z = quant::zero_point(T), kShift = std::countr_zero(unsigned(Z));
+  static_assert(Z == 0 || Z == 1 << kShift);
+  constexpr bool kSmall = L.block_elements == 32;  // pairs of blocks; else units of K blocks
+  const int64_t blocks = in / L.block_elements, chunks = in / 32;
+  const auto* x8 = reinterpret_cast<const uint8_t*>(x.q);
+  // zx[t][l] = -Σ x over elements 4l to 4l + 3 of token t.
+  auto* zx = reinterpret_cast<uint8_t*>(scratch);  // [NT][in / 4] int32, through intrinsics only
+  if constexpr (Z != 0)
+    for (int t = 0; t < NT; ++t)
+      for (int64_t l = 0; l < in; l += 32) {
+        const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1),
+                                              load32(x8 + t * in + l));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(zx + t * in + l),
+                            _mm256_sub_epi32(_mm256_setzero_si256(), s));
       }
-      (std::make_integer_sequence<int, kChunks>{});
-    };
-    int64_t k = 0;
-    for (; k + kUnroll <= blocks; k += kUnroll) [&]<int... J>(std::integer_sequence<int, J...>) {
-        (block(k + J, J * kChunks), ...);
+  // q (elements 64E to 64E + 63 of the row) times token t, from Z's offset on.
+  const auto product = [&](__m512i q, int t, int64_t E) {
+    const __m512i init = Z != 0
+                             ? _mm512_slli_epi32(_mm512_loadu_si512(zx + t * in + 64 * E), kShift)
+                             : _mm512_setzero_si512();
+    return _mm512_cvtepi32_ps(
+        _mm512_dpbusd_epi32(init, q, _mm512_loadu_si512(x8 + t * in + 64 * E)));
+  };
+  for (int64_t r = 0; r < rows; ++r, w += blocks * L.block_bytes, ++y) {
+    const auto* u = reinterpret_cast<const uint8_t*>(w);
+    __m512 acc[NT][2];
+    __m256 odd[NT];  // the last block of an odd count of blocks of 32
+    __m256 off[NT];  // b_g·e_g, for the types with a free minimum
+    for (int t = 0; t < NT; ++t)
+      acc[t][0] = acc[t][1] = _mm512_setzero_ps(), odd[t] = off[t] = _mm256_setzero_ps();
+    if constexpr (kSmall) {
+      // Blocks k and k + 1 into accumulator j.
+      const auto pair = [&](int64_t k, int j) {
+        const uint8_t* u0 = u + k * L.block_bytes;
+        const uint8_t* u1 = u0 + L.block_bytes;
+        const __m512i q = pair_q<T>(u0, u1);
+        const __m128 a = f16_pair(u0, u1);
+        for (int t = 0; t < NT; ++t) {
+          const __m128 s = _mm_mul_ps(a, load_pair(x.d + t * chunks + k));
+          acc[t][j] = _mm512_fmadd_ps(product(q, t, k / 2), spread<2>(_mm512_castps128_ps512(s)),
+                                      acc[t][j]);
+          if constexpr (Z == 0)  // w = d·q + m: b = m
+            off[t] =
+                _mm256_fmadd_ps(_mm256_zextps128_ps256(f16_pair(u0 + 2, u1 + 2)),
+                                _mm256_zextps128_ps256(load_pair(x.e32 + t * chunks + k)), off[t]);
+        }
+      };
+      // The last block of an odd count, alone.
+      const auto last = [&](int64_t k) {
+        const uint8_t* ub = u + k * L.block_bytes;
+        const __m256i q = block_q<T>(ub);
+        const float a = quant::f16<Tag>(reinterpret_cast<const std::byte*>(ub));
+        for (int t = 0; t < NT; ++t) {
+          const __m256i init = Z != 0 ? _mm256_slli_epi32(load32(zx + t * in + 32 * k), kShift)
+                                      : _mm256_setzero_si256();
+          const __m256i p = _mm256_dpbusd_epi32(init, q, load32(x8 + t * in + 32 * k));
+          odd[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(a * x.d[t * chunks + k]));
+          if constexpr (Z == 0)
+            off[t] = _mm256_add_ps(
+                off[t], _mm256_zextps128_ps256(
+                            _mm_set_ss(quant::f16<Tag>(reinterpret_cast<const std::byte*>(ub + 2)) *
+                                       x.e32[t * chunks + k])));
+        }
+      };
+      int64_t k = 0;
+      for (; k + 4 <= blocks; k += 4) pair(k, 0), pair(k + 2, 1);
+      if (k + 2 <= blocks) pair(k, 0), k += 2;
+      if (k < blocks) last(k);
+    } else {
+      for (int64_t k = 0; k < blocks; ++k) {
+        const uint8_t* ub = u + k * L.block_bytes;
+        const KScales ab = k_scales<T>(ub);
+        for (int t = 0; t < NT; ++t) {
+          // a_g·d_x per group: 8 groups of 32, or 16 of 16 (Q6_K: each chunk's d_x for two).
+          const __m512 dx = _mm512_castps256_ps512(_mm256_loadu_ps(x.d + t * chunks + 8 * k));
+          const __m512 s = _mm512_mul_ps(ab.a, T == Type::Q6_K ? spread<8>(dx) : dx);
+          [&]<int... P>(std::integer_sequence<int, P...>) {
+            ((acc[t][P % 2] = _mm512_fmadd_ps(
+                  product(unit_q<T, P>(ub), t, 4 * k + P),
+                  T == Type::Q6_K ? spread<4, 4 * P>(s) : spread<2, 2 * P>(s), acc[t][P % 2])),
+             ...);
+          }
+          (std::make_integer_sequence<int, 4>{});
+          if constexpr (Z == 0)
+            off[t] = _mm256_fmadd_ps(ab.b, _mm256_loadu_ps(x.e32 + t * chunks + 8 * k), off[t]);
+        }
       }
-    (std::make_integer_sequence<int, kUnroll>{});
-    for (; k < blocks; ++k) block(k, 0);
+    }
     for (int t = 0; t < NT; ++t) {
-      const float off = L.group == 16 ? offsets(b, x.e16 + t * (in / 16), in / 16)
-                                      : offsets(b, x.e32 + t * chunks, chunks);
-      const __m256 sum =
-          _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]));
-      y[t * ldy] = sum8(sum) + off;
+      y[t * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1])) +
+                   sum8(_mm256_add_ps(odd[t], off[t]));
     }
   }
 }
