@@ -233,24 +233,23 @@ static inline KScales k_scales(const uint8_t* u) {
 // there, with the scales a_g·d_x spread over the lanes of their groups.
 //
 // The offsets: a zero point Z (b_g = -Z·a_g) is folded into the integer sums, Σ(q - Z)·x =
-// Σ q·x - Z·Σ x, each lane starting from -Z·Σ x of its 4 elements (zx, per token, once per call;
-// Z is a power of two, so a shift); a free minimum (Q4_1, Q5_1, Q4_K, Q5_K) adds b_g·e_g in a
-// vector of its own. So no per-row pass over the offsets: rows of 640 (270m) are short, and that
-// pass cost a third of the time. Two accumulators per token, so that the FMA's latency does not
-// serialise the units. (Flattened: GCC would otherwise call the block lambdas out of line, at a
-// third of the speed.)
+// Σ q·x - Z·Σ x, each lane starting from -Z·Σ x of its 4 elements (zx, per token, once per call,
+// so that the loop only loads it: a shift there would cost as much as the nibbles' mask); a free
+// minimum (Q4_1, Q5_1, Q4_K, Q5_K) adds b_g·e_g in a vector of its own. So no per-row pass over the
+// offsets: rows of 640 (270m) are short, and that pass cost a third of the time. Two accumulators
+// per token, so that the FMA's latency does not serialise the units. (Flattened: GCC would
+// otherwise call the block lambdas out of line, at a third of the speed.)
 template <quant::Type T, int NT>
 [[gnu::flatten]] static inline void fused(const std::byte* w, int64_t rows, int64_t in,
                                           const simd::QuantX& x, float* y, int64_t ldy,
                                           float* scratch) {
   using quant::Type;
   constexpr quant::Layout L = quant::layout(T);
-  constexpr int Z = quant::zero_point(T), kShift = std::countr_zero(unsigned(Z));
-  static_assert(Z == 0 || Z == 1 << kShift);
+  constexpr int Z = quant::zero_point(T);
   constexpr bool kSmall = L.block_elements == 32;  // pairs of blocks; else units of K blocks
   const int64_t blocks = in / L.block_elements, chunks = in / 32;
   const auto* x8 = reinterpret_cast<const uint8_t*>(x.q);
-  // zx[t][l] = -Σ x over elements 4l to 4l + 3 of token t.
+  // zx[t][l] = -Z·Σ x over elements 4l to 4l + 3 of token t.
   auto* zx = reinterpret_cast<uint8_t*>(scratch);  // [NT][in / 4] int32, through intrinsics only
   if constexpr (Z != 0)
     for (int t = 0; t < NT; ++t)
@@ -258,15 +257,12 @@ template <quant::Type T, int NT>
         const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1),
                                               load32(x8 + t * in + l));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(zx + t * in + l),
-                            _mm256_sub_epi32(_mm256_setzero_si256(), s));
+                            _mm256_mullo_epi32(s, _mm256_set1_epi32(-Z)));
       }
-  // q (elements 64E to 64E + 63 of the row) times token t, from Z's offset on.
-  const auto product = [&](__m512i q, int t, int64_t E) {
-    const __m512i init = Z != 0
-                             ? _mm512_slli_epi32(_mm512_loadu_si512(zx + t * in + 64 * E), kShift)
-                             : _mm512_setzero_si512();
-    return _mm512_cvtepi32_ps(
-        _mm512_dpbusd_epi32(init, q, _mm512_loadu_si512(x8 + t * in + 64 * E)));
+  // q (elements e to e + 63 of the row) times token t, from Z's offset on.
+  const auto product = [&](__m512i q, int t, int64_t e) {
+    const __m512i init = Z != 0 ? _mm512_loadu_si512(zx + t * in + e) : _mm512_setzero_si512();
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, q, _mm512_loadu_si512(x8 + t * in + e)));
   };
   for (int64_t r = 0; r < rows; ++r, w += blocks * L.block_bytes, ++y) {
     const auto* u = reinterpret_cast<const uint8_t*>(w);
@@ -284,7 +280,7 @@ template <quant::Type T, int NT>
         const __m128 a = f16_pair(u0, u1);
         for (int t = 0; t < NT; ++t) {
           const __m128 s = _mm_mul_ps(a, load_pair(x.d + t * chunks + k));
-          acc[t][j] = _mm512_fmadd_ps(product(q, t, k / 2), spread<2>(_mm512_castps128_ps512(s)),
+          acc[t][j] = _mm512_fmadd_ps(product(q, t, 32 * k), spread<2>(_mm512_castps128_ps512(s)),
                                       acc[t][j]);
           if constexpr (Z == 0)  // w = d·q + m: b = m
             off[t] =
@@ -298,8 +294,7 @@ template <quant::Type T, int NT>
         const __m256i q = block_q<T>(ub);
         const float a = quant::f16<Tag>(reinterpret_cast<const std::byte*>(ub));
         for (int t = 0; t < NT; ++t) {
-          const __m256i init = Z != 0 ? _mm256_slli_epi32(load32(zx + t * in + 32 * k), kShift)
-                                      : _mm256_setzero_si256();
+          const __m256i init = Z != 0 ? load32(zx + t * in + 32 * k) : _mm256_setzero_si256();
           const __m256i p = _mm256_dpbusd_epi32(init, q, load32(x8 + t * in + 32 * k));
           odd[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(a * x.d[t * chunks + k]));
           if constexpr (Z == 0)
@@ -323,7 +318,7 @@ template <quant::Type T, int NT>
           const __m512 s = _mm512_mul_ps(ab.a, T == Type::Q6_K ? spread<8>(dx) : dx);
           [&]<int... P>(std::integer_sequence<int, P...>) {
             ((acc[t][P % 2] = _mm512_fmadd_ps(
-                  product(unit_q<T, P>(ub), t, 4 * k + P),
+                  product(unit_q<T, P>(ub), t, 256 * k + 64 * P),
                   T == Type::Q6_K ? spread<4, 4 * P>(s) : spread<2, 2 * P>(s), acc[t][P % 2])),
              ...);
           }
