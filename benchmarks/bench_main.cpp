@@ -1,4 +1,9 @@
 #include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -13,6 +18,20 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
+  // GEMMA3_NUM_THREADS as the CLI reads it (OMP_NUM_THREADS otherwise, by OpenMP itself), so that
+  // the kernels here and `gemma3 bench` run on the same threads; recorded in the report's context.
+  if (const char* env = std::getenv("GEMMA3_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (*env == '\0' || *end != '\0' || n < 1 || n > 4 * omp_get_num_procs()) {
+      std::fprintf(stderr,
+                   "GEMMA3_NUM_THREADS: '%s' is not a whole number of threads from 1 to %d\n", env,
+                   4 * omp_get_num_procs());
+      return 2;
+    }
+    omp_set_num_threads(int(n));
+  }
+  benchmark::AddCustomContext("threads", std::to_string(omp_get_max_threads()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
