@@ -507,6 +507,8 @@ struct Activations {
   const int8_t* q_row(int64_t t) const { return q.data() + t * in; }
   const float* d_row(int64_t t) const { return d.data() + t * (in / 32); }
   const int32_t* s_row(int64_t t) const { return s.data() + t * (in / 16); }
+  const float* e16_row(int64_t t) const { return e16.data() + t * (in / 16); }
+  const float* e32_row(int64_t t) const { return e32.data() + t * (in / 32); }
 };
 
 // Rounds to the nearest integer, ties to even, as llama.cpp's x86 activation quantizer does

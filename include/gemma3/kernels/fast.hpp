@@ -210,9 +210,7 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
       const auto [m, r0, n] = blocks[task / chunks];
       const int64_t t0 = task % chunks * kTokenChunk, nt = std::min(kTokenChunk, tokens - t0);
       const TensorView& w = *ws[m];
-      const kernels::simd::QuantX xt{xq.q.data() + t0 * in, xq.d.data() + t0 * (in / 32),
-                                     xq.s.data() + t0 * (in / 16), xq.e16.data() + t0 * (in / 16),
-                                     xq.e32.data() + t0 * (in / 32)};
+      const auto xt = kernels::simd::QuantX::of(xq, t0);
       const std::byte* rows = w.data + r0 * row_bytes(w.dtype, in);
       float* y = ys[m] + t0 * w.rows() + r0;
       if constexpr (kernels::quantdot::kBuilt)

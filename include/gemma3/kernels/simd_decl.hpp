@@ -171,6 +171,11 @@ struct QuantX {
   const int32_t* s;
   const float* e16;  // d·s per 16 (token t's at e16 + t·in/16)
   const float* e32;  // d·Σq per 32 (at e32 + t·in/32)
+
+  // Activations a from token t0 on.
+  static QuantX of(const quant::Activations& a, int64_t t0) {
+    return {a.q_row(t0), a.d_row(t0), a.s_row(t0), a.e16_row(t0), a.e32_row(t0)};
+  }
 };
 struct QuantRows {
   template <class Arch>
