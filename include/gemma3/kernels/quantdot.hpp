@@ -94,7 +94,7 @@ static inline __m128 f16_pair(const uint8_t* p0, const uint8_t* p1) {
 }
 // Two consecutive floats as the low two lanes (the rest zero).
 static inline __m128 load_pair(const float* p) {
-  return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+  return _mm_castsi128_ps(_mm_loadu_si64(p));  // (unaligned: _mm_load_sd's double* would not be)
 }
 // Lane j of the result is lane j / (16 / N) + first of v: N values, each spread over its lanes.
 template <int N, int first = 0>
