@@ -278,14 +278,15 @@ template <quant::Type T, int NT>
         const uint8_t* u1 = u0 + L.block_bytes;
         const __m512i q = pair_q<T>(u0, u1);
         const __m128 a = f16_pair(u0, u1);
+        [[maybe_unused]] const __m256 m =  // w = d·q + m: b = m
+            Z == 0 ? _mm256_zextps128_ps256(f16_pair(u0 + 2, u1 + 2)) : _mm256_setzero_ps();
         for (int t = 0; t < NT; ++t) {
           const __m128 s = _mm_mul_ps(a, load_pair(x.d + t * chunks + k));
           acc[t][j] = _mm512_fmadd_ps(product(q, t, 32 * k), spread<2>(_mm512_castps128_ps512(s)),
                                       acc[t][j]);
-          if constexpr (Z == 0)  // w = d·q + m: b = m
-            off[t] =
-                _mm256_fmadd_ps(_mm256_zextps128_ps256(f16_pair(u0 + 2, u1 + 2)),
-                                _mm256_zextps128_ps256(load_pair(x.e32 + t * chunks + k)), off[t]);
+          if constexpr (Z == 0)
+            off[t] = _mm256_fmadd_ps(m, _mm256_zextps128_ps256(load_pair(x.e32 + t * chunks + k)),
+                                     off[t]);
         }
       };
       // The last block of an odd count, alone.
@@ -293,15 +294,15 @@ template <quant::Type T, int NT>
         const uint8_t* ub = u + k * L.block_bytes;
         const __m256i q = block_q<T>(ub);
         const float a = quant::f16<Tag>(reinterpret_cast<const std::byte*>(ub));
+        [[maybe_unused]] const float m =
+            Z == 0 ? quant::f16<Tag>(reinterpret_cast<const std::byte*>(ub + 2)) : 0.f;
         for (int t = 0; t < NT; ++t) {
           const __m256i init = Z != 0 ? load32(zx + t * in + 32 * k) : _mm256_setzero_si256();
           const __m256i p = _mm256_dpbusd_epi32(init, q, load32(x8 + t * in + 32 * k));
           odd[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(a * x.d[t * chunks + k]));
           if constexpr (Z == 0)
-            off[t] = _mm256_add_ps(
-                off[t], _mm256_zextps128_ps256(
-                            _mm_set_ss(quant::f16<Tag>(reinterpret_cast<const std::byte*>(ub + 2)) *
-                                       x.e32[t * chunks + k])));
+            off[t] = _mm256_add_ps(off[t],
+                                   _mm256_zextps128_ps256(_mm_set_ss(m * x.e32[t * chunks + k])));
         }
       };
       int64_t k = 0;
