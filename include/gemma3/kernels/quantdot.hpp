@@ -116,6 +116,29 @@ inline constexpr int kQs = T == quant::Type::Q8_0   ? 2
                            : T == quant::Type::Q4_1 ? 4
                            : T == quant::Type::Q5_0 ? 6
                                                     : 8;
+// Q4_0, Q4_1 and Q4_K leave the high nibbles in place, masked but not shifted: their products
+// come out 16 times too large (at most 240·127·4 per int32 lane, exact), and the scales of those
+// groups carry the 1/16 instead (exact: a power of two). One operation less per 64 elements.
+template <quant::Type T>
+inline constexpr bool kHighInPlace =
+    T == quant::Type::Q4_0 || T == quant::Type::Q4_1 || T == quant::Type::Q4_K;
+// The bytes of a 256-bit register that hold q: the low nibbles of the lower 128 bits, the high
+// nibbles (in place) of the upper.
+static inline __m256i nibbles_in_place() {
+  return _mm256_set_epi64x(-0x0f0f0f0f0f0f0f10, -0x0f0f0f0f0f0f0f10, 0x0f0f0f0f0f0f0f0f,
+                           0x0f0f0f0f0f0f0f0f);
+}
+// Lane j: 1 or 1/16 by turns, N turns over the 16 lanes (N = 16: every other lane).
+template <int N>
+static inline __m512 high_sixteenths() {
+  alignas(64) static constexpr auto kFactors = [] {
+    std::array<float, 16> f{};
+    for (int j = 0; j < 16; ++j) f[std::size_t(j)] = j / (16 / N) % 2 ? 1 / 16.f : 1.f;
+    return f;
+  }();
+  return _mm512_load_ps(kFactors.data());
+}
+
 template <quant::Type T>
 static inline __m256i block_q(const uint8_t* u) {
   using quant::Type;
@@ -123,10 +146,11 @@ static inline __m256i block_q(const uint8_t* u) {
     return _mm256_xor_si256(load32(u + 2), _mm256_set1_epi8(char(0x80)));
   } else {
     // Elements 0-15 are the low nibbles of the 16 bytes, 16-31 their high nibbles: the bytes in
-    // both halves, the upper half shifted by 4.
-    const __m256i q =
-        _mm256_and_si256(_mm256_srlv_epi64(load16_twice(u + kQs<T>), _mm256_set_epi64x(4, 4, 0, 0)),
-                         _mm256_set1_epi8(0x0F));
+    // both halves, the upper half shifted by 4 (or in place: kHighInPlace).
+    const __m256i v = load16_twice(u + kQs<T>);
+    if constexpr (kHighInPlace<T>) return _mm256_and_si256(v, nibbles_in_place());
+    const __m256i q = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0)),
+                                       _mm256_set1_epi8(0x0F));
     if constexpr (T == Type::Q5_0 || T == Type::Q5_1) {
       uint32_t qh;  // bit j: the 5th bit of element j
       std::memcpy(&qh, u + kQs<T> - 4, 4);
@@ -144,6 +168,8 @@ static inline __m512i pair_q(const uint8_t* u0, const uint8_t* u1) {
     return _mm512_xor_si512(join(load32(u0 + 2), load32(u1 + 2)), _mm512_set1_epi8(char(0x80)));
   } else {
     const __m512i v = join(load16_twice(u0 + kQs<T>), load16_twice(u1 + kQs<T>));
+    if constexpr (kHighInPlace<T>)
+      return _mm512_and_si512(v, _mm512_broadcast_i64x4(nibbles_in_place()));
     const __m512i q = _mm512_and_si512(
         _mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(0x0F));
     if constexpr (T == Type::Q5_0 || T == Type::Q5_1) {
@@ -229,6 +255,9 @@ static inline __m512i unit_q(const uint8_t* u) {
   if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
     // Per 64 elements, 32 bytes: the first 32 are their low nibbles, the next 32 the high ones.
     const __m256i v = load32(u + (T == Type::Q5_K ? 48 : 16) + 32 * P);
+    if constexpr (kHighInPlace<T>)
+      return _mm512_and_si512(_mm512_broadcast_i64x4(v),
+                              join(_mm256_set1_epi8(0x0F), _mm256_set1_epi8(char(0xF0))));
     const __m512i q = _mm512_and_si512(join(v, _mm256_srli_epi16(v, 4)), low4);
     if constexpr (T == Type::Q5_K) {  // bit 2P (low half) or 2P + 1 (high half) of qh[l]
       const __m512i qh = _mm512_broadcast_i64x4(load32(u + 16));
@@ -255,39 +284,43 @@ static inline __m512i unit_q(const uint8_t* u) {
   }
 }
 
-// A K-quant block's a_g (and b_g for Q4_K, Q5_K) as quant::unpack_scales gives them, unpacked in
-// vector registers: their scalar unpacking cost more than the block's products.
-struct KScales {
-  __m512 a;  // lanes 0-7 (Q4_K, Q5_K) or 0-15 (Q6_K)
-  __m256 b;  // Q4_K, Q5_K
-};
+// A K-quant block's a_g and b_g as quant::unpack_scales gives them, unpacked in vector registers
+// (in scalar code they cost more than the block's products): a_g in lanes 0-7 (Q4_K, Q5_K) or
+// 0-15 (Q6_K); b_g in lanes 8-15 of the same register (Q4_K, Q5_K; Q6_K's zero point is folded
+// into the integer sums instead).
 template <quant::Type T>
-static inline KScales k_scales(const uint8_t* u) {
+static inline __m512 k_scales(const uint8_t* u) {
   using quant::Type;
   if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
-    // The eight 6-bit scales and mins (quant::scale_min_k4) four sub-blocks at a time, on the 12
-    // bytes as three 32-bit words: scales 0-3 and mins 0-3 are the low 6 bits of words 0 and 1;
-    // scales 4-7 and mins 4-7 the low and high nibbles of word 2, with their top 2 bits from the
-    // top bits of words 0 and 1.
-    uint32_t v[3];
-    std::memcpy(v, u + 4, 12);
-    constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
-    const uint32_t scales[2] = {v[0] & kLow6, (v[2] & kLow4) | (((v[0] >> 6) & kLow2) << 4)};
-    const uint32_t mins[2] = {v[1] & kLow6, ((v[2] >> 4) & kLow4) | (((v[1] >> 6) & kLow2) << 4)};
-    const auto widen = [](const uint32_t* bytes) {
-      return _mm256_cvtepi32_ps(
-          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes))));
-    };
-    const __m128 d = f16_pair(u, u + 2);  // d, dmin
-    const __m256 a = _mm256_mul_ps(_mm256_broadcastss_ps(d), widen(scales));
-    return {_mm512_castps256_ps512(a),
-            _mm256_mul_ps(_mm256_broadcastss_ps(_mm_sub_ps(_mm_setzero_ps(), _mm_movehdup_ps(d))),
-                          widen(mins))};
+    // The block's first 16 bytes: d, dmin, and twelve bytes s of 6-bit scales and mins
+    // (quant::scale_min_k4). Scales 0-3 and mins 0-3 are the low 6 bits of s[0..3] and s[4..7];
+    // scales 4-7 and mins 4-7 the low and high nibbles of s[8..11], with their top two bits from
+    // the top bits of s[0..3] and s[4..7]. Byte j of `six` becomes scale j, byte 8 + j min j.
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));  // s[i] is v[4 + i]
+    const __m128i low = _mm_shuffle_epi8(
+        v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m128i low6 = _mm_and_si128(  // (mins 4-7: the high nibbles)
+        _mm_mask_blend_epi8(0xF000, low, _mm_srli_epi16(low, 4)),
+        _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+    const __m128i top = _mm_shuffle_epi8(
+        v, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+    const __m128i six =  // (top >> 6) << 4, per byte
+        _mm_or_si128(low6, _mm_and_si128(_mm_srli_epi16(top, 2), _mm_set1_epi8(0x30)));
+    // d over lanes 0-7 and -dmin over 8-15 (and the high nibbles' 1/16: kHighInPlace).
+    alignas(64) static constexpr auto kSigns = [] {
+      std::array<float, 16> f{};
+      for (int j = 0; j < 16; ++j)
+        f[std::size_t(j)] = j >= 8 ? -1.f : kHighInPlace<T> && j % 2 ? 1 / 16.f : 1.f;
+      return f;
+    }();
+    const __m512 d = _mm512_mul_ps(spread<2>(_mm512_castps128_ps512(_mm_cvtph_ps(v))),
+                                   _mm512_load_ps(kSigns.data()));
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(six)));
   } else {
     static_assert(T == Type::Q6_K);  // 16 int8 scales: a = d·sc
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u + 192));
     const __m512 d = _mm512_set1_ps(quant::f16<Tag>(reinterpret_cast<const std::byte*>(u + 208)));
-    return {_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc))), _mm256_setzero_ps()};
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
   }
 }
 
@@ -363,10 +396,18 @@ template <quant::Type T, int NT, int R>
         return NP == 4 ? _mm256_loadu_ps(p)
                        : _mm256_maskz_loadu_ps(__mmask8((1u << 2 * NP) - 1), p);
       };
-      __m512 s[R][NT];  // a·d_x per block
+      // a·d_x per block; with the high nibbles in place, per half block: a·d_x, a·d_x / 16.
+      __m512 s[R][NT];
       for (int t = 0; t < NT; ++t) {
         const __m256 dx = load_blocks(x.d + t * chunks + k);
-        for (int r = 0; r < R; ++r) s[r][t] = _mm512_castps256_ps512(_mm256_mul_ps(dm[r].d, dx));
+        if constexpr (kHighInPlace<T>) {
+          const __m512 dx16 =
+              _mm512_mul_ps(spread<8>(_mm512_castps256_ps512(dx)), high_sixteenths<16>());
+          for (int r = 0; r < R; ++r)
+            s[r][t] = _mm512_mul_ps(spread<8>(_mm512_castps256_ps512(dm[r].d)), dx16);
+        } else {
+          for (int r = 0; r < R; ++r) s[r][t] = _mm512_castps256_ps512(_mm256_mul_ps(dm[r].d, dx));
+        }
       }
       [&]<int... P>(std::integer_sequence<int, P...>) {
         (
@@ -375,8 +416,9 @@ template <quant::Type T, int NT, int R>
               for (int r = 0; r < R; ++r)
                 q[r] =
                     pair_q<T>(u[r] + 2 * P * kBlockBytes<T>, u[r] + (2 * P + 1) * kBlockBytes<T>);
-              units(q, 32 * k + 64 * P, P % 2,
-                    [&](int r, int t) { return spread<2, 2 * P>(s[r][t]); });
+              units(q, 32 * k + 64 * P, P % 2, [&](int r, int t) {
+                return kHighInPlace<T> ? spread<4, 4 * P>(s[r][t]) : spread<2, 2 * P>(s[r][t]);
+              });
             }(),
             ...);
       }
@@ -398,8 +440,10 @@ template <quant::Type T, int NT, int R>
         for (int t = 0; t < NT; ++t) {
           const __m256i init = Z != 0 ? load32(zx + t * in + 32 * k) : _mm256_setzero_si256();
           const __m256i p = _mm256_dpbusd_epi32(init, q, load32(x8 + t * in + 32 * k));
-          off[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
-                                      _mm256_set1_ps(a * x.d[t * chunks + k]), off[r][t]);
+          __m256 scale = _mm256_set1_ps(a * x.d[t * chunks + k]);
+          if constexpr (kHighInPlace<T>)
+            scale = _mm256_mul_ps(scale, _mm512_castps512_ps256(high_sixteenths<4>()));
+          off[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, off[r][t]);
           if constexpr (Z == 0)
             off[r][t] = _mm256_add_ps(
                 off[r][t], _mm256_zextps128_ps256(_mm_set_ss(m * x.e32[t * chunks + k])));
@@ -423,7 +467,7 @@ template <quant::Type T, int NT, int R>
   } else {
     for (int64_t k = 0; k < blocks; ++k) {
       const uint8_t* u[R];
-      KScales ab[R];
+      __m512 ab[R];
       for (int r = 0; r < R; ++r) u[r] = w + r * stride + k * kBlockBytes<T>;
       for (int r = 0; r < R; ++r) ab[r] = k_scales<T>(u[r]);
       __m512 s[R]
@@ -431,7 +475,7 @@ template <quant::Type T, int NT, int R>
       for (int t = 0; t < NT; ++t) {
         const __m512 dx = _mm512_castps256_ps512(_mm256_loadu_ps(x.d + t * chunks + 8 * k));
         const __m512 d = T == Type::Q6_K ? spread<8>(dx) : dx;
-        for (int r = 0; r < R; ++r) s[r][t] = _mm512_mul_ps(ab[r].a, d);
+        for (int r = 0; r < R; ++r) s[r][t] = _mm512_mul_ps(ab[r], d);
       }
       [&]<int... P>(std::integer_sequence<int, P...>) {
         (
@@ -446,9 +490,11 @@ template <quant::Type T, int NT, int R>
       }
       (std::make_integer_sequence<int, 4>{});
       if constexpr (Z == 0)
-        for (int t = 0; t < NT; ++t) {
-          const __m256 e = _mm256_loadu_ps(x.e32 + t * chunks + 8 * k);
-          for (int r = 0; r < R; ++r) off[r][t] = _mm256_fmadd_ps(ab[r].b, e, off[r][t]);
+        for (int t = 0; t < NT; ++t) {  // b_g·e_g: b_g in lanes 8-15, so e_g there too
+          const __m512 e = _mm512_castpd_ps(
+              _mm512_insertf64x4(_mm512_setzero_pd(),
+                                 _mm256_castps_pd(_mm256_loadu_ps(x.e32 + t * chunks + 8 * k)), 1));
+          for (int r = 0; r < R; ++r) acc[r][t][1] = _mm512_fmadd_ps(ab[r], e, acc[r][t][1]);
         }
     }
   }
@@ -482,8 +528,11 @@ static inline void fused(const std::byte* w, int64_t rows, int64_t in, const sim
       for (int64_t l = 0; l < in; l += 32) {
         const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1),
                                               load32(x8 + t * in + l));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(zx + t * in + l),
-                            _mm256_mullo_epi32(s, _mm256_set1_epi32(-Z)));
+        // (with the high nibbles in place, 16 times that over the high half block)
+        const __m256i z = kHighInPlace<T>
+                              ? _mm256_set_epi32(-16 * Z, -16 * Z, -16 * Z, -16 * Z, -Z, -Z, -Z, -Z)
+                              : _mm256_set1_epi32(-Z);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(zx + t * in + l), _mm256_mullo_epi32(s, z));
       }
   const int64_t stride = quant::row_bytes(T, in);
   const auto* u = reinterpret_cast<const uint8_t*>(w);
