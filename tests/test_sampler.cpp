@@ -262,6 +262,19 @@ TEST_CASE("greedy is the argmax, the lowest id among equal maxima", "[sampler]")
   CHECK(smp::argmax(std::vector<float>{1, 5, 5, -kInf}) == 1);
   CHECK(smp::argmax(std::vector<float>{-kInf, -kInf, 2}) == 2);
   CHECK(smp::argmax(std::vector<float>{-3}) == 0);
+  // NaN never wins, unless it comes first (nothing compares greater than it).
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  CHECK(smp::argmax(std::vector<float>{1, nan, 2, nan}) == 2);
+  CHECK(smp::argmax(std::vector<float>{nan, 7, 9}) == 0);
+  CHECK(smp::argmax(std::vector<float>{-kInf, nan, -kInf}) == 0);
+  // A vocabulary's length (the SIMD pass): ties, the maximum last, an infinity, NaNs around it.
+  std::vector<float> big(262144 + 3);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = float(i % 1000) * 1e-3f;
+  CHECK(smp::argmax(big) == 999);
+  big.back() = 5, big[big.size() / 2] = nan;
+  CHECK(smp::argmax(big) == int32_t(big.size() - 1));
+  big[70001] = kInf, big[70002] = nan, big[90000] = kInf;
+  CHECK(smp::argmax(big) == 70001);
   Sampler s({.temperature = 0, .top_logprobs = 2});
   const std::vector<float> l{0.5f, 3, -1, 3, 2};
   for (int i = 0; i < 5; ++i) CHECK(s.sample(l).id == 1);

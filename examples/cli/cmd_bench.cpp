@@ -22,6 +22,7 @@
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/kernels/machine.hpp>
 #include <gemma3/multimodal.hpp>
+#include <gemma3/sample/sampler.hpp>
 #include <gemma3/synth.hpp>
 
 #include "commands.hpp"
@@ -168,15 +169,16 @@ void bench(const BenchOptions& o) {
   t0 = std::chrono::steady_clock::now();
   Mat<float> logits = model.forward(prompt, cache, LogitRows::last());
   const double prefill_s = seconds_since(t0);
-  Eigen::Index next;
-  logits.row(0).maxCoeff(&next);
+  // Greedy, as `run --temperature 0` picks.
+  const auto greedy = [&] { return sampling::argmax({logits.data(), std::size_t(logits.cols())}); };
+  int32_t next = greedy();
   const double ttft_s = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < o.gen_tokens; ++i) {
-    const int32_t id[] = {int32_t(next)};
+    const int32_t id[] = {next};
     logits = model.forward(id, cache);
-    logits.row(0).maxCoeff(&next);
+    next = greedy();
   }
   const double decode_s = seconds_since(t0);
 

@@ -244,12 +244,28 @@ inline void apply_presence_frequency_penalties(std::span<float> logits,
     logits[std::size_t(id)] -= float(count) * frequency + presence;
 }
 
-// Greedy: the best token, the lowest id among equal maxima.
+// Greedy: the best token, the lowest id among equal maxima (NaN logits never win, unless the
+// first is NaN: then nothing beats it). Two passes: the maximum by a SIMD reduction, then its first
+// index. One compare-and-branch per token cost 3% of a 270m decode step on its 262144 logits.
 inline int32_t argmax(std::span<const float> logits) {
-  std::size_t best = 0;
-  for (std::size_t i = 1; i < logits.size(); ++i)
-    if (logits[i] > logits[best]) best = i;
-  return int32_t(best);
+  if (logits.empty() || std::isnan(logits[0])) return 0;
+  float max = logits[0];
+  const float* z = logits.data();
+  const std::size_t n = logits.size();
+#pragma omp simd reduction(max : max)
+  for (std::size_t i = 0; i < n; ++i) max = z[i] > max ? z[i] : max;  // (a NaN never is)
+  // The first chunk that holds the maximum (a vectorised test per chunk), then its first index.
+  constexpr std::size_t kChunk = 256;
+  std::size_t chunk = 0;
+  for (;; chunk += kChunk) {
+    const std::size_t end = std::min(n, chunk + kChunk);
+    int found = 0;
+#pragma omp simd reduction(| : found)
+    for (std::size_t i = chunk; i < end; ++i) found |= z[i] == max;
+    if (found) break;
+  }
+  while (!(z[chunk] == max)) ++chunk;
+  return int32_t(chunk);
 }
 
 // Top-k: the k best tokens of the row, best first (see ranks_before). −inf tokens never take part,
