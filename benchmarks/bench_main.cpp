@@ -1,6 +1,8 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
+#include <gemma3/threads.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -21,15 +23,12 @@ int main(int argc, char** argv) {
   // GEMMA3_NUM_THREADS as the CLI reads it (OMP_NUM_THREADS otherwise, by OpenMP itself), so that
   // the kernels here and `gemma3 bench` run on the same threads; recorded in the report's context.
   if (const char* env = std::getenv("GEMMA3_NUM_THREADS")) {
-    char* end = nullptr;
-    const long n = std::strtol(env, &end, 10);
-    if (*env == '\0' || *end != '\0' || n < 1 || n > 4 * omp_get_num_procs()) {
-      std::fprintf(stderr,
-                   "GEMMA3_NUM_THREADS: '%s' is not a whole number of threads from 1 to %d\n", env,
-                   4 * omp_get_num_procs());
+    try {
+      omp_set_num_threads(gemma3::parse_threads(env, "GEMMA3_NUM_THREADS"));
+    } catch (const gemma3::Error& e) {
+      std::fprintf(stderr, "%s\n", e.what());
       return 2;
     }
-    omp_set_num_threads(int(n));
   }
   benchmark::AddCustomContext("threads", std::to_string(omp_get_max_threads()));
   benchmark::Initialize(&argc, argv);

@@ -12,6 +12,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <gemma3/threads.hpp>
+
 #include "commands.hpp"
 
 namespace gemma3::cli {
@@ -46,33 +48,6 @@ std::string minutes_seconds(double s) {
   char text[32];
   std::snprintf(text, sizeof text, "%dm%02ds", int(s) / 60, int(s) % 60);
   return text;
-}
-
-}  // namespace
-
-namespace {
-
-// Up to four threads per core: more only adds switching, and tens of thousands crash libgomp.
-int max_threads() {
-  return 4 * omp_get_num_procs();
-}
-
-// The thread count in `text` (from `where`), checked; OMP_NUM_THREADS may be a list, whose first
-// entry is the outer level's.
-int parse_threads(std::string text, const char* where) {
-  if (std::string_view(where) == "OMP_NUM_THREADS") text = text.substr(0, text.find(','));
-  char* end = nullptr;
-  errno = 0;
-  const long long n = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE || n < 1)
-    throw InvalidArgument(where, "'" + text + "' is not a whole number of threads from 1 to " +
-                                     std::to_string(max_threads()));
-  if (n > max_threads())
-    throw InvalidArgument(where, std::to_string(n) + " threads exceed " +
-                                     std::to_string(max_threads()) + ", four times the " +
-                                     std::to_string(omp_get_num_procs()) +
-                                     " cores of this machine");
-  return int(n);
 }
 
 }  // namespace
