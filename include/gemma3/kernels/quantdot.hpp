@@ -350,12 +350,17 @@ inline constexpr int64_t kBlockBytes = quant::layout(T).block_bytes;
 template <quant::Type T>
 inline constexpr int64_t kBlockElements = quant::layout(T).block_elements;
 
-// The sums of v[0] to v[3], in lanes 0 to 3, by one tree for all four.
-static inline __m128 reduce4(const __m512 (&v)[4]) {
+// The sums of v[r] and o[r], r = 0 to 3, in lanes 0 to 3, by one tree for all four. (The halves
+// through memory, once per four rows: GCC 12 warns falsely, "__Y is used uninitialized", on the
+// undefined pass-through operand inside _mm512_castps512_ps256 and _mm512_extractf64x4_pd where
+// they are inlined here.)
+static inline __m128 reduce4(const __m512 (&v)[4], const __m256 (&o)[4]) {
   __m256 h[4];
-  for (int r = 0; r < 4; ++r)
-    h[r] = _mm256_add_ps(_mm512_castps512_ps256(v[r]),
-                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[r]), 1)));
+  for (int r = 0; r < 4; ++r) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, v[r]);
+    h[r] = _mm256_add_ps(_mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8)), o[r]);
+  }
   const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
   return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
@@ -501,13 +506,13 @@ template <quant::Type T, int NT, int R>
   for (int t = 0; t < NT; ++t)
     for (int g = 0; g < R; g += 4) {  // four rows at a time
       __m512 v[4];
+      __m256 o[4];
       for (int r = 0; r < 4; ++r) {
         const int i = g + r < R ? g + r : g;  // (fewer rows: the first again, in the same tree)
-        v[r] = _mm512_add_ps(_mm512_add_ps(acc[i][t][0], acc[i][t][1]),
-                             _mm512_zextps256_ps512(off[i][t]));
+        v[r] = _mm512_add_ps(acc[i][t][0], acc[i][t][1]), o[r] = off[i][t];
       }
       alignas(16) float sums[4];
-      _mm_store_ps(sums, reduce4(v));
+      _mm_store_ps(sums, reduce4(v, o));
       for (int r = 0; r < 4 && g + r < R; ++r) y[t * ldy + g + r] = sums[r];
     }
 }
