@@ -69,11 +69,6 @@ GEMMA3_QUANTDOT_LINKAGE double peak(int64_t iterations, float* sink);
 struct Tag {};  // quant::unpack's copy for this translation unit
 
 namespace detail {
-static inline float sum8(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
 
 static inline __m256i load32(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -85,16 +80,6 @@ static inline __m256i load16_twice(const uint8_t* p) {
 // Two 256-bit registers as one 512-bit register, lo in the low half.
 static inline __m512i join(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-// Two f16 values as the low two lanes of an f32 vector (the rest zero).
-static inline __m128 f16_pair(const uint8_t* p0, const uint8_t* p1) {
-  uint16_t h0, h1;
-  std::memcpy(&h0, p0, 2), std::memcpy(&h1, p1, 2);
-  return _mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(h0), h1, 1));
-}
-// Two consecutive floats as the low two lanes (the rest zero).
-static inline __m128 load_pair(const float* p) {
-  return _mm_castsi128_ps(_mm_loadu_si64(p));  // (unaligned: _mm_load_sd's double* would not be)
 }
 // Lane j of the result is lane j / (16 / N) + first of v: N values, each spread over its lanes.
 template <int N, int first = 0>
@@ -477,8 +462,8 @@ template <quant::Type T, int NT, int R>
       __m512 ab[R];
       for (int r = 0; r < R; ++r) u[r] = w + r * stride + k * kBlockBytes<T>;
       for (int r = 0; r < R; ++r) ab[r] = k_scales<T>(u[r]);
-      __m512 s[R]
-              [NT];  // a_g·d_x per group: 8 groups of 32, or 16 of 16 (Q6_K: a chunk's d_x for two)
+      // a_g·d_x per group: 8 groups of 32, or 16 of 16 (Q6_K: a chunk's d_x for two).
+      __m512 s[R][NT];
       for (int t = 0; t < NT; ++t) {
         const __m512 dx = _mm512_castps256_ps512(_mm256_loadu_ps(x.d + t * chunks + 8 * k));
         const __m512 d = T == Type::Q6_K ? spread<8>(dx) : dx;
