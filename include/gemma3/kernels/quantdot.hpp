@@ -626,11 +626,17 @@ static inline void panel_tile(const uint8_t* P, const float* A, const float* B, 
         sum[t] = _mm512_setzero_si512();
       }
     }
-    for (int64_t k = g * G; k < (g + 1) * G; k += 4) {
-      const __m512i q = _mm512_loadu_si512(P + k * 16);
+    // The group's G / 4 steps unrolled: as a loop, GCC 12 copied every sum into another register
+    // and back around each vpdpbusd and spilled q (0.46 of the int8 peak on 128 tokens; unrolled,
+    // 0.57).
+    const uint8_t* Pg = P + g * G * kPanelRows;
+    const int8_t* xg = x.q + t0 * in + g * G;
+#pragma GCC unroll 8
+    for (int k = 0; k < G; k += 4) {
+      const __m512i q = _mm512_loadu_si512(Pg + k * kPanelRows);
       for (int t = 0; t < NT; ++t) {
-        int32_t xk;  // elements k to k + 3 of token t
-        std::memcpy(&xk, x.q + (t0 + t) * in + k, 4);
+        int32_t xk;  // elements g·G + k to g·G + k + 3 of token t
+        std::memcpy(&xk, xg + t * in + k, 4);
         sum[t] = _mm512_dpbusd_epi32(sum[t], q, _mm512_set1_epi32(xk));
       }
     }
