@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -736,6 +737,50 @@ TEST_CASE("quant: a NaN or an infinity in the activations makes its products NaN
       }
     }
   }
+}
+
+TEST_CASE("quant: the AVX-512 activation quantizer gives the definition's q, d and s",
+          "[kernels][quant]") {
+  if (!fast::vnni_available()) {
+    WARN("no AVX512-VNNI on this CPU: the kernel is not used here");
+    return;
+  }
+  // Blocks of 32: random values over eight decades, then the edge cases one block each: all
+  // zero, all -0, subnormals only, exact ties (amax = 127, so id = 1 and x·id = k + 0.5 rounds to
+  // even), the largest floats, and a NaN, +∞ or -∞ among finite values.
+  const int64_t in = 32 * 40;
+  std::vector<float> x = quant_test_values(in, 11);
+  std::mt19937_64 rng(5);
+  for (float& v : x) v *= std::pow(10.f, float(rng() % 9) - 4.f);
+  float* b = x.data() + 32 * 30;
+  for (int j = 0; j < 32; ++j) {
+    b[j] = 0.f, b[32 + j] = -0.f, b[64 + j] = (j % 2 ? -1 : 1) * 1e-40f * float(j + 1);
+    b[96 + j] = j == 0 ? 127.f : float(j % 7) - 3.5f;
+    b[128 + j] = (j % 2 ? -1 : 1) * 3.4e38f / float(j + 1);
+  }
+  b[160 + 3] = NAN, b[192 + 31] = INFINITY, b[224] = -INFINITY;
+  std::vector<int8_t> q_def(in), q_simd(in);
+  std::vector<float> d_def(in / 32), d_simd(in / 32);
+  std::vector<int32_t> s_def(in / 16), s_simd(in / 16);
+  quant::quantize_activation_row(x.data(), in, q_def.data(), d_def.data(), s_def.data());
+  kernels::quantdot::quantize_row(x.data(), in, q_simd.data(), d_simd.data(), s_simd.data());
+  CHECK(q_simd == q_def);
+  CHECK(s_simd == s_def);
+  for (int64_t blk = 0; blk < in / 32; ++blk) {
+    INFO("block " << blk);
+    CHECK(std::bit_cast<uint32_t>(d_simd[std::size_t(blk)]) ==
+          std::bit_cast<uint32_t>(d_def[std::size_t(blk)]));
+  }
+  CHECK(std::isnan(d_def[35]));
+  CHECK(std::isnan(d_def[36]));
+  CHECK(std::isnan(d_def[37]));
+  // Block 32, subnormals only: 127/amax overflows, so the block is scaled first (q is still
+  // round(127·x/amax)).
+  CHECK(q_def[32 * 32] == 4);
+  CHECK(q_def[32 * 32 + 31] == -127);
+  // The ties of block 33 (x·id = x there): -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, -3.5 to even.
+  const std::vector<int8_t> ties(q_def.begin() + 32 * 33 + 1, q_def.begin() + 32 * 33 + 8);
+  CHECK(ties == std::vector<int8_t>{-2, -2, 0, 0, 2, 2, -4});
 }
 
 TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and the VNNI kernel",

@@ -190,13 +190,16 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
 inline void quant_linear(std::span<const TensorView* const> ws, const float* x, int64_t tokens,
                          int64_t ldx, std::span<float* const> ys) {
   const int64_t in = ws[0]->cols();
-  const quant::Activations xq = quant::quantize_activations(x, tokens, in, ldx);
+  const bool vnni = kernels::quantdot::kBuilt && vnni_available();
+  quant::RowQuantizer quantize_row = quant::quantize_activation_row;
+  if constexpr (kernels::quantdot::kBuilt)
+    if (vnni) quantize_row = kernels::quantdot::quantize_row;
+  const quant::Activations xq = quant::quantize_activations(x, tokens, in, ldx, quantize_row);
   constexpr int64_t kTokenChunk = 256;
   const bool decode = tokens <= kernels::quantdot::kFusedTokens;
   const RowBlocks blocks(ws, decode ? RowBlocks::streaming(ws, kernels::quantdot::kPanelRows)
                                     : kernels::quantdot::kPanelRows);
   const int64_t chunks = (tokens + kTokenChunk - 1) / kTokenChunk;
-  const bool vnni = vnni_available();
 #pragma omp parallel
   {
     // Scratch for either kernel (the VNNI one needs more), not zeroed: every call of a decode

@@ -18,6 +18,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "gemma3/kernels/simd_decl.hpp"
@@ -64,6 +65,12 @@ inline constexpr int64_t scratch_floats(int64_t in) {
 // The int8 dot-product peak: independent vpdpbusd chains in registers; returns the integer
 // operations done (2 per byte pair: a multiply and an add).
 GEMMA3_QUANTDOT_LINKAGE double peak(int64_t iterations, float* sink);
+
+// quant::quantize_activation_row in AVX-512 registers, a block of 32 at a time: the same q, d and
+// s (the same maximum on the bit patterns, the same product x·id rounded to the nearest integer,
+// ties to even). Portable code quantized a prefill's activations at ~1 ns per element (10% of it).
+GEMMA3_QUANTDOT_LINKAGE void quantize_row(const float* x, int64_t in, int8_t* q, float* d,
+                                          int32_t* s);
 
 #if GEMMA3_QUANTDOT_BODIES
 struct Tag {};  // quant::unpack's copy for this translation unit
@@ -693,6 +700,36 @@ GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t 
         return detail::gemm<T.value>(w, rows, in, x, tokens, y, ldy, q, ab);
     }
   });
+}
+
+GEMMA3_QUANTDOT_LINKAGE void quantize_row(const float* x, int64_t in, int8_t* q, float* d,
+                                          int32_t* s) {
+  constexpr uint32_t kInfinity = 0x7f800000u;
+  const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+  for (int64_t blk = 0; blk < in / 32; ++blk) {
+    const __m512 lo = _mm512_loadu_ps(x + 32 * blk), hi = _mm512_loadu_ps(x + 32 * blk + 16);
+    const uint32_t amax_bits = _mm512_reduce_max_epu32(
+        _mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(lo), magnitude),
+                         _mm512_and_si512(_mm512_castps_si512(hi), magnitude)));
+    if (amax_bits >= kInfinity) {  // not finite: d = NaN, q = 0
+      d[blk] = std::numeric_limits<float>::quiet_NaN();
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * blk), _mm256_setzero_si256());
+      s[2 * blk] = s[2 * blk + 1] = 0;
+      continue;
+    }
+    float amax;
+    std::memcpy(&amax, &amax_bits, 4);
+    d[blk] = amax / 127.0f;
+    const auto [scale, id] = quant::activation_scale(amax);
+    const __m512 vs = _mm512_set1_ps(scale), vi = _mm512_set1_ps(id);
+    const auto half = [&](__m512 v, int h) {
+      const __m512i i = _mm512_cvtps_epi32(_mm512_roundscale_ps(
+          _mm512_mul_ps(_mm512_mul_ps(v, vs), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * blk + 16 * h), _mm512_cvtepi32_epi8(i));
+      s[2 * blk + h] = _mm512_reduce_add_epi32(i);
+    };
+    half(lo, 0), half(hi, 1);
+  }
 }
 
 GEMMA3_QUANTDOT_LINKAGE double peak(int64_t iterations, float* sink) {
