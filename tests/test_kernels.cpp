@@ -785,47 +785,49 @@ TEST_CASE("quant: the AVX-512 activation quantizer gives the definition's q, d a
 
 TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and the VNNI kernel",
           "[kernels][quant]") {
-  for (const quant::Type t : quant::kAllTypes) {
-    // 7 blocks of 32: the decode kernel's pairs of pairs, a pair and an odd block.
-    const int64_t in = quant::layout(t).block_elements == 256 ? 512 : 224, rows = 37;
-    const QuantWeight w(t, rows, in, 5 + uint64_t(t));
-    for (const int64_t tokens : {1, 3, 4, 6, 70}) {
-      INFO(quant::name(t) << ", " << tokens << " tokens");
-      const Mat<float> x = random_matrix(tokens, in, 17 + uint64_t(tokens));
-      const Mat<float> expected = plain::linear<float>(x, w.view);  // [tokens, rows]
-      const double tol = 1e-5 * (expected.cwiseAbs().maxCoeff() + 1);
-      const quant::Activations xq = quant::quantize_activations(x.data(), tokens, in, in);
-      const auto xv = kernels::simd::QuantX::of(xq, 0);
-      std::vector<uint8_t> q(static_cast<std::size_t>(kernels::quantdot::scratch_bytes(in)));
-      std::vector<float> ab(static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
-      const auto check = [&](auto&& run, const std::string& isa) {
-        INFO(isa);
-        Mat<float> y(tokens, rows);
-        y.setConstant(NAN);
-        run(y.data());
+  for (const quant::Type t : quant::kAllTypes)
+    // 37 rows: the prefill GEMM's two panels, then one of 5 rows; 23: two panels, the second of 7.
+    for (const int64_t rows : {37, 23}) {
+      // 7 blocks of 32: the decode kernel's pairs of pairs, a pair and an odd block.
+      const int64_t in = quant::layout(t).block_elements == 256 ? 512 : 224;
+      const QuantWeight w(t, rows, in, 5 + uint64_t(t));
+      for (const int64_t tokens : {1, 3, 4, 6, 70}) {
+        INFO(quant::name(t) << ", " << rows << " rows, " << tokens << " tokens");
+        const Mat<float> x = random_matrix(tokens, in, 17 + uint64_t(tokens));
+        const Mat<float> expected = plain::linear<float>(x, w.view);  // [tokens, rows]
+        const double tol = 1e-5 * (expected.cwiseAbs().maxCoeff() + 1);
+        const quant::Activations xq = quant::quantize_activations(x.data(), tokens, in, in);
+        const auto xv = kernels::simd::QuantX::of(xq, 0);
+        std::vector<uint8_t> q(static_cast<std::size_t>(kernels::quantdot::scratch_bytes(in)));
+        std::vector<float> ab(static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
+        const auto check = [&](auto&& run, const std::string& isa) {
+          INFO(isa);
+          Mat<float> y(tokens, rows);
+          y.setConstant(NAN);
+          run(y.data());
+          CHECK(test::max_abs_diff(y, expected) <= tol);
+        };
+        for_each_isa([&](auto arch, const char* name) {
+          check(
+              [&](float* y) {
+                kernels::simd::QuantRows{}(arch, t, w.bytes.data(), rows, in, xv, tokens, y, rows,
+                                           q.data(), ab.data());
+              },
+              name);
+        });
+        if (fast::vnni_available())
+          check(
+              [&](float* y) {
+                kernels::quantdot::rows(t, w.bytes.data(), rows, in, xv, tokens, y, rows, q.data(),
+                                        ab.data());
+              },
+              "avx512vnni");
+        // Through fast::linear (threads, row blocks, token chunks), bit-identical on one thread.
+        const Mat<float> y = fast::linear(x, w.view);
         CHECK(test::max_abs_diff(y, expected) <= tol);
-      };
-      for_each_isa([&](auto arch, const char* name) {
-        check(
-            [&](float* y) {
-              kernels::simd::QuantRows{}(arch, t, w.bytes.data(), rows, in, xv, tokens, y, rows,
-                                         q.data(), ab.data());
-            },
-            name);
-      });
-      if (fast::vnni_available())
-        check(
-            [&](float* y) {
-              kernels::quantdot::rows(t, w.bytes.data(), rows, in, xv, tokens, y, rows, q.data(),
-                                      ab.data());
-            },
-            "avx512vnni");
-      // Through fast::linear (threads, row blocks, token chunks), bit-identical on one thread.
-      const Mat<float> y = fast::linear(x, w.view);
-      CHECK(test::max_abs_diff(y, expected) <= tol);
-      CHECK(with_one_thread([&] { return fast::linear(x, w.view); }) == y);
+        CHECK(with_one_thread([&] { return fast::linear(x, w.view); }) == y);
+      }
     }
-  }
 }
 
 TEST_CASE("quantized products: mixed types in one pass, biases, and the activations' rounding",

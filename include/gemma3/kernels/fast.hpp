@@ -198,7 +198,7 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
   constexpr int64_t kTokenChunk = 256;
   const bool decode = tokens <= kernels::quantdot::kFusedTokens;
   const RowBlocks blocks(ws, decode ? RowBlocks::streaming(ws, kernels::quantdot::kPanelRows)
-                                    : kernels::quantdot::kPanelRows);
+                                    : kernels::quantdot::kGemmRows);
   const int64_t chunks = (tokens + kTokenChunk - 1) / kTokenChunk;
 #pragma omp parallel
   {
