@@ -8,7 +8,7 @@ foreach(args "--preset;tiny;--backend;fast" "--preset;tiny;--backend;fast-bf16;-
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "gemma3 bench ${args} failed (${rc})")
   endif()
-  foreach(key decode_tok_s prefill_tok_s prefill_cold_tok_s prefill_runs bandwidth_gb_s decode_roofline_fraction prefill_peak_fraction
+  foreach(key decode_tok_s prefill_tok_s prefill_cold_tok_s prefill_runs kv_bytes_per_token bandwidth_gb_s decode_roofline_fraction prefill_peak_fraction
               prefill_fma_peak_fraction fma_peak_gflops peak_rss_mb)
     string(JSON value ERROR_VARIABLE err GET "${out}" ${key})
     if(err OR NOT value GREATER 0)
