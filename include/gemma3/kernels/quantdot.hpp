@@ -613,10 +613,10 @@ static inline void pack_panel(const std::byte* w, int64_t n, int64_t in, uint8_t
 
 // NT tokens from t0 times NP packed panels side by side (NP·16 rows: panel p at P + p·16·in, its
 // a and b at A + p·in and B + p·in): y[t·ldy + r] for the first n rows. Each broadcast of a
-// token's 4 bytes serves the NP panels (two panels of 6 tokens: 12-17% faster than one of 8 for
-// the blocks of 32, Q6_K, 7% for Q4_K). Where the type has a zero point Z, its offset is folded
-// into the integer sums, Σ(q - Z)·x: they start at -Z·Σx (the activations' sums), and
-// a·d·Σ(q - Z)·x is the group's whole product.
+// token's 4 bytes serves the NP panels (two panels of 6 tokens against one of 8: +4% for Q4_1 to
+// +14% for Q6_K; two of 4 tokens was slower for Q4_K). Where the type has a zero point Z, its
+// offset is folded into the integer sums, Σ(q - Z)·x: they start at -Z·Σx (the activations' sums),
+// and a·d·Σ(q - Z)·x is the group's whole product.
 template <quant::Type T, int NP, int NT>
 static inline void panel_tile(const uint8_t* P, const float* A, const float* B, int64_t in,
                               const simd::QuantX& x, int64_t t0, float* y, int64_t ldy, int64_t n) {
