@@ -228,19 +228,21 @@ void bench(const BenchOptions& o) {
   const double decode_tok_s = double(o.gen_tokens) / decode_s;
   const double prefill_tok_s = double(o.prompt_tokens) / prefill_s;
   const double cold_prefill_tok_s = double(o.prompt_tokens) / cold_prefill_s;
+  // Keys a query at `position` attends to in layer `i` (text only: the causal range, cut to the
+  // window in local layers), by the rule the attention itself uses (text/mask.hpp).
+  const auto keys_seen = [&](int64_t i, int64_t position) {
+    const PositionRange keys =
+        visible_keys(layer_kind(cfg, i), cfg.sliding_window, position).causal;
+    return keys.end - keys.begin;
+  };
   // The keys and values a decode step reads too: at position p each layer's attention reads the
   // rows of its visible positions (p + 1, or the sliding window's), averaged over the decoded
   // positions. (At 512 cached positions of a 270m that is 13% on top of its Q4_0 weights.)
   double kv_bytes_per_token = 0;
   const int64_t kv_row_bytes = 2 * cfg.num_key_value_heads * cfg.head_dim * int64_t(sizeof(float));
   for (int64_t t = 0; t < o.gen_tokens; ++t)
-    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-      const int64_t visible = o.prompt_tokens + t + 1;
-      kv_bytes_per_token +=
-          double(kv_row_bytes) * double(layer_kind(cfg, i) == LayerKind::Local
-                                            ? std::min(visible, cfg.sliding_window)
-                                            : visible);
-    }
+    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
+      kv_bytes_per_token += double(kv_row_bytes * keys_seen(i, o.prompt_tokens + t));
   kv_bytes_per_token /= double(o.gen_tokens);
   const double read_per_token = double(bytes_per_token) + kv_bytes_per_token;
   const double roofline_tok_s = bw.read_gb_s * 1e9 / read_per_token;
@@ -248,11 +250,8 @@ void bench(const BenchOptions& o) {
   // visible keys), plus the LM head for the last position.
   double attention_flops = 0;
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
-    for (int64_t t = 0; t < o.prompt_tokens; ++t) {
-      const int64_t keys =
-          layer_kind(cfg, i) == LayerKind::Local ? std::min(t + 1, cfg.sliding_window) : t + 1;
-      attention_flops += 4.0 * double(keys * cfg.head_dim * cfg.num_attention_heads);
-    }
+    for (int64_t t = 0; t < o.prompt_tokens; ++t)
+      attention_flops += 4.0 * double(keys_seen(i, t) * cfg.head_dim * cfg.num_attention_heads);
   const double prefill_flops = 2.0 * double(matmul_params) * double(o.prompt_tokens) +
                                attention_flops + 2.0 * double(model.weights().lm_head.numel());
   const double prefill_gflops = prefill_flops / prefill_s / 1e9;

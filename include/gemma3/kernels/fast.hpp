@@ -190,7 +190,7 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
 inline void quant_linear(std::span<const TensorView* const> ws, const float* x, int64_t tokens,
                          int64_t ldx, std::span<float* const> ys) {
   const int64_t in = ws[0]->cols();
-  const bool vnni = kernels::quantdot::kBuilt && vnni_available();
+  const bool vnni = vnni_available();
   quant::RowQuantizer quantize_row = quant::quantize_activation_row;
   if constexpr (kernels::quantdot::kBuilt)
     if (vnni) quantize_row = kernels::quantdot::quantize_row;
