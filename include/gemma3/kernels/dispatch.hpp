@@ -35,11 +35,22 @@ using dispatch_archs = xsimd::arch_list<xsimd::neon64>;
 #error "GEMMA3_KERNEL_DISPATCH: no instruction-set list for this CPU; use the header-only mode"
 #endif
 
+namespace detail {
+// xsimd's answer, out of line: its CPUID is an asm statement without `volatile`, which GCC takes
+// for a pure computation and, once the question is inlined into a caller, hoists out of the
+// static's one-time initialisation to the caller's entry. It then ran on every call of the
+// functions that dispatch (perf: right after a CPUID at the entry of decode's parallel region,
+// 2.4% of a two-thread 270m decode step).
+[[gnu::noinline, gnu::cold]] inline unsigned ask_best_arch_version() {
+  return xsimd::available_architectures().best;
+}
+}  // namespace detail
+
 // The best instruction set this CPU supports (xsimd's version number), asked once: finding out
 // executes CPUID, which a virtual machine traps (microseconds), and xsimd::dispatch asks on every
 // call; a decode step makes thousands of kernel calls (measured: 10% of a 270m decode step).
 inline unsigned best_arch_version() {
-  static const unsigned best = xsimd::available_architectures().best;
+  static const unsigned best = detail::ask_best_arch_version();
   return best;
 }
 
