@@ -10,6 +10,10 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <condition_variable>
 #include <cstring>
 #include <exception>
@@ -779,4 +783,20 @@ PYBIND11_MODULE(_gemma3, m) {
   m.def(
       "active_isa", [] { return std::string(kernels::active_isa()); },
       "The instruction set the kernels run with on this machine.");
+  m.def(
+      "keep_freed_memory",
+      [] {
+#ifdef __GLIBC__
+        // The CLI's settings (examples/cli/main.cpp): glibc serves blocks above 128 KiB with a
+        // fresh mmap and unmaps them on free, so every forward pass would fault its activations'
+        // pages in again. The process's own choice, hence a call, not an import side effect.
+        return mallopt(M_MMAP_THRESHOLD, 512 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#else
+        return false;
+#endif
+      },
+      "Keep freed blocks up to 512 MiB in the heap for reuse, as the gemma3 CLI does (glibc's "
+      "mallopt; the whole process's allocations, numpy's included). Without it glibc maps every "
+      "block above 128 KiB afresh, and each forward pass faults its activations in again. True "
+      "where applied, False where the C library is not glibc.");
 }

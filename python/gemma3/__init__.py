@@ -13,6 +13,7 @@ from ._gemma3 import (  # noqa: F401
     TensorError,
     Tokenizer,
     active_isa,
+    keep_freed_memory,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "TensorError",
     "Tokenizer",
     "active_isa",
+    "keep_freed_memory",
 ]
