@@ -790,7 +790,9 @@ PYBIND11_MODULE(_gemma3, m) {
         // The CLI's settings (examples/cli/main.cpp): glibc serves blocks above 128 KiB with a
         // fresh mmap and unmaps them on free, so every forward pass would fault its activations'
         // pages in again. The process's own choice, hence a call, not an import side effect.
-        return mallopt(M_MMAP_THRESHOLD, 512 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+        const bool mmap_set = mallopt(M_MMAP_THRESHOLD, 512 << 20) == 1;
+        const bool trim_set = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+        return mmap_set && trim_set;
 #else
         return false;
 #endif

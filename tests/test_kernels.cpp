@@ -835,19 +835,31 @@ TEST_CASE("quantized products: mixed types in one pass, biases, and the activati
   const int64_t in = 256;
   const QuantWeight a(quant::Type::Q4_K, 40, in, 1), b(quant::Type::Q6_K, 24, in, 2),
       c(quant::Type::Q8_0, 8, in, 3);
-  const Mat<float> x = random_matrix(5, in, 9);
   const std::vector<float> bias(24, 0.5f);
-  const auto ys = fast::linear(x, std::array{&a.view, &b.view, &c.view}, fast::MatmulInputs::F32,
-                               std::array<const float*, 3>{nullptr, bias.data(), nullptr});
   const TensorView* views[] = {&a.view, &b.view, &c.view};
-  for (int m = 0; m < 3; ++m) {
-    Mat<float> expected = plain::linear<float>(x, *views[m]);
-    if (m == 1) expected.array() += 0.5f;
-    CHECK(test::max_abs_diff(ys[std::size_t(m)], expected) <=
-          1e-5 * (expected.cwiseAbs().maxCoeff() + 1));
+  // Decode (1 and 4 tokens: runs of rows that cross from one matrix into the next, 40 rows not a
+  // multiple of the 16-row unit) and prefill (5), bit-identical for any thread count.
+  for (const int64_t tokens : {1, 4, 5}) {
+    INFO(tokens << " tokens");
+    const Mat<float> x = random_matrix(tokens, in, 9);
+    const auto product = [&] {
+      return fast::linear(x, std::array{&a.view, &b.view, &c.view}, fast::MatmulInputs::F32,
+                          std::array<const float*, 3>{nullptr, bias.data(), nullptr});
+    };
+    const auto ys = product();
+    for (int m = 0; m < 3; ++m) {
+      Mat<float> expected = plain::linear<float>(x, *views[m]);
+      if (m == 1) expected.array() += 0.5f;
+      CHECK(test::max_abs_diff(ys[std::size_t(m)], expected) <=
+            1e-5 * (expected.cwiseAbs().maxCoeff() + 1));
+    }
+    CHECK(with_one_thread(product) == ys);
   }
   // The activations' quantization is part of the product: against f32 activations times the
   // decoded weights the result differs, by about the int8 rounding (2^-8 of each block's range).
+  const Mat<float> x = random_matrix(5, in, 9);
+  const auto ys = fast::linear(x, std::array{&a.view, &b.view, &c.view}, fast::MatmulInputs::F32,
+                               std::array<const float*, 3>{nullptr, bias.data(), nullptr});
   const Mat<float> decoded = a.view.as<float>();
   const Mat<float> unquantized = x * decoded.transpose();
   const double scale = unquantized.cwiseAbs().maxCoeff(),

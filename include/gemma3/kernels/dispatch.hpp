@@ -40,7 +40,8 @@ namespace detail {
 // for a pure computation and, once the question is inlined into a caller, hoists out of the
 // static's one-time initialisation to the caller's entry. It then ran on every call of the
 // functions that dispatch (perf: right after a CPUID at the entry of decode's parallel region,
-// 2.4% of a two-thread 270m decode step).
+// 2.4% of a two-thread 270m decode step). Cold: it runs once, so it is laid out away from the hot
+// code.
 [[gnu::noinline, gnu::cold]] inline unsigned ask_best_arch_version() {
   return xsimd::available_architectures().best;
 }
