@@ -10,10 +10,6 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
 #include <condition_variable>
 #include <cstring>
 #include <exception>
@@ -784,19 +780,7 @@ PYBIND11_MODULE(_gemma3, m) {
       "active_isa", [] { return std::string(kernels::active_isa()); },
       "The instruction set the kernels run with on this machine.");
   m.def(
-      "keep_freed_memory",
-      [] {
-#ifdef __GLIBC__
-        // The CLI's settings (examples/cli/main.cpp): glibc serves blocks above 128 KiB with a
-        // fresh mmap and unmaps them on free, so every forward pass would fault its activations'
-        // pages in again. The process's own choice, hence a call, not an import side effect.
-        const bool mmap_set = mallopt(M_MMAP_THRESHOLD, 512 << 20) == 1;
-        const bool trim_set = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
-        return mmap_set && trim_set;
-#else
-        return false;
-#endif
-      },
+      "keep_freed_memory", [] { return gemma3::keep_freed_memory(); },
       "Keep freed blocks up to 512 MiB in the heap for reuse, as the gemma3 CLI does (glibc's "
       "mallopt; the whole process's allocations, numpy's included). Without it glibc maps every "
       "block above 128 KiB afresh, and each forward pass faults its activations in again. True "

@@ -3,9 +3,6 @@
 // Exit codes: 0 success, 1 runtime error (bad file, bad input), 2 usage error (bad arguments).
 // Every error is one line on stderr.
 #include <cstdio>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <exception>
 #include <new>
 #include <string>
@@ -13,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include <gemma3/error.hpp>
+#include <gemma3/memory.hpp>
 
 #include "commands.hpp"
 #include "console.hpp"
@@ -28,13 +26,7 @@ bool has_command(const CLI::App& app, const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef __GLIBC__
-  // The forward pass allocates its activations per step. glibc serves blocks above 128 KiB with a
-  // fresh mmap and unmaps them on free, so every step would fault its pages in again (15-20% of a
-  // prefill here); keep them in the heap for reuse instead.
-  mallopt(M_MMAP_THRESHOLD, 512 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-#endif
+  gemma3::keep_freed_memory();  // every step's activations reused, not faulted in again
   gemma3::cli::install_signal_handlers();
   CLI::App app{"gemma3: a CPU research implementation of Gemma 3"};
   gemma3::cli::add_commands(app);

@@ -134,6 +134,8 @@ class RowBlocks {
     }
   }
   int64_t count() const { return first_.back(); }
+  // The blocks of matrix m are [first(m), first(m + 1)).
+  int64_t first(std::size_t m) const { return first_[m]; }
   struct Block {
     std::size_t matrix;
     int64_t r0, rows;  // rows [r0, r0 + rows) of that matrix
@@ -163,38 +165,30 @@ class RowBlocks {
 // its counter only moves forward.
 class GuidedRuns {
  public:
-  GuidedRuns(std::span<const TensorView* const> ws, int64_t unit) : unit_(unit), first_(1, 0) {
-    for (const TensorView* w : ws) {
-      rows_.push_back(w->rows());
-      first_.push_back(first_.back() + (w->rows() + unit - 1) / unit);
-    }
-  }
+  GuidedRuns(std::span<const TensorView* const> ws, int64_t unit) : units_(ws, unit) {}
   // Called by every thread of the region: f(m, r0, n) for each run of rows [r0, r0 + n) of matrix
   // m this thread takes, until none is left.
   template <class F>
   void for_each(F&& f) {
-    const int64_t units = first_.back(), threads = omp_get_num_threads();
+    const int64_t count = units_.count(), threads = omp_get_num_threads();
     for (;;) {
       int64_t u0 = next_.load(std::memory_order_relaxed), take = 0;
       do {
-        if (u0 >= units) return;
-        take = (units - u0 + threads - 1) / threads;
+        if (u0 >= count) return;
+        take = (count - u0 + threads - 1) / threads;
       } while (!next_.compare_exchange_weak(u0, u0 + take, std::memory_order_relaxed));
       for (int64_t u = u0; u < u0 + take;) {  // the run, one piece per matrix
-        std::size_t m = 0;
-        while (u >= first_[m + 1]) ++m;
-        const int64_t end = std::min(u0 + take, first_[m + 1]);
-        const int64_t r0 = (u - first_[m]) * unit_;
-        f(m, r0, std::min(rows_[m], (end - first_[m]) * unit_) - r0);
+        const RowBlocks::Block head = units_[u];
+        const int64_t end = std::min(u0 + take, units_.first(head.matrix + 1));
+        const RowBlocks::Block tail = units_[end - 1];
+        f(head.matrix, head.r0, tail.r0 + tail.rows - head.r0);
         u = end;
       }
     }
   }
 
  private:
-  int64_t unit_;
-  std::vector<int64_t> first_;  // units of matrix m: [first_[m], first_[m + 1])
-  std::vector<int64_t> rows_;   // rows of matrix m
+  RowBlocks units_;  // the rows of all the matrices in units, numbered across them
   std::atomic<int64_t> next_{0};
 };
 
@@ -225,12 +219,12 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
 // tokens from L1/L2.
 inline void quant_linear(std::span<const TensorView* const> ws, const float* x, int64_t tokens,
                          int64_t ldx, std::span<float* const> ys) {
+  if (tokens == 0) return;
   const int64_t in = ws[0]->cols();
   const bool vnni = vnni_available();
   quant::RowQuantizer quantize_row = quant::quantize_activation_row;
   if constexpr (kernels::quantdot::kBuilt)
     if (vnni) quantize_row = kernels::quantdot::quantize_row;
-  if (tokens == 0) return;
   const quant::Activations xq = quant::quantize_activations(x, tokens, in, ldx, quantize_row);
   constexpr int64_t kTokenChunk = 256;
   const bool decode = tokens <= kernels::quantdot::kFusedTokens;
