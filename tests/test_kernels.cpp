@@ -2,6 +2,7 @@
 // and tail lengths; then the fast model against the plain model and the fixtures.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
@@ -830,6 +831,67 @@ TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and th
     }
 }
 
+TEST_CASE("interleaved rows: the file's bytes reordered, decoded and multiplied as in file order",
+          "[kernels][quant]") {
+  for (const quant::Type t : quant::kAllTypes) {
+    if (!quant::interleavable(t)) continue;
+    // 37 rows: two panels and 5 rows in file order; 48: three panels.
+    for (const int64_t rows : {37, 48}) {
+      const int64_t in = 224, stride = quant::row_bytes(t, in);
+      const QuantWeight w(t, rows, in, 11 + uint64_t(t));
+      std::vector<std::byte> bytes = w.bytes;
+      for (int64_t p = 0; p < quant::interleaved_rows(rows); p += quant::kPanelRows)
+        quant::interleave_panel(t, w.bytes.data() + p * stride, in, bytes.data() + p * stride);
+      INFO(quant::name(t) << ", " << rows << " rows");
+      // A reordering: the same bytes, another order, and back exactly.
+      CHECK(bytes != w.bytes);
+      std::vector<std::byte> sorted_a = bytes, sorted_b = w.bytes;
+      std::sort(sorted_a.begin(), sorted_a.end());
+      std::sort(sorted_b.begin(), sorted_b.end());
+      CHECK(sorted_a == sorted_b);
+      std::vector<std::byte> back = bytes;
+      for (int64_t p = 0; p < quant::interleaved_rows(rows); p += quant::kPanelRows)
+        quant::deinterleave_panel(t, bytes.data() + p * stride, in, back.data() + p * stride);
+      CHECK(back == w.bytes);
+      // Row 17 is row 1 of the second panel: its 4-byte units 64 bytes apart there.
+      std::vector<std::byte> row(static_cast<std::size_t>(stride));
+      CHECK(std::memcmp(quant::interleaved_row(t, bytes.data(), rows, in, 17, row.data()),
+                        w.bytes.data() + 17 * stride, std::size_t(stride)) == 0);
+      TensorView view = w.view;
+      view.data = bytes.data();
+      view.interleaved = true;
+      // The values, element by element and by rows, exactly those of the file order.
+      CHECK(view.as<float>() == w.view.as<float>());
+      for (const int64_t i : {int64_t(0), 17 * in + 33, rows * in - 1})
+        CHECK(view.at<float>(i) == w.view.at<float>(i));
+      // Products: the panel kernel for decode, the others on the rows put back in file order.
+      for (const int64_t tokens : {1, 2, 3, 4, 6, 70}) {
+        INFO(tokens << " tokens");
+        const Mat<float> x = random_matrix(tokens, in, 23 + uint64_t(tokens));
+        const Mat<float> expected = plain::linear<float>(x, w.view);
+        const double tol = 1e-5 * (expected.cwiseAbs().maxCoeff() + 1);
+        CHECK(test::max_abs_diff(plain::linear<float>(x, view), expected) == 0);
+        if (fast::vnni_available() && tokens <= kernels::quantdot::kFusedTokens) {
+          const quant::Activations xq = quant::quantize_activations(x.data(), tokens, in, in);
+          std::vector<float> scratch(
+              static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
+          Mat<float> y(tokens, rows);
+          y.setConstant(NAN);
+          const int64_t panel_rows = quant::interleaved_rows(rows);
+          kernels::quantdot::panels(t, bytes.data(), panel_rows, in,
+                                    kernels::simd::QuantX::of(xq, 0), tokens, y.data(), rows,
+                                    scratch.data());
+          CHECK(test::max_abs_diff(y.leftCols(panel_rows), expected.leftCols(panel_rows)) <= tol);
+          CHECK(std::isnan(y(0, rows - 1)) == (panel_rows < rows));  // nothing written past them
+        }
+        const Mat<float> y = fast::linear(x, view);
+        CHECK(test::max_abs_diff(y, expected) <= tol);
+        CHECK(with_one_thread([&] { return fast::linear(x, view); }) == y);
+      }
+    }
+  }
+}
+
 TEST_CASE("quantized products: mixed types in one pass, biases, and the activations' rounding",
           "[kernels][quant]") {
   const int64_t in = 256;
@@ -904,6 +966,26 @@ TEST_CASE("quantized GGUF models: fast equals plain, decode equals prefill, near
     for (int64_t t = P; t < n; ++t)
       CHECK(test::max_abs_diff(fast.forward(std::span(ids).subspan(t, 1), cache), logits.row(t)) <=
             2e-5 * scale);
+    // Read into memory of its own, where the CPU runs the int8 kernels, the matrices of the types
+    // with a panel kernel have their rows interleaved: the same values (the plain path's logits
+    // exactly), the same products up to the order of the sums.
+    const auto copied = Checkpoint::open(path, Residency::HugePages);
+    bool interleavable = false, interleaved = false;
+    for (const auto& [name, view] : copied.store().tensors()) {
+      CHECK_FALSE(q.store().tensors().at(name).interleaved);  // (mapped: never)
+      interleavable |= view.shape.size() == 2 && is_quantized(view.dtype) &&
+                       quant::interleavable(quant_type(view.dtype)) && view.rows() >= 16;
+      interleaved |= view.interleaved;
+    }
+    CHECK(interleaved == (interleavable && fast::vnni_available()));
+    const TextModel<float> fast_copy(copied, Backend::Fast), plain_copy(copied, Backend::Plain);
+    CHECK(plain_copy.forward(ids) == plain.forward(ids));
+    CHECK(test::max_abs_diff(fast_copy.forward(ids), logits) <= 2e-5 * scale);
+    KVCache<float> copy_cache(q.config().text, n);
+    fast_copy.forward(std::span(ids).first(P), copy_cache);
+    for (int64_t t = P; t < n; ++t)
+      CHECK(test::max_abs_diff(fast_copy.forward(std::span(ids).subspan(t, 1), copy_cache),
+                               logits.row(t)) <= 2e-5 * scale);
   }
 }
 

@@ -22,9 +22,18 @@
 #include "gemma3/io/gguf_mmproj.hpp"
 #include "gemma3/io/hf_names.hpp"
 #include "gemma3/io/safetensors.hpp"
+#include "gemma3/kernels/fast.hpp"
 #include "gemma3/weights.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
+
+// Whether a GGUF's quantized matrices get their rows interleaved for the int8 decode kernel
+// (gguf::Tensors, kernels::quantdot::panels): where they are the model's own copy, which can be
+// rewritten, and the CPU runs that kernel (elsewhere the panels would only be put back in file
+// order at every product).
+inline bool interleave_rows(Residency residency) {
+  return residency == Residency::HugePages && fast::vnni_available();
+}
 
 class Checkpoint {
  public:
@@ -92,7 +101,8 @@ GEMMA3_COMPILED_INLINE Checkpoint Checkpoint::open(const std::filesystem::path& 
   Checkpoint ck;
   ck.path_ = path;
   if (is_gguf(path)) {
-    ck.gguf_ = std::make_shared<const gguf::Tensors>(path, residency, progress);
+    ck.gguf_ = std::make_shared<const gguf::Tensors>(path, residency, progress,
+                                                     interleave_rows(residency));
     ck.dir_ = path.parent_path();
     ck.config_ = gguf::config_from_gguf(ck.gguf_->file());
     ck.store_.add(path, ck.gguf_, ck.gguf_->views(), &ck.gguf_->file().mapped());
@@ -133,7 +143,8 @@ Checkpoint::open(const std::filesystem::path& model_gguf, const std::filesystem:
   Checkpoint ck;
   ck.path_ = model_gguf;
   ck.dir_ = model_gguf.parent_path();
-  ck.gguf_ = std::make_shared<const gguf::Tensors>(model_gguf, residency, part(0));
+  ck.gguf_ = std::make_shared<const gguf::Tensors>(model_gguf, residency, part(0),
+                                                   interleave_rows(residency));
   const ModelConfig text_config = gguf::config_from_gguf(ck.gguf_->file());  // (its errors first)
   ck.mmproj_ =
       std::make_shared<const gguf::MmprojTensors>(mmproj_gguf, residency, part(model_bytes));

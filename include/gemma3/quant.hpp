@@ -333,6 +333,72 @@ inline void dequantize(Type t, const std::byte* data, int64_t n, float* out) {
   }
 }
 
+// Rows interleaved in panels: the same bytes as the file's, in another order, made for the int8
+// decode kernel (kernels/quantdot.hpp, panels()). In file order a row's blocks follow each other,
+// so a kernel reading one row at a time decodes one block's scale and q per 32 weights and
+// reduces each row across a register at the end. In a panel of kPanelRows rows, block c of all
+// 16 rows is stored unit by unit: the rows' f16 scales d side by side (then their minimums m,
+// where the type has them), then the rows' first 4 bytes after the header side by side (qh, or
+// the first q bytes), and so on. One 512-bit load then holds the same 4 bytes of 16 rows, one row
+// per 32-bit lane, so one vpdpbusd adds 4 products to each of 16 rows' sums, and one conversion
+// and one FMA per block serve 16 rows. Only the block types with one scale per 32 elements and a
+// kernel for it are interleaved; rows after the last whole panel stay in file order.
+inline constexpr int64_t kPanelRows = 16;
+inline constexpr bool interleavable(Type t) {
+  return t == Type::Q8_0 || t == Type::Q4_0 || t == Type::Q5_0;
+}
+// A block's units, in order: its header (d, and m where the type has one) in 2-byte units, the
+// rest in 4-byte units. In a panel's block, the 16 rows' copies of a unit lie side by side: byte k
+// of row l's block (k in a unit of `size` bytes that begins at `first`) at 16·first + size·l +
+// (k - first).
+inline constexpr int64_t header_bytes(Type t) {
+  return t == Type::Q4_1 || t == Type::Q5_1 ? 4 : 2;
+}
+// The rows of a [rows, cols] tensor of type t that are interleaved: the whole panels'.
+inline constexpr int64_t interleaved_rows(int64_t rows) {
+  return rows / kPanelRows * kPanelRows;
+}
+// Calls move(size, offset in the rows, offset in the panel) for each unit of the panel's rows: a
+// panel of kPanelRows rows, row_bytes(t, cols) apart.
+template <class Move>
+inline void for_each_unit(Type t, int64_t cols, int64_t first_row, int64_t rows, Move&& move) {
+  const Layout L = layout(t);
+  const int64_t stride = row_bytes(t, cols), header = header_bytes(t);
+  for (int64_t c = 0; c < cols / L.block_elements; ++c)
+    for (int64_t l = first_row; l < first_row + rows; ++l) {
+      const int64_t in_rows = l * stride + c * L.block_bytes,
+                    in_panel = c * kPanelRows * L.block_bytes;
+      for (int64_t k = 0; k < header; k += 2)
+        move(std::integral_constant<int, 2>{}, in_rows + k, in_panel + kPanelRows * k + 2 * l);
+      for (int64_t k = header; k < L.block_bytes; k += 4)
+        move(std::integral_constant<int, 4>{}, in_rows + k, in_panel + kPanelRows * k + 4 * l);
+    }
+}
+
+// One panel, from file order at `rows` into interleaved order at `panel`, and back.
+inline void interleave_panel(Type t, const std::byte* rows, int64_t cols, std::byte* panel) {
+  for_each_unit(t, cols, 0, kPanelRows, [&](auto size, int64_t in_rows, int64_t in_panel) {
+    std::memcpy(panel + in_panel, rows + in_rows, size);
+  });
+}
+inline void deinterleave_panel(Type t, const std::byte* panel, int64_t cols, std::byte* rows) {
+  for_each_unit(t, cols, 0, kPanelRows, [&](auto size, int64_t in_rows, int64_t in_panel) {
+    std::memcpy(rows + in_rows, panel + in_panel, size);
+  });
+}
+// Row r of an interleaved [rows, cols] tensor at `data`, in file order: in place after the last
+// whole panel, else gathered into `out` (row_bytes(t, cols) bytes). Returns where the row is.
+inline const std::byte* interleaved_row(Type t, const std::byte* data, int64_t rows, int64_t cols,
+                                        int64_t r, std::byte* out) {
+  const int64_t stride = row_bytes(t, cols), l = r % kPanelRows;
+  if (r >= interleaved_rows(rows)) return data + r * stride;
+  const std::byte* panel = data + (r - l) * stride;
+  for_each_unit(t, cols, l, 1, [&](auto size, int64_t in_rows, int64_t in_panel) {
+    std::memcpy(out + in_rows - l * stride, panel + in_panel, size);
+  });
+  return out;
+}
+
 namespace detail {
 // The product rounded to f32 before the next addition, as ggml's reference quantizers compute it:
 // a compiler allowed to fuse x·id + 8.5 into one FMA (GCC's default, -ffp-contract=fast) rounds

@@ -100,12 +100,14 @@ inline float round_to_bf16(float f) {
 }
 
 // A read-only view of one checkpoint tensor: its name, dtype, shape and bytes (usually inside a
-// memory-mapped file). Row-major, as safetensors stores PyTorch tensors.
+// memory-mapped file). Row-major, as safetensors stores PyTorch tensors; a quantized matrix copied
+// into memory may have its rows interleaved in panels for the int8 kernels (quant::kPanelRows).
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
   Shape shape;
   const std::byte* data = nullptr;
+  bool interleaved = false;  // rows in panels (quant::interleave_panel), not in file order
 
   int64_t numel() const { return num_elements(shape); }
   std::size_t nbytes() const { return std::size_t(rows() * row_bytes(dtype, cols())); }
@@ -122,10 +124,13 @@ struct TensorView {
   T at(int64_t i) const {
     if (is_quantized(dtype)) {
       const quant::Layout L = quant::layout(quant_type(dtype));
+      const int64_t c = cols(), k = i % c;
+      std::vector<std::byte> scratch;
+      const std::byte* row = row_in_file_order(i / c, scratch);
       float block[256];
-      quant::dequantize(quant_type(dtype), data + i / L.block_elements * L.block_bytes,
+      quant::dequantize(quant_type(dtype), row + k / L.block_elements * L.block_bytes,
                         L.block_elements, block);
-      return T(block[i % L.block_elements]);
+      return T(block[k % L.block_elements]);
     }
     switch (dtype) {
       case DType::BF16: {
@@ -156,9 +161,9 @@ struct TensorView {
     T* dst = out.data();
     if (is_quantized(dtype)) {  // decoded a row at a time (quant::dequantize)
       std::vector<float> row(static_cast<std::size_t>(c));
+      std::vector<std::byte> scratch;
       for (int64_t r = 0; r < n; ++r) {
-        quant::dequantize(quant_type(dtype), data + (row0 + r) * row_bytes(dtype, c), c,
-                          row.data());
+        quant::dequantize(quant_type(dtype), row_in_file_order(row0 + r, scratch), c, row.data());
         for (int64_t k = 0; k < c; ++k) dst[r * c + k] = T(row[std::size_t(k)]);
       }
       return out;
@@ -166,6 +171,13 @@ struct TensorView {
     const int64_t begin = row0 * c, count = n * c;
     for (int64_t i = 0; i < count; ++i) dst[i] = at<T>(begin + i);
     return out;
+  }
+  // Row r of a quantized matrix in file order: in place, or (interleaved) gathered into `scratch`.
+  const std::byte* row_in_file_order(int64_t r, std::vector<std::byte>& scratch) const {
+    const int64_t stride = row_bytes(dtype, cols());
+    if (!interleaved) return data + r * stride;
+    scratch.resize(std::size_t(stride));
+    return quant::interleaved_row(quant_type(dtype), data, rows(), cols(), r, scratch.data());
   }
   template <typename T>
   Mat<T> as() const {

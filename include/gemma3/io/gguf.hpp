@@ -175,6 +175,13 @@ class File {
 
   const std::filesystem::path& path() const { return file_.path(); }
   const MappedFile& mapped() const { return file_; }
+  // Rewrites tensors' bytes in place in a copy in huge pages (MappedFile::edit): `edit` gets a
+  // writable pointer for each const one this file hands out, e.g. a tensor's data.
+  void edit(const std::function<void(const std::function<std::byte*(const std::byte*)>&)>& edit) {
+    file_.edit([&](std::byte* base) {
+      edit([&](const std::byte* p) { return base + (p - file_.data()); });
+    });
+  }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   // Metadata: scalars and strings as JSON values, short arrays as JSON arrays (see kMaxKeptArray).

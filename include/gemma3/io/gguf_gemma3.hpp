@@ -267,10 +267,14 @@ inline ModelConfig config_from_gguf(const File& f) {
 // matrices point into the mapping, quantized ones too (they stay quantized: quant.hpp, and the
 // fused kernels multiply them as they are); the shifted norms into f32 buffers this object owns.
 // Each view's name is the GGUF name, so errors name what the file says.
+//
+// With `interleave` (for Residency::HugePages only: the copy is the model's own memory), the
+// matrices of the types the int8 decode kernel reads in panels (quant::interleavable) get their
+// rows interleaved in place (quant::interleave_panel), and their views say so.
 class Tensors {
  public:
   explicit Tensors(const std::filesystem::path& path, Residency residency = Residency::Mapped,
-                   const Progress& progress = {})
+                   const Progress& progress = {}, bool interleave = false)
       : file_(path, residency, progress) {
     for (const auto& t : file_.tensors()) {
       TensorView v{.name = t.name, .dtype = *dtype_of(t.type), .shape = t.shape, .data = t.data};
@@ -282,11 +286,39 @@ class Tensors {
       }
       views_.emplace(hf_name(t.name), std::move(v));
     }
+    if (interleave) interleave_matrices();
   }
   const File& file() const { return file_; }
   const std::map<std::string, TensorView>& views() const { return views_; }
 
  private:
+  void interleave_matrices() {
+    std::vector<TensorView*> matrices;
+    for (auto& [name, v] : views_)
+      if (v.shape.size() == 2 && is_quantized(v.dtype) &&
+          quant::interleavable(quant_type(v.dtype)) && v.rows() >= quant::kPanelRows)
+        matrices.push_back(&v);
+    file_.edit([&](const auto& writable) {
+      for (TensorView* v : matrices) {
+        const quant::Type type = quant_type(v->dtype);
+        const int64_t stride = row_bytes(v->dtype, v->cols());
+        const int64_t panels = quant::interleaved_rows(v->rows()) / quant::kPanelRows;
+        std::byte* data = writable(v->data);
+#pragma omp parallel
+        {
+          std::vector<std::byte> rows(std::size_t(quant::kPanelRows * stride));
+#pragma omp for
+          for (int64_t p = 0; p < panels; ++p) {
+            std::byte* panel = data + p * quant::kPanelRows * stride;
+            std::memcpy(rows.data(), panel, rows.size());
+            quant::interleave_panel(type, rows.data(), v->cols(), panel);
+          }
+        }
+        v->interleaved = true;
+      }
+    });
+  }
+
   File file_;
   std::vector<std::vector<float>> owned_;
   std::map<std::string, TensorView> views_;

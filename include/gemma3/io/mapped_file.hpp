@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -48,7 +49,8 @@ namespace gemma3::inline GEMMA3_MODE {
 enum class Residency {
   Mapped,     // mapped from the file, no copy: loads in milliseconds once the page cache is warm
   HugePages,  // read once into anonymous memory backed by 2 MiB pages (MADV_HUGEPAGE): loading
-              // reads the whole file (seconds for 1B), decoding is faster
+              // reads the whole file (seconds for 1B), decoding is faster; a GGUF's Q8_0, Q4_0
+              // and Q5_0 rows are then interleaved for the int8 kernel (gguf::Tensors)
 };
 
 // Anonymous read-write memory of at least `bytes`, starting at a 2 MiB boundary and backed by 2 MiB
@@ -97,9 +99,13 @@ class HugePageMemory {
   std::size_t size() const {
     return size_;
   }
-  // Makes the memory read-only: a stray write then faults instead of changing the weights.
+  // Makes the memory read-only: a stray write then faults instead of changing the weights; unseal
+  // undoes it.
   void seal() const {
     if (data_) ::mprotect(data_, size_, PROT_READ);
+  }
+  void unseal() const {
+    if (data_) ::mprotect(data_, size_, PROT_READ | PROT_WRITE);
   }
 
  private:
@@ -243,6 +249,20 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   std::size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  // Lets `edit` change the bytes of a copy in huge pages in place (given where they begin), then
+  // seals them again. A mapping of the file is never written: IoError.
+  void edit(const std::function<void(std::byte*)>& edit) {
+    if (!copy_.data())
+      throw IoError(path_.string(), "is mapped, not copied into memory: its bytes are read-only");
+    copy_.unseal();
+    try {
+      edit(copy_.data());
+    } catch (...) {
+      copy_.seal();
+      throw;
+    }
+    copy_.seal();
+  }
   Residency residency() const { return copy_.data() ? Residency::HugePages : Residency::Mapped; }
 
  private:

@@ -245,11 +245,12 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
         static_cast<std::size_t>(kernels::quantdot::scratch_bytes(in)));
     const auto ab = std::make_unique_for_overwrite<float[]>(
         static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
-    // Rows [r0, r0 + n) of matrix m times tokens [t0, t0 + nt).
-    const auto product = [&](std::size_t m, int64_t r0, int64_t n, int64_t t0, int64_t nt) {
+    std::vector<std::byte> file_order;  // interleaved rows put back in file order
+    // Rows [r0, r0 + n) (in file order at `rows`) of matrix m times tokens [t0, t0 + nt).
+    const auto rows_times = [&](std::size_t m, const std::byte* rows, int64_t r0, int64_t n,
+                                int64_t t0, int64_t nt) {
       const TensorView& w = *ws[m];
       const auto xt = kernels::simd::QuantX::of(xq, t0);
-      const std::byte* rows = w.data + r0 * row_bytes(w.dtype, in);
       float* y = ys[m] + t0 * w.rows() + r0;
       if constexpr (kernels::quantdot::kBuilt)
         if (vnni) {
@@ -259,6 +260,34 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
         }
       kernels::call(kernels::simd::QuantRows{}, quant_type(w.dtype), rows, n, in, xt, nt, y,
                     w.rows(), q.get(), ab.get());
+    };
+    const auto product = [&](std::size_t m, int64_t r0, int64_t n, int64_t t0, int64_t nt) {
+      const TensorView& w = *ws[m];
+      const quant::Type type = quant_type(w.dtype);
+      const int64_t stride = row_bytes(w.dtype, in);
+      const int64_t panel_end = w.interleaved ? quant::interleaved_rows(w.rows()) : 0;
+      if (r0 >= panel_end) return rows_times(m, w.data + r0 * stride, r0, n, t0, nt);
+      // Interleaved rows: decode's panel kernel, else a panel at a time back in file order.
+      const int64_t end = std::min(r0 + n, panel_end);
+      if constexpr (kernels::quantdot::kBuilt)
+        if (vnni && decode) {
+          kernels::quantdot::panels(type, w.data + r0 * stride, end - r0, in,
+                                    kernels::simd::QuantX::of(xq, t0), nt, ys[m] + r0, w.rows(),
+                                    ab.get());
+          if (end < r0 + n) rows_times(m, w.data + end * stride, end, r0 + n - end, t0, nt);
+          return;
+        }
+      // (kGemmRows at a time, two panels: the prefill kernel's block)
+      constexpr int64_t kBlock = kernels::quantdot::kGemmRows;
+      file_order.resize(std::size_t(kBlock * stride));
+      for (int64_t b = r0; b < end; b += kBlock) {
+        const int64_t k = std::min(kBlock, end - b);
+        for (int64_t p = 0; p < k; p += quant::kPanelRows)
+          quant::deinterleave_panel(type, w.data + (b + p) * stride, in,
+                                    file_order.data() + p * stride);
+        rows_times(m, file_order.data(), b, k, t0, nt);
+      }
+      if (end < r0 + n) rows_times(m, w.data + end * stride, end, r0 + n - end, t0, nt);
     };
     if (decode) {  // (the same branch in every thread: the omp for below is met by all or none)
       runs->for_each([&](std::size_t m, int64_t r0, int64_t n) { product(m, r0, n, 0, tokens); });

@@ -53,9 +53,15 @@ inline constexpr bool kBuilt = false;
 GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                   const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
                                   uint8_t* q, float* ab);
+// Decode (1 to kFusedTokens tokens) on rows interleaved in panels (quant::interleave_panel; the
+// types quant::interleavable): `rows`, a multiple of kPanelRows, at w; scratch of
+// scratch_floats(in) floats.
+GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
+                                    const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
+                                    float* scratch);
 inline constexpr int64_t kFusedTokens = 4;  // up to this many tokens, decode's fused kernel
-inline constexpr int64_t kPanelRows = 16;   // one 512-bit register of int32 sums, one per row
-inline constexpr int64_t kGemmRows = 2 * kPanelRows;  // prefill: two panels side by side
+inline constexpr int64_t kPanelRows = quant::kPanelRows;  // one 512-bit register of int32 sums
+inline constexpr int64_t kGemmRows = 2 * kPanelRows;      // prefill: two panels side by side
 inline constexpr int64_t scratch_bytes(int64_t in) {
   return 3 * kPanelRows * in;  // one panel row-wise, two packed
 }
@@ -709,7 +715,126 @@ static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd
       panel_tiles<T, 1, 8>(P, A, B, in, x, tokens, y + r0, ldy, n);
   }
 }
+// Decode on interleaved panels (quant::interleave_panel): one 512-bit load is the same 4 bytes of
+// 16 rows, so each vpdpbusd adds 4 products to 16 rows' sums, and a block's sums are converted,
+// scaled (the 16 rows' d in one register) and added once per 512 weights; the 16 results come
+// out in the lanes, with no reduction across a register. Where the type has a zero point Z, the
+// sums start at -Z·Σx (zs, per block and token), as in panel_tile.
+template <quant::Type T, int NT>
+static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x,
+                               const int32_t* zs, float* y, int64_t ldy) {
+  constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;  // a block of 16 rows
+  const int64_t blocks = in / 32;
+  const auto x4 = [&](int t, int64_t k) {  // elements k to k + 3 of token t, in every lane
+    int32_t v;
+    std::memcpy(&v, x.q + t * in + k, 4);
+    return _mm512_set1_epi32(v);
+  };
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* c = panel + b * kColumn;
+    // Two chains of sums per token (the block's first and second halves, or alternate units).
+    __m512i lo[NT], hi[NT];
+    for (int t = 0; t < NT; ++t)
+      lo[t] = _mm512_set1_epi32(zs[t * blocks + b]), hi[t] = _mm512_setzero_si512();
+    if constexpr (T == quant::Type::Q8_0) {  // q + 128 as unsigned bytes: Z = 128
+      const __m512i flip = _mm512_set1_epi8(int8_t(0x80));
+      for (int j = 0; j < 8; ++j) {
+        const __m512i q = _mm512_xor_si512(_mm512_loadu_si512(c + 32 + 64 * j), flip);
+        for (int t = 0; t < NT; ++t) {
+          __m512i& sum = j % 2 ? hi[t] : lo[t];
+          sum = _mm512_dpbusd_epi32(sum, q, x4(t, 32 * b + 4 * j));
+        }
+      }
+    } else if constexpr (T == quant::Type::Q4_0) {
+      // The high nibbles stay in place: their sums are 16 times too large, exactly.
+      const __m512i high = _mm512_set1_epi8(int8_t(0xF0));
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_loadu_si512(c + 32 + 64 * j);
+        const __m512i ql = _mm512_and_si512(v, low), qh = _mm512_and_si512(v, high);
+        for (int t = 0; t < NT; ++t) {
+          lo[t] = _mm512_dpbusd_epi32(lo[t], ql, x4(t, 32 * b + 4 * j));
+          hi[t] = _mm512_dpbusd_epi32(hi[t], qh, x4(t, 32 * b + 16 + 4 * j));
+        }
+      }
+      for (int t = 0; t < NT; ++t) hi[t] = _mm512_srai_epi32(hi[t], 4);
+    } else {  // Q5_0: each byte's fifth bit from qh, bit 4j + i of its row's 32
+      static_assert(T == quant::Type::Q5_0);
+      const __m512i qh = _mm512_loadu_si512(c + 32);
+      // Byte s of each row's qh in all four bytes of its lane.
+      const auto spread = [&](int s) {
+        return _mm512_shuffle_epi8(
+            qh, _mm512_add_epi8(_mm512_set4_epi32(0x0C0C0C0C, 0x08080808, 0x04040404, 0),
+                                _mm512_set1_epi8(int8_t(s))));
+      };
+      const __m512i bytes[4] = {spread(0), spread(1), spread(2), spread(3)};
+      const __m512i bits[2] = {_mm512_set1_epi32(0x08040201), _mm512_set1_epi32(int(0x80402010))};
+      const __m512i fifth = _mm512_set1_epi8(0x10);
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_loadu_si512(c + 96 + 64 * j);
+        __m512i ql = _mm512_and_si512(v, low), qh4 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        // Elements 4j + i (bit 4j + i: byte j / 2) and 16 + 4j + i (byte 2 + j / 2).
+        ql = _mm512_mask_add_epi8(ql, _mm512_test_epi8_mask(bytes[j / 2], bits[j % 2]), ql, fifth);
+        qh4 = _mm512_mask_add_epi8(qh4, _mm512_test_epi8_mask(bytes[2 + j / 2], bits[j % 2]), qh4,
+                                   fifth);
+        for (int t = 0; t < NT; ++t) {
+          lo[t] = _mm512_dpbusd_epi32(lo[t], ql, x4(t, 32 * b + 4 * j));
+          hi[t] = _mm512_dpbusd_epi32(hi[t], qh4, x4(t, 32 * b + 16 + 4 * j));
+        }
+      }
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
+    for (int t = 0; t < NT; ++t)
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[t], hi[t])),
+                               _mm512_mul_ps(d, _mm512_set1_ps(x.d[t * blocks + b])), acc[t]);
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+template <quant::Type T, int NT>
+static inline void panels(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
+                          float* y, int64_t ldy, float* scratch) {
+  constexpr int Z = quant::zero_point(T);
+  const int64_t blocks = in / 32;
+  auto* zs = reinterpret_cast<int32_t*>(scratch);  // [NT][blocks]: -Z·Σx per block
+  for (int t = 0; t < NT; ++t)
+    for (int64_t b = 0; b < blocks; ++b)
+      zs[t * blocks + b] = -Z * (x.s[t * (in / 16) + 2 * b] + x.s[t * (in / 16) + 2 * b + 1]);
+  const int64_t stride = quant::row_bytes(T, in);
+  const auto* u = reinterpret_cast<const uint8_t*>(w);
+  for (int64_t r = 0; r < rows; r += kPanelRows)
+    panel_fused<T, NT>(u + r * stride, in, x, zs, y + r, ldy);
+}
 }  // namespace detail
+
+GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
+                                    const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
+                                    float* scratch) {
+  const auto run = [&]<quant::Type T>() {
+    switch (tokens) {
+      case 1:
+        return detail::panels<T, 1>(w, rows, in, x, y, ldy, scratch);
+      case 2:
+        return detail::panels<T, 2>(w, rows, in, x, y, ldy, scratch);
+      case 3:
+        return detail::panels<T, 3>(w, rows, in, x, y, ldy, scratch);
+      default:
+        static_assert(kFusedTokens == 4);
+        return detail::panels<T, 4>(w, rows, in, x, y, ldy, scratch);
+    }
+  };
+  switch (type) {
+    case quant::Type::Q8_0:
+      return run.template operator()<quant::Type::Q8_0>();
+    case quant::Type::Q4_0:
+      return run.template operator()<quant::Type::Q4_0>();
+    default:
+      static_assert(quant::interleavable(quant::Type::Q5_0));
+      return run.template operator()<quant::Type::Q5_0>();
+  }
+}
 
 GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                   const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
