@@ -834,7 +834,13 @@ TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and th
 TEST_CASE("interleaved rows: the file's bytes reordered, decoded and multiplied as in file order",
           "[kernels][quant]") {
   for (const quant::Type t : quant::kAllTypes) {
-    if (!quant::interleavable(t)) continue;
+    if (!quant::interleavable(t)) {  // refused, not scrambled
+      const QuantWeight w(t, 16, 256, 1);
+      std::vector<std::byte> panel(w.bytes.size());
+      CHECK_THROWS_WITH(quant::interleave_panel(t, w.bytes.data(), 256, panel.data()),
+                        Catch::Contains("not interleaved"));
+      continue;
+    }
     // 37 rows: two panels and 5 rows in file order; 48: three panels.
     for (const int64_t rows : {37, 48}) {
       const int64_t in = 224, stride = quant::row_bytes(t, in);
@@ -873,14 +879,11 @@ TEST_CASE("interleaved rows: the file's bytes reordered, decoded and multiplied 
         CHECK(test::max_abs_diff(plain::linear<float>(x, view), expected) == 0);
         if (fast::vnni_available() && tokens <= kernels::quantdot::kFusedTokens) {
           const quant::Activations xq = quant::quantize_activations(x.data(), tokens, in, in);
-          std::vector<float> scratch(
-              static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
           Mat<float> y(tokens, rows);
           y.setConstant(NAN);
           const int64_t panel_rows = quant::interleaved_rows(rows);
           kernels::quantdot::panels(t, bytes.data(), panel_rows, in,
-                                    kernels::simd::QuantX::of(xq, 0), tokens, y.data(), rows,
-                                    scratch.data());
+                                    kernels::simd::QuantX::of(xq, 0), tokens, y.data(), rows);
           CHECK(test::max_abs_diff(y.leftCols(panel_rows), expected.leftCols(panel_rows)) <= tol);
           CHECK(std::isnan(y(0, rows - 1)) == (panel_rows < rows));  // nothing written past them
         }

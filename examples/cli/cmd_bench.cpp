@@ -366,7 +366,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag(
       "--huge-pages", o->huge_pages,
       "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode; "
-      "Q8_0/Q4_0/Q5_0 rows interleaved for the int8 kernel: docs/gguf.md)");
+      "with AVX512-VNNI, Q8_0/Q4_0/Q5_0 rows interleaved for the int8 kernel: docs/gguf.md)");
   cmd->add_option("--image", o->image,
                   "the image a multimodal checkpoint's vision encoder is timed on (default: a "
                   "seeded pattern)")

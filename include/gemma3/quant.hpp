@@ -45,6 +45,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -362,6 +364,8 @@ inline constexpr int64_t interleaved_rows(int64_t rows) {
 // panel of kPanelRows rows, row_bytes(t, cols) apart.
 template <class Move>
 inline void for_each_unit(Type t, int64_t cols, int64_t first_row, int64_t rows, Move&& move) {
+  if (!interleavable(t))  // (a K-quant's header is not at its start, nor its rest in 4-byte units)
+    throw std::invalid_argument(std::string("quant: ") + name(t) + " rows are not interleaved");
   const Layout L = layout(t);
   const int64_t stride = row_bytes(t, cols), header = header_bytes(t);
   for (int64_t c = 0; c < cols / L.block_elements; ++c)

@@ -37,6 +37,8 @@
 #include <utility>
 #include <vector>
 
+#include <omp.h>
+
 #include "gemma3/config.hpp"
 #include "gemma3/error.hpp"
 #include "gemma3/io/gguf.hpp"
@@ -265,7 +267,8 @@ inline ModelConfig config_from_gguf(const File& f) {
 
 // A gemma3 GGUF's tensors under their HF names (`model.*`), ready for Checkpoint's binder. Views of
 // matrices point into the mapping, quantized ones too (they stay quantized: quant.hpp, and the
-// fused kernels multiply them as they are); the shifted norms into f32 buffers this object owns.
+// fused kernels multiply them as they are, or interleaved: below); the shifted norms into f32
+// buffers this object owns.
 // Each view's name is the GGUF name, so errors name what the file says.
 //
 // With `interleave` (for Residency::HugePages only: the copy is the model's own memory), the
@@ -304,15 +307,16 @@ class Tensors {
         const int64_t stride = row_bytes(v->dtype, v->cols());
         const int64_t panels = quant::interleaved_rows(v->rows()) / quant::kPanelRows;
         std::byte* data = writable(v->data);
-#pragma omp parallel
-        {
-          std::vector<std::byte> rows(std::size_t(quant::kPanelRows * stride));
-#pragma omp for
-          for (int64_t p = 0; p < panels; ++p) {
-            std::byte* panel = data + p * quant::kPanelRows * stride;
-            std::memcpy(rows.data(), panel, rows.size());
-            quant::interleave_panel(type, rows.data(), v->cols(), panel);
-          }
+        // A panel's rows copied out, then written back interleaved: one copy per thread, made
+        // here (an allocation failing inside the parallel region could not be reported).
+        const int64_t panel_bytes = quant::kPanelRows * stride;
+        std::vector<std::byte> scratch(std::size_t(omp_get_max_threads() * panel_bytes));
+#pragma omp parallel for
+        for (int64_t p = 0; p < panels; ++p) {
+          std::byte* rows = scratch.data() + omp_get_thread_num() * panel_bytes;
+          std::byte* panel = data + p * panel_bytes;
+          std::memcpy(rows, panel, std::size_t(panel_bytes));
+          quant::interleave_panel(type, rows, v->cols(), panel);
         }
         v->interleaved = true;
       }

@@ -1,6 +1,6 @@
 // A whole file, read-only: by default a memory mapping (checkpoints stay on disk and in the page
 // cache, and tensors are views into the mapping: no copy at load), or on request a copy in 2 MiB
-// pages (Residency::HugePages).
+// pages (Residency::HugePages), which only edit() writes to (a GGUF's rows interleaved at load).
 //
 // A mapped file that changes underneath (another program truncates it or writes over it; gemma3's
 // own writers never do, they rename a new file into place) is detected, not obeyed:
@@ -49,8 +49,9 @@ namespace gemma3::inline GEMMA3_MODE {
 enum class Residency {
   Mapped,     // mapped from the file, no copy: loads in milliseconds once the page cache is warm
   HugePages,  // read once into anonymous memory backed by 2 MiB pages (MADV_HUGEPAGE): loading
-              // reads the whole file (seconds for 1B), decoding is faster; a GGUF's Q8_0, Q4_0
-              // and Q5_0 rows are then interleaved for the int8 kernel (gguf::Tensors)
+              // reads the whole file (seconds for 1B), decoding is faster; on an AVX512-VNNI CPU a
+              // GGUF's Q8_0, Q4_0 and Q5_0 rows are then interleaved for the int8 kernel
+              // (gguf::Tensors, checkpoint.hpp's interleave_rows)
 };
 
 // Anonymous read-write memory of at least `bytes`, starting at a 2 MiB boundary and backed by 2 MiB
@@ -100,12 +101,12 @@ class HugePageMemory {
     return size_;
   }
   // Makes the memory read-only: a stray write then faults instead of changing the weights; unseal
-  // undoes it.
-  void seal() const {
-    if (data_) ::mprotect(data_, size_, PROT_READ);
+  // makes it writable again. Both report whether the kernel did it.
+  bool seal() const {
+    return !data_ || ::mprotect(data_, size_, PROT_READ) == 0;
   }
-  void unseal() const {
-    if (data_) ::mprotect(data_, size_, PROT_READ | PROT_WRITE);
+  bool unseal() const {
+    return !data_ || ::mprotect(data_, size_, PROT_READ | PROT_WRITE) == 0;
   }
 
  private:
@@ -254,7 +255,9 @@ class MappedFile {
   void edit(const std::function<void(std::byte*)>& edit) {
     if (!copy_.data())
       throw IoError(path_.string(), "is mapped, not copied into memory: its bytes are read-only");
-    copy_.unseal();
+    if (!copy_.unseal())
+      throw IoError(path_.string(), std::string("cannot make its copy in memory writable: ") +
+                                        std::strerror(errno));
     try {
       edit(copy_.data());
     } catch (...) {

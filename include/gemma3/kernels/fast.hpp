@@ -216,7 +216,8 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
 // in runs (GuidedRuns), for prefill in tasks of a block of rows and a chunk of tokens
 // (kernels::simd::QuantRows, or its VNNI twin).
 // A row is unpacked once per chunk (in VNNI's decode, not at all) and multiplied by the chunk's
-// tokens from L1/L2.
+// tokens from L1/L2. Interleaved rows (TensorView::interleaved) go to VNNI's panel kernel for
+// decode (kernels::quantdot::panels); elsewhere they are put back in file order first.
 inline void quant_linear(std::span<const TensorView* const> ws, const float* x, int64_t tokens,
                          int64_t ldx, std::span<float* const> ys) {
   if (tokens == 0) return;
@@ -267,17 +268,17 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
       const int64_t stride = row_bytes(w.dtype, in);
       const int64_t panel_end = w.interleaved ? quant::interleaved_rows(w.rows()) : 0;
       if (r0 >= panel_end) return rows_times(m, w.data + r0 * stride, r0, n, t0, nt);
-      // Interleaved rows: decode's panel kernel, else a panel at a time back in file order.
+      // Interleaved rows (r0 is a multiple of the panel: decode's units are panels, prefill's
+      // blocks two): decode's panel kernel, else two panels at a time back in file order.
       const int64_t end = std::min(r0 + n, panel_end);
       if constexpr (kernels::quantdot::kBuilt)
         if (vnni && decode) {
           kernels::quantdot::panels(type, w.data + r0 * stride, end - r0, in,
-                                    kernels::simd::QuantX::of(xq, t0), nt, ys[m] + r0, w.rows(),
-                                    ab.get());
+                                    kernels::simd::QuantX::of(xq, t0), nt,
+                                    ys[m] + t0 * w.rows() + r0, w.rows());
           if (end < r0 + n) rows_times(m, w.data + end * stride, end, r0 + n - end, t0, nt);
           return;
         }
-      // (kGemmRows at a time, two panels: the prefill kernel's block)
       constexpr int64_t kBlock = kernels::quantdot::kGemmRows;
       file_order.resize(std::size_t(kBlock * stride));
       for (int64_t b = r0; b < end; b += kBlock) {

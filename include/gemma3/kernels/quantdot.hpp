@@ -54,11 +54,9 @@ GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t 
                                   const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
                                   uint8_t* q, float* ab);
 // Decode (1 to kFusedTokens tokens) on rows interleaved in panels (quant::interleave_panel; the
-// types quant::interleavable): `rows`, a multiple of kPanelRows, at w; scratch of
-// scratch_floats(in) floats.
+// types quant::interleavable, others are not read): `rows`, a multiple of kPanelRows, at w.
 GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
-                                    const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
-                                    float* scratch);
+                                    const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy);
 inline constexpr int64_t kFusedTokens = 4;  // up to this many tokens, decode's fused kernel
 inline constexpr int64_t kPanelRows = quant::kPanelRows;  // one 512-bit register of int32 sums
 inline constexpr int64_t kGemmRows = 2 * kPanelRows;      // prefill: two panels side by side
@@ -719,11 +717,12 @@ static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd
 // 16 rows, so each vpdpbusd adds 4 products to 16 rows' sums, and a block's sums are converted,
 // scaled (the 16 rows' d in one register) and added once per 512 weights; the 16 results come
 // out in the lanes, with no reduction across a register. Where the type has a zero point Z, the
-// sums start at -Z·Σx (zs, per block and token), as in panel_tile.
+// sums start at -Z·Σx (the block's activations' sum), as in panel_tile.
 template <quant::Type T, int NT>
-static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x,
-                               const int32_t* zs, float* y, int64_t ldy) {
+static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x, float* y,
+                               int64_t ldy) {
   constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;  // a block of 16 rows
+  constexpr int Z = quant::zero_point(T);
   const int64_t blocks = in / 32;
   const auto x4 = [&](int t, int64_t k) {  // elements k to k + 3 of token t, in every lane
     int32_t v;
@@ -737,8 +736,10 @@ static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::Qua
     const uint8_t* c = panel + b * kColumn;
     // Two chains of sums per token (the block's first and second halves, or alternate units).
     __m512i lo[NT], hi[NT];
-    for (int t = 0; t < NT; ++t)
-      lo[t] = _mm512_set1_epi32(zs[t * blocks + b]), hi[t] = _mm512_setzero_si512();
+    for (int t = 0; t < NT; ++t) {
+      const int32_t* s16 = x.s + t * (in / 16) + 2 * b;  // Σx per 16
+      lo[t] = _mm512_set1_epi32(-Z * (s16[0] + s16[1])), hi[t] = _mm512_setzero_si512();
+    }
     if constexpr (T == quant::Type::Q8_0) {  // q + 128 as unsigned bytes: Z = 128
       const __m512i flip = _mm512_set1_epi8(int8_t(0x80));
       for (int j = 0; j < 8; ++j) {
@@ -795,34 +796,27 @@ static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::Qua
 
 template <quant::Type T, int NT>
 static inline void panels(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
-                          float* y, int64_t ldy, float* scratch) {
-  constexpr int Z = quant::zero_point(T);
-  const int64_t blocks = in / 32;
-  auto* zs = reinterpret_cast<int32_t*>(scratch);  // [NT][blocks]: -Z·Σx per block
-  for (int t = 0; t < NT; ++t)
-    for (int64_t b = 0; b < blocks; ++b)
-      zs[t * blocks + b] = -Z * (x.s[t * (in / 16) + 2 * b] + x.s[t * (in / 16) + 2 * b + 1]);
+                          float* y, int64_t ldy) {
   const int64_t stride = quant::row_bytes(T, in);
   const auto* u = reinterpret_cast<const uint8_t*>(w);
   for (int64_t r = 0; r < rows; r += kPanelRows)
-    panel_fused<T, NT>(u + r * stride, in, x, zs, y + r, ldy);
+    panel_fused<T, NT>(u + r * stride, in, x, y + r, ldy);
 }
 }  // namespace detail
 
 GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
-                                    const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
-                                    float* scratch) {
+                                    const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy) {
   const auto run = [&]<quant::Type T>() {
     switch (tokens) {
       case 1:
-        return detail::panels<T, 1>(w, rows, in, x, y, ldy, scratch);
+        return detail::panels<T, 1>(w, rows, in, x, y, ldy);
       case 2:
-        return detail::panels<T, 2>(w, rows, in, x, y, ldy, scratch);
+        return detail::panels<T, 2>(w, rows, in, x, y, ldy);
       case 3:
-        return detail::panels<T, 3>(w, rows, in, x, y, ldy, scratch);
+        return detail::panels<T, 3>(w, rows, in, x, y, ldy);
       default:
         static_assert(kFusedTokens == 4);
-        return detail::panels<T, 4>(w, rows, in, x, y, ldy, scratch);
+        return detail::panels<T, 4>(w, rows, in, x, y, ldy);
     }
   };
   switch (type) {
@@ -830,9 +824,10 @@ GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_
       return run.template operator()<quant::Type::Q8_0>();
     case quant::Type::Q4_0:
       return run.template operator()<quant::Type::Q4_0>();
-    default:
-      static_assert(quant::interleavable(quant::Type::Q5_0));
+    case quant::Type::Q5_0:
       return run.template operator()<quant::Type::Q5_0>();
+    default:  // (not interleavable: for_each_unit refuses to interleave them)
+      return;
   }
 }
 
