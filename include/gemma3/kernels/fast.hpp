@@ -266,23 +266,23 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
       const TensorView& w = *ws[m];
       const quant::Type type = quant_type(w.dtype);
       const int64_t stride = row_bytes(w.dtype, in);
-      const int64_t panel_end = w.interleaved ? quant::interleaved_rows(w.rows()) : 0;
-      if (r0 >= panel_end) return rows_times(m, w.data + r0 * stride, r0, n, t0, nt);
-      // Interleaved rows (r0 is a multiple of the panel: decode's units are panels, prefill's
-      // blocks two): decode's panel kernel, else two panels at a time back in file order.
-      const int64_t end = std::min(r0 + n, panel_end);
+      // Rows [r0, end) are interleaved (r0 is a multiple of the panel: decode's units are panels,
+      // prefill's blocks two), the rest in file order.
+      const int64_t end =
+          w.interleaved ? std::clamp(quant::interleaved_rows(w.rows()), r0, r0 + n) : r0;
+      int64_t done = r0;
       if constexpr (kernels::quantdot::kBuilt)
-        if (vnni && decode) {
+        if (vnni && decode && end > r0) {  // decode's panel kernel
           kernels::quantdot::panels(type, w.data + r0 * stride, end - r0, in,
                                     kernels::simd::QuantX::of(xq, t0), nt,
                                     ys[m] + t0 * w.rows() + r0, w.rows());
-          if (end < r0 + n) rows_times(m, w.data + end * stride, end, r0 + n - end, t0, nt);
-          return;
+          done = end;
         }
+      // Elsewhere two panels at a time back in file order.
       constexpr int64_t kBlock = kernels::quantdot::kGemmRows;
-      file_order.resize(std::size_t(kBlock * stride));
-      for (int64_t b = r0; b < end; b += kBlock) {
+      for (int64_t b = done; b < end; b += kBlock) {
         const int64_t k = std::min(kBlock, end - b);
+        file_order.resize(std::size_t(kBlock * stride));
         for (int64_t p = 0; p < k; p += quant::kPanelRows)
           quant::deinterleave_panel(type, w.data + (b + p) * stride, in,
                                     file_order.data() + p * stride);

@@ -806,29 +806,21 @@ static inline void panels(const std::byte* w, int64_t rows, int64_t in, const si
 
 GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                     const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy) {
-  const auto run = [&]<quant::Type T>() {
-    switch (tokens) {
-      case 1:
-        return detail::panels<T, 1>(w, rows, in, x, y, ldy);
-      case 2:
-        return detail::panels<T, 2>(w, rows, in, x, y, ldy);
-      case 3:
-        return detail::panels<T, 3>(w, rows, in, x, y, ldy);
-      default:
-        static_assert(kFusedTokens == 4);
-        return detail::panels<T, 4>(w, rows, in, x, y, ldy);
+  quant::with_type(type, [&](auto T) {
+    if constexpr (quant::interleavable(T.value)) {  // (no other type is: for_each_unit)
+      switch (tokens) {
+        case 1:
+          return detail::panels<T.value, 1>(w, rows, in, x, y, ldy);
+        case 2:
+          return detail::panels<T.value, 2>(w, rows, in, x, y, ldy);
+        case 3:
+          return detail::panels<T.value, 3>(w, rows, in, x, y, ldy);
+        default:
+          static_assert(kFusedTokens == 4);
+          return detail::panels<T.value, 4>(w, rows, in, x, y, ldy);
+      }
     }
-  };
-  switch (type) {
-    case quant::Type::Q8_0:
-      return run.template operator()<quant::Type::Q8_0>();
-    case quant::Type::Q4_0:
-      return run.template operator()<quant::Type::Q4_0>();
-    case quant::Type::Q5_0:
-      return run.template operator()<quant::Type::Q5_0>();
-    default:  // (not interleavable: for_each_unit refuses to interleave them)
-      return;
-  }
+  });
 }
 
 GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
