@@ -645,29 +645,45 @@ inline void quantize_activation_row(const float* x, int64_t in, int8_t* q, float
   }
 }
 
-// x [tokens, in] row-major (rows `ld` floats apart); the tokens split over threads (each token's
-// values are the same for any split). `row` quantizes one token: quantize_activation_row, or a
-// SIMD twin that gives the same values (kernels::quantdot::quantize_row).
 using RowQuantizer = void (*)(const float* x, int64_t in, int8_t* q, float* d, int32_t* s);
+
+// Blocks [b0, b1) of token t's row of `a`, from those blocks' values x_t (x_t[i] is element 32·b0
+// + i of the row): each block's q, d, s, e16 and e32 depend on its own 32 values alone, so any
+// split of a row's blocks gives the same activations. `row` quantizes whole blocks:
+// quantize_activation_row, or a SIMD twin that gives the same values
+// (kernels::quantdot::quantize_row).
+inline void quantize_activation_blocks(const float* x_t, int64_t t, int64_t b0, int64_t b1,
+                                       Activations& a, RowQuantizer row = quantize_activation_row) {
+  const int64_t blocks = a.in / 32;
+  float* d = a.d.data() + t * blocks + b0;
+  int32_t* s = a.s.data() + t * 2 * blocks + 2 * b0;
+  row(x_t, 32 * (b1 - b0), a.q.data() + t * a.in + 32 * b0, d, s);
+  float* e16 = a.e16.data() + t * 2 * blocks + 2 * b0;
+  float* e32 = a.e32.data() + t * blocks + b0;
+  for (int64_t i = 0; i < 2 * (b1 - b0); ++i) e16[i] = d[i / 2] * float(s[i]);
+  for (int64_t i = 0; i < b1 - b0; ++i) e32[i] = d[i] * float(s[2 * i] + s[2 * i + 1]);
+}
+
+// Sizes a's arrays for `tokens` rows of `in` values (in a multiple of 32), keeping their memory
+// when it is large enough: the values are left for quantize_activation_blocks to write.
+inline void resize_activations(Activations& a, int64_t tokens, int64_t in) {
+  a.tokens = tokens, a.in = in;
+  a.q.resize(std::size_t(tokens * in));
+  a.d.resize(std::size_t(tokens * in / 32));
+  a.s.resize(std::size_t(tokens * in / 16));
+  a.e16.resize(std::size_t(tokens * in / 16));
+  a.e32.resize(std::size_t(tokens * in / 32));
+}
+
+// x [tokens, in] row-major (rows `ld` floats apart); the tokens split over threads (each token's
+// values are the same for any split).
 inline Activations quantize_activations(const float* x, int64_t tokens, int64_t in, int64_t ld,
                                         RowQuantizer row = quantize_activation_row) {
-  Activations a{tokens,
-                in,
-                std::vector<int8_t>(std::size_t(tokens * in)),
-                std::vector<float>(std::size_t(tokens * in / 32)),
-                std::vector<int32_t>(std::size_t(tokens * in / 16)),
-                std::vector<float>(std::size_t(tokens * in / 16)),
-                std::vector<float>(std::size_t(tokens * in / 32))};
+  Activations a;
+  resize_activations(a, tokens, in);
 #pragma omp parallel for schedule(static) if (tokens > 1)
-  for (int64_t t = 0; t < tokens; ++t) {
-    float* d = a.d.data() + t * (in / 32);
-    int32_t* s = a.s.data() + t * (in / 16);
-    row(x + t * ld, in, a.q.data() + t * in, d, s);
-    float* e16 = a.e16.data() + t * (in / 16);
-    float* e32 = a.e32.data() + t * (in / 32);
-    for (int64_t i = 0; i < in / 16; ++i) e16[i] = d[i / 2] * float(s[i]);
-    for (int64_t i = 0; i < in / 32; ++i) e32[i] = d[i] * float(s[2 * i] + s[2 * i + 1]);
-  }
+  for (int64_t t = 0; t < tokens; ++t)
+    quantize_activation_blocks(x + t * ld, t, 0, in / 32, a, row);
   return a;
 }
 

@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -123,6 +124,31 @@ class GemvInput {
 };
 
 namespace detail {
+// The threads of one parallel region meeting once: each waits until all have arrived. They spin
+// (and yield the core after a while, should threads outnumber cores) rather than sleep: OpenMP's
+// barrier ends in a futex system call, 1.4 µs on the virtual machine of docs/performance.md, more
+// than the wait it ends between the two halves of a decode step's product.
+class Meeting {
+ public:
+  void arrive_and_wait() {
+    const int team = omp_get_num_threads();
+    arrived_.fetch_add(1, std::memory_order_acq_rel);
+    for (int spins = 0; arrived_.load(std::memory_order_acquire) < team; ++spins) {
+      if (spins < kSpins) {
+#if defined(__x86_64__) || defined(_M_X64)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  static constexpr int kSpins = 1 << 14;  // ~ a millisecond of pause instructions
+  std::atomic<int> arrived_{0};
+};
+
 // The rows of one or more matrices in blocks, numbered across all of them, so that one parallel
 // region splits the blocks of all of them over threads (one fork/join per group of matrices).
 class RowBlocks {
@@ -211,56 +237,109 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
   });
 }
 
-// Y_m = X · W_mᵀ for block-quantized weights (quant.hpp; any mix of types, one width): X quantized
-// once (quant::quantize_activations), then the rows of all the matrices over threads: for decode
-// in runs (GuidedRuns), for prefill in tasks of a block of rows and a chunk of tokens
-// (kernels::simd::QuantRows, or its VNNI twin).
+// What a product with quantized weights multiplies: x [tokens, in] (rows `ld` floats apart), or,
+// where `up` is set (a matrix of the same shape and stride), GeGLU's gelu_tanh(x) ⊙ up: the MLP's
+// down projection, whose input is then computed block by block as it is quantized, by the kernel
+// of fast::gelu_tanh_mul (element by element, so the same values as that pass, which it saves).
+struct QuantInput {
+  const float* x;
+  int64_t ld;
+  const float* up = nullptr;
+};
+
+// Each thread's scratch for quant_linear's kernels, kept from call to call (allocated where first
+// needed, grown when too small): a decode step makes about a hundred products, and allocating the
+// kernels' few hundred KB for each, in every thread, was a measurable share of a quantized decode.
+struct QuantScratch {
+  std::unique_ptr<uint8_t[]> q;
+  std::unique_ptr<float[]> ab;
+  int64_t in = 0;                     // the width q and ab are sized for
+  std::vector<std::byte> file_order;  // interleaved rows put back in file order
+
+  void reserve(int64_t width) {
+    if (width <= in) return;
+    q = std::make_unique_for_overwrite<uint8_t[]>(
+        static_cast<std::size_t>(kernels::quantdot::scratch_bytes(width)));
+    ab = std::make_unique_for_overwrite<float[]>(
+        static_cast<std::size_t>(kernels::quantdot::scratch_floats(width)));
+    in = width;
+  }
+  // This thread's. (Named inside a parallel region, each thread gets its own.)
+  static QuantScratch& of_this_thread() {
+    static thread_local QuantScratch scratch;
+    return scratch;
+  }
+};
+
+// Y_m = X · W_mᵀ for block-quantized weights (quant.hpp; any mix of types, one width), in one
+// parallel region: first X quantized (quant::quantize_activation_blocks), its blocks split over
+// the threads; then the rows of all the matrices over threads: for decode in runs (GuidedRuns),
+// for prefill in tasks of a block of rows and a chunk of tokens (kernels::simd::QuantRows, or its
+// VNNI twin). The quantized X lives in memory the calling thread keeps from call to call (a decode
+// step's hundred products allocated and zeroed it each time, alone, while the other threads
+// waited).
 // A row is unpacked once per chunk (in VNNI's decode, not at all) and multiplied by the chunk's
 // tokens from L1/L2. Interleaved rows (TensorView::interleaved) go to VNNI's panel kernel for
 // decode (kernels::quantdot::panels); elsewhere they are put back in file order first.
-inline void quant_linear(std::span<const TensorView* const> ws, const float* x, int64_t tokens,
-                         int64_t ldx, std::span<float* const> ys) {
+inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput& input,
+                         int64_t tokens, std::span<float* const> ys) {
   if (tokens == 0) return;
-  const int64_t in = ws[0]->cols();
+  const int64_t in = ws[0]->cols(), blocks = in / 32;
   const bool vnni = vnni_available();
   quant::RowQuantizer quantize_row = quant::quantize_activation_row;
   if constexpr (kernels::quantdot::kBuilt)
     if (vnni) quantize_row = kernels::quantdot::quantize_row;
-  const quant::Activations xq = quant::quantize_activations(x, tokens, in, ldx, quantize_row);
+  static thread_local quant::Activations activations;  // the calling thread's
+  quant::Activations& xq = activations;  // (the name inside the region would be each thread's own)
+  quant::resize_activations(xq, tokens, in);
+  // X is quantized in pieces of kPieceBlocks blocks: a decode step's narrowest input (1152 values
+  // at 1b) still gives every thread a share.
+  constexpr int64_t kPieceBlocks = 4;
+  const int64_t pieces = (blocks + kPieceBlocks - 1) / kPieceBlocks;
   constexpr int64_t kTokenChunk = 256;
   const bool decode = tokens <= kernels::quantdot::kFusedTokens;
   // Decode: runs of rows (GuidedRuns), all tokens at once. Prefill: tasks of kGemmRows rows and a
   // chunk of tokens, handed out in turn.
   std::optional<GuidedRuns> runs;
-  std::optional<RowBlocks> blocks;
+  std::optional<RowBlocks> row_blocks;
   if (decode)
     runs.emplace(ws, kernels::quantdot::kPanelRows);
   else
-    blocks.emplace(ws, kernels::quantdot::kGemmRows);
+    row_blocks.emplace(ws, kernels::quantdot::kGemmRows);
   const int64_t chunks = (tokens + kTokenChunk - 1) / kTokenChunk;
+  Meeting quantized;  // every piece of X is quantized before any product reads it
 #pragma omp parallel
   {
-    // Scratch for either kernel (the VNNI one needs more), not zeroed: every call of a decode
-    // step allocates it.
-    const auto q = std::make_unique_for_overwrite<uint8_t[]>(
-        static_cast<std::size_t>(kernels::quantdot::scratch_bytes(in)));
-    const auto ab = std::make_unique_for_overwrite<float[]>(
-        static_cast<std::size_t>(kernels::quantdot::scratch_floats(in)));
-    std::vector<std::byte> file_order;  // interleaved rows put back in file order
+#pragma omp for schedule(static) nowait
+    for (int64_t piece = 0; piece < tokens * pieces; ++piece) {
+      const int64_t t = piece / pieces, b0 = piece % pieces * kPieceBlocks;
+      const int64_t b1 = std::min(blocks, b0 + kPieceBlocks);
+      const float* x = input.x + t * input.ld + 32 * b0;
+      alignas(64) float geglu[32 * kPieceBlocks];
+      if (input.up) {
+        kernels::call(kernels::simd::GeluTanhMul{}, x, input.up + t * input.ld + 32 * b0, geglu,
+                      32 * (b1 - b0));
+        x = geglu;
+      }
+      quant::quantize_activation_blocks(x, t, b0, b1, xq, quantize_row);
+    }
+    quantized.arrive_and_wait();
+    QuantScratch& scratch = QuantScratch::of_this_thread();
     // Rows [r0, r0 + n) (in file order at `rows`) of matrix m times tokens [t0, t0 + nt).
     const auto rows_times = [&](std::size_t m, const std::byte* rows, int64_t r0, int64_t n,
                                 int64_t t0, int64_t nt) {
       const TensorView& w = *ws[m];
       const auto xt = kernels::simd::QuantX::of(xq, t0);
       float* y = ys[m] + t0 * w.rows() + r0;
+      scratch.reserve(in);
       if constexpr (kernels::quantdot::kBuilt)
         if (vnni) {
-          kernels::quantdot::rows(quant_type(w.dtype), rows, n, in, xt, nt, y, w.rows(), q.get(),
-                                  ab.get());
+          kernels::quantdot::rows(quant_type(w.dtype), rows, n, in, xt, nt, y, w.rows(),
+                                  scratch.q.get(), scratch.ab.get());
           return;
         }
       kernels::call(kernels::simd::QuantRows{}, quant_type(w.dtype), rows, n, in, xt, nt, y,
-                    w.rows(), q.get(), ab.get());
+                    w.rows(), scratch.q.get(), scratch.ab.get());
     };
     const auto product = [&](std::size_t m, int64_t r0, int64_t n, int64_t t0, int64_t nt) {
       const TensorView& w = *ws[m];
@@ -280,6 +359,7 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
         }
       // Elsewhere two panels at a time back in file order.
       constexpr int64_t kBlock = kernels::quantdot::kGemmRows;
+      std::vector<std::byte>& file_order = scratch.file_order;
       for (int64_t b = done; b < end; b += kBlock) {
         const int64_t k = std::min(kBlock, end - b);
         file_order.resize(std::size_t(kBlock * stride));
@@ -294,8 +374,8 @@ inline void quant_linear(std::span<const TensorView* const> ws, const float* x, 
       runs->for_each([&](std::size_t m, int64_t r0, int64_t n) { product(m, r0, n, 0, tokens); });
     } else {
 #pragma omp for schedule(dynamic)
-      for (int64_t task = 0; task < blocks->count() * chunks; ++task) {
-        const auto [m, r0, n] = (*blocks)[task / chunks];
+      for (int64_t task = 0; task < row_blocks->count() * chunks; ++task) {
+        const auto [m, r0, n] = (*row_blocks)[task / chunks];
         const int64_t t0 = task % chunks * kTokenChunk;
         product(m, r0, n, t0, std::min(kTokenChunk, tokens - t0));
       }
@@ -428,13 +508,15 @@ void gemm(const Gemm& kernel, std::span<const TensorView* const> ws, const float
 }
 
 // out = gelu_tanh(gate) ⊙ up over n floats (out may be gate or up; a null up multiplies by 1),
-// split over threads in blocks of 16 Ki elements.
+// split over threads in blocks of 1 Ki to 16 Ki elements: a decode step's few thousand are shared
+// by the threads too.
 inline void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
-  constexpr int64_t kBlock = 16384;
+  const int64_t share = (n + omp_get_max_threads() - 1) / omp_get_max_threads();
+  const int64_t block = std::clamp<int64_t>((share + 63) / 64 * 64, 1024, 16384);
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t b = 0; b < n; b += kBlock)
+  for (int64_t b = 0; b < n; b += block)
     kernels::call(kernels::simd::GeluTanhMul{}, gate + b, up ? up + b : nullptr, out + b,
-                  std::min(kBlock, n - b));
+                  std::min(block, n - b));
 }
 
 // Throws InvalidArgument naming w unless it has `in` columns, the width of what it multiplies
@@ -501,7 +583,7 @@ std::array<Mat<float>, N> linear(const ConstMatRef<float>& x,
   std::array<float*, N> y;
   for (std::size_t m = 0; m < N; ++m) ys[m].resize(tokens, ws[m]->rows()), y[m] = ys[m].data();
   if (quantized) {  // quantized weights: their own activations (quant.hpp), whatever `inputs`
-    detail::quant_linear(ws, x.data(), tokens, x.outerStride(), y);
+    detail::quant_linear(ws, {x.data(), x.outerStride()}, tokens, y);
     for (std::size_t m = 0; m < N; ++m) add_bias(m);
     return ys;
   }
@@ -560,7 +642,9 @@ Mat<float> mlp_packed(const float* x, int64_t tokens, const TensorView& gate, co
 }  // namespace detail
 
 // The GeGLU feed-forward block down(gelu_tanh(gate·x) ⊙ up·x) (docs/model.md, MLP), the fast twin
-// of gemma3::mlp when no observer needs its intermediates. For a prompt with f32 inputs and gate,
+// of gemma3::mlp when no observer needs its intermediates. With quantized weights, GeGLU is fused
+// into the quantization of down's input (the same values as gelu_tanh_mul). For a prompt with f32
+// inputs and gate,
 // up and down of one dtype (bf16 or f32), the activations stay in the GEMM's packed layout from
 // gate/up to down: gate/up store their register tiles as they are, GeGLU runs on the packed arrays,
 // and down reads them as its packed input (no transpose out of gate/up, no packing of the wide
@@ -573,6 +657,18 @@ inline Mat<float> mlp(const ConstMatRef<float>& x, const TensorView& gate, const
     throw InvalidArgument(up.name, "has " + std::to_string(up.rows()) + " rows but " + gate.name +
                                        " has " + std::to_string(gate.rows()));
   detail::check_width(down, gate.rows(), "the activations have");
+  if (is_quantized(gate.dtype) && is_quantized(up.dtype) && is_quantized(down.dtype)) {
+    // Quantized weights (their own activations, whatever `inputs`): GeGLU is computed as down's
+    // input is quantized, inside its product's parallel region (detail::QuantInput), instead of
+    // in a pass of its own.
+    const auto gate_up = linear(x, std::array{&gate, &up}, inputs);
+    Mat<float> y(x.rows(), down.rows());
+    const TensorView* ws[] = {&down};
+    float* const ys[] = {y.data()};
+    detail::quant_linear(ws, {gate_up[0].data(), gate_up[0].cols(), gate_up[1].data()}, x.rows(),
+                         ys);
+    return y;
+  }
   const DType dtype = gate.dtype;
   if (inputs != MatmulInputs::F32 || x.rows() < kGemmMinTokens || up.dtype != dtype ||
       down.dtype != dtype || (dtype != DType::BF16 && dtype != DType::F32)) {
