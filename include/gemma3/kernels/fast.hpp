@@ -179,51 +179,96 @@ class RowBlocks {
   std::vector<int64_t> rows_;   // rows of matrix m
 };
 
-// Decode's rows over the threads of a parallel region by guided self-scheduling (Polychronopoulos
-// and Kuck, 1987; OpenMP's schedule(guided)): the rows of all the matrices are one sequence of
-// units of `unit` rows, and a thread that is free takes the next ⌈remaining / threads⌉ units, one
-// contiguous run (split only where a matrix ends). The first runs are long, each a single stream
-// that the hardware prefetchers and the kernels' prefetch follow to its end; the last ones short,
-// so that the threads finish together and a thread the OS delays is made up for by the others.
-// Measured on two threads against four equal blocks per thread handed out in turn (which
-// restarted the streams at every block): +20% bandwidth on a 270m decode step's Q4_0 matrices, +8%
-// on 1B's Q4_0 and Q8_0 layers, +2% on 1B's Q4_0 with the LM head. One object per parallel region:
-// its counter only moves forward.
-class GuidedRuns {
+// Decode's rows over the threads of a parallel region, each thread a contiguous share of them
+// with stealing at the end: the rows of all the matrices are one sequence of units of `unit` rows,
+// split into one share per thread. A thread takes runs from the front of its own share (a quarter
+// of what is left of it, down to one unit: one stream, followed to its end by the hardware
+// prefetchers and the kernels' prefetch); a thread whose share is done takes the back half of the
+// largest share left, and goes on with that as its own. So the streams are long, and a thread
+// the OS delays, or one that reads slower, is made up for by the others down to the last unit.
+// Guided self-scheduling (OpenMP's schedule(guided)), used before, handed the first thread to
+// arrive half of all the rows in one run, and the others waited out any difference in speed on it:
+// 17 µs of a 1b down projection's 120 on two threads (docs/performance.md). A thread left out of
+// the region (a smaller team) leaves its share to be taken by the others. One object per parallel
+// region.
+class RowShares {
  public:
-  GuidedRuns(std::span<const TensorView* const> ws, int64_t unit) : units_(ws, unit) {}
+  RowShares(std::span<const TensorView* const> ws, int64_t unit)
+      : units_(ws, unit), shares_(std::size_t(omp_get_max_threads())) {
+    const int64_t count = units_.count(), threads = int64_t(shares_.size());
+    for (int64_t t = 0; t < threads; ++t)
+      shares_[std::size_t(t)].range.store(pack(count * t / threads, count * (t + 1) / threads),
+                                          std::memory_order_relaxed);
+  }
   // Called by every thread of the region: f(m, r0, n) for each run of rows [r0, r0 + n) of matrix
   // m this thread takes, until none is left.
   template <class F>
   void for_each(F&& f) {
-    const int64_t count = units_.count(), threads = omp_get_num_threads();
+    const std::size_t me = std::size_t(omp_get_thread_num()) % shares_.size();
+    std::atomic<uint64_t>& own = shares_[me].range;
     for (;;) {
-      int64_t u0 = next_.load(std::memory_order_relaxed), take = 0;
-      do {
-        if (u0 >= count) return;
-        take = (count - u0 + threads - 1) / threads;
-      } while (!next_.compare_exchange_weak(u0, u0 + take, std::memory_order_relaxed));
-      for (int64_t u = u0; u < u0 + take;) {  // the run, one piece per matrix
-        const RowBlocks::Block head = units_[u];
-        const int64_t end = std::min(u0 + take, units_.first(head.matrix + 1));
-        const RowBlocks::Block tail = units_[end - 1];
-        f(head.matrix, head.r0, tail.r0 + tail.rows - head.r0);
-        u = end;
+      uint64_t range = own.load(std::memory_order_relaxed);
+      while (begin(range) < end(range)) {  // the front of the own share
+        const int64_t take = (end(range) - begin(range) + 3) / 4;
+        if (!own.compare_exchange_weak(range, pack(begin(range) + take, end(range)),
+                                       std::memory_order_relaxed))
+          continue;
+        run(begin(range), begin(range) + take, f);
+        range = own.load(std::memory_order_relaxed);
       }
+      if (!steal(own)) return;
     }
   }
 
  private:
+  struct alignas(64) Share {      // a cache line each: the owner updates it at every run
+    std::atomic<uint64_t> range;  // units [begin, end): begin in the low half, end in the high
+  };
+  static uint64_t pack(int64_t b, int64_t e) { return uint64_t(b) | uint64_t(e) << 32; }
+  static int64_t begin(uint64_t range) { return int64_t(range & 0xFFFFFFFFu); }
+  static int64_t end(uint64_t range) { return int64_t(range >> 32); }
+
+  // Units [u0, u1), one call per matrix they span.
+  template <class F>
+  void run(int64_t u0, int64_t u1, F& f) const {
+    for (int64_t u = u0; u < u1;) {
+      const RowBlocks::Block head = units_[u];
+      const int64_t stop = std::min(u1, units_.first(head.matrix + 1));
+      const RowBlocks::Block tail = units_[stop - 1];
+      f(head.matrix, head.r0, tail.r0 + tail.rows - head.r0);
+      u = stop;
+    }
+  }
+  // Moves the back half of the largest other share to `own` (empty); false when no share has a
+  // unit left.
+  bool steal(std::atomic<uint64_t>& own) {
+    for (;;) {
+      Share* victim = nullptr;
+      uint64_t range = 0;
+      for (Share& share : shares_) {
+        const uint64_t r = share.range.load(std::memory_order_relaxed);
+        if (end(r) - begin(r) > end(range) - begin(range)) victim = &share, range = r;
+      }
+      if (!victim) return false;
+      const int64_t cut = end(range) - (end(range) - begin(range) + 1) / 2;
+      if (victim->range.compare_exchange_weak(range, pack(begin(range), cut),
+                                              std::memory_order_relaxed)) {
+        own.store(pack(cut, end(range)), std::memory_order_relaxed);
+        return true;
+      }
+    }
+  }
+
   RowBlocks units_;  // the rows of all the matrices in units, numbered across them
-  std::atomic<int64_t> next_{0};
+  std::vector<Share> shares_;
 };
 
 // y_m = W_m·x for one token and one or more matrices that read the same x (q/k/v, gate/up): their
-// rows in runs over the threads of one parallel region (GuidedRuns). Each weight byte is read once.
+// rows in runs over the threads of one parallel region (RowShares). Each weight byte is read once.
 inline void gemv(std::span<const TensorView* const> ws, const float* x,
                  std::span<float* const> ys) {
   const int64_t in = ws[0]->cols();
-  GuidedRuns runs(ws, 16);
+  RowShares runs(ws, 16);
   const GemvInput input(ws, x, in);
 #pragma omp parallel
   runs.for_each([&](std::size_t m, int64_t r0, int64_t n) {
@@ -273,7 +318,7 @@ struct QuantScratch {
 
 // Y_m = X · W_mᵀ for block-quantized weights (quant.hpp; any mix of types, one width), in one
 // parallel region: first X quantized (quant::quantize_activation_blocks), its blocks split over
-// the threads; then the rows of all the matrices over threads: for decode in runs (GuidedRuns),
+// the threads; then the rows of all the matrices over threads: for decode in runs (RowShares),
 // for prefill in tasks of a block of rows and a chunk of tokens (kernels::simd::QuantRows, or its
 // VNNI twin). The quantized X lives in memory the calling thread keeps from call to call (a decode
 // step's hundred products allocated and zeroed it each time, alone, while the other threads
@@ -298,9 +343,9 @@ inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput
   const int64_t pieces = (blocks + kPieceBlocks - 1) / kPieceBlocks;
   constexpr int64_t kTokenChunk = 256;
   const bool decode = tokens <= kernels::quantdot::kFusedTokens;
-  // Decode: runs of rows (GuidedRuns), all tokens at once. Prefill: tasks of kGemmRows rows and a
+  // Decode: runs of rows (RowShares), all tokens at once. Prefill: tasks of kGemmRows rows and a
   // chunk of tokens, handed out in turn.
-  std::optional<GuidedRuns> runs;
+  std::optional<RowShares> runs;
   std::optional<RowBlocks> row_blocks;
   if (decode)
     runs.emplace(ws, kernels::quantdot::kPanelRows);
