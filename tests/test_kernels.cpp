@@ -870,7 +870,8 @@ TEST_CASE("interleaved rows: the file's bytes reordered, decoded and multiplied 
       CHECK(view.as<float>() == w.view.as<float>());
       for (const int64_t i : {int64_t(0), 17 * in + 33, rows * in - 1})
         CHECK(view.at<float>(i) == w.view.at<float>(i));
-      // Products: the panel kernel for decode, the others on the rows put back in file order.
+      // Products: the panel kernels (decode's and prefill's), the others on the rows put back in
+      // file order.
       for (const int64_t tokens : {1, 2, 3, 4, 6, 70}) {
         INFO(tokens << " tokens");
         const Mat<float> x = random_matrix(tokens, in, 23 + uint64_t(tokens));
@@ -887,9 +888,27 @@ TEST_CASE("interleaved rows: the file's bytes reordered, decoded and multiplied 
           CHECK(test::max_abs_diff(y.leftCols(panel_rows), expected.leftCols(panel_rows)) <= tol);
           CHECK(std::isnan(y(0, rows - 1)) == (panel_rows < rows));  // nothing written past them
         }
+        if (fast::vnni_available() && tokens > kernels::quantdot::kFusedTokens) {
+          // Prefill's GEMM on the panels as they lie: packed into what the file order packs to.
+          const quant::Activations xq = quant::quantize_activations(x.data(), tokens, in, in);
+          std::vector<uint8_t> q(std::size_t(kernels::quantdot::scratch_bytes(in)));
+          std::vector<float> ab(std::size_t(kernels::quantdot::scratch_floats(in)));
+          Mat<float> y(tokens, rows), file_order(tokens, rows);
+          y.setConstant(NAN);
+          const int64_t panel_rows = quant::interleaved_rows(rows);
+          const auto xt = kernels::simd::QuantX::of(xq, 0);
+          kernels::quantdot::panels_gemm(t, bytes.data(), panel_rows, in, xt, tokens, y.data(),
+                                         rows, q.data(), ab.data());
+          kernels::quantdot::rows(t, w.bytes.data(), panel_rows, in, xt, tokens, file_order.data(),
+                                  rows, q.data(), ab.data());
+          CHECK(y.leftCols(panel_rows) == file_order.leftCols(panel_rows));
+          CHECK(std::isnan(y(0, rows - 1)) == (panel_rows < rows));  // nothing written past them
+        }
         const Mat<float> y = fast::linear(x, view);
         CHECK(test::max_abs_diff(y, expected) <= tol);
         CHECK(with_one_thread([&] { return fast::linear(x, view); }) == y);
+        if (tokens > kernels::quantdot::kFusedTokens)  // prefill: the same sums as in file order
+          CHECK(y == fast::linear(x, w.view));
       }
     }
   }

@@ -324,8 +324,9 @@ struct QuantScratch {
 // step's hundred products allocated and zeroed it each time, alone, while the other threads
 // waited).
 // A row is unpacked once per chunk (in VNNI's decode, not at all) and multiplied by the chunk's
-// tokens from L1/L2. Interleaved rows (TensorView::interleaved) go to VNNI's panel kernel for
-// decode (kernels::quantdot::panels); elsewhere they are put back in file order first.
+// tokens from L1/L2. Interleaved rows (TensorView::interleaved) go to VNNI's panel kernels
+// (kernels::quantdot::panels for decode, panels_gemm for prefill); elsewhere they are put back in
+// file order first.
 inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput& input,
                          int64_t tokens, std::span<float* const> ys) {
   if (tokens == 0) return;
@@ -396,10 +397,17 @@ inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput
           w.interleaved ? std::clamp(quant::interleaved_rows(w.rows()), r0, r0 + n) : r0;
       int64_t done = r0;
       if constexpr (kernels::quantdot::kBuilt)
-        if (vnni && decode && end > r0) {  // decode's panel kernel
-          kernels::quantdot::panels(type, w.data + r0 * stride, end - r0, in,
-                                    kernels::simd::QuantX::of(xq, t0), nt,
-                                    ys[m] + t0 * w.rows() + r0, w.rows());
+        if (vnni && end > r0) {  // the panel kernels
+          const auto xt = kernels::simd::QuantX::of(xq, t0);
+          float* y = ys[m] + t0 * w.rows() + r0;
+          if (decode) {
+            kernels::quantdot::panels(type, w.data + r0 * stride, end - r0, in, xt, nt, y,
+                                      w.rows());
+          } else {
+            scratch.reserve(in);
+            kernels::quantdot::panels_gemm(type, w.data + r0 * stride, end - r0, in, xt, nt, y,
+                                           w.rows(), scratch.q.get(), scratch.ab.get());
+          }
           done = end;
         }
       // Elsewhere two panels at a time back in file order.

@@ -57,6 +57,11 @@ GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t 
 // types quant::interleavable, others are not read): `rows`, a multiple of kPanelRows, at w.
 GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
                                     const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy);
+// Prefill (more than kFusedTokens tokens) on rows interleaved in panels, the same values as rows()
+// on them in file order: `rows`, a multiple of kPanelRows, at w; scratch as rows().
+GEMMA3_QUANTDOT_LINKAGE void panels_gemm(quant::Type type, const std::byte* w, int64_t rows,
+                                         int64_t in, const simd::QuantX& x, int64_t tokens,
+                                         float* y, int64_t ldy, uint8_t* q, float* ab);
 inline constexpr int64_t kFusedTokens = 4;  // up to this many tokens, decode's fused kernel
 inline constexpr int64_t kPanelRows = quant::kPanelRows;  // one 512-bit register of int32 sums
 inline constexpr int64_t kGemmRows = 2 * kPanelRows;      // prefill: two panels side by side
@@ -713,6 +718,37 @@ static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd
       panel_tiles<T, 1, 8>(P, A, B, in, x, tokens, y + r0, ldy, n);
   }
 }
+// A Q5_0 block of an interleaved panel (the 16 rows' d, then their qh, then their qs): the
+// unsigned 5-bit q of elements 4j to 4j + 3 (lo) and 16 + 4j to 16 + 4j + 3 (hi) of the 16 rows,
+// [row][4] bytes, each byte's fifth bit from qh (bit 4j + i of its row's 32).
+class Q5Column {
+ public:
+  explicit Q5Column(const uint8_t* c) : c_(c) {
+    const __m512i qh = _mm512_loadu_si512(c + 32);
+    for (int s = 0; s < 4; ++s)  // byte s of each row's qh in all four bytes of its lane
+      bytes_[s] = _mm512_shuffle_epi8(
+          qh, _mm512_add_epi8(_mm512_set4_epi32(0x0C0C0C0C, 0x08080808, 0x04040404, 0),
+                              _mm512_set1_epi8(int8_t(s))));
+  }
+  struct Quarter {
+    __m512i lo, hi;
+  };
+  Quarter quarter(int j) const {
+    const __m512i low = _mm512_set1_epi8(0x0F), fifth = _mm512_set1_epi8(0x10);
+    const __m512i bit = _mm512_set1_epi32(j % 2 ? int(0x80402010) : 0x08040201);
+    const __m512i v = _mm512_loadu_si512(c_ + 96 + 64 * j);
+    __m512i ql = _mm512_and_si512(v, low), qh = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+    // Elements 4j + i (bit 4j + i: byte j / 2) and 16 + 4j + i (byte 2 + j / 2).
+    ql = _mm512_mask_add_epi8(ql, _mm512_test_epi8_mask(bytes_[j / 2], bit), ql, fifth);
+    qh = _mm512_mask_add_epi8(qh, _mm512_test_epi8_mask(bytes_[2 + j / 2], bit), qh, fifth);
+    return {ql, qh};
+  }
+
+ private:
+  const uint8_t* c_;
+  __m512i bytes_[4];
+};
+
 // Decode on interleaved panels (quant::interleave_panel): one 512-bit load is the same 4 bytes of
 // 16 rows, so each vpdpbusd adds 4 products to 16 rows' sums, and a block's sums are converted,
 // scaled (the 16 rows' d in one register) and added once per 512 weights; the 16 results come
@@ -761,25 +797,11 @@ static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::Qua
         }
       }
       for (int t = 0; t < NT; ++t) hi[t] = _mm512_srai_epi32(hi[t], 4);
-    } else {  // Q5_0: each byte's fifth bit from qh, bit 4j + i of its row's 32
+    } else {
       static_assert(T == quant::Type::Q5_0);
-      const __m512i qh = _mm512_loadu_si512(c + 32);
-      // Byte s of each row's qh in all four bytes of its lane.
-      const auto spread = [&](int s) {
-        return _mm512_shuffle_epi8(
-            qh, _mm512_add_epi8(_mm512_set4_epi32(0x0C0C0C0C, 0x08080808, 0x04040404, 0),
-                                _mm512_set1_epi8(int8_t(s))));
-      };
-      const __m512i bytes[4] = {spread(0), spread(1), spread(2), spread(3)};
-      const __m512i bits[2] = {_mm512_set1_epi32(0x08040201), _mm512_set1_epi32(int(0x80402010))};
-      const __m512i fifth = _mm512_set1_epi8(0x10);
+      const Q5Column column(c);
       for (int j = 0; j < 4; ++j) {
-        const __m512i v = _mm512_loadu_si512(c + 96 + 64 * j);
-        __m512i ql = _mm512_and_si512(v, low), qh4 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-        // Elements 4j + i (bit 4j + i: byte j / 2) and 16 + 4j + i (byte 2 + j / 2).
-        ql = _mm512_mask_add_epi8(ql, _mm512_test_epi8_mask(bytes[j / 2], bits[j % 2]), ql, fifth);
-        qh4 = _mm512_mask_add_epi8(qh4, _mm512_test_epi8_mask(bytes[2 + j / 2], bits[j % 2]), qh4,
-                                   fifth);
+        const auto [ql, qh4] = column.quarter(j);
         for (int t = 0; t < NT; ++t) {
           lo[t] = _mm512_dpbusd_epi32(lo[t], ql, x4(t, 32 * b + 4 * j));
           hi[t] = _mm512_dpbusd_epi32(hi[t], qh4, x4(t, 32 * b + 16 + 4 * j));
@@ -802,6 +824,60 @@ static inline void panels(const std::byte* w, int64_t rows, int64_t in, const si
   for (int64_t r = 0; r < rows; r += kPanelRows)
     panel_fused<T, NT>(u + r * stride, in, x, y + r, ldy);
 }
+
+// An interleaved panel (quant::interleave_panel) into P and A as pack_panel makes them from the
+// rows in file order, the same values: a 64-byte load of the panel is already 4 bytes of each of
+// the 16 rows, so only the bytes' decoding is left, no transpose (with the deinterleaving before
+// pack_panel, 12% of a 1b Q4_0 prefill). B is not made: these types have a zero point.
+template <quant::Type T>
+static inline void pack_interleaved_panel(const uint8_t* panel, int64_t in, uint8_t* P, float* A) {
+  static_assert(quant::zero_point(T) != 0);
+  constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  for (int64_t b = 0; b < in / 32; ++b) {
+    const uint8_t* c = panel + b * kColumn;
+    _mm512_storeu_ps(A + b * kPanelRows,
+                     _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c))));
+    uint8_t* Pb = P + b * 32 * kPanelRows;  // elements 32b + k at Pb + 16k
+    const auto store = [&](int64_t k, __m512i q) { _mm512_storeu_si512(Pb + 16 * k, q); };
+    if constexpr (T == quant::Type::Q8_0) {  // q + 128 as unsigned bytes
+      for (int j = 0; j < 8; ++j)
+        store(4 * j, _mm512_xor_si512(_mm512_loadu_si512(c + 32 + 64 * j),
+                                      _mm512_set1_epi8(int8_t(0x80))));
+    } else if constexpr (T == quant::Type::Q4_0) {
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_loadu_si512(c + 32 + 64 * j);
+        store(4 * j, _mm512_and_si512(v, low));
+        store(16 + 4 * j, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+      }
+    } else {
+      static_assert(T == quant::Type::Q5_0);
+      const Q5Column column(c);
+      for (int j = 0; j < 4; ++j) {
+        const auto [ql, qh] = column.quarter(j);
+        store(4 * j, ql), store(16 + 4 * j, qh);
+      }
+    }
+  }
+}
+
+// gemm() on interleaved panels: `rows` a multiple of kPanelRows.
+template <quant::Type T>
+static inline void panels_gemm(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
+                               int64_t tokens, float* y, int64_t ldy, uint8_t* q, float* ab) {
+  const int64_t stride = quant::row_bytes(T, in);
+  const auto* u = reinterpret_cast<const uint8_t*>(w);
+  for (int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {
+    const int64_t n = std::min(kGemmRows, rows - r0);
+    for (int64_t p = 0; p * kPanelRows < n; ++p)
+      pack_interleaved_panel<T>(u + (r0 + p * kPanelRows) * stride, in, q + p * kPanelRows * in,
+                                ab + p * in);
+    if (n > kPanelRows)
+      panel_tiles<T, 2, 6>(q, ab, nullptr, in, x, tokens, y + r0, ldy, n);
+    else
+      panel_tiles<T, 1, 8>(q, ab, nullptr, in, x, tokens, y + r0, ldy, n);
+  }
+}
 }  // namespace detail
 
 GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_t rows, int64_t in,
@@ -820,6 +896,15 @@ GEMMA3_QUANTDOT_LINKAGE void panels(quant::Type type, const std::byte* w, int64_
           return detail::panels<T.value, 4>(w, rows, in, x, y, ldy);
       }
     }
+  });
+}
+
+GEMMA3_QUANTDOT_LINKAGE void panels_gemm(quant::Type type, const std::byte* w, int64_t rows,
+                                         int64_t in, const simd::QuantX& x, int64_t tokens,
+                                         float* y, int64_t ldy, uint8_t* q, float* ab) {
+  quant::with_type(type, [&](auto T) {
+    if constexpr (quant::interleavable(T.value))
+      detail::panels_gemm<T.value>(w, rows, in, x, tokens, y, ldy, q, ab);
   });
 }
 
