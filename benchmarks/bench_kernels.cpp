@@ -110,6 +110,34 @@ BENCHMARK(BM_FastLinearQuant)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The same on rows interleaved in panels of 16, as a GGUF read with --huge-pages has them on an
+// AVX512-VNNI CPU (quant::interleave_panel): decode's panel kernel (kernels::quantdot::panels) and
+// prefill's GEMM on the panels as they lie (panels_gemm); elsewhere the rows are put back in file
+// order first. Args: type (Q8_0, Q4_0 or Q5_0: quant::Type's index), out, in, tokens.
+void BM_FastLinearQuantInterleaved(benchmark::State& state) {
+  const auto type = quant::kAllTypes[state.range(0)];
+  const int64_t out = state.range(1), in = state.range(2), tokens = state.range(3);
+  const Mat<float> values = Mat<float>::Random(out, in);
+  const int64_t stride = quant::row_bytes(type, in);
+  std::vector<std::byte> bytes(static_cast<std::size_t>(out * stride)), panels(bytes.size());
+  quant::quantize(type, values.data(), values.size(), bytes.data());
+  for (int64_t r = 0; r < quant::interleaved_rows(out); r += quant::kPanelRows)
+    quant::interleave_panel(type, bytes.data() + r * stride, in, panels.data() + r * stride);
+  TensorView w{.name = "w", .dtype = dtype_of(type), .shape = {out, in}, .data = panels.data()};
+  w.interleaved = true;
+  const Mat<float> x = Mat<float>::Random(tokens, in);
+  for (auto _ : state) benchmark::DoNotOptimize(fast::linear(x, w));
+  set_linear_counters(state, w, tokens);
+  state.SetLabel(std::string(quant::name(type)) + " " +
+                 (fast::vnni_available() ? "avx512vnni" : kernels::active_isa()));
+}
+// Decode: the 1b MLP's gate and down projection; prefill: 512 tokens through the down projection.
+BENCHMARK(BM_FastLinearQuantInterleaved)
+    ->ArgsProduct({{0, 1, 3}, {6912}, {1152}, {1}})
+    ->ArgsProduct({{0, 1, 3}, {1152}, {6912}, {1, 512}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The MLP block down(gelu_tanh(gate·x) ⊙ up·x) as the decoder runs it (fast::mlp: for a prompt the
 // activations stay packed from gate/up to down). Args: hidden, intermediate, tokens.
 void BM_FastMlp(benchmark::State& state) {

@@ -718,6 +718,7 @@ static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd
       panel_tiles<T, 1, 8>(P, A, B, in, x, tokens, y + r0, ldy, n);
   }
 }
+
 // A Q5_0 block of an interleaved panel (the 16 rows' d, then their qh, then their qs): the
 // unsigned 5-bit q of elements 4j to 4j + 3 (lo) and 16 + 4j to 16 + 4j + 3 (hi) of the 16 rows,
 // [row][4] bytes, each byte's fifth bit from qh (bit 4j + i of its row's 32).
