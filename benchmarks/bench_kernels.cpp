@@ -80,8 +80,10 @@ BENCHMARK(BM_PlainLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 
 // Block-quantized weights (quant.hpp) through fast::linear: decode reads the quantized bytes
 // (weight_bytes/s against the read bandwidth), prefill runs on int8 dot products (int8 OP/s against
-// `gemma3 bench`'s int8_dot_peak_gops). Args: type (quant::Type's index), out, in, tokens.
-void BM_FastLinearQuant(benchmark::State& state) {
+// `gemma3 bench`'s int8_dot_peak_gops). Args: type (quant::Type's index), out, in, tokens. With
+// `interleaved`, the rows in panels of 16 as a GGUF read with --huge-pages has them on an
+// AVX512-VNNI CPU (quant::interleave_panel; Q8_0, Q4_0 and Q5_0).
+void run_fast_linear_quant(benchmark::State& state, bool interleaved) {
   const auto type = quant::kAllTypes[state.range(0)];
   const int64_t out = state.range(1), in = state.range(2), tokens = state.range(3);
   if (in % quant::layout(type).block_elements != 0) {
@@ -89,15 +91,24 @@ void BM_FastLinearQuant(benchmark::State& state) {
     return;
   }
   const Mat<float> values = Mat<float>::Random(out, in);
-  std::vector<std::byte> bytes(static_cast<std::size_t>(out * quant::row_bytes(type, in)));
+  const int64_t stride = quant::row_bytes(type, in);
+  std::vector<std::byte> bytes(static_cast<std::size_t>(out * stride));
   quant::quantize(type, values.data(), values.size(), bytes.data());
-  const TensorView w{
-      .name = "w", .dtype = dtype_of(type), .shape = {out, in}, .data = bytes.data()};
+  if (interleaved) {
+    const std::vector<std::byte> file_order = bytes;
+    for (int64_t r = 0; r < quant::interleaved_rows(out); r += quant::kPanelRows)
+      quant::interleave_panel(type, file_order.data() + r * stride, in, bytes.data() + r * stride);
+  }
+  TensorView w{.name = "w", .dtype = dtype_of(type), .shape = {out, in}, .data = bytes.data()};
+  w.interleaved = interleaved;
   const Mat<float> x = Mat<float>::Random(tokens, in);
   for (auto _ : state) benchmark::DoNotOptimize(fast::linear(x, w));
   set_linear_counters(state, w, tokens);
   state.SetLabel(std::string(quant::name(type)) + " " +
                  (fast::vnni_available() ? "avx512vnni" : kernels::active_isa()));
+}
+void BM_FastLinearQuant(benchmark::State& state) {
+  run_fast_linear_quant(state, false);
 }
 // Q8_0, Q4_0, Q5_0 (where llama.cpp's K-quant files fall back for rows that are not whole blocks
 // of 256, as in 270m and 1b), Q4_K and Q6_K. Decode: the 270m LM head, the 4b MLP's gate, and
@@ -110,26 +121,11 @@ BENCHMARK(BM_FastLinearQuant)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// The same on rows interleaved in panels of 16, as a GGUF read with --huge-pages has them on an
-// AVX512-VNNI CPU (quant::interleave_panel): decode's panel kernel (kernels::quantdot::panels) and
-// prefill's GEMM on the panels as they lie (panels_gemm); elsewhere the rows are put back in file
-// order first. Args: type (Q8_0, Q4_0 or Q5_0: quant::Type's index), out, in, tokens.
+// The same on interleaved rows: decode's panel kernel (kernels::quantdot::panels) and prefill's
+// GEMM on the panels as they lie (panels_gemm); elsewhere the rows are put back in file order
+// first. Q8_0, Q4_0 and Q5_0.
 void BM_FastLinearQuantInterleaved(benchmark::State& state) {
-  const auto type = quant::kAllTypes[state.range(0)];
-  const int64_t out = state.range(1), in = state.range(2), tokens = state.range(3);
-  const Mat<float> values = Mat<float>::Random(out, in);
-  const int64_t stride = quant::row_bytes(type, in);
-  std::vector<std::byte> bytes(static_cast<std::size_t>(out * stride)), panels(bytes.size());
-  quant::quantize(type, values.data(), values.size(), bytes.data());
-  for (int64_t r = 0; r < quant::interleaved_rows(out); r += quant::kPanelRows)
-    quant::interleave_panel(type, bytes.data() + r * stride, in, panels.data() + r * stride);
-  TensorView w{.name = "w", .dtype = dtype_of(type), .shape = {out, in}, .data = panels.data()};
-  w.interleaved = true;
-  const Mat<float> x = Mat<float>::Random(tokens, in);
-  for (auto _ : state) benchmark::DoNotOptimize(fast::linear(x, w));
-  set_linear_counters(state, w, tokens);
-  state.SetLabel(std::string(quant::name(type)) + " " +
-                 (fast::vnni_available() ? "avx512vnni" : kernels::active_isa()));
+  run_fast_linear_quant(state, true);
 }
 // Decode: the 1b MLP's gate and down projection; prefill: 512 tokens through the down projection.
 BENCHMARK(BM_FastLinearQuantInterleaved)

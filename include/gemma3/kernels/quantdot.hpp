@@ -697,26 +697,35 @@ static inline void panel_tiles(const uint8_t* P, const float* A, const float* B,
   (std::make_integer_sequence<int, kTile - 1>{});
 }
 
-// kGemmRows rows at a time: two panels of 6-token tiles (12 int32 and 12 f32 accumulators), or
-// one of 8 where only 16 rows or fewer are left.
-template <quant::Type T>
-static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
-                        int64_t tokens, float* y, int64_t ldy, uint8_t* q, float* ab) {
-  uint8_t* rowwise = q;
-  uint8_t* P = q + kPanelRows * in;
-  float* A = ab;
-  float* B = ab + 2 * in;
+// kGemmRows rows at a time: each of its panels packed by pack(r, n, P, A, B) (rows [r, r + n),
+// n <= 16, into P [in/4][16][4] and A, B [groups][16]), then two panels of 6-token tiles (12 int32
+// and 12 f32 accumulators), or one of 8 where only 16 rows or fewer are left. P holds two panels
+// (32·in bytes), A and B two panels' (in floats each).
+template <quant::Type T, class Pack>
+static inline void packed_gemm(int64_t rows, int64_t in, const simd::QuantX& x, int64_t tokens,
+                               float* y, int64_t ldy, uint8_t* P, float* A, float* B, Pack&& pack) {
   for (int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {
     const int64_t n = std::min(kGemmRows, rows - r0);
     for (int64_t p = 0; p * kPanelRows < n; ++p)
-      pack_panel<T>(w + (r0 + p * kPanelRows) * quant::row_bytes(T, in),
-                    std::min(kPanelRows, n - p * kPanelRows), in, rowwise, P + p * kPanelRows * in,
-                    A + p * in, B + p * in, ab + 4 * in);
+      pack(r0 + p * kPanelRows, std::min(kPanelRows, n - p * kPanelRows), P + p * kPanelRows * in,
+           A + p * in, B + p * in);
     if (n > kPanelRows)
       panel_tiles<T, 2, 6>(P, A, B, in, x, tokens, y + r0, ldy, n);
     else
       panel_tiles<T, 1, 8>(P, A, B, in, x, tokens, y + r0, ldy, n);
   }
+}
+
+// The GEMM on rows in file order, each panel unpacked and transposed (pack_panel).
+template <quant::Type T>
+static inline void gemm(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
+                        int64_t tokens, float* y, int64_t ldy, uint8_t* q, float* ab) {
+  uint8_t* rowwise = q;
+  packed_gemm<T>(rows, in, x, tokens, y, ldy, q + kPanelRows * in, ab, ab + 2 * in,
+                 [&](int64_t r, int64_t n, uint8_t* P, float* A, float* B) {
+                   pack_panel<T>(w + r * quant::row_bytes(T, in), n, in, rowwise, P, A, B,
+                                 ab + 4 * in);
+                 });
 }
 
 // A Q5_0 block of an interleaved panel (the 16 rows' d, then their qh, then their qs): the
@@ -862,22 +871,15 @@ static inline void pack_interleaved_panel(const uint8_t* panel, int64_t in, uint
   }
 }
 
-// gemm() on interleaved panels: `rows` a multiple of kPanelRows.
+// The GEMM on interleaved panels (`rows` a multiple of kPanelRows), each packed as it lies.
 template <quant::Type T>
 static inline void panels_gemm(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
                                int64_t tokens, float* y, int64_t ldy, uint8_t* q, float* ab) {
-  const int64_t stride = quant::row_bytes(T, in);
   const auto* u = reinterpret_cast<const uint8_t*>(w);
-  for (int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {
-    const int64_t n = std::min(kGemmRows, rows - r0);
-    for (int64_t p = 0; p * kPanelRows < n; ++p)
-      pack_interleaved_panel<T>(u + (r0 + p * kPanelRows) * stride, in, q + p * kPanelRows * in,
-                                ab + p * in);
-    if (n > kPanelRows)
-      panel_tiles<T, 2, 6>(q, ab, nullptr, in, x, tokens, y + r0, ldy, n);
-    else
-      panel_tiles<T, 1, 8>(q, ab, nullptr, in, x, tokens, y + r0, ldy, n);
-  }
+  packed_gemm<T>(rows, in, x, tokens, y, ldy, q, ab, ab + 2 * in,
+                 [&](int64_t r, int64_t, uint8_t* P, float* A, float*) {
+                   pack_interleaved_panel<T>(u + r * quant::row_bytes(T, in), in, P, A);
+                 });
 }
 }  // namespace detail
 
