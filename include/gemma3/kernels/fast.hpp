@@ -16,7 +16,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -179,9 +178,10 @@ class RowBlocks {
   std::vector<int64_t> rows_;   // rows of matrix m
 };
 
-// Decode's rows over the threads of a parallel region, each thread a contiguous share of them
-// with stealing at the end: the rows of all the matrices are one sequence of units of `unit` rows,
-// split into one share per thread. A thread takes runs from the front of its own share (a quarter
+// The rows of products over the threads of a parallel region, each thread a contiguous share of
+// them with stealing at the end: the rows of all the matrices are one sequence of units of `unit`
+// rows (gone through `passes` times over: prefill's chunks of tokens, one after the other), split
+// into one share per thread. A thread takes runs from the front of its own share (a quarter
 // of what is left of it, down to one unit: one stream, followed to its end by the hardware
 // prefetchers and the kernels' prefetch); a thread whose share is done takes the back half of the
 // largest share left, and goes on with that as its own. So the streams are long, and a thread
@@ -193,15 +193,15 @@ class RowBlocks {
 // region.
 class RowShares {
  public:
-  RowShares(std::span<const TensorView* const> ws, int64_t unit)
+  RowShares(std::span<const TensorView* const> ws, int64_t unit, int64_t passes = 1)
       : units_(ws, unit), shares_(std::size_t(omp_get_max_threads())) {
-    const int64_t count = units_.count(), threads = int64_t(shares_.size());
+    const int64_t count = units_.count() * passes, threads = int64_t(shares_.size());
     for (int64_t t = 0; t < threads; ++t)
       shares_[std::size_t(t)].range.store(pack(count * t / threads, count * (t + 1) / threads),
                                           std::memory_order_relaxed);
   }
-  // Called by every thread of the region: f(m, r0, n) for each run of rows [r0, r0 + n) of matrix
-  // m this thread takes, until none is left.
+  // Called by every thread of the region: f(m, r0, n, pass) for each run of rows [r0, r0 + n) of
+  // matrix m in that pass this thread takes, until none is left.
   template <class F>
   void for_each(F&& f) {
     const std::size_t me = std::size_t(omp_get_thread_num()) % shares_.size();
@@ -228,14 +228,16 @@ class RowShares {
   static int64_t begin(uint64_t range) { return int64_t(range & 0xFFFFFFFFu); }
   static int64_t end(uint64_t range) { return int64_t(range >> 32); }
 
-  // Units [u0, u1), one call per matrix they span.
+  // Units [u0, u1), one call per matrix and pass they span.
   template <class F>
   void run(int64_t u0, int64_t u1, F& f) const {
+    const int64_t count = units_.count();
     for (int64_t u = u0; u < u1;) {
-      const RowBlocks::Block head = units_[u];
-      const int64_t stop = std::min(u1, units_.first(head.matrix + 1));
-      const RowBlocks::Block tail = units_[stop - 1];
-      f(head.matrix, head.r0, tail.r0 + tail.rows - head.r0);
+      const int64_t pass = u / count, first = pass * count;
+      const RowBlocks::Block head = units_[u - first];
+      const int64_t stop = std::min(u1, first + units_.first(head.matrix + 1));
+      const RowBlocks::Block tail = units_[stop - 1 - first];
+      f(head.matrix, head.r0, tail.r0 + tail.rows - head.r0, pass);
       u = stop;
     }
   }
@@ -271,7 +273,7 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
   RowShares runs(ws, 16);
   const GemvInput input(ws, x, in);
 #pragma omp parallel
-  runs.for_each([&](std::size_t m, int64_t r0, int64_t n) {
+  runs.for_each([&](std::size_t m, int64_t r0, int64_t n, int64_t) {
     const TensorView& w = *ws[m];
     if (w.dtype == DType::BF16)
       kernels::call(kernels::simd::GemvBf16{}, reinterpret_cast<const uint16_t*>(w.data) + r0 * in,
@@ -318,15 +320,14 @@ struct QuantScratch {
 
 // Y_m = X · W_mᵀ for block-quantized weights (quant.hpp; any mix of types, one width), in one
 // parallel region: first X quantized (quant::quantize_activation_blocks), its blocks split over
-// the threads; then the rows of all the matrices over threads: for decode in runs (RowShares),
-// for prefill in tasks of a block of rows and a chunk of tokens (kernels::simd::QuantRows, or its
-// VNNI twin). The quantized X lives in memory the calling thread keeps from call to call (a decode
-// step's hundred products allocated and zeroed it each time, alone, while the other threads
-// waited).
-// A row is unpacked once per chunk (in VNNI's decode, not at all) and multiplied by the chunk's
-// tokens from L1/L2. Interleaved rows (TensorView::interleaved) go to VNNI's panel kernels
-// (kernels::quantdot::panels for decode, panels_gemm for prefill); elsewhere they are put back in
-// file order first.
+// the threads; then the rows of all the matrices over threads in runs (RowShares): decode's in
+// units of a panel, all tokens at once, prefill's in blocks of rows, once for each chunk of tokens
+// (kernels::simd::QuantRows, or its VNNI twin). The quantized X lives in memory the calling thread
+// keeps from call to call (a decode step's hundred products allocated and zeroed it each time,
+// alone, while the other threads waited). A row is unpacked once per chunk (in VNNI's decode, not
+// at all) and multiplied by the chunk's tokens from L1/L2. Interleaved rows
+// (TensorView::interleaved) go to VNNI's panel kernels (kernels::quantdot::panels for decode,
+// panels_gemm for prefill); elsewhere they are put back in file order first.
 inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput& input,
                          int64_t tokens, std::span<float* const> ys) {
   if (tokens == 0) return;
@@ -344,15 +345,10 @@ inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput
   const int64_t pieces = (blocks + kPieceBlocks - 1) / kPieceBlocks;
   constexpr int64_t kTokenChunk = 256;
   const bool decode = tokens <= kernels::quantdot::kFusedTokens;
-  // Decode: runs of rows (RowShares), all tokens at once. Prefill: tasks of kGemmRows rows and a
-  // chunk of tokens, handed out in turn.
-  std::optional<RowShares> runs;
-  std::optional<RowBlocks> row_blocks;
-  if (decode)
-    runs.emplace(ws, kernels::quantdot::kPanelRows);
-  else
-    row_blocks.emplace(ws, kernels::quantdot::kGemmRows);
+  // Decode's runs are of panels; prefill's of the GEMM's blocks of rows, contiguous, so that the
+  // GEMM can prefetch a run's next block while it multiplies one (quantdot.hpp's packed_gemm).
   const int64_t chunks = (tokens + kTokenChunk - 1) / kTokenChunk;
+  RowShares runs(ws, decode ? kernels::quantdot::kPanelRows : kernels::quantdot::kGemmRows, chunks);
   Meeting quantized;  // every piece of X is quantized before any product reads it
 #pragma omp parallel
   {
@@ -423,16 +419,10 @@ inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput
       }
       if (end < r0 + n) rows_times(m, w.data + end * stride, end, r0 + n - end, t0, nt);
     };
-    if (decode) {  // (the same branch in every thread: the omp for below is met by all or none)
-      runs->for_each([&](std::size_t m, int64_t r0, int64_t n) { product(m, r0, n, 0, tokens); });
-    } else {
-#pragma omp for schedule(dynamic)
-      for (int64_t task = 0; task < row_blocks->count() * chunks; ++task) {
-        const auto [m, r0, n] = (*row_blocks)[task / chunks];
-        const int64_t t0 = task % chunks * kTokenChunk;
-        product(m, r0, n, t0, std::min(kTokenChunk, tokens - t0));
-      }
-    }
+    runs.for_each([&](std::size_t m, int64_t r0, int64_t n, int64_t chunk) {
+      const int64_t t0 = chunk * kTokenChunk;
+      product(m, r0, n, t0, std::min(kTokenChunk, tokens - t0));
+    });
   }
 }
 
