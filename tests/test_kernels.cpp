@@ -352,6 +352,25 @@ TEST_CASE("online-softmax attention equals softmax(q·K)·V on every ISA", "[ker
             Mat<float> out(nq, d);
             kernels::simd::AttendQuery{}(arch, q.data(), nq, d, segs, 2, scale, cap, out.data());
             CHECK(test::max_abs_diff(out, expected) <= 1e-5);
+            // Each segment's partial softmax (o unnormalised, m and l), merged: the same.
+            Mat<float> merged = Mat<float>::Zero(nq, d);
+            std::vector<Mat<float>> o;
+            std::vector<std::vector<float>> stats;
+            for (const auto& seg : segs) {
+              if (seg.count == 0) continue;
+              o.emplace_back(nq, d), stats.emplace_back(2 * nq);
+              kernels::simd::AttendQuery{}(arch, q.data(), nq, d, &seg, 1, scale, cap,
+                                           o.back().data(), stats.back().data());
+            }
+            for (int64_t h = 0; h < nq; ++h) {
+              float m = -std::numeric_limits<float>::infinity(), l = 0.f;
+              for (const auto& st : stats) m = std::max(m, st[std::size_t(h)]);
+              for (const auto& st : stats)
+                l += std::exp(st[std::size_t(h)] - m) * st[std::size_t(nq + h)];
+              for (std::size_t i = 0; i < o.size(); ++i)
+                merged.row(h) += o[i].row(h) * (std::exp(stats[i][std::size_t(h)] - m) / l);
+            }
+            CHECK(test::max_abs_diff(merged, expected) <= 1e-5);
           });
         }
       }
@@ -603,6 +622,40 @@ TEST_CASE(
   const Mat<float> two = fast.forward(ids);
   omp_set_num_threads(threads);
   CHECK(test::max_abs_diff(one, two) == 0.0);  // no reduction is split across threads
+}
+
+TEST_CASE("fast decode: keys in spans, merged in order, near the plain path for any threads",
+          "[kernels][decode]") {
+  // Several spans of keys (detail::kKeySpan) per decode step, and a local layer's ring wrapped.
+  ModelConfig cfg = preset("tiny");
+  cfg.text.vocab_size = 300;
+  cfg.text.sliding_window = 3 * detail::kKeySpan / 2;
+  cfg.text.num_hidden_layers = 2;
+  cfg.text.layer_types = {LayerKind::Local, LayerKind::Global};
+  const auto dir = test::scratch_dir("fast_decode_spans");
+  synthesize_checkpoint(cfg, dir, {.seed = 5});
+  const auto ck = Checkpoint::open(dir);
+  const TextModel<float> fast(ck, Backend::Fast), plain(ck, Backend::Plain);
+  const int64_t n = 4 * detail::kKeySpan + 5, P = detail::kKeySpan / 2;
+  std::vector<int32_t> ids(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 53 + 7) % 300);
+  const Mat<float> expected = plain.forward(ids);
+  const auto decode = [&] {
+    KVCache<float> cache(cfg.text, n);
+    fast.forward(std::span(ids).first(P), cache);
+    Mat<float> logits(n - P, cfg.text.vocab_size);
+    for (int64_t t = P; t < n; ++t)
+      logits.row(t - P) = fast.forward(std::span(ids).subspan(t, 1), cache);
+    return logits;
+  };
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const Mat<float> two = decode();
+  omp_set_num_threads(1);
+  const Mat<float> one = decode();
+  omp_set_num_threads(threads);
+  CHECK(test::max_abs_diff(two, expected.bottomRows(n - P)) <= 2e-5);
+  CHECK(test::max_abs_diff(one, two) == 0.0);  // the spans are fixed, not one per thread
 }
 
 // ---- Block-quantized weights (quant.hpp) ----

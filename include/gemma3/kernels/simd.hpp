@@ -336,14 +336,15 @@ static inline void accumulate_values(const float (*p)[kKeys], const float* const
 // Online softmax (running max m, running sum l, unnormalised output o), so nothing grows with the
 // number of keys, taken a block of 16 keys at a time: the block's scores s_j = scale·q·k_j
 // (soft-capped if cap > 0), m' = max(m, max_j s_j), o = o·e^(m-m') + Σ_j e^(s_j-m')·v_j,
-// l = l·e^(m-m') + Σ_j e^(s_j-m'); finally o / l. Per block rather than per key, o is rescaled and
+// l = l·e^(m-m') + Σ_j e^(s_j-m'); finally o / l (or, for a partial softmax, m_out and l_out
+// given, m, l and o as they are). Per block rather than per key, o is rescaled and
 // stored once and e^(m-m') computed once, and the block's e^(s_j-m') are one vector exp instead of
 // a rescale pass and scalar exponentials per key. G
 // queries at a time share every load of a key and of a value (a GQA group: 4 query heads per key
 // head at 270m and 1b).
 template <int G, class Arch>
 static inline void attend_queries(const float* q, int64_t d, const KeySegment* segs, int64_t n_segs,
-                                  float scale, float cap, float* out) {
+                                  float scale, float cap, float* out, float* m_out, float* l_out) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   constexpr int64_t kKeys = 16;       // keys per block
@@ -398,6 +399,10 @@ static inline void attend_queries(const float* q, int64_t d, const KeySegment* s
         }
     }
   }
+  if (m_out) {  // partial: m and l out, o as it is
+    for (int h = 0; h < G; ++h) m_out[h] = m[h], l_out[h] = l[h];
+    return;
+  }
   for (int h = 0; h < G; ++h) {
     const float inv = 1.f / l[h];
     for (int64_t i = 0; i < d; ++i) out[h * d + i] *= inv;
@@ -408,19 +413,22 @@ static inline void attend_queries(const float* q, int64_t d, const KeySegment* s
 // 4 query heads per key head), more in several passes.
 template <class Arch>
 void AttendQuery::operator()(Arch, const float* q, int64_t nq, int64_t d, const KeySegment* segs,
-                             int64_t n_segs, float scale, float cap, float* out) const {
+                             int64_t n_segs, float scale, float cap, float* out,
+                             float* stats) const {
   for (int64_t h = 0; h < nq;) {
     const int64_t left = nq - h;
     const float* qh = q + h * d;
     float* oh = out + h * d;
+    float* m = stats ? stats + h : nullptr;
+    float* l = stats ? stats + nq + h : nullptr;
     if (left >= 4) {
-      attend_queries<4, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 4;
+      attend_queries<4, Arch>(qh, d, segs, n_segs, scale, cap, oh, m, l), h += 4;
     } else if (left == 3) {
-      attend_queries<3, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 3;
+      attend_queries<3, Arch>(qh, d, segs, n_segs, scale, cap, oh, m, l), h += 3;
     } else if (left == 2) {
-      attend_queries<2, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 2;
+      attend_queries<2, Arch>(qh, d, segs, n_segs, scale, cap, oh, m, l), h += 2;
     } else {
-      attend_queries<1, Arch>(qh, d, segs, n_segs, scale, cap, oh), h += 1;
+      attend_queries<1, Arch>(qh, d, segs, n_segs, scale, cap, oh, m, l), h += 1;
     }
   }
 }

@@ -123,10 +123,13 @@ struct KeySegment {
 // The attention of nq queries that share their keys (the query heads of one GQA group, at one
 // position) over segments of keys, with an online softmax: out_h = Σ softmax(s_h)·v. q and out are
 // [nq, d], contiguous. Each key and value row is read once for all nq queries.
+// With `stats`, the softmax is left partial, to be merged with those of other keys: out_h is
+// Σ e^(s_h - m_h)·v, unnormalised, stats[h] is m_h (the largest score) and stats[nq + h] is
+// l_h = Σ e^(s_h - m_h).
 struct AttendQuery {
   template <class Arch>
   void operator()(Arch, const float* q, int64_t nq, int64_t d, const KeySegment* segs,
-                  int64_t n_segs, float scale, float cap, float* out) const;
+                  int64_t n_segs, float scale, float cap, float* out, float* stats = nullptr) const;
 };
 
 // Full attention of one panel of queries of one head over all n keys of that head (SigLIP's

@@ -146,31 +146,107 @@ std::pair<Mat<T>, int64_t> attention_probabilities(const Mat<T>& q, const Mat<T>
           first};
 }
 
+// Decode (at most kKeySplitTokens new tokens) splits each (token, key head)'s keys into spans of
+// kKeySpan, one task each: with one key head (270m, 1b) and the query heads as the only other
+// split, every thread read all of a layer's keys and values. Each span is a partial softmax of
+// the group's query heads (AttendQuery's stats), and the spans are merged in order:
+//   m = max_s m_s,   o = Σ_s e^(m_s - m)·o_s / Σ_s e^(m_s - m)·l_s.
+// The spans are fixed, not one per thread, so the result is the same for any thread count.
+inline constexpr int64_t kKeySplitTokens = 4;
+inline constexpr int64_t kKeySpan = 64;
+
+// Keys [a, b) of a (token, key head)'s segments (in order) as segments of their own; returns
+// their count.
+inline int64_t slice_keys(std::span<const kernels::simd::KeySegment> segs, int64_t a, int64_t b,
+                          kernels::simd::KeySegment* out) {
+  int64_t n = 0, first = 0;  // first: the index of segment s's first key among all of them
+  for (const kernels::simd::KeySegment& s : segs) {
+    const int64_t from = std::max(a, first), to = std::min(b, first + s.count);
+    if (to > from)
+      out[n++] = {s.k + (from - first) * s.stride, s.v + (from - first) * s.stride, to - from,
+                  s.stride};
+    first += s.count;
+  }
+  return n;
+}
+
+// Decode's attention in spans of keys (above): `segments(r, g, segs)` gives the visible keys of
+// token r for key head g.
+template <class Segments>
+Mat<float> attend_spans(const Mat<float>& q, const AttentionParams<float>& p,
+                        const Segments& segments) {
+  const int64_t n = q.rows(), D = p.head_dim, group_size = p.heads / p.kv_heads;
+  const float cap = p.softcap ? float(*p.softcap) : 0.f;
+  Mat<float> out(n, p.heads * D);
+  // Token r's tasks are [first[r], first[r + 1]): its spans for each key head.
+  std::vector<int64_t> first(std::size_t(n + 1), 0), spans(static_cast<std::size_t>(n));
+  for (int64_t r = 0; r < n; ++r) {
+    kernels::simd::KeySegment segs[4];
+    int64_t keys = 0;
+    for (int64_t s = 0, n_segs = segments(r, 0, segs); s < n_segs; ++s) keys += segs[s].count;
+    spans[std::size_t(r)] = std::max<int64_t>(1, (keys + kKeySpan - 1) / kKeySpan);
+    first[std::size_t(r + 1)] = first[std::size_t(r)] + p.kv_heads * spans[std::size_t(r)];
+  }
+  const int64_t tasks = first.back();
+  // Each task's partial o [group_size, D] and its stats [2, group_size], in memory the calling
+  // thread keeps from call to call (a step's attention runs once per layer).
+  static thread_local std::vector<float> partials;
+  partials.resize(std::size_t(tasks * group_size * (D + 2)));
+  float* const o_of = partials.data();
+  float* const stats_of = o_of + tasks * group_size * D;
+#pragma omp parallel
+  {
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < tasks; ++task) {
+      int64_t r = 0;
+      while (task >= first[std::size_t(r + 1)]) ++r;
+      const int64_t span = spans[std::size_t(r)], g = (task - first[std::size_t(r)]) / span;
+      const int64_t s = (task - first[std::size_t(r)]) % span;
+      kernels::simd::KeySegment segs[4], slice[4];
+      const int64_t n_segs = segments(r, g, segs);
+      const int64_t n_slice =
+          slice_keys(std::span(segs, std::size_t(n_segs)), s * kKeySpan, (s + 1) * kKeySpan, slice);
+      kernels::call(kernels::simd::AttendQuery{}, q.data() + r * q.cols() + g * group_size * D,
+                    group_size, D, slice, n_slice, p.scale, cap, o_of + task * group_size * D,
+                    stats_of + task * 2 * group_size);
+    }
+    // The merge, per (token, query head), in span order.
+#pragma omp for schedule(static)
+    for (int64_t rh = 0; rh < n * p.heads; ++rh) {
+      const int64_t r = rh / p.heads, head = rh % p.heads, g = head / group_size;
+      const int64_t j = head % group_size, span = spans[std::size_t(r)];
+      const int64_t task0 = first[std::size_t(r)] + g * span;
+      const auto m_of = [&](int64_t s) { return stats_of[(task0 + s) * 2 * group_size + j]; };
+      const auto l_of = [&](int64_t s) {
+        return stats_of[(task0 + s) * 2 * group_size + group_size + j];
+      };
+      float m = m_of(0);
+      for (int64_t s = 1; s < span; ++s) m = std::max(m, m_of(s));
+      float l = 0.f;
+      for (int64_t s = 0; s < span; ++s) l += std::exp(m_of(s) - m) * l_of(s);
+      auto o = out.row(r).segment(head * D, D);
+      o.setZero();
+      for (int64_t s = 0; s < span; ++s)
+        o += Eigen::Map<const Eigen::RowVectorXf>(o_of + ((task0 + s) * group_size + j) * D, D) *
+             (std::exp(m_of(s) - m) / l);
+    }
+  }
+  return out;
+}
+
 // Fast attention: for each (query, head) the visible keys as at most four contiguous segments —
 // cached positions (a ring wraps once at most) and new tokens (the causal window, and the query's
-// image) — and one online-softmax pass over them (kernels/simd.hpp AttendQuery). The keys are
-// those of visible_keys_of, as index ranges instead of a materialised mask.
+// image) — and one online-softmax pass over them (kernels/simd.hpp AttendQuery), or, in decode,
+// one per span of them, merged. The keys are those of visible_keys_of, as index ranges instead of
+// a materialised mask.
 inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Mat<float>& v,
                               const AttentionParams<float>& p, const LayerKVCache<float>& cache,
                               int64_t pos0, std::span<const int32_t> groups) {
   const int64_t n = q.rows(), D = p.head_dim, kv_dim = k.cols();
   const int64_t group_size = p.heads / p.kv_heads;
   const auto visible = visible_keys_of(p, pos0, groups);
-  Mat<float> out(n, p.heads * D);
-  const float cap = p.softcap ? float(*p.softcap) : 0.f;
-  // One task per (token, key head, part of its group): the query heads of a part share one pass
-  // over their keys and values. The group is split only as far as it takes to give every thread
-  // a task (a decode step of a model with one key head).
-  const int64_t parts =
-      std::clamp<int64_t>(omp_get_max_threads() / (n * p.kv_heads), 1, group_size);
-  const int64_t per_part = (group_size + parts - 1) / parts;
-#pragma omp parallel for schedule(dynamic)
-  for (int64_t task = 0; task < n * p.kv_heads * parts; ++task) {
-    const int64_t r = task / (p.kv_heads * parts), g = task / parts % p.kv_heads;
-    const int64_t head = g * group_size + task % parts * per_part;  // first query head of the part
-    const int64_t heads = std::min(per_part, (g + 1) * group_size - head);
-    if (heads <= 0) continue;
-    kernels::simd::KeySegment segs[4];
+  // The visible keys of token r for key head g, into segs; returns their count.
+  const auto segments = [&](int64_t r, int64_t g, kernels::simd::KeySegment* segs) {
     int64_t n_segs = 0;
     const VisibleKeys& keys = visible[r];
     // Cached keys: the causal range's part before pos0.
@@ -188,6 +264,25 @@ inline Mat<float> attend_fast(const Mat<float>& q, const Mat<float>& k, const Ma
       if (to > from)
         segs[n_segs++] = {k.data() + from * kv_dim + g * D, v.data() + from * kv_dim + g * D,
                           to - from, kv_dim};
+    return n_segs;
+  };
+  if (n <= kKeySplitTokens) return attend_spans(q, p, segments);
+  // Prefill: one task per (token, key head, part of its group): the query heads of a part share
+  // one pass over their keys and values. The group is split only as far as it takes to give every
+  // thread a task.
+  Mat<float> out(n, p.heads * D);
+  const float cap = p.softcap ? float(*p.softcap) : 0.f;
+  const int64_t parts =
+      std::clamp<int64_t>(omp_get_max_threads() / (n * p.kv_heads), 1, group_size);
+  const int64_t per_part = (group_size + parts - 1) / parts;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t task = 0; task < n * p.kv_heads * parts; ++task) {
+    const int64_t r = task / (p.kv_heads * parts), g = task / parts % p.kv_heads;
+    const int64_t head = g * group_size + task % parts * per_part;  // first query head of the part
+    const int64_t heads = std::min(per_part, (g + 1) * group_size - head);
+    if (heads <= 0) continue;
+    kernels::simd::KeySegment segs[4];
+    const int64_t n_segs = segments(r, g, segs);
     kernels::call(kernels::simd::AttendQuery{}, q.data() + r * q.cols() + head * D, heads, D, segs,
                   n_segs, p.scale, cap, out.data() + r * out.cols() + head * D);
   }

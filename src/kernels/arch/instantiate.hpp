@@ -23,7 +23,7 @@
                                                      float*, int64_t) const;                       \
   template void AttendQuery::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,  \
                                                      const KeySegment*, int64_t, float, float,     \
-                                                     float*) const;                                \
+                                                     float*, float*) const;                        \
   template void AttendPanel::operator()<__VA_ARGS__>(__VA_ARGS__, const float*, int64_t, int64_t,  \
                                                      const float*, int64_t, const float*, int64_t, \
                                                      float, float*, float*, float*, int64_t,       \
