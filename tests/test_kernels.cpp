@@ -578,15 +578,22 @@ TEST_CASE("fast-bf16 model: near the plain path, decode equals prefill",
   }
 }
 
+// The decode tests' model: tiny, a vocabulary of 300, one local layer of the given window, then
+// one global layer.
+static ModelConfig local_global_config(int64_t window) {
+  ModelConfig cfg = preset("tiny");
+  cfg.text.vocab_size = 300;
+  cfg.text.sliding_window = window;
+  cfg.text.num_hidden_layers = 2;
+  cfg.text.layer_types = {LayerKind::Local, LayerKind::Global};
+  return cfg;
+}
+
 TEST_CASE(
     "fast model: decode equals prefill across the window, images bidirectional, threads don't "
     "matter",
     "[kernels][decode]") {
-  ModelConfig cfg = preset("tiny");
-  cfg.text.vocab_size = 300;
-  cfg.text.sliding_window = 5;
-  cfg.text.num_hidden_layers = 2;
-  cfg.text.layer_types = {LayerKind::Local, LayerKind::Global};
+  const ModelConfig cfg = local_global_config(5);
   const auto dir = test::scratch_dir("fast_decode");
   synthesize_checkpoint(cfg, dir, {.seed = 11});
   const auto ck = Checkpoint::open(dir);
@@ -627,11 +634,7 @@ TEST_CASE(
 TEST_CASE("fast decode: keys in spans, merged in order, near the plain path for any threads",
           "[kernels][decode]") {
   // Several spans of keys (detail::kKeySpan) per decode step, and a local layer's ring wrapped.
-  ModelConfig cfg = preset("tiny");
-  cfg.text.vocab_size = 300;
-  cfg.text.sliding_window = 3 * detail::kKeySpan / 2;
-  cfg.text.num_hidden_layers = 2;
-  cfg.text.layer_types = {LayerKind::Local, LayerKind::Global};
+  const ModelConfig cfg = local_global_config(3 * detail::kKeySpan / 2);
   const auto dir = test::scratch_dir("fast_decode_spans");
   synthesize_checkpoint(cfg, dir, {.seed = 5});
   const auto ck = Checkpoint::open(dir);
