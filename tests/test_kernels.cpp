@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
 #include <set>
+#include <thread>
 
 #include <gemma3/checkpoint.hpp>
 #include <gemma3/kernels/fast.hpp>
@@ -659,6 +662,47 @@ TEST_CASE("fast decode: keys in spans, merged in order, near the plain path for 
   omp_set_num_threads(threads);
   CHECK(test::max_abs_diff(two, expected.bottomRows(n - P)) <= 2e-5);
   CHECK(test::max_abs_diff(one, two) == 0.0);  // the spans are fixed, not one per thread
+}
+
+TEST_CASE("Team: held threads run every body and split its loops; work's exception is rethrown",
+          "[kernels][decode]") {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  constexpr int kBodies = 300, kItems = 1000;
+  std::vector<int> hits(kItems, 0);
+  std::vector<int> ran;  // threads that ran each body
+  int size_inside = 0, nested_size = 0;
+  const auto body = [&] {
+    std::atomic<int> count{0};
+    fast::Team::parallel([&] {
+      count.fetch_add(1);
+#pragma omp for schedule(dynamic) nowait
+      for (int i = 0; i < kItems; ++i) hits[std::size_t(i)] += 1;  // each item once per body
+    });
+    ran.push_back(count.load());
+  };
+  fast::Team::hold([&] {
+    size_inside = fast::Team::size();
+    for (int b = 0; b < kBodies; ++b) body();
+    // Long enough for the held thread to stop spinning and sleep: the next body wakes it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    body();
+    fast::Team::hold([&] { nested_size = fast::Team::size(); });  // already held: runs as it is
+  });
+  CHECK(size_inside == 2);
+  CHECK(nested_size == 2);
+  CHECK(std::count(ran.begin(), ran.end(), 2) == kBodies + 1);
+  CHECK(std::count(hits.begin(), hits.end(), kBodies + 1) == kItems);
+  // Outside hold, a body is a parallel region of its own.
+  body();
+  CHECK(ran.back() == 2);
+  CHECK(std::count(hits.begin(), hits.end(), kBodies + 2) == kItems);
+
+  CHECK_THROWS_AS(fast::Team::hold([] { throw InvalidArgument("ids", "empty sequence"); }),
+                  InvalidArgument);
+  fast::Team::hold(body);  // the region of the throw ended: a new one holds
+  CHECK(ran.back() == 2);
+  omp_set_num_threads(threads);
 }
 
 // ---- Block-quantized weights (quant.hpp) ----

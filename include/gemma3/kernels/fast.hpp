@@ -29,6 +29,7 @@
 #include "gemma3/kernels/dispatch.hpp"
 #include "gemma3/kernels/plain.hpp"
 #include "gemma3/kernels/quantdot.hpp"
+#include "gemma3/kernels/team.hpp"
 #include "gemma3/quant.hpp"
 #include "gemma3/tensor.hpp"
 
@@ -123,31 +124,6 @@ class GemvInput {
 };
 
 namespace detail {
-// The threads of one parallel region meeting once: each waits until all have arrived. They spin
-// (and yield the core after a while, should threads outnumber cores) rather than sleep: OpenMP's
-// barrier ends in a futex system call, 1.4 µs on the virtual machine of docs/performance.md, more
-// than the wait it ends between the two halves of a decode step's product.
-class Meeting {
- public:
-  void arrive_and_wait() {
-    const int team = omp_get_num_threads();
-    arrived_.fetch_add(1, std::memory_order_acq_rel);
-    for (int spins = 0; arrived_.load(std::memory_order_acquire) < team; ++spins) {
-      if (spins < kSpins) {
-#if defined(__x86_64__) || defined(_M_X64)
-        __builtin_ia32_pause();
-#endif
-      } else {
-        std::this_thread::yield();
-      }
-    }
-  }
-
- private:
-  static constexpr int kSpins = 1 << 14;  // pauses: 0.1-1 ms, by the CPU's pause latency
-  std::atomic<int> arrived_{0};
-};
-
 // The rows of one or more matrices in blocks, numbered across all of them, so that one parallel
 // region splits the blocks of all of them over threads (one fork/join per group of matrices).
 class RowBlocks {
@@ -194,7 +170,7 @@ class RowBlocks {
 class RowShares {
  public:
   RowShares(std::span<const TensorView* const> ws, int64_t unit, int64_t passes = 1)
-      : units_(ws, unit), shares_(std::size_t(omp_get_max_threads())) {
+      : units_(ws, unit), shares_(std::size_t(Team::size())) {
     const int64_t count = units_.count() * passes, threads = int64_t(shares_.size());
     for (int64_t t = 0; t < threads; ++t)
       shares_[std::size_t(t)].range.store(pack(count * t / threads, count * (t + 1) / threads),
@@ -272,15 +248,17 @@ inline void gemv(std::span<const TensorView* const> ws, const float* x,
   const int64_t in = ws[0]->cols();
   RowShares runs(ws, 16);
   const GemvInput input(ws, x, in);
-#pragma omp parallel
-  runs.for_each([&](std::size_t m, int64_t r0, int64_t n, int64_t) {
-    const TensorView& w = *ws[m];
-    if (w.dtype == DType::BF16)
-      kernels::call(kernels::simd::GemvBf16{}, reinterpret_cast<const uint16_t*>(w.data) + r0 * in,
-                    n, in, input.get(), ys[m] + r0);
-    else
-      kernels::call(kernels::simd::GemvF32{}, reinterpret_cast<const float*>(w.data) + r0 * in, n,
-                    in, input.get(), ys[m] + r0);
+  Team::parallel([&] {
+    runs.for_each([&](std::size_t m, int64_t r0, int64_t n, int64_t) {
+      const TensorView& w = *ws[m];
+      if (w.dtype == DType::BF16)
+        kernels::call(kernels::simd::GemvBf16{},
+                      reinterpret_cast<const uint16_t*>(w.data) + r0 * in, n, in, input.get(),
+                      ys[m] + r0);
+      else
+        kernels::call(kernels::simd::GemvF32{}, reinterpret_cast<const float*>(w.data) + r0 * in, n,
+                      in, input.get(), ys[m] + r0);
+    });
   });
 }
 
@@ -350,8 +328,7 @@ inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput
   const int64_t chunks = (tokens + kTokenChunk - 1) / kTokenChunk;
   RowShares runs(ws, decode ? kernels::quantdot::kPanelRows : kernels::quantdot::kGemmRows, chunks);
   Meeting quantized;  // every piece of X is quantized before any product reads it
-#pragma omp parallel
-  {
+  Team::parallel([&] {
 #pragma omp for schedule(static) nowait
     for (int64_t piece = 0; piece < tokens * pieces; ++piece) {
       const int64_t t = piece / pieces, b0 = piece % pieces * kPieceBlocks;
@@ -423,7 +400,7 @@ inline void quant_linear(std::span<const TensorView* const> ws, const QuantInput
       const int64_t t0 = chunk * kTokenChunk;
       product(m, r0, n, t0, std::min(kTokenChunk, tokens - t0));
     });
-  }
+  });
 }
 
 // Packs token panel p of X [tokens, in] into xp (kernels/simd_decl.hpp GemmLayout): the panel's
@@ -554,12 +531,14 @@ void gemm(const Gemm& kernel, std::span<const TensorView* const> ws, const float
 // split over threads in blocks of 1 Ki to 16 Ki elements: a decode step's few thousand are shared
 // by the threads too.
 inline void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
-  const int64_t share = (n + omp_get_max_threads() - 1) / omp_get_max_threads();
+  const int64_t share = (n + Team::size() - 1) / Team::size();
   const int64_t block = std::clamp<int64_t>((share + 63) / 64 * 64, 1024, 16384);
-#pragma omp parallel for schedule(dynamic)
-  for (int64_t b = 0; b < n; b += block)
-    kernels::call(kernels::simd::GeluTanhMul{}, gate + b, up ? up + b : nullptr, out + b,
-                  std::min(block, n - b));
+  Team::parallel([&] {
+#pragma omp for schedule(dynamic) nowait
+    for (int64_t b = 0; b < n; b += block)
+      kernels::call(kernels::simd::GeluTanhMul{}, gate + b, up ? up + b : nullptr, out + b,
+                    std::min(block, n - b));
+  });
 }
 
 // Throws InvalidArgument naming w unless it has `in` columns, the width of what it multiplies

@@ -23,6 +23,7 @@
 
 #include "gemma3/config.hpp"
 #include "gemma3/kernels/ops.hpp"
+#include "gemma3/kernels/team.hpp"
 #include "gemma3/observer.hpp"
 #include "gemma3/text/functions.hpp"
 #include "gemma3/text/kv_cache.hpp"
@@ -194,9 +195,9 @@ Mat<float> attend_spans(const Mat<float>& q, const AttentionParams<float>& p,
   partials.resize(std::size_t(tasks * group_size * (D + 2)));
   float* const o_of = partials.data();
   float* const stats_of = o_of + tasks * group_size * D;
-#pragma omp parallel
-  {
-#pragma omp for schedule(dynamic)
+  fast::detail::Meeting spans_done;  // every span's partials are in before any merge reads them
+  fast::Team::parallel([&] {
+#pragma omp for schedule(dynamic) nowait
     for (int64_t task = 0; task < tasks; ++task) {
       int64_t r = 0;
       while (task >= first[std::size_t(r + 1)]) ++r;
@@ -210,8 +211,9 @@ Mat<float> attend_spans(const Mat<float>& q, const AttentionParams<float>& p,
                     group_size, D, slice, n_slice, p.scale, cap, o_of + task * group_size * D,
                     stats_of + task * 2 * group_size);
     }
+    spans_done.arrive_and_wait();
     // The merge, per (token, query head), in span order.
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t rh = 0; rh < n * p.heads; ++rh) {
       const int64_t r = rh / p.heads, head = rh % p.heads, g = head / group_size;
       const int64_t j = head % group_size, span = spans[std::size_t(r)];
@@ -230,7 +232,7 @@ Mat<float> attend_spans(const Mat<float>& q, const AttentionParams<float>& p,
         o += Eigen::Map<const Eigen::RowVectorXf>(o_of + ((task0 + s) * group_size + j) * D, D) *
              (std::exp(m_of(s) - m) / l);
     }
-  }
+  });
   return out;
 }
 

@@ -196,9 +196,22 @@ class TextModel {
 
   // run_chunks, then the final norm and LM head of the rows asked for: only those rows of the last
   // residual stream are kept (all of the final norm when it is observed, a chunk at a time).
+  // A decode step on the fast path runs on one held team of threads (kernels/team.hpp: its
+  // hundred-odd kernels without a fork and join each); the values are the same.
   template <typename Input>
   Mat<T> forward_chunks(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache,
                         Observer<T>* obs, const LogitRows& rows, Input&& input) const {
+    Mat<T> logits;
+    const auto forward = [&] { logits = forward_chunks_now(n, groups, cache, obs, rows, input); };
+    if (backend_ != Backend::Plain && n < fast::kGemmMinTokens)
+      fast::Team::hold(forward);
+    else
+      forward();
+    return logits;
+  }
+  template <typename Input>
+  Mat<T> forward_chunks_now(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache,
+                            Observer<T>* obs, const LogitRows& rows, Input& input) const {
     const std::vector<int64_t> picked = rows.resolve(n);
     std::vector<int64_t> row_of(std::size_t(n), -1);  // token -> row of `kept`
     for (std::size_t r = 0; r < picked.size(); ++r) row_of[std::size_t(picked[r])] = int64_t(r);
