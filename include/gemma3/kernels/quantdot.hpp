@@ -779,11 +779,13 @@ class Q5Column {
 // out in the lanes, with no reduction across a register. Where the type has a zero point Z, the
 // sums start at -Z·Σx (the block's activations' sum), as in panel_tile.
 //
-// Each block asks for the bytes kDecodeAhead further on: a thread's run is one stream from memory,
-// but the hardware prefetchers start each run slowly and keep too few lines in flight for one core
-// to read at its share of the bandwidth, most of all on the short runs of q/k/v and o, and where a
-// panel (a 6912-wide down projection's is 62 KB) is longer than L1 and evicts x at each panel.
-// Cold matrices, one and two threads, alternating: +8-10% and +10-40% of the read rate with it.
+// For Q4_0 and Q5_0 each block asks for the bytes kDecodeAhead further on: a thread's run is one
+// stream from memory, but the hardware prefetchers start each run slowly and keep too few lines in
+// flight for one core to read at its share of the bandwidth, most of all on the short runs of
+// q/k/v and o, and where a panel (a 6912-wide down projection's is 62 KB) is longer than L1 and
+// evicts x at each panel. Cold Q4_0 matrices, one and two threads, alternating: +8-10% and
+// +10-40% of the read rate with it. Q8_0's blocks are twice the bytes for the same loads of x, and
+// its kernel is bound by its loads: 9 prefetches a block more made its decode 4% slower.
 inline constexpr int64_t kDecodeAhead = 4096;
 template <quant::Type T, int NT>
 static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x, float* y,
@@ -801,8 +803,9 @@ static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::Qua
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* c = panel + b * kColumn;
-    for (int64_t l = 0; l < kColumn; l += 64)  // past the run's end: never a fault, only a hint
-      _mm_prefetch(reinterpret_cast<const char*>(c + kDecodeAhead + l), _MM_HINT_T0);
+    if constexpr (T != quant::Type::Q8_0)
+      for (int64_t l = 0; l < kColumn; l += 64)  // past the run's end: never a fault, only a hint
+        _mm_prefetch(reinterpret_cast<const char*>(c + kDecodeAhead + l), _MM_HINT_T0);
     // Two chains of sums per token (the block's first and second halves, or alternate units).
     __m512i lo[NT], hi[NT];
     for (int t = 0; t < NT; ++t) {
