@@ -16,8 +16,6 @@
 #include <cstdint>
 #include <exception>
 #include <thread>
-#include <type_traits>
-#include <utility>
 
 #include <omp.h>
 
@@ -36,6 +34,18 @@ inline void spin_pause() {
 // longer than any wait inside a step, shorter than a wait between steps.
 inline constexpr int kSpins = 1 << 14;
 
+// Waits until done() (a load of what other threads of the team are to store) is true: spinning,
+// then yielding the core after kSpins pauses, should threads outnumber cores.
+template <class Done>
+void spin_until(Done&& done) {
+  for (int spins = 0; !done(); ++spins) {
+    if (spins < kSpins)
+      spin_pause();
+    else
+      std::this_thread::yield();
+  }
+}
+
 // The threads of one parallel region (or one Team::parallel body) meeting once: each waits until
 // all have arrived. They spin (and yield the core after a while, should threads outnumber cores)
 // rather than sleep: OpenMP's barrier ends in a futex system call, more than the wait it ends
@@ -45,12 +55,7 @@ class Meeting {
   void arrive_and_wait() {
     const int team = omp_get_num_threads();
     arrived_.fetch_add(1, std::memory_order_acq_rel);
-    for (int spins = 0; arrived_.load(std::memory_order_acquire) < team; ++spins) {
-      if (spins < kSpins)
-        spin_pause();
-      else
-        std::this_thread::yield();
-    }
+    spin_until([&] { return arrived_.load(std::memory_order_acquire) >= team; });
   }
 
  private:
@@ -145,12 +150,7 @@ class Team {
       running.store(threads - 1, std::memory_order_relaxed);
       publish();
       b();
-      for (int spins = 0; running.load(std::memory_order_acquire) > 0; ++spins) {
-        if (spins < detail::kSpins)
-          detail::spin_pause();
-        else
-          std::this_thread::yield();
-      }
+      detail::spin_until([&] { return running.load(std::memory_order_acquire) == 0; });
     }
     void dismiss() {
       dismissed = true;

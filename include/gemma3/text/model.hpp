@@ -197,7 +197,9 @@ class TextModel {
   // run_chunks, then the final norm and LM head of the rows asked for: only those rows of the last
   // residual stream are kept (all of the final norm when it is observed, a chunk at a time).
   // A decode step on the fast path runs on one held team of threads (kernels/team.hpp: its
-  // hundred-odd kernels without a fork and join each); the values are the same.
+  // hundred-odd kernels without a fork and join each); the values are the same. Below
+  // kGemmMinTokens every kernel a step runs is a Team::parallel body; the prefill GEMM's and the
+  // vision tower's are not (held, they would run on one thread).
   template <typename Input>
   Mat<T> forward_chunks(int64_t n, std::span<const int32_t> groups, KVCache<T>& cache,
                         Observer<T>* obs, const LogitRows& rows, Input&& input) const {
