@@ -943,7 +943,9 @@ TEST_CASE("interleaved rows: the file's bytes reordered, decoded and multiplied 
     }
     // 37 rows: two panels and 5 rows in file order; 48: three panels.
     for (const int64_t rows : {37, 48}) {
-      const int64_t in = 224, stride = quant::row_bytes(t, in);
+      // Seven blocks of 32, or three of 256.
+      const int64_t in = quant::layout(t).block_elements == 256 ? 768 : 224;
+      const int64_t stride = quant::row_bytes(t, in);
       const QuantWeight w(t, rows, in, 11 + uint64_t(t));
       std::vector<std::byte> bytes = w.bytes;
       for (int64_t p = 0; p < quant::interleaved_rows(rows); p += quant::kPanelRows)

@@ -339,43 +339,63 @@ inline void dequantize(Type t, const std::byte* data, int64_t n, float* out) {
 // decode kernel (kernels/quantdot.hpp, panels()). In file order a row's blocks follow each other,
 // so a kernel reading one row at a time decodes one block's scale and q per 32 weights and
 // reduces each row across a register at the end. In a panel of kPanelRows rows, block c of all
-// 16 rows is stored unit by unit: the rows' f16 scales d side by side (then their minimums m,
-// where the type has them), then the rows' first 4 bytes after the header side by side (qh, or
-// the first q bytes), and so on. One 512-bit load then holds the same 4 bytes of 16 rows, one row
-// per 32-bit lane, so one vpdpbusd adds 4 products to each of 16 rows' sums, and one conversion
-// and one FMA per block serve 16 rows. Only the block types with one scale per 32 elements and a
-// kernel for it are interleaved; rows after the last whole panel stay in file order.
+// 16 rows is stored unit by unit: the rows' f16 words (d, and m or dmin where the type has them)
+// side by side, word by word, and the rest of the block in 4-byte units, the rows' first 4 bytes
+// side by side, then their next 4 bytes, and so on. One 512-bit load then holds the same 4 bytes
+// of 16 rows, one row per 32-bit lane, so one vpdpbusd adds 4 products to each of 16 rows' sums,
+// and one conversion and one FMA per group serve 16 rows (a K-quant's 6-bit scales are decoded
+// once per lane for 16 rows, not once per row). Only the types with a panel kernel are
+// interleaved; rows after the last whole panel stay in file order.
 inline constexpr int64_t kPanelRows = 16;
 inline constexpr bool interleavable(Type t) {
-  return t == Type::Q8_0 || t == Type::Q4_0 || t == Type::Q5_0;
+  return t == Type::Q8_0 || t == Type::Q4_0 || t == Type::Q5_0 || t == Type::Q4_K ||
+         t == Type::Q5_K || t == Type::Q6_K;
 }
-// A block's units, in order: its header (d, and m where the type has one) in 2-byte units, the
-// rest in 4-byte units. In a panel's block, the 16 rows' copies of a unit lie side by side: byte k
-// of row l's block (k in a unit of `size` bytes that begins at `first`) at 16·first + size·l +
-// (k - first).
-inline constexpr int64_t header_bytes(Type t) {
-  return t == Type::Q4_1 || t == Type::Q5_1 ? 4 : 2;
+// Where a block's f16 words lie, [begin, end) bytes: 2-byte units there, 4-byte units elsewhere
+// (every other byte range of a block is a multiple of 4 bytes long). Q6_K's d is its last word.
+struct HalfWords {
+  int64_t begin, end;
+};
+inline constexpr HalfWords half_words(Type t) {
+  switch (t) {
+    case Type::Q4_1:
+    case Type::Q5_1:
+    case Type::Q4_K:
+    case Type::Q5_K:
+      return {0, 4};  // d, m (dmin)
+    case Type::Q6_K:
+      return {208, 210};
+    default:
+      return {0, 2};  // d
+  }
 }
 // The rows of a [rows, cols] tensor of type t that are interleaved: the whole panels'.
 inline constexpr int64_t interleaved_rows(int64_t rows) {
   return rows / kPanelRows * kPanelRows;
 }
 // Calls move(size, offset in the rows, offset in the panel) for each unit of the panel's rows: a
-// panel of kPanelRows rows, row_bytes(t, cols) apart.
+// panel of kPanelRows rows, row_bytes(t, cols) apart. Row l's copy of the unit of `size` bytes at
+// byte `first` of a block lies at kPanelRows·first + size·l of the panel's block.
 template <class Move>
 inline void for_each_unit(Type t, int64_t cols, int64_t first_row, int64_t rows, Move&& move) {
-  if (!interleavable(t))  // (a K-quant's header is not at its start, nor its rest in 4-byte units)
+  if (!interleavable(t))
     throw std::invalid_argument(std::string("quant: ") + name(t) + " rows are not interleaved");
   const Layout L = layout(t);
-  const int64_t stride = row_bytes(t, cols), header = header_bytes(t);
+  const HalfWords words = half_words(t);
+  const int64_t stride = row_bytes(t, cols);
   for (int64_t c = 0; c < cols / L.block_elements; ++c)
     for (int64_t l = first_row; l < first_row + rows; ++l) {
       const int64_t in_rows = l * stride + c * L.block_bytes,
                     in_panel = c * kPanelRows * L.block_bytes;
-      for (int64_t k = 0; k < header; k += 2)
-        move(std::integral_constant<int, 2>{}, in_rows + k, in_panel + kPanelRows * k + 2 * l);
-      for (int64_t k = header; k < L.block_bytes; k += 4)
-        move(std::integral_constant<int, 4>{}, in_rows + k, in_panel + kPanelRows * k + 4 * l);
+      for (int64_t k = 0; k < L.block_bytes;) {
+        if (k >= words.begin && k < words.end) {
+          move(std::integral_constant<int, 2>{}, in_rows + k, in_panel + kPanelRows * k + 2 * l);
+          k += 2;
+        } else {
+          move(std::integral_constant<int, 4>{}, in_rows + k, in_panel + kPanelRows * k + 4 * l);
+          k += 4;
+        }
+      }
     }
 }
 

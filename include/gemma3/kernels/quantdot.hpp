@@ -852,46 +852,284 @@ static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::Qua
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
+// A K-quant block of an interleaved panel (quant::interleave_panel: the 16 rows' f16 words side by
+// side, then their 4-byte units side by side), decoded a unit of 4 bytes of 16 rows at a time.
+// Each lane is one row, so the 6-bit scales and mins of Q4_K and Q5_K (quant::scale_min_k4) and
+// the int8 scales of Q6_K are unpacked once per lane, for 16 rows together (KColumn, below).
+
+// Byte k of each 32-bit lane, as a float (unsigned; signed: as int8).
+template <int k, bool is_signed = false>
+static inline __m512 lane_byte(__m512i v) {
+  if constexpr (is_signed)
+    return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * k), 24));
+  else if constexpr (k == 3)
+    return _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 24));
+  else
+    return _mm512_cvtepi32_ps(
+        _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(255)));
+}
+
+// Q4_K and Q5_K: d (bytes 0-31 of the panel's block), dmin (32-63), the scales' three units
+// (64-255), Q5_K's qh (256-767: its unit i holds bits of elements 4i to 4i + 3 of each 32), then
+// qs (a unit every 64 bytes): qs's unit j holds, per row, the low nibbles of elements
+// 64(j / 8) + 4(j % 8) to + 3 (group 2(j / 8)) and in its high nibbles the elements 32 further
+// (group 2(j / 8) + 1); Q5_K's fifth bit of group s's elements is bit s of their qh bytes.
+template <quant::Type T>
+class KColumn {
+  static_assert(T == quant::Type::Q4_K || T == quant::Type::Q5_K);
+
+ public:
+  explicit KColumn(const uint8_t* c) : c_(c) {}
+  // a_g = d·sc_g and b_g = -dmin·m_g of the 16 rows, as quant::unpack_scales gives them.
+  void scales(__m512 (&a)[8], __m512 (&b)[8]) const {
+    const __m512 d = _mm512_cvtph_ps(load32(c_)), dmin = _mm512_cvtph_ps(load32(c_ + 32));  // f16
+    const __m512i s0 = _mm512_loadu_si512(c_ + 64), s1 = _mm512_loadu_si512(c_ + 128),
+                  s2 = _mm512_loadu_si512(c_ + 192);
+    const __m512i six = _mm512_set1_epi8(63), four = _mm512_set1_epi8(0x0F),
+                  top = _mm512_set1_epi8(0x30);
+    // Groups 0-3 in bytes 0-3 of sc[0] and m[0]; groups 4-7 in those of sc[1] and m[1], their
+    // top two bits the top bits of s0 (scales) and s1 (mins), moved to bits 4 and 5.
+    const __m512i sc[2] = {_mm512_and_si512(s0, six),
+                           _mm512_or_si512(_mm512_and_si512(s2, four),
+                                           _mm512_and_si512(_mm512_srli_epi32(s0, 2), top))};
+    const __m512i m[2] = {_mm512_and_si512(s1, six),
+                          _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), four),
+                                          _mm512_and_si512(_mm512_srli_epi32(s1, 2), top))};
+    [&]<int... k>(std::integer_sequence<int, k...>) {
+      ((a[k] = _mm512_mul_ps(d, lane_byte<k % 4>(sc[k / 4]))), ...);
+      ((b[k] = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), dmin), lane_byte<k % 4>(m[k / 4]))),
+       ...);
+    }
+    (std::make_integer_sequence<int, 8>{});
+  }
+  // The q of qs's unit 8c + j (c = 0-3, j = 0-7): group 2c's (lo) and group 2c + 1's (hi). Q4_K's
+  // hi is left in place (kHighInPlace: 16 times q).
+  struct Pair {
+    __m512i lo, hi;
+  };
+  template <int c>
+  Pair pair(int j) const {
+    const __m512i four = _mm512_set1_epi8(0x0F);
+    const __m512i v =
+        _mm512_loadu_si512(c_ + (T == quant::Type::Q5_K ? 768 : 256) + 64 * (8 * c + j));
+    if constexpr (T == quant::Type::Q4_K) {
+      return {_mm512_and_si512(v, four), _mm512_andnot_si512(four, v)};
+    } else {  // bits 2c and 2c + 1 of qh to bit 4
+      const __m512i qh = _mm512_loadu_si512(c_ + 256 + 64 * j), fifth = _mm512_set1_epi8(0x10);
+      const auto to4 = [&](auto bit) {
+        constexpr int shift = 4 - decltype(bit)::value;
+        if constexpr (shift >= 0)
+          return _mm512_and_si512(_mm512_slli_epi32(qh, shift), fifth);
+        else
+          return _mm512_and_si512(_mm512_srli_epi32(qh, -shift), fifth);
+      };
+      return {_mm512_or_si512(_mm512_and_si512(v, four), to4(std::integral_constant<int, 2 * c>{})),
+              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v, 4), four),
+                              to4(std::integral_constant<int, 2 * c + 1>{}))};
+    }
+  }
+
+ private:
+  const uint8_t* c_;
+};
+
+// Q6_K: ql (bytes 0-2047 of the panel's block), qh (2048-3071), the scales' four units
+// (3072-3327), d (3328-3359). Per 128 elements (half H) and u = 0-7: ql's units 16H + u (A) and
+// 16H + 8 + u (B) and qh's unit 8H + u (C) hold, per row, elements 128H + 4u + 32i to + 3 for
+// i = 0-3: the low nibbles of A, of B, the high nibbles of A, of B, with bits 2i and 2i + 1 of C's
+// bytes above them (bits 4 and 5).
+template <>
+class KColumn<quant::Type::Q6_K> {
+ public:
+  explicit KColumn(const uint8_t* c) : c_(c) {}
+  // a_g = d·sc_g of the 16 rows (b_g = -32·a_g is folded into the integer sums).
+  void scales(__m512 (&a)[16]) const {
+    const __m512 d = _mm512_cvtph_ps(load32(c_ + 3328));
+    [&]<int... k>(std::integer_sequence<int, k...>) {
+      ((a[k] =
+            _mm512_mul_ps(d, lane_byte<k % 4, true>(_mm512_loadu_si512(c_ + 3072 + 64 * (k / 4))))),
+       ...);
+    }
+    (std::make_integer_sequence<int, 16>{});
+  }
+  // The 6-bit q of elements 128H + 4u + 32i to + 3 of the 16 rows, i = 0-3.
+  void units(int H, int u, __m512i (&q)[4]) const {
+    const __m512i A = _mm512_loadu_si512(c_ + 64 * (16 * H + u)),
+                  B = _mm512_loadu_si512(c_ + 64 * (16 * H + 8 + u)),
+                  C = _mm512_loadu_si512(c_ + 2048 + 64 * (8 * H + u));
+    const __m512i four = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x30);
+    const auto with = [&](__m512i low, __m512i high) {  // low's bits 0-3, high's 4 and 5
+      return _mm512_or_si512(_mm512_and_si512(low, four), _mm512_and_si512(high, two));
+    };
+    q[0] = with(A, _mm512_slli_epi32(C, 4));
+    q[1] = with(B, _mm512_slli_epi32(C, 2));
+    q[2] = with(_mm512_srli_epi32(A, 4), C);
+    q[3] = with(_mm512_srli_epi32(B, 4), _mm512_srli_epi32(C, 2));
+  }
+
+ private:
+  const uint8_t* c_;
+};
+
+// Decode on interleaved K-quant panels: as panel_fused, a group's 16 rows' sums in the 16 lanes
+// of one register, converted and scaled (a_g·d_x) once per group. Q4_K's high nibbles stay in
+// place (their sums 16 times too large, shifted back exactly, as Q4_0's); Q4_K's and Q5_K's
+// minimums add b_g·e_g per group. Q6_K's zero point is folded into the sums' start, -32·Σx per 16,
+// its groups of 16 scaled by the d_x of their 32.
+template <quant::Type T, int NT>
+static inline void panel_fused_k(const uint8_t* panel, int64_t in, const simd::QuantX& x, float* y,
+                                 int64_t ldy) {
+  constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;  // a block of 16 rows
+  const int64_t blocks = in / 256, chunks = in / 32;
+  const auto x4 = [&](int t, int64_t k) {  // elements k to k + 3 of token t, in every lane
+    int32_t v;
+    std::memcpy(&v, x.q + t * in + k, 4);
+    return _mm512_set1_epi32(v);
+  };
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* c = panel + b * kColumn;
+    for (int64_t l = 0; l < kColumn; l += 64)  // (as panel_fused's: a hint, never a fault)
+      _mm_prefetch(reinterpret_cast<const char*>(c + kDecodeAhead + l), _MM_HINT_T0);
+    const KColumn<T> column(c);
+    const int64_t e0 = 256 * b;  // the block's first element
+    if constexpr (T != quant::Type::Q6_K) {
+      __m512 a[8], m[8];
+      column.scales(a, m);
+      const auto groups = [&]<int c>(std::integral_constant<int, c>) {  // 2c (lo) and 2c + 1 (hi)
+        __m512i lo[NT], hi[NT];
+        for (int t = 0; t < NT; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; ++j) {
+          const auto q = column.template pair<c>(j);
+          for (int t = 0; t < NT; ++t) {
+            lo[t] = _mm512_dpbusd_epi32(lo[t], q.lo, x4(t, e0 + 64 * c + 4 * j));
+            hi[t] = _mm512_dpbusd_epi32(hi[t], q.hi, x4(t, e0 + 64 * c + 32 + 4 * j));
+          }
+        }
+        for (int t = 0; t < NT; ++t) {
+          if constexpr (kHighInPlace<T>) hi[t] = _mm512_srai_epi32(hi[t], 4);
+          const float* dx = x.d + t * chunks + 8 * b + 2 * c;
+          const float* ex = x.e32 + t * chunks + 8 * b + 2 * c;
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[t]),
+                                   _mm512_mul_ps(a[2 * c], _mm512_set1_ps(dx[0])), acc[t]);
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[t]),
+                                   _mm512_mul_ps(a[2 * c + 1], _mm512_set1_ps(dx[1])), acc[t]);
+          acc[t] = _mm512_fmadd_ps(m[2 * c], _mm512_set1_ps(ex[0]), acc[t]);
+          acc[t] = _mm512_fmadd_ps(m[2 * c + 1], _mm512_set1_ps(ex[1]), acc[t]);
+        }
+      };
+      groups(std::integral_constant<int, 0>{}), groups(std::integral_constant<int, 1>{});
+      groups(std::integral_constant<int, 2>{}), groups(std::integral_constant<int, 3>{});
+    } else {
+      static_assert(T == quant::Type::Q6_K);
+      __m512 a[16];
+      column.scales(a);
+      for (int H = 0; H < 2; ++H)
+        for (int v = 0; v < 2; ++v) {  // u = 4v to 4v + 3: groups 8H + v + 2i, i = 0-3
+          __m512i sum[4][NT];
+          for (int t = 0; t < NT; ++t) {
+            const int32_t* s16 = x.s + t * (in / 16) + 16 * b + 8 * H + v;  // Σx per 16
+            for (int i = 0; i < 4; ++i) sum[i][t] = _mm512_set1_epi32(-32 * s16[2 * i]);
+          }
+          for (int u = 4 * v; u < 4 * v + 4; ++u) {
+            __m512i q[4];
+            column.units(H, u, q);
+            for (int t = 0; t < NT; ++t)
+              for (int i = 0; i < 4; ++i)
+                sum[i][t] =
+                    _mm512_dpbusd_epi32(sum[i][t], q[i], x4(t, e0 + 128 * H + 32 * i + 4 * u));
+          }
+          for (int t = 0; t < NT; ++t)
+            for (int i = 0; i < 4; ++i) {
+              const int g = 8 * H + v + 2 * i;  // its 32: g / 2
+              const float dx = x.d[t * chunks + 8 * b + g / 2];
+              acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[i][t]),
+                                       _mm512_mul_ps(a[g], _mm512_set1_ps(dx)), acc[t]);
+            }
+        }
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
 template <quant::Type T, int NT>
 static inline void panels(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
                           float* y, int64_t ldy) {
   const int64_t stride = quant::row_bytes(T, in);
   const auto* u = reinterpret_cast<const uint8_t*>(w);
   for (int64_t r = 0; r < rows; r += kPanelRows)
-    panel_fused<T, NT>(u + r * stride, in, x, y + r, ldy);
+    if constexpr (quant::layout(T).block_elements == 256)
+      panel_fused_k<T, NT>(u + r * stride, in, x, y + r, ldy);
+    else
+      panel_fused<T, NT>(u + r * stride, in, x, y + r, ldy);
 }
 
-// An interleaved panel (quant::interleave_panel) into P and A as pack_panel makes them from the
-// rows in file order, the same values: a 64-byte load of the panel is already 4 bytes of each of
-// the 16 rows, so only the bytes' decoding is left, no transpose (with the deinterleaving before
-// pack_panel, 12% of a 1b Q4_0 prefill). B is not made: these types have a zero point.
+// An interleaved panel (quant::interleave_panel) into P, A and B as pack_panel makes them from
+// the rows in file order, the same values: a 64-byte load of the panel is already 4 bytes of each
+// of the 16 rows, so only the bytes' decoding is left, no transpose (with the deinterleaving
+// before pack_panel, 12% of a 1b Q4_0 prefill). B is made only where the type has a free minimum
+// (Q4_K); the others' zero point enters the sums.
 template <quant::Type T>
-static inline void pack_interleaved_panel(const uint8_t* panel, int64_t in, uint8_t* P, float* A) {
-  static_assert(quant::zero_point(T) != 0);
-  constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;
+static inline void pack_interleaved_panel(const uint8_t* panel, int64_t in, uint8_t* P, float* A,
+                                          [[maybe_unused]] float* B) {
+  constexpr quant::Layout L = quant::layout(T);
+  constexpr int64_t kColumn = kPanelRows * L.block_bytes;
   const __m512i low = _mm512_set1_epi8(0x0F);
-  for (int64_t b = 0; b < in / 32; ++b) {
+  for (int64_t b = 0; b < in / L.block_elements; ++b) {
     const uint8_t* c = panel + b * kColumn;
-    _mm512_storeu_ps(A + b * kPanelRows,
-                     _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c))));
-    uint8_t* Pb = P + b * 32 * kPanelRows;  // elements 32b + k at Pb + 16k
-    const auto store = [&](int64_t k, __m512i q) { _mm512_storeu_si512(Pb + 16 * k, q); };
-    if constexpr (T == quant::Type::Q8_0) {  // q + 128 as unsigned bytes
-      for (int j = 0; j < 8; ++j)
-        store(4 * j, _mm512_xor_si512(_mm512_loadu_si512(c + 32 + 64 * j),
-                                      _mm512_set1_epi8(int8_t(0x80))));
-    } else if constexpr (T == quant::Type::Q4_0) {
-      for (int j = 0; j < 4; ++j) {
-        const __m512i v = _mm512_loadu_si512(c + 32 + 64 * j);
-        store(4 * j, _mm512_and_si512(v, low));
-        store(16 + 4 * j, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+    uint8_t* Pb = P + b * L.block_elements * kPanelRows;  // element e of the block at Pb + 16e
+    const auto store = [&](int64_t e, __m512i q) { _mm512_storeu_si512(Pb + 16 * e, q); };
+    if constexpr (T == quant::Type::Q4_K || T == quant::Type::Q5_K) {
+      const KColumn<T> column(c);
+      __m512 a[8], m[8];
+      column.scales(a, m);
+      for (int g = 0; g < 8; ++g) {
+        _mm512_storeu_ps(A + (8 * b + g) * kPanelRows, a[g]);
+        _mm512_storeu_ps(B + (8 * b + g) * kPanelRows, m[g]);
       }
+      [&]<int... k>(std::integer_sequence<int, k...>) {  // units 8c + j: elements 64c + 4j, + 32
+        (
+            [&] {
+              constexpr int c = k / 8, j = k % 8;
+              const auto q = column.template pair<c>(j);
+              store(64 * c + 4 * j, q.lo);
+              store(64 * c + 32 + 4 * j, kHighInPlace<T> ? _mm512_srli_epi16(q.hi, 4) : q.hi);
+            }(),
+            ...);
+      }
+      (std::make_integer_sequence<int, 32>{});
+    } else if constexpr (T == quant::Type::Q6_K) {
+      __m512 a[16];
+      KColumn<T>(c).scales(a);
+      for (int g = 0; g < 16; ++g) _mm512_storeu_ps(A + (16 * b + g) * kPanelRows, a[g]);
+      for (int H = 0; H < 2; ++H)
+        for (int u = 0; u < 8; ++u) {
+          __m512i q[4];
+          KColumn<T>(c).units(H, u, q);
+          for (int i = 0; i < 4; ++i) store(128 * H + 32 * i + 4 * u, q[i]);
+        }
     } else {
-      static_assert(T == quant::Type::Q5_0);
-      const Q5Column column(c);
-      for (int j = 0; j < 4; ++j) {
-        const auto [ql, qh] = column.quarter(j);
-        store(4 * j, ql), store(16 + 4 * j, qh);
+      static_assert(quant::zero_point(T) != 0);
+      _mm512_storeu_ps(A + b * kPanelRows,
+                       _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c))));
+      if constexpr (T == quant::Type::Q8_0) {  // q + 128 as unsigned bytes
+        for (int j = 0; j < 8; ++j)
+          store(4 * j, _mm512_xor_si512(_mm512_loadu_si512(c + 32 + 64 * j),
+                                        _mm512_set1_epi8(int8_t(0x80))));
+      } else if constexpr (T == quant::Type::Q4_0) {
+        for (int j = 0; j < 4; ++j) {
+          const __m512i v = _mm512_loadu_si512(c + 32 + 64 * j);
+          store(4 * j, _mm512_and_si512(v, low));
+          store(16 + 4 * j, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+        }
+      } else {
+        static_assert(T == quant::Type::Q5_0);
+        const Q5Column column(c);
+        for (int j = 0; j < 4; ++j) {
+          const auto [ql, qh] = column.quarter(j);
+          store(4 * j, ql), store(16 + 4 * j, qh);
+        }
       }
     }
   }
@@ -903,8 +1141,8 @@ static inline void panels_gemm(const std::byte* w, int64_t rows, int64_t in, con
                                int64_t tokens, float* y, int64_t ldy, uint8_t* q, float* ab) {
   const auto* u = reinterpret_cast<const uint8_t*>(w);
   packed_gemm<T>(u, rows, in, x, tokens, y, ldy, q, ab, ab + 2 * in,
-                 [&](int64_t r, int64_t, uint8_t* P, float* A, float*) {
-                   pack_interleaved_panel<T>(u + r * quant::row_bytes(T, in), in, P, A);
+                 [&](int64_t r, int64_t, uint8_t* P, float* A, float* B) {
+                   pack_interleaved_panel<T>(u + r * quant::row_bytes(T, in), in, P, A, B);
                  });
 }
 }  // namespace detail
