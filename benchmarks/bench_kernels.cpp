@@ -82,7 +82,7 @@ BENCHMARK(BM_PlainLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 // (weight_bytes/s against the read bandwidth), prefill runs on int8 dot products (int8 OP/s against
 // `gemma3 bench`'s int8_dot_peak_gops). Args: type (quant::Type's index), out, in, tokens. With
 // `interleaved`, the rows in panels of 16 as a GGUF read with --huge-pages has them on an
-// AVX512-VNNI CPU (quant::interleave_panel; Q8_0, Q4_0 and Q5_0).
+// AVX512-VNNI CPU (quant::interleave_panel; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K).
 void run_fast_linear_quant(benchmark::State& state, bool interleaved) {
   const auto type = quant::kAllTypes[state.range(0)];
   const int64_t out = state.range(1), in = state.range(2), tokens = state.range(3);
@@ -111,26 +111,28 @@ void BM_FastLinearQuant(benchmark::State& state) {
   run_fast_linear_quant(state, false);
 }
 // Q8_0, Q4_0, Q5_0 (where llama.cpp's K-quant files fall back for rows that are not whole blocks
-// of 256, as in 270m and 1b), Q4_K and Q6_K. Decode: the 270m LM head, the 4b MLP's gate, and
+// of 256, as in 270m and 1b), Q4_K, Q5_K and Q6_K. Decode: the 270m LM head, the 4b MLP's gate, and
 // 256 rows of it (in cache: the kernel's own speed); prefill: 512 tokens through the 1b MLP's down
 // projection.
 BENCHMARK(BM_FastLinearQuant)
     ->ArgsProduct({{0, 1, 3}, {262144}, {640}, {1}})
-    ->ArgsProduct({{0, 1, 3, 5, 7}, {10240, 256}, {2560}, {1}})
-    ->ArgsProduct({{0, 1, 3, 5, 7}, {1152}, {6912}, {512}})
+    ->ArgsProduct({{0, 1, 3, 5, 6, 7}, {10240, 256}, {2560}, {1}})
+    ->ArgsProduct({{0, 1, 3, 5, 6, 7}, {1152}, {6912}, {512}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 // The same on interleaved rows: decode's panel kernel (kernels::quantdot::panels) and prefill's
 // GEMM on the panels as they lie (panels_gemm); elsewhere the rows are put back in file order
-// first. Q8_0, Q4_0 and Q5_0.
+// first.
 void BM_FastLinearQuantInterleaved(benchmark::State& state) {
   run_fast_linear_quant(state, true);
 }
-// Decode: the 1b MLP's gate and down projection; prefill: 512 tokens through the down projection.
+// Decode: the 1b MLP's gate and down projection (blocks of 32), the 4b MLP's gate and 256 rows of
+// it (in cache) for the K-quants as well; prefill: 512 tokens through the 1b down projection.
 BENCHMARK(BM_FastLinearQuantInterleaved)
     ->ArgsProduct({{0, 1, 3}, {6912}, {1152}, {1}})
-    ->ArgsProduct({{0, 1, 3}, {1152}, {6912}, {1, 512}})
+    ->ArgsProduct({{0, 1, 3, 5, 6, 7}, {10240, 256}, {2560}, {1}})
+    ->ArgsProduct({{0, 1, 3, 5, 6, 7}, {1152}, {6912}, {1, 512}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -8,11 +8,15 @@
 //            same peak
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <sys/resource.h>
@@ -143,16 +147,37 @@ void bench(const BenchOptions& o) {
 
   // Bytes of weights one decode step reads: every decoder matrix and norm, the final norm and the
   // LM head (the tied embedding, read whole); of the input embedding only one row.
+  // The matrices' bytes per dtype: a llama.cpp K-quant file mixes several (a Q4_K_M 1b: Q5_0,
+  // Q8_0, Q4_K and Q6_K), so one tensor's dtype would misname it.
   int64_t bytes_per_token = 0, matmul_params = 0;
+  std::map<std::string, int64_t> matrix_bytes;
   for (const auto& l : model.weights().layers)
     for (const TensorView* t :
          {&l.input_layernorm, &l.q_proj, &l.k_proj, &l.v_proj, &l.q_norm, &l.k_norm, &l.o_proj,
           &l.post_attention_layernorm, &l.pre_feedforward_layernorm, &l.gate_proj, &l.up_proj,
           &l.down_proj, &l.post_feedforward_layernorm}) {
       bytes_per_token += int64_t(t->nbytes());
-      if (t->shape.size() == 2) matmul_params += t->numel();
+      if (t->shape.size() == 2) {
+        matmul_params += t->numel();
+        matrix_bytes[dtype_name(t->dtype)] += int64_t(t->nbytes());
+      }
     }
   bytes_per_token += int64_t(model.weights().norm.nbytes() + model.weights().lm_head.nbytes());
+  matrix_bytes[dtype_name(model.weights().lm_head.dtype)] +=
+      int64_t(model.weights().lm_head.nbytes());
+  // "Q4_0", or the mix by share of the bytes, largest first: "Q5_0 41%, Q8_0 40%, ...".
+  std::vector<std::pair<std::string, int64_t>> by_bytes(matrix_bytes.begin(), matrix_bytes.end());
+  std::ranges::sort(by_bytes, std::greater{}, &std::pair<std::string, int64_t>::second);
+  int64_t all_matrix_bytes = 0;
+  for (const auto& [name, bytes] : by_bytes) all_matrix_bytes += bytes;
+  std::string weights_mix = by_bytes.front().first;
+  if (by_bytes.size() > 1) {
+    weights_mix.clear();
+    for (const auto& [name, bytes] : by_bytes)
+      weights_mix +=
+          (weights_mix.empty() ? "" : ", ") + name + " " +
+          std::to_string(int(std::lround(100.0 * double(bytes) / double(all_matrix_bytes)))) + "%";
+  }
 
   // Sizes checked before anything is allocated for them.
   if (o.prompt_tokens + o.gen_tokens > cfg.max_position_embeddings)
@@ -260,7 +285,8 @@ void bench(const BenchOptions& o) {
                    {"backend", to_string(model.backend())},
                    {"isa", kernels::active_isa()},
                    {"threads", omp_get_max_threads()},
-                   {"weights_dtype", dtype_name(model.weights().layers.at(0).q_proj.dtype)},
+                   {"weights_dtype", by_bytes.front().first},  // the most bytes
+                   {"weights_dtype_bytes", matrix_bytes},      // every matrix's, per dtype
                    {"prompt_tokens", o.prompt_tokens},
                    {"gen_tokens", o.gen_tokens},
                    {"weights", o.huge_pages ? "huge_pages" : "mapped"},
@@ -305,8 +331,8 @@ void bench(const BenchOptions& o) {
     return;
   }
   std::printf("model            %s (%s weights, %s path, %s, %d threads)\n", model_dir.c_str(),
-              j["weights_dtype"].get<std::string>().c_str(), to_string(model.backend()),
-              kernels::active_isa(), omp_get_max_threads());
+              weights_mix.c_str(), to_string(model.backend()), kernels::active_isa(),
+              omp_get_max_threads());
   std::printf("load             %.3f s (weights %s)\n", load_s,
               o.huge_pages ? "read into 2 MiB pages" : "mapped from the file");
   std::printf("prefill          %8.1f tok/s  %7.1f GFLOP/s = %.2f of the %s peak (%.0f GFLOP/s)\n",
@@ -366,7 +392,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag(
       "--huge-pages", o->huge_pages,
       "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode; "
-      "with AVX512-VNNI, Q8_0/Q4_0/Q5_0 rows interleaved for the int8 kernel: docs/gguf.md)");
+      "with AVX512-VNNI, Q8_0/Q4_0/Q5_0/Q4_K/Q5_K/Q6_K rows interleaved for the int8 kernel: "
+      "docs/gguf.md)");
   cmd->add_option("--image", o->image,
                   "the image a multimodal checkpoint's vision encoder is timed on (default: a "
                   "seeded pattern)")

@@ -126,7 +126,8 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
   cmd->add_flag(
       "--huge-pages", o.huge_pages,
       "read the weights into 2 MiB pages instead of mapping the file (slower load, faster decode; "
-      "with AVX512-VNNI, Q8_0/Q4_0/Q5_0 rows interleaved for the int8 kernel: docs/gguf.md)");
+      "with AVX512-VNNI, Q8_0/Q4_0/Q5_0/Q4_K/Q5_K/Q6_K rows interleaved for the int8 kernel: "
+      "docs/gguf.md)");
   cmd->add_flag(
       "--pan-and-scan", o.pan_and_scan,
       "also feed crops of images whose aspect ratio is far from square (HF's do_pan_and_scan)");

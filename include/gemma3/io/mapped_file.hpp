@@ -50,7 +50,8 @@ enum class Residency {
   Mapped,     // mapped from the file, no copy: loads in milliseconds once the page cache is warm
   HugePages,  // read once into anonymous memory backed by 2 MiB pages (MADV_HUGEPAGE): loading
               // reads the whole file (seconds for 1B), decoding is faster; on an AVX512-VNNI CPU a
-              // GGUF's Q8_0, Q4_0 and Q5_0 rows are then interleaved for the int8 kernel
+              // GGUF's Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K rows are then interleaved for the
+              // int8 kernel
               // (gguf::Tensors, checkpoint.hpp's interleave_rows)
 };
 
