@@ -358,12 +358,28 @@ static inline void attend_queries(const float* q, int64_t d, const KeySegment* s
   alignas(64) float p[G][kKeys];  // the block's scores, then their e^(s - m')
   const float* k[kKeys];          // the block's key rows
   const float* v[kKeys];          // the block's value rows
+  // The key and value rows of the block at key j of segment s (none past the last), asked for
+  // while the block before is multiplied. In decode the cache comes from memory, a span of 64
+  // keys per call, its values read 16 rows side by side: streams too short and too many for the
+  // hardware prefetchers. Asked for (into L1; into L2 measured slower), a 1B Q4_0 decode after a
+  // 1024-token prompt was faster in six alternating pairs of six, +3% on average.
+  const auto prefetch_block = [&](int64_t s, int64_t j) {
+    if (s < n_segs && j >= segs[s].count) ++s, j = 0;
+    if (s >= n_segs) return;
+    const KeySegment& seg = segs[s];
+    for (int64_t u = j; u < seg.count && u < j + kKeys; ++u)
+      for (int64_t i = 0; i < d; i += 64 / int64_t(sizeof(float))) {  // a cache line at a time
+        __builtin_prefetch(seg.k + u * seg.stride + i, 0, 3);
+        __builtin_prefetch(seg.v + u * seg.stride + i, 0, 3);
+      }
+  };
   for (int64_t s = 0; s < n_segs; ++s) {
     const KeySegment& seg = segs[s];
     for (int64_t j0 = 0; j0 < seg.count; j0 += kKeys) {
       const int64_t n = seg.count - j0 < kKeys ? seg.count - j0 : kKeys;
       for (int64_t u = 0; u < n; ++u)
         k[u] = seg.k + (j0 + u) * seg.stride, v[u] = seg.v + (j0 + u) * seg.stride;
+      prefetch_block(s, j0 + kKeys);
       int64_t u = 0;
       for (; u + U <= n; u += U) dot_products<G, U, Arch>(q, d, k + u, &p[0][u], kKeys);
       for (; u < n; ++u) dot_products<G, 1, Arch>(q, d, k + u, &p[0][u], kKeys);
