@@ -779,13 +779,16 @@ class Q5Column {
 // out in the lanes, with no reduction across a register. Where the type has a zero point Z, the
 // sums start at -Z·Σx (the block's activations' sum), as in panel_tile.
 //
-// For Q4_0 and Q5_0 each block asks for the bytes kDecodeAhead further on: a thread's run is one
-// stream from memory, but the hardware prefetchers start each run slowly and keep too few lines in
-// flight for one core to read at its share of the bandwidth, most of all on the short runs of
-// q/k/v and o, and where a panel (a 6912-wide down projection's is 62 KB) is longer than L1 and
-// evicts x at each panel. Cold Q4_0 matrices, one and two threads, alternating: +8-10% and
-// +10-40% of the read rate with it. Q8_0's blocks are twice the bytes for the same loads of x, and
-// its kernel is bound by its loads: 9 prefetches a block more made its decode 4% slower.
+// For every type but Q8_0 each block asks for the bytes kDecodeAhead further on (here and in
+// panel_fused_k): a thread's run is one stream from memory, but the hardware prefetchers start
+// each run slowly and keep too few lines in flight for one core to read at its share of the
+// bandwidth, most of all on the short runs of q/k/v and o, and where a panel (a 6912-wide down
+// projection's is 62 KB) is longer than L1 and evicts x at each panel. Cold Q4_0 matrices, one and
+// two threads, alternating: +8-10% and +10-40% of the read rate with it; a 4B Q4_K_M decode
+// (its LM head Q6_K), three alternating pairs: 0.62-0.76 of the roofline without it for Q6_K,
+// 0.98-1.00 with. Q8_0's blocks are twice the bytes for
+// the same loads of x, and its kernel is bound by its loads: 9 prefetches a block more made its
+// decode 4% slower (measured again after the K-quants' panels: three pairs, each slower).
 inline constexpr int64_t kDecodeAhead = 4096;
 template <quant::Type T, int NT>
 static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x, float* y,
