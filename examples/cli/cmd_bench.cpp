@@ -165,9 +165,10 @@ void bench(const BenchOptions& o) {
   bytes_per_token += int64_t(model.weights().norm.nbytes() + model.weights().lm_head.nbytes());
   matrix_bytes[dtype_name(model.weights().lm_head.dtype)] +=
       int64_t(model.weights().lm_head.nbytes());
-  // "Q4_0", or the mix by share of the bytes, largest first: "Q5_0 41%, Q8_0 40%, ...".
+  // "Q4_0", or the mix by share of the bytes, largest first (ties in the names' order): a 1b
+  // Q4_K_M file is "Q8_0 41%, Q5_0 39%, Q6_K 11%, Q4_K 9%".
   std::vector<std::pair<std::string, int64_t>> by_bytes(matrix_bytes.begin(), matrix_bytes.end());
-  std::ranges::sort(by_bytes, std::greater{}, &std::pair<std::string, int64_t>::second);
+  std::ranges::stable_sort(by_bytes, std::greater{}, &std::pair<std::string, int64_t>::second);
   int64_t all_matrix_bytes = 0;
   for (const auto& [name, bytes] : by_bytes) all_matrix_bytes += bytes;
   std::string weights_mix = by_bytes.front().first;

@@ -1,7 +1,8 @@
 // ggml's block-quantized weight formats (the ones llama.cpp's Q4_0, Q8_0, Q4_K_M, Q5_K_M and Q6_K
 // presets write), defined here once as plain code: how a block is laid out, how it decodes to
 // floats, how floats encode to it, and how the activations a quantized matrix multiplies are
-// themselves quantized. The fused kernels (kernels/quant_kernels.hpp) are tested against these.
+// themselves quantized. The fused kernels (kernels/quantdot.hpp, kernels/simd.hpp) are tested
+// against these.
 //
 // One form for every type. Each block decodes, group by group, as
 //

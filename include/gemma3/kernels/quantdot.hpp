@@ -784,11 +784,11 @@ class Q5Column {
 // each run slowly and keep too few lines in flight for one core to read at its share of the
 // bandwidth, most of all on the short runs of q/k/v and o, and where a panel (a 6912-wide down
 // projection's is 62 KB) is longer than L1 and evicts x at each panel. Cold Q4_0 matrices, one and
-// two threads, alternating: +8-10% and +10-40% of the read rate with it; a 4B Q4_K_M decode
-// (its LM head Q6_K), three alternating pairs: 0.62-0.76 of the roofline without it for Q6_K,
-// 0.98-1.00 with. Q8_0's blocks are twice the bytes for
-// the same loads of x, and its kernel is bound by its loads: 9 prefetches a block more made its
-// decode 4% slower (measured again after the K-quants' panels: three pairs, each slower).
+// two threads, alternating: +8-10% and +10-40% of the read rate with it. A whole 4B Q4_K_M
+// decode (nearly all Q4_K and Q6_K, its LM head Q6_K), three alternating pairs: 0.62-0.76 of the
+// roofline without it for Q6_K, 0.98-1.00 with. Q8_0's blocks are twice the bytes for the same
+// loads of x, and its kernel is bound by its loads: 9 prefetches a block more made its 1B decode
+// 4% slower (measured again after the K-quants' panels, at 1B and 4B: five pairs, each slower).
 inline constexpr int64_t kDecodeAhead = 4096;
 template <quant::Type T, int NT>
 static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x, float* y,
@@ -898,10 +898,12 @@ class KColumn {
     const __m512i m[2] = {_mm512_and_si512(s1, six),
                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), four),
                                           _mm512_and_si512(_mm512_srli_epi32(s1, 2), top))};
+    // -dmin by its sign bit: exactly unpack_scales' -dmin·m, a zero's sign included.
+    const __m512 minus_dmin = _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(dmin), _mm512_set1_epi32(INT32_MIN)));
     [&]<int... k>(std::integer_sequence<int, k...>) {
       ((a[k] = _mm512_mul_ps(d, lane_byte<k % 4>(sc[k / 4]))), ...);
-      ((b[k] = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), dmin), lane_byte<k % 4>(m[k / 4]))),
-       ...);
+      ((b[k] = _mm512_mul_ps(minus_dmin, lane_byte<k % 4>(m[k / 4]))), ...);
     }
     (std::make_integer_sequence<int, 8>{});
   }
@@ -1072,7 +1074,7 @@ static inline void panels(const std::byte* w, int64_t rows, int64_t in, const si
 // the rows in file order, the same values: a 64-byte load of the panel is already 4 bytes of each
 // of the 16 rows, so only the bytes' decoding is left, no transpose (with the deinterleaving
 // before pack_panel, 12% of a 1b Q4_0 prefill). B is made only where the type has a free minimum
-// (Q4_K); the others' zero point enters the sums.
+// (Q4_K, Q5_K); the others' zero point enters the sums.
 template <quant::Type T>
 static inline void pack_interleaved_panel(const uint8_t* panel, int64_t in, uint8_t* P, float* A,
                                           [[maybe_unused]] float* B) {
