@@ -15,6 +15,14 @@ foreach(args "--preset;tiny;--backend;fast" "--preset;tiny;--backend;fast-bf16;-
       message(FATAL_ERROR "bench ${args}: JSON lacks a positive ${key}: ${out}")
     endif()
   endforeach()
+  # The matrices' bytes per dtype, and weights_dtype the one of the most (a mixed file's name).
+  string(JSON dtype ERROR_VARIABLE err GET "${out}" weights_dtype)
+  string(JSON dtype_bytes ERROR_VARIABLE err2 GET "${out}" weights_dtype_bytes ${dtype})
+  string(JSON weight_bytes GET "${out}" weight_bytes_per_token)
+  if(err OR err2 OR NOT dtype_bytes GREATER 0 OR dtype_bytes GREATER weight_bytes)
+    message(FATAL_ERROR "bench ${args}: weights_dtype ${dtype} lacks its bytes (${dtype_bytes} "
+                        "of ${weight_bytes} per token) in weights_dtype_bytes: ${out}")
+  endif()
   if(args MATCHES "tiny-mm")
     foreach(key vision_encoder_s vision_gflops vision_peak_fraction vision_fma_peak_fraction
                 vision_patches vision_peak_rss_mb)
