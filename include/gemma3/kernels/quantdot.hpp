@@ -96,6 +96,12 @@ static inline __m256i load32(const uint8_t* p) {
 static inline __m256i load16_twice(const uint8_t* p) {
   return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+// The 4 bytes at p (an activation's 4 elements) in every 32-bit lane.
+static inline __m512i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
 // Two 256-bit registers as one 512-bit register, lo in the low half.
 static inline __m512i join(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
@@ -659,9 +665,7 @@ static inline void panel_tile(const uint8_t* P, const float* A, const float* B, 
       __m512i q[NP];
       for (int p = 0; p < NP; ++p) q[p] = _mm512_loadu_si512(Pg + p * kPanelRows * in + k * 16);
       for (int t = 0; t < NT; ++t) {
-        int32_t xk;  // elements g·G + k to g·G + k + 3 of token t
-        std::memcpy(&xk, xg + t * in + k, 4);
-        const __m512i xt = _mm512_set1_epi32(xk);
+        const __m512i xt = broadcast4(xg + t * in + k);  // elements g·G + k to + 3 of token t
         for (int p = 0; p < NP; ++p) sum[p][t] = _mm512_dpbusd_epi32(sum[p][t], q[p], xt);
       }
     }
@@ -790,25 +794,26 @@ class Q5Column {
 // loads of x, and its kernel is bound by its loads: 9 prefetches a block more made its 1B decode
 // 4% slower (measured again after the K-quants' panels, at 1B and 4B: five pairs, each slower).
 inline constexpr int64_t kDecodeAhead = 4096;
+// The lines kDecodeAhead past a panel's block column of kColumn bytes at c (past the run's end:
+// never a fault, only a hint).
+template <int64_t kColumn>
+static inline void prefetch_ahead(const uint8_t* c) {
+  for (int64_t l = 0; l < kColumn; l += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(c + kDecodeAhead + l), _MM_HINT_T0);
+}
 template <quant::Type T, int NT>
 static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x, float* y,
                                int64_t ldy) {
   constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;  // a block of 16 rows
   constexpr int Z = quant::zero_point(T);
   const int64_t blocks = in / 32;
-  const auto x4 = [&](int t, int64_t k) {  // elements k to k + 3 of token t, in every lane
-    int32_t v;
-    std::memcpy(&v, x.q + t * in + k, 4);
-    return _mm512_set1_epi32(v);
-  };
+  const auto x4 = [&](int t, int64_t k) { return broadcast4(x.q + t * in + k); };
   const __m512i low = _mm512_set1_epi8(0x0F);
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* c = panel + b * kColumn;
-    if constexpr (T != quant::Type::Q8_0)
-      for (int64_t l = 0; l < kColumn; l += 64)  // past the run's end: never a fault, only a hint
-        _mm_prefetch(reinterpret_cast<const char*>(c + kDecodeAhead + l), _MM_HINT_T0);
+    if constexpr (T != quant::Type::Q8_0) prefetch_ahead<kColumn>(c);
     // Two chains of sums per token (the block's first and second halves, or alternate units).
     __m512i lo[NT], hi[NT];
     for (int t = 0; t < NT; ++t) {
@@ -860,6 +865,12 @@ static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::Qua
 // Each lane is one row, so the 6-bit scales and mins of Q4_K and Q5_K (quant::scale_min_k4) and
 // the int8 scales of Q6_K are unpacked once per lane, for 16 rows together (KColumn, below).
 
+// Where the 16 rows' copies of the unit at byte `first` of a block begin in the panel's block
+// (quant::for_each_unit).
+static constexpr int64_t in_column(int64_t first) {
+  return kPanelRows * first;
+}
+
 // Byte k of each 32-bit lane, as a float (unsigned; signed: as int8).
 template <int k, bool is_signed = false>
 static inline __m512 lane_byte(__m512i v) {
@@ -885,9 +896,11 @@ class KColumn {
   explicit KColumn(const uint8_t* c) : c_(c) {}
   // a_g = d·sc_g and b_g = -dmin·m_g of the 16 rows, as quant::unpack_scales gives them.
   void scales(__m512 (&a)[8], __m512 (&b)[8]) const {
-    const __m512 d = _mm512_cvtph_ps(load32(c_)), dmin = _mm512_cvtph_ps(load32(c_ + 32));  // f16
-    const __m512i s0 = _mm512_loadu_si512(c_ + 64), s1 = _mm512_loadu_si512(c_ + 128),
-                  s2 = _mm512_loadu_si512(c_ + 192);
+    const __m512 d = _mm512_cvtph_ps(load32(c_ + in_column(0))),  // f16
+        dmin = _mm512_cvtph_ps(load32(c_ + in_column(2)));
+    const __m512i s0 = _mm512_loadu_si512(c_ + in_column(4)),
+                  s1 = _mm512_loadu_si512(c_ + in_column(8)),
+                  s2 = _mm512_loadu_si512(c_ + in_column(12));
     const __m512i six = _mm512_set1_epi8(63), four = _mm512_set1_epi8(0x0F),
                   top = _mm512_set1_epi8(0x30);
     // Groups 0-3 in bytes 0-3 of sc[0] and m[0]; groups 4-7 in those of sc[1] and m[1], their
@@ -915,12 +928,13 @@ class KColumn {
   template <int c>
   Pair pair(int j) const {
     const __m512i four = _mm512_set1_epi8(0x0F);
-    const __m512i v =
-        _mm512_loadu_si512(c_ + (T == quant::Type::Q5_K ? 768 : 256) + 64 * (8 * c + j));
+    constexpr int64_t qs = T == quant::Type::Q5_K ? 48 : 16;  // the block's byte
+    const __m512i v = _mm512_loadu_si512(c_ + in_column(qs + 4 * (8 * c + j)));
     if constexpr (T == quant::Type::Q4_K) {
       return {_mm512_and_si512(v, four), _mm512_andnot_si512(four, v)};
     } else {  // bits 2c and 2c + 1 of qh to bit 4
-      const __m512i qh = _mm512_loadu_si512(c_ + 256 + 64 * j), fifth = _mm512_set1_epi8(0x10);
+      const __m512i qh = _mm512_loadu_si512(c_ + in_column(16 + 4 * j)),
+                    fifth = _mm512_set1_epi8(0x10);
       const auto to4 = [&](auto bit) {
         constexpr int shift = 4 - decltype(bit)::value;
         if constexpr (shift >= 0)
@@ -949,19 +963,19 @@ class KColumn<quant::Type::Q6_K> {
   explicit KColumn(const uint8_t* c) : c_(c) {}
   // a_g = d·sc_g of the 16 rows (b_g = -32·a_g is folded into the integer sums).
   void scales(__m512 (&a)[16]) const {
-    const __m512 d = _mm512_cvtph_ps(load32(c_ + 3328));
+    const __m512 d = _mm512_cvtph_ps(load32(c_ + in_column(208)));
     [&]<int... k>(std::integer_sequence<int, k...>) {
-      ((a[k] =
-            _mm512_mul_ps(d, lane_byte<k % 4, true>(_mm512_loadu_si512(c_ + 3072 + 64 * (k / 4))))),
+      ((a[k] = _mm512_mul_ps(
+            d, lane_byte<k % 4, true>(_mm512_loadu_si512(c_ + in_column(192 + 4 * (k / 4)))))),
        ...);
     }
     (std::make_integer_sequence<int, 16>{});
   }
   // The 6-bit q of elements 128H + 4u + 32i to + 3 of the 16 rows, i = 0-3.
   void units(int H, int u, __m512i (&q)[4]) const {
-    const __m512i A = _mm512_loadu_si512(c_ + 64 * (16 * H + u)),
-                  B = _mm512_loadu_si512(c_ + 64 * (16 * H + 8 + u)),
-                  C = _mm512_loadu_si512(c_ + 2048 + 64 * (8 * H + u));
+    const __m512i A = _mm512_loadu_si512(c_ + in_column(64 * H + 4 * u)),
+                  B = _mm512_loadu_si512(c_ + in_column(64 * H + 32 + 4 * u)),
+                  C = _mm512_loadu_si512(c_ + in_column(128 + 32 * H + 4 * u));
     const __m512i four = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x30);
     const auto with = [&](__m512i low, __m512i high) {  // low's bits 0-3, high's 4 and 5
       return _mm512_or_si512(_mm512_and_si512(low, four), _mm512_and_si512(high, two));
@@ -986,17 +1000,12 @@ static inline void panel_fused_k(const uint8_t* panel, int64_t in, const simd::Q
                                  int64_t ldy) {
   constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;  // a block of 16 rows
   const int64_t blocks = in / 256, chunks = in / 32;
-  const auto x4 = [&](int t, int64_t k) {  // elements k to k + 3 of token t, in every lane
-    int32_t v;
-    std::memcpy(&v, x.q + t * in + k, 4);
-    return _mm512_set1_epi32(v);
-  };
+  const auto x4 = [&](int t, int64_t k) { return broadcast4(x.q + t * in + k); };
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* c = panel + b * kColumn;
-    for (int64_t l = 0; l < kColumn; l += 64)  // (as panel_fused's: a hint, never a fault)
-      _mm_prefetch(reinterpret_cast<const char*>(c + kDecodeAhead + l), _MM_HINT_T0);
+    prefetch_ahead<kColumn>(c);
     const KColumn<T> column(c);
     const int64_t e0 = 256 * b;  // the block's first element
     if constexpr (T != quant::Type::Q6_K) {
@@ -1105,13 +1114,14 @@ static inline void pack_interleaved_panel(const uint8_t* panel, int64_t in, uint
       }
       (std::make_integer_sequence<int, 32>{});
     } else if constexpr (T == quant::Type::Q6_K) {
+      const KColumn<T> column(c);
       __m512 a[16];
-      KColumn<T>(c).scales(a);
+      column.scales(a);
       for (int g = 0; g < 16; ++g) _mm512_storeu_ps(A + (16 * b + g) * kPanelRows, a[g]);
       for (int H = 0; H < 2; ++H)
         for (int u = 0; u < 8; ++u) {
           __m512i q[4];
-          KColumn<T>(c).units(H, u, q);
+          column.units(H, u, q);
           for (int i = 0; i < 4; ++i) store(128 * H + 32 * i + 4 * u, q[i]);
         }
     } else {
