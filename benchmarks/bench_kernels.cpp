@@ -164,6 +164,41 @@ void BM_FastGeglu(benchmark::State& state) {
 }
 BENCHMARK(BM_FastGeglu)->Args({512, 6912})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// A decode task's attention as a model step meets it: 4 query heads (1b's group) over a span of
+// `keys` cached keys (args: keys, MiB of keys in the pool; each call takes the pool's next span,
+// keys and values in two arrays as the KV cache holds them), with the partial stats of
+// attend_spans. A pool of 128 MiB is read from memory (compare kv_bytes/s with the machine's read
+// bandwidth); 1 MiB stays in the cache. On two threads, each its own pool, as a decode step's
+// spans are read.
+void BM_FastAttentionDecodeSpan(benchmark::State& state) {
+  const int64_t keys = state.range(0), d = 256, heads = 4;
+  const int64_t pool = (state.range(1) << 20) / (d * 4);  // rows of k, and of v
+  std::vector<float> k(std::size_t(pool * d), 0.5f), v(std::size_t(pool * d), 0.25f);
+  const Mat<float> q = Mat<float>::Random(heads, d);
+  Mat<float> out(heads, d);
+  float stats[2 * heads];
+  int64_t row = 0;
+  for (auto _ : state) {
+    const kernels::simd::KeySegment seg{k.data() + row * d, v.data() + row * d, keys, d};
+    kernels::call(kernels::simd::AttendQuery{}, q.data(), heads, d, &seg, int64_t(1), 0.0625f, 0.f,
+                  out.data(), stats);
+    benchmark::DoNotOptimize(out.data());
+    row = row + 2 * keys <= pool ? row + keys : 0;
+  }
+  state.counters["kv_bytes/s"] =
+      benchmark::Counter(double(keys * d * 2 * 4), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_FastAttentionDecodeSpan)
+    ->Args({64, 128})
+    ->Args({64, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_FastAttentionDecodeSpan)
+    ->Args({64, 128})
+    ->Threads(2)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 // One decode step's attention for one query head over a cache of `keys` (head_dim 256), as a local
 // (window 512) or global layer sees it.
 void BM_FastAttentionDecode(benchmark::State& state) {

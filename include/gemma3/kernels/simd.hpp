@@ -282,11 +282,23 @@ void Gemm<W>::operator()(Arch, const W* w, int64_t rows, int64_t K, const float*
   }
 }
 
+// Every cache line of the d floats at r (a row need not start on a line), asked for into the
+// cache level of __builtin_prefetch's `locality` (3: L1, 2: L2).
+template <int kLocality>
+static inline void prefetch_row(const float* r, int64_t d) {
+  const char* last = reinterpret_cast<const char*>(r + d) - 1;
+  for (const char* c = reinterpret_cast<const char*>(r); c < last; c += 64)
+    __builtin_prefetch(c, 0, kLocality);
+  __builtin_prefetch(last, 0, kLocality);
+}
+
 // p[h][j] = q_h · k_j for G queries and U keys: each load of a query serves U keys, each load of a
 // key G queries (U·G accumulators: 16 on 32-register instruction sets, 8 on 16-register ones).
+// Beside each load of a key, the same place in row `next[j]` is asked for into L1 (attend_queries:
+// the next block's keys; the last line of a row that does not start on one is the caller's).
 template <int G, int U, class Arch>
 static inline void dot_products(const float* q, int64_t d, const float* const* k, float* p,
-                                int64_t ld_p) {
+                                int64_t ld_p, const float* const* next) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   const int64_t end = (d / B) * B;
@@ -295,7 +307,10 @@ static inline void dot_products(const float* q, int64_t d, const float* const* k
     for (int j = 0; j < U; ++j) acc[h][j] = batch(0.f);
   for (int64_t i = 0; i < end; i += B) {
     batch key[U];
-    for (int j = 0; j < U; ++j) key[j] = batch::load_unaligned(k[j] + i);
+    for (int j = 0; j < U; ++j) {
+      key[j] = batch::load_unaligned(k[j] + i);
+      __builtin_prefetch(next[j] + i, 0, 3);
+    }
     for (int h = 0; h < G; ++h) {
       const batch qh = batch::load_unaligned(q + h * d + i);
       for (int j = 0; j < U; ++j) acc[h][j] = xsimd::fma(qh, key[j], acc[h][j]);
@@ -311,10 +326,12 @@ static inline void dot_products(const float* q, int64_t d, const float* const* k
 
 // o_h[i : i + C·B] = o_h·correction_h + Σ_u p[h][u]·v_u[i : i + C·B] for G queries (o_h at
 // out + h·d) and the block's n keys: each broadcast of a weight p serves C vectors of a value row,
-// each load of a value row G queries.
+// each load of a value row G queries. As in dot_products, beside each load of a value the same
+// place in row next[u] is asked for.
 template <int G, int C, int64_t kKeys, class Arch>
 static inline void accumulate_values(const float (*p)[kKeys], const float* const* v, int64_t n,
-                                     const float* correction, float* out, int64_t d, int64_t i) {
+                                     const float* correction, float* out, int64_t d, int64_t i,
+                                     const float* const* next) {
   using batch = xsimd::batch<float, Arch>;
   constexpr int64_t B = batch::size;
   batch o[G][C];
@@ -323,7 +340,10 @@ static inline void accumulate_values(const float (*p)[kKeys], const float* const
       o[h][c] = batch::load_unaligned(out + h * d + i + c * B) * batch(correction[h]);
   for (int64_t u = 0; u < n; ++u) {
     batch value[C];
-    for (int c = 0; c < C; ++c) value[c] = batch::load_unaligned(v[u] + i + c * B);
+    for (int c = 0; c < C; ++c) {
+      value[c] = batch::load_unaligned(v[u] + i + c * B);
+      __builtin_prefetch(next[u] + i + c * B, 0, 3);
+    }
     for (int h = 0; h < G; ++h) {
       const batch weight(p[h][u]);
       for (int c = 0; c < C; ++c) o[h][c] = xsimd::fma(weight, value[c], o[h][c]);
@@ -358,35 +378,42 @@ static inline void attend_queries(const float* q, int64_t d, const KeySegment* s
   alignas(64) float p[G][kKeys];  // the block's scores, then their e^(s - m')
   const float* k[kKeys];          // the block's key rows
   const float* v[kKeys];          // the block's value rows
-  // The key and value rows of the block at key j of segment s (none past the last), asked for
-  // while the block before is multiplied. In decode the cached keys come from memory, a span of
-  // 64 keys per call, its values read 16 rows side by side: streams too short and too many for
-  // the hardware prefetchers. Asked for (into L1; into L2 measured slower), a 1B Q4_0 decode after
-  // a 1024-token prompt was faster in six alternating pairs of six, +3% on average. (Prefill runs
-  // the same code, its keys mostly in the cache already: not measured apart.)
-  const auto prefetch_block = [&](int64_t s, int64_t j) {
-    if (s < n_segs && j >= segs[s].count) ++s, j = 0;
-    if (s >= n_segs) return;
-    const KeySegment& seg = segs[s];
-    const auto row = [&](const float* r) {  // every cache line of d floats at r
-      const char* last = reinterpret_cast<const char*>(r + d) - 1;
-      for (const char* c = reinterpret_cast<const char*>(r); c < last; c += 64)
-        __builtin_prefetch(c, 0, 3);
-      __builtin_prefetch(last, 0, 3);
-    };
-    for (int64_t u = j; u < seg.count && u < j + kKeys; ++u)
-      row(seg.k + u * seg.stride), row(seg.v + u * seg.stride);
-  };
+  const float* next_k[kKeys];     // the next block's (the block's own where it is the last)
+  const float* next_v[kKeys];
+  // In decode a call's keys come from memory: a span of 64 cached keys (attention.hpp), its values
+  // read 16 rows side by side, streams too short and too many for the hardware prefetchers. So
+  // the rows of the first kColdKeys keys (a decode span's all) are asked for into L2 on entry, and
+  // each block asks for the next block's rows into L1 beside its own loads (dot_products,
+  // accumulate_values): the requests go out at the pace of the loads. Asking for the whole next
+  // block at once (512 lines) at the block's start held up the loads behind them.
+  // BM_FastAttentionDecodeSpan (4 query heads over a cold span of 64 keys), three runs each: one
+  // thread 9.5 → 7.2 µs a span, two threads 22-28 → 30-34 GB/s of keys and values. In a 1B Q4_0
+  // decode after a 512-token prompt attention is ~6% of the samples, and the step's speed moved
+  // within the host's noise. (Prefill runs the same code, its keys mostly in the cache already.)
+  constexpr int64_t kColdKeys = 64;
+  for (int64_t s = 0, left = kColdKeys; s < n_segs && left > 0; left -= segs[s].count, ++s)
+    for (int64_t u = 0; u < segs[s].count && u < left; ++u) {
+      prefetch_row<2>(segs[s].k + u * segs[s].stride, d);
+      prefetch_row<2>(segs[s].v + u * segs[s].stride, d);
+    }
   for (int64_t s = 0; s < n_segs; ++s) {
     const KeySegment& seg = segs[s];
     for (int64_t j0 = 0; j0 < seg.count; j0 += kKeys) {
       const int64_t n = seg.count - j0 < kKeys ? seg.count - j0 : kKeys;
       for (int64_t u = 0; u < n; ++u)
         k[u] = seg.k + (j0 + u) * seg.stride, v[u] = seg.v + (j0 + u) * seg.stride;
-      prefetch_block(s, j0 + kKeys);
+      // The next block: the rest of this segment, else the start of the next one.
+      const bool here = j0 + kKeys < seg.count;
+      const KeySegment* after = here ? &seg : s + 1 < n_segs ? &segs[s + 1] : nullptr;
+      const int64_t j1 = here ? j0 + kKeys : 0;
+      for (int64_t u = 0; u < n; ++u) {
+        const bool in = after && j1 + u < after->count;
+        next_k[u] = in ? after->k + (j1 + u) * after->stride : k[u];
+        next_v[u] = in ? after->v + (j1 + u) * after->stride : v[u];
+      }
       int64_t u = 0;
-      for (; u + U <= n; u += U) dot_products<G, U, Arch>(q, d, k + u, &p[0][u], kKeys);
-      for (; u < n; ++u) dot_products<G, 1, Arch>(q, d, k + u, &p[0][u], kKeys);
+      for (; u + U <= n; u += U) dot_products<G, U, Arch>(q, d, k + u, &p[0][u], kKeys, next_k + u);
+      for (; u < n; ++u) dot_products<G, 1, Arch>(q, d, k + u, &p[0][u], kKeys, next_k + u);
       float correction[G];
       for (int h = 0; h < G; ++h) {
         float m_new = m[h];
@@ -409,8 +436,13 @@ static inline void attend_queries(const float* q, int64_t d, const KeySegment* s
       }
       int64_t i = 0;
       for (; i + C * B <= end; i += C * B)
-        accumulate_values<G, C, kKeys, Arch>(p, v, n, correction, out, d, i);
-      for (; i < end; i += B) accumulate_values<G, 1, kKeys, Arch>(p, v, n, correction, out, d, i);
+        accumulate_values<G, C, kKeys, Arch>(p, v, n, correction, out, d, i, next_v);
+      for (; i < end; i += B)
+        accumulate_values<G, 1, kKeys, Arch>(p, v, n, correction, out, d, i, next_v);
+      for (u = 0; u < n; ++u) {  // the last line of a row that does not start on one
+        __builtin_prefetch(next_k[u] + d - 1, 0, 3);
+        __builtin_prefetch(next_v[u] + d - 1, 0, 3);
+      }
       for (int h = 0; h < G; ++h)
         for (int64_t t = end; t < d; ++t) {  // d % B elements
           float o = out[h * d + t] * correction[h];
