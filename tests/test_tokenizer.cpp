@@ -194,6 +194,11 @@ TEST_CASE("tokenizer: SentencePiece's ModelProto is read and written without lib
         m.pieces[id].score != tok.processor().GetScore(id))
       FAIL_CHECK("piece " << id);
   }
+  // The types alone (what Tokenizer keeps), read without the pieces' text.
+  const auto types = spm::piece_types(bytes, GEMMA3_TOKENIZER_MODEL);
+  REQUIRE(types.size() == m.pieces.size());
+  for (std::size_t id = 0; id < types.size(); ++id)
+    if (types[id] != m.pieces[id].type) FAIL_CHECK("type of piece " << id);
   CHECK(m.pieces[105] == spm::Piece{"<start_of_turn>", 0.0f, spm::PieceType::UserDefined});
   CHECK(m.pieces[3].type == spm::PieceType::Unknown);
   CHECK(m.pieces[1].type == spm::PieceType::Control);

@@ -17,10 +17,11 @@
 
 namespace gemma3::inline GEMMA3_MODE {
 
-// The tokenizer in a GGUF file's metadata; errors name the file.
+// The tokenizer in a GGUF file's metadata; errors name the file. The ModelProto is serialized in
+// a statement of its own, so that its 262144 pieces are freed before libsentencepiece loads them.
 inline Tokenizer tokenizer_from_gguf(const gguf::File& f) {
-  return Tokenizer::from_serialized_proto(spm::serialize(gguf::sentencepiece_model(f)),
-                                          f.path().string());
+  const std::string proto = spm::serialize(gguf::sentencepiece_model(f));
+  return Tokenizer::from_serialized_proto(proto, f.path().string());
 }
 
 // True if `path` is a regular file that starts with GGUF's magic.

@@ -220,6 +220,16 @@ inline void put_float(std::string& out, int field, float v) {
   for (int k = 0; k < 4; ++k) out += char((bits >> 8 * k) & 0xff);
 }
 
+inline PieceType parse_type(WireReader& r, int wire, const std::string& name) {
+  r.expect(wire, kVarint, name + ".type");
+  const std::size_t at = r.position();
+  const uint64_t t = r.varint(name + ".type");
+  if (t < 1 || t > 6)
+    throw r.fail(at, name + ".type is " + std::to_string(t) +
+                         ", not a SentencePiece piece type (1 NORMAL ... 6 BYTE)");
+  return static_cast<PieceType>(t);
+}
+
 inline Piece parse_piece(WireReader r, const std::string& name) {
   Piece p;
   while (!r.done()) {
@@ -234,13 +244,7 @@ inline Piece parse_piece(WireReader r, const std::string& name) {
       r.expect(wire, kFixed32, name + ".score");
       p.score = r.fixed32_float(name + ".score");
     } else if (field == 3) {
-      r.expect(wire, kVarint, name + ".type");
-      const std::size_t at = r.position();
-      const uint64_t t = r.varint(name + ".type");
-      if (t < 1 || t > 6)
-        throw r.fail(at, name + ".type is " + std::to_string(t) +
-                             ", not a SentencePiece piece type (1 NORMAL ... 6 BYTE)");
-      p.type = static_cast<PieceType>(t);
+      p.type = parse_type(r, wire, name);
     } else {
       r.skip(wire, name + " field " + std::to_string(field));
     }
@@ -387,6 +391,38 @@ inline ModelProto parse_model_proto(std::string_view bytes, const std::string& w
     }
   }
   return m;
+}
+
+// The type of each piece of a serialized ModelProto, in id order, and nothing else: what a
+// tokenizer needs beside libsentencepiece's own copy of the model, without a second copy of the
+// 262144 pieces' text (parse_model_proto's ~13 MB, at the peak of a model's load).
+inline std::vector<PieceType> piece_types(std::string_view bytes, const std::string& where) {
+  std::vector<PieceType> types;
+  detail::WireReader r(bytes, 0, where);
+  while (!r.done()) {
+    uint64_t field;
+    int wire;
+    r.key("ModelProto", field, wire);
+    if (field != 1) {
+      r.skip(wire, "ModelProto field " + std::to_string(field));
+      continue;
+    }
+    const std::string name = "pieces[" + std::to_string(types.size()) + "]";
+    r.expect(wire, detail::kLengthDelimited, name);
+    std::size_t start = 0;
+    const auto payload = r.bytes(name, start);  // sets start: not in the reader's arguments
+    detail::WireReader piece(payload, start, where);
+    PieceType type = PieceType::Normal;
+    while (!piece.done()) {
+      piece.key(name, field, wire);
+      if (field == 3)
+        type = detail::parse_type(piece, wire, name);
+      else
+        piece.skip(wire, name + " field " + std::to_string(field));
+    }
+    types.push_back(type);
+  }
+  return types;
 }
 
 // The serialized ModelProto of `m`: its pieces, then every TrainerSpec and NormalizerSpec field

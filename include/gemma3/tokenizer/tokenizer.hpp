@@ -178,9 +178,7 @@ class Tokenizer {
   void init() {
     // libsentencepiece 0.1.97 exposes IsControl/IsUnknown/IsByte but not IsUserDefined, so the
     // types are read from the proto itself.
-    const auto proto = spm::parse_model_proto(sp_->serialized_model_proto(), path_);
-    types_.clear();
-    for (const auto& p : proto.pieces) types_.push_back(p.type);
+    types_ = spm::piece_types(sp_->serialized_model_proto(), path_);
     if (static_cast<int>(types_.size()) != sp_->GetPieceSize())
       throw FormatError(path_, "piece count mismatch");
     build_added_tokens();
