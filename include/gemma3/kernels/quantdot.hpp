@@ -1091,8 +1091,8 @@ static inline void panels(const std::byte* w, int64_t rows, int64_t in, const si
 // the rows in file order, the same values: a 64-byte load of the panel is already 4 bytes of each
 // of the 16 rows, so only the bytes' decoding is left, no transpose (with the deinterleaving
 // before pack_panel, 12% of a 1b Q4_0 prefill). B is made only where the type has a free minimum
-// (Q4_K, Q5_K); the others' zero point enters the sums. (Q4_0's panels are multiplied as they lie,
-// below.)
+// (Q4_K, Q5_K); Q5_0's zero point enters the sums. (Q4_0's and Q8_0's panels are multiplied as
+// they lie, below: direct_gemm.)
 template <quant::Type T>
 static inline void pack_interleaved_panel(const uint8_t* panel, int64_t in, uint8_t* P, float* A,
                                           [[maybe_unused]] float* B) {
@@ -1133,42 +1133,39 @@ static inline void pack_interleaved_panel(const uint8_t* panel, int64_t in, uint
           for (int i = 0; i < 4; ++i) store(128 * H + 32 * i + 4 * u, q[i]);
         }
     } else {
-      static_assert(quant::zero_point(T) != 0);
+      static_assert(T == quant::Type::Q5_0);
       _mm512_storeu_ps(A + b * kPanelRows,
                        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c))));
-      if constexpr (T == quant::Type::Q8_0) {  // q + 128 as unsigned bytes
-        for (int j = 0; j < 8; ++j)
-          store(4 * j, _mm512_xor_si512(_mm512_loadu_si512(c + 32 + 64 * j),
-                                        _mm512_set1_epi8(int8_t(0x80))));
-      } else {
-        static_assert(T == quant::Type::Q5_0);
-        const Q5Column column(c);
-        for (int j = 0; j < 4; ++j) {
-          const auto [ql, qh] = column.quarter(j);
-          store(4 * j, ql), store(16 + 4 * j, qh);
-        }
+      const Q5Column column(c);
+      for (int j = 0; j < 4; ++j) {
+        const auto [ql, qh] = column.quarter(j);
+        store(4 * j, ql), store(16 + 4 * j, qh);
       }
     }
   }
 }
 
-// Q4_0's GEMM on its interleaved panels as they lie, not packed: a unit of a block (4 bytes of
-// each of the 16 rows) holds elements 4j to 4j + 3 in its low nibbles and 16 + 4j to 16 + 4j + 3
-// in its high nibbles, so one load, masked and shifted in registers, is two of the packed panel's
-// 4-element steps, and the block's first 32 bytes are the rows' d (A). The same integer sums and
-// the same scaling as panel_tile's on the packed panel, so the same values. Packing read each
-// panel, unpacked it and wrote it once per 256 tokens: ~7% of a 1b Q4_0 prefill's samples.
-// BM_FastLinearQuantInterleaved (the 1b down projection, 512 tokens), alternating, four pairs:
-// 964 → 993 GFLOP/s on average; a 1b Q4_0 prefill of 128 tokens, three alternating pairs:
-// 578-600 → 616-619 tok/s (0.46-0.48 → 0.49-0.50 of the int8 peak).
-template <int NP, int NT>
-static inline void panel_tile_q4_0(const uint8_t* panels, int64_t panel_bytes, int64_t in,
-                                   const simd::QuantX& x, int64_t t0, float* y, int64_t ldy,
-                                   int64_t n) {
-  constexpr int64_t kColumn = kPanelRows * quant::layout(quant::Type::Q4_0).block_bytes;
-  constexpr int Z = quant::zero_point(quant::Type::Q4_0);
+// The GEMM of Q4_0 and Q8_0 on their interleaved panels as they lie, not packed (kDirectGemm).
+// A unit of a block (4 bytes of each of the 16 rows) is, decoded in registers, one or two of the
+// packed panel's 4-element steps: Q8_0's bytes flipped to q + 128; Q4_0's low nibbles elements
+// 4j to 4j + 3 and its high nibbles 16 + 4j to 16 + 4j + 3, masked and shifted. The block's first
+// 32 bytes are the rows' d (A). The same integer sums and the same scaling as panel_tile's on the
+// packed panel, so the same values. Packing read each panel, decoded it and wrote it once per 256
+// tokens: ~7% of a 1b Q4_0 prefill's samples. BM_FastLinearQuantInterleaved (the 1b down
+// projection, 512 tokens), three alternating pairs: Q8_0 820-983 → 883-1039 GFLOP/s, Q4_0
+// 836-1038 → 915-1094 (each pair faster). A 1b prefill of 128 tokens, three alternating pairs:
+// Q4_0 578-600 → 616-619 tok/s (0.46-0.48 → 0.49-0.50 of the int8 peak), Q8_0 569-573 →
+// 577-604.
+template <quant::Type T>
+inline constexpr bool kDirectGemm = T == quant::Type::Q4_0 || T == quant::Type::Q8_0;
+template <quant::Type T, int NP, int NT>
+static inline void panel_tile_direct(const uint8_t* panels, int64_t panel_bytes, int64_t in,
+                                     const simd::QuantX& x, int64_t t0, float* y, int64_t ldy,
+                                     int64_t n) {
+  static_assert(kDirectGemm<T>);
+  constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;
+  constexpr int Z = quant::zero_point(T);
   const int64_t blocks = in / 32;
-  const __m512i low = _mm512_set1_epi8(0x0F);
   __m512 acc[NP][NT];
   for (int p = 0; p < NP; ++p)
     for (int t = 0; t < NT; ++t) acc[p][t] = _mm512_setzero_ps();
@@ -1181,21 +1178,34 @@ static inline void panel_tile_q4_0(const uint8_t* panels, int64_t panel_bytes, i
       for (int p = 0; p < NP; ++p) sum[p][t] = start;
     }
     const int8_t* xb = x.q + t0 * in + 32 * b;
+    // The NP panels' step q (elements k to k + 3 of the block) times each token's.
+    const auto step = [&](const __m512i(&q)[NP], int k) {
+      for (int t = 0; t < NT; ++t) {
+        const __m512i xt = broadcast4(xb + t * in + k);
+        for (int p = 0; p < NP; ++p) sum[p][t] = _mm512_dpbusd_epi32(sum[p][t], q[p], xt);
+      }
+    };
+    if constexpr (T == quant::Type::Q8_0) {
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        __m512i q[NP];
+        for (int p = 0; p < NP; ++p)
+          q[p] = _mm512_xor_si512(_mm512_loadu_si512(column(p) + 32 + 64 * j),
+                                  _mm512_set1_epi8(int8_t(0x80)));
+        step(q, 4 * j);
+      }
+    } else {
+      const __m512i low = _mm512_set1_epi8(0x0F);
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      __m512i lo[NP], hi[NP];
-      for (int p = 0; p < NP; ++p) {
-        const __m512i v = _mm512_loadu_si512(column(p) + 32 + 64 * j);
-        lo[p] = _mm512_and_si512(v, low);
-        hi[p] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-      }
-      for (int t = 0; t < NT; ++t) {
-        const __m512i xt = broadcast4(xb + t * in + 4 * j);
-        for (int p = 0; p < NP; ++p) sum[p][t] = _mm512_dpbusd_epi32(sum[p][t], lo[p], xt);
-      }
-      for (int t = 0; t < NT; ++t) {
-        const __m512i xt = broadcast4(xb + t * in + 16 + 4 * j);
-        for (int p = 0; p < NP; ++p) sum[p][t] = _mm512_dpbusd_epi32(sum[p][t], hi[p], xt);
+      for (int j = 0; j < 4; ++j) {
+        __m512i lo[NP], hi[NP];
+        for (int p = 0; p < NP; ++p) {
+          const __m512i v = _mm512_loadu_si512(column(p) + 32 + 64 * j);
+          lo[p] = _mm512_and_si512(v, low);
+          hi[p] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        }
+        step(lo, 4 * j);
+        step(hi, 16 + 4 * j);
       }
     }
     __m512 a[NP];
@@ -1217,9 +1227,10 @@ static inline void panel_tile_q4_0(const uint8_t* panels, int64_t panel_bytes, i
 }
 // kGemmRows rows at a time, as packed_gemm: two panels in tiles of 6 tokens, or one in tiles of 8,
 // the next rows' bytes prefetched meanwhile.
-static inline void q4_0_gemm(const uint8_t* u, int64_t rows, int64_t in, const simd::QuantX& x,
-                             int64_t tokens, float* y, int64_t ldy) {
-  const int64_t stride = quant::row_bytes(quant::Type::Q4_0, in), panel_bytes = kPanelRows * stride;
+template <quant::Type T>
+static inline void direct_gemm(const uint8_t* u, int64_t rows, int64_t in, const simd::QuantX& x,
+                               int64_t tokens, float* y, int64_t ldy) {
+  const int64_t stride = quant::row_bytes(T, in), panel_bytes = kPanelRows * stride;
   for (int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {
     const int64_t n = std::min(kGemmRows, rows - r0);
     const int64_t next = std::clamp<int64_t>(rows - r0 - n, 0, kGemmRows);
@@ -1227,23 +1238,23 @@ static inline void q4_0_gemm(const uint8_t* u, int64_t rows, int64_t in, const s
     const uint8_t* panels = u + r0 * stride;
     if (n > kPanelRows)
       token_tiles<6>(tokens, ahead, [&]<int NT>(int64_t t0) {
-        panel_tile_q4_0<2, NT>(panels, panel_bytes, in, x, t0, y + r0, ldy, n);
+        panel_tile_direct<T, 2, NT>(panels, panel_bytes, in, x, t0, y + r0, ldy, n);
       });
     else
       token_tiles<8>(tokens, ahead, [&]<int NT>(int64_t t0) {
-        panel_tile_q4_0<1, NT>(panels, panel_bytes, in, x, t0, y + r0, ldy, n);
+        panel_tile_direct<T, 1, NT>(panels, panel_bytes, in, x, t0, y + r0, ldy, n);
       });
   }
 }
 
 // The GEMM on interleaved panels (`rows` a multiple of kPanelRows), each packed as it lies
-// (Q4_0's multiplied as they lie: q4_0_gemm).
+// (Q4_0's and Q8_0's multiplied as they lie: direct_gemm).
 template <quant::Type T>
 static inline void panels_gemm(const std::byte* w, int64_t rows, int64_t in, const simd::QuantX& x,
                                int64_t tokens, float* y, int64_t ldy, uint8_t* q, float* ab) {
   const auto* u = reinterpret_cast<const uint8_t*>(w);
-  if constexpr (T == quant::Type::Q4_0)
-    q4_0_gemm(u, rows, in, x, tokens, y, ldy);
+  if constexpr (kDirectGemm<T>)
+    direct_gemm<T>(u, rows, in, x, tokens, y, ldy);
   else
     packed_gemm<T>(u, rows, in, x, tokens, y, ldy, q, ab, ab + 2 * in,
                    [&](int64_t r, int64_t, uint8_t* P, float* A, float* B) {
