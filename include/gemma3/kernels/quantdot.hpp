@@ -706,14 +706,25 @@ static inline void token_tiles(int64_t tokens, std::span<const uint8_t> ahead, T
   (std::make_integer_sequence<int, kTile - 1>{});
 }
 
-// All the tokens times NP packed panels (token_tiles of panel_tile).
-template <quant::Type T, int NP, int kTile>
-static inline void panel_tiles(const uint8_t* P, const float* A, const float* B, int64_t in,
-                               const simd::QuantX& x, int64_t tokens, float* y, int64_t ldy,
-                               int64_t n, std::span<const uint8_t> ahead) {
-  token_tiles<kTile>(tokens, ahead, [&]<int NT>(int64_t t0) {
-    panel_tile<T, NP, NT>(P, A, B, in, x, t0, y, ldy, n);
-  });
+// kGemmRows rows (`stride` bytes each) at a time: block(r0, n) for rows [r0, r0 + n), then
+// tile.template operator()<NP, NT>(r0, n, t0) over all the tokens (token_tiles) with two panels
+// of 6-token tiles (12 int32 and 12 f32 accumulators), or one of 8 where only 16 rows or fewer
+// are left, the next block's bytes prefetched meanwhile.
+template <class Block, class Tile>
+static inline void row_blocks(const uint8_t* w, int64_t rows, int64_t stride, int64_t tokens,
+                              Block&& block, Tile&& tile) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {
+    const int64_t n = std::min(kGemmRows, rows - r0);
+    block(r0, n);
+    const int64_t next = std::clamp<int64_t>(rows - r0 - n, 0, kGemmRows);
+    const std::span<const uint8_t> ahead(w + (r0 + n) * stride, std::size_t(next * stride));
+    if (n > kPanelRows)
+      token_tiles<6>(tokens, ahead,
+                     [&]<int NT>(int64_t t0) { tile.template operator()<2, NT>(r0, n, t0); });
+    else
+      token_tiles<8>(tokens, ahead,
+                     [&]<int NT>(int64_t t0) { tile.template operator()<1, NT>(r0, n, t0); });
+  }
 }
 
 // kGemmRows rows at a time: each of its panels packed by pack(r, n, P, A, B) (rows [r, r + n),
@@ -727,19 +738,16 @@ template <quant::Type T, class Pack>
 static inline void packed_gemm(const uint8_t* w, int64_t rows, int64_t in, const simd::QuantX& x,
                                int64_t tokens, float* y, int64_t ldy, uint8_t* P, float* A,
                                float* B, Pack&& pack) {
-  const int64_t stride = quant::row_bytes(T, in);
-  for (int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {
-    const int64_t n = std::min(kGemmRows, rows - r0);
-    for (int64_t p = 0; p * kPanelRows < n; ++p)
-      pack(r0 + p * kPanelRows, std::min(kPanelRows, n - p * kPanelRows), P + p * kPanelRows * in,
-           A + p * in, B + p * in);
-    const int64_t next = std::clamp<int64_t>(rows - r0 - n, 0, kGemmRows);
-    const std::span<const uint8_t> ahead(w + (r0 + n) * stride, std::size_t(next * stride));
-    if (n > kPanelRows)
-      panel_tiles<T, 2, 6>(P, A, B, in, x, tokens, y + r0, ldy, n, ahead);
-    else
-      panel_tiles<T, 1, 8>(P, A, B, in, x, tokens, y + r0, ldy, n, ahead);
-  }
+  row_blocks(
+      w, rows, quant::row_bytes(T, in), tokens,
+      [&](int64_t r0, int64_t n) {
+        for (int64_t p = 0; p * kPanelRows < n; ++p)
+          pack(r0 + p * kPanelRows, std::min(kPanelRows, n - p * kPanelRows),
+               P + p * kPanelRows * in, A + p * in, B + p * in);
+      },
+      [&]<int NP, int NT>(int64_t r0, int64_t n, int64_t t0) {
+        panel_tile<T, NP, NT>(P, A, B, in, x, t0, y + r0, ldy, n);
+      });
 }
 
 // The GEMM on rows in file order, each panel unpacked and transposed (pack_panel).
@@ -1225,26 +1233,17 @@ static inline void panel_tile_direct(const uint8_t* panels, int64_t panel_bytes,
       _mm512_mask_storeu_ps(y + (t0 + t) * ldy + p * kPanelRows, rows, acc[p][t]);
   }
 }
-// kGemmRows rows at a time, as packed_gemm: two panels in tiles of 6 tokens, or one in tiles of 8,
-// the next rows' bytes prefetched meanwhile.
+// All the rows in row_blocks, multiplied as they lie.
 template <quant::Type T>
 static inline void direct_gemm(const uint8_t* u, int64_t rows, int64_t in, const simd::QuantX& x,
                                int64_t tokens, float* y, int64_t ldy) {
-  const int64_t stride = quant::row_bytes(T, in), panel_bytes = kPanelRows * stride;
-  for (int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {
-    const int64_t n = std::min(kGemmRows, rows - r0);
-    const int64_t next = std::clamp<int64_t>(rows - r0 - n, 0, kGemmRows);
-    const std::span<const uint8_t> ahead(u + (r0 + n) * stride, std::size_t(next * stride));
-    const uint8_t* panels = u + r0 * stride;
-    if (n > kPanelRows)
-      token_tiles<6>(tokens, ahead, [&]<int NT>(int64_t t0) {
-        panel_tile_direct<T, 2, NT>(panels, panel_bytes, in, x, t0, y + r0, ldy, n);
+  const int64_t stride = quant::row_bytes(T, in);
+  row_blocks(
+      u, rows, stride, tokens, [](int64_t, int64_t) {},
+      [&]<int NP, int NT>(int64_t r0, int64_t n, int64_t t0) {
+        panel_tile_direct<T, NP, NT>(u + r0 * stride, kPanelRows * stride, in, x, t0, y + r0, ldy,
+                                     n);
       });
-    else
-      token_tiles<8>(tokens, ahead, [&]<int NT>(int64_t t0) {
-        panel_tile_direct<T, 1, NT>(panels, panel_bytes, in, x, t0, y + r0, ldy, n);
-      });
-  }
 }
 
 // The GEMM on interleaved panels (`rows` a multiple of kPanelRows), each packed as it lies
