@@ -625,6 +625,25 @@ inline ActivationScale activation_scale(float amax) {
   return {kUp, 127.0f / (amax * kUp)};
 }
 
+// Where a row's quantized blocks go, each array at the row's first block: q (32 bytes a block), d
+// (one a block), s (Σq of each 16: two a block), e16 = d·s (two a block) and e32 = d·Σq (one a
+// block). The offsets e16 and e32 are what a weight group's free minimum b multiplies; they are
+// written with the block, while d and s are still in registers: computed afterwards from the
+// stored d and s, they stalled on those stores' way to memory (a tenth of a 128-token GEMM).
+struct QuantizedRow {
+  int8_t* q;
+  float* d;
+  int32_t* s;
+  float* e16;
+  float* e32;
+};
+
+// A block's offsets from its d and the sums of its halves (the non-finite block's too: NaN).
+inline void block_offsets(float d, int32_t s0, int32_t s1, float* e16, float* e32) {
+  e16[0] = d * float(s0), e16[1] = d * float(s1);
+  *e32 = d * float(s0 + s1);
+}
+
 // A block with a NaN or an infinity gets d = NaN and q = 0: its products are NaN, as the
 // unquantized product would be, rather than an integer conversion of NaN (undefined) or a finite
 // value that hides it.
@@ -634,39 +653,43 @@ inline ActivationScale activation_scale(float amax) {
 // amax and whether the block is finite. The same value as std::max over std::fabs, but a loop that
 // vectorises: a float maximum or a running sum as the NaN test is one long dependency chain unless
 // the compiler may reorder floating point (~1.4 ns per element, 10% of a prefill).
-inline void quantize_activation_row(const float* x, int64_t in, int8_t* q, float* d, int32_t* s) {
+inline void quantize_activation_row(const float* x, int64_t in, const QuantizedRow& out) {
   constexpr uint32_t kMagnitude = 0x7fffffffu, kInfinity = 0x7f800000u;
   for (int64_t blk = 0; blk < in / 32; ++blk) {
     const float* xb = x + 32 * blk;
+    int8_t* q = out.q + 32 * blk;
+    int32_t* s = out.s + 2 * blk;
     uint32_t amax_bits = 0;
     for (int j = 0; j < 32; ++j) {
       uint32_t bits;
       std::memcpy(&bits, xb + j, 4);
       amax_bits = std::max(amax_bits, bits & kMagnitude);
     }
+    float d = std::numeric_limits<float>::quiet_NaN();
     if (amax_bits >= kInfinity) {  // not finite
-      d[blk] = std::numeric_limits<float>::quiet_NaN();
-      std::fill_n(q + 32 * blk, 32, int8_t(0));
-      s[2 * blk] = s[2 * blk + 1] = 0;
-      continue;
-    }
-    float amax;
-    std::memcpy(&amax, &amax_bits, 4);
-    d[blk] = amax / 127.0f;
-    const auto [scale, id] = activation_scale(amax);
-    for (int half = 0; half < 2; ++half) {
-      int32_t sum = 0;
-      for (int j = 16 * half; j < 16 * half + 16; ++j) {
-        const int8_t v = int8_t(round_to_even(xb[j] * scale * id));  // within ±127
-        q[32 * blk + j] = v;
-        sum += v;
+      std::fill_n(q, 32, int8_t(0));
+      s[0] = s[1] = 0;
+    } else {
+      float amax;
+      std::memcpy(&amax, &amax_bits, 4);
+      d = amax / 127.0f;
+      const auto [scale, id] = activation_scale(amax);
+      for (int half = 0; half < 2; ++half) {
+        int32_t sum = 0;
+        for (int j = 16 * half; j < 16 * half + 16; ++j) {
+          const int8_t v = int8_t(round_to_even(xb[j] * scale * id));  // within ±127
+          q[j] = v;
+          sum += v;
+        }
+        s[half] = sum;
       }
-      s[2 * blk + half] = sum;
     }
+    out.d[blk] = d;
+    block_offsets(d, s[0], s[1], out.e16 + 2 * blk, out.e32 + blk);
   }
 }
 
-using RowQuantizer = void (*)(const float* x, int64_t in, int8_t* q, float* d, int32_t* s);
+using RowQuantizer = void (*)(const float* x, int64_t in, const QuantizedRow& out);
 
 // Blocks [b0, b1) of token t's row of `a`, from those blocks' values x_t (x_t[i] is element 32·b0
 // + i of the row): each block's q, d, s, e16 and e32 depend on its own 32 values alone, so any
@@ -675,14 +698,10 @@ using RowQuantizer = void (*)(const float* x, int64_t in, int8_t* q, float* d, i
 // (kernels::quantdot::quantize_row).
 inline void quantize_activation_blocks(const float* x_t, int64_t t, int64_t b0, int64_t b1,
                                        Activations& a, RowQuantizer row = quantize_activation_row) {
-  const int64_t blocks = a.in / 32;
-  float* d = a.d.data() + t * blocks + b0;
-  int32_t* s = a.s.data() + t * 2 * blocks + 2 * b0;
-  row(x_t, 32 * (b1 - b0), a.q.data() + t * a.in + 32 * b0, d, s);
-  float* e16 = a.e16.data() + t * 2 * blocks + 2 * b0;
-  float* e32 = a.e32.data() + t * blocks + b0;
-  for (int64_t i = 0; i < 2 * (b1 - b0); ++i) e16[i] = d[i / 2] * float(s[i]);
-  for (int64_t i = 0; i < b1 - b0; ++i) e32[i] = d[i] * float(s[2 * i] + s[2 * i + 1]);
+  const int64_t blocks = a.in / 32, first = t * blocks + b0;  // the first block, counted in a
+  row(x_t, 32 * (b1 - b0),
+      {a.q.data() + 32 * first, a.d.data() + first, a.s.data() + 2 * first,
+       a.e16.data() + 2 * first, a.e32.data() + first});
 }
 
 // Sizes a's arrays for `tokens` rows of `in` values (in a multiple of 32), keeping their memory

@@ -77,12 +77,12 @@ inline constexpr int64_t scratch_floats(int64_t in) {
 // operations done (2 per byte pair: a multiply and an add).
 GEMMA3_QUANTDOT_LINKAGE double peak(int64_t iterations, float* sink);
 
-// quant::quantize_activation_row in AVX-512 registers, a block of 32 at a time: the same q, d and
-// s (the same maximum on the bit patterns, the same product x·scale·id rounded to the nearest
-// integer, ties to even). Portable code quantized a prefill's activations at ~1.4 ns per element
-// (10% of it).
-GEMMA3_QUANTDOT_LINKAGE void quantize_row(const float* x, int64_t in, int8_t* q, float* d,
-                                          int32_t* s);
+// quant::quantize_activation_row in AVX-512 registers, a block of 32 at a time: the same q, d, s,
+// e16 and e32 (the same maximum on the bit patterns, the same product x·scale·id rounded to the
+// nearest integer, ties to even). Portable code quantized a prefill's activations at ~1.4 ns per
+// element (10% of it).
+GEMMA3_QUANTDOT_LINKAGE void quantize_row(const float* x, int64_t in,
+                                          const quant::QuantizedRow& out);
 
 #if GEMMA3_QUANTDOT_BODIES
 struct Tag {};  // quant::unpack's copy for this translation unit
@@ -688,22 +688,26 @@ static inline void panel_tile(const uint8_t* P, const float* A, const float* B, 
   }
 }
 
-// All the tokens in tiles of kTile tokens, then one tile of the rest: tile.template
-// operator()<NT>(t0) multiplies tokens [t0, t0 + NT). Before each whole tile, its share of the
-// `ahead` bytes is prefetched (the next rows' weights).
+// All the tokens in tiles of at most kTile tokens, as even as they can be: tile.template
+// operator()<NT>(t0) multiplies tokens [t0, t0 + NT). The tile is bound by its vpdpbusd, so a
+// tile of 5 tokens does 5/6 of a 6's work in about 5/6 of its time, where a last tile of 2 (128 =
+// 21·6 + 2) reloaded every weight for a third of the work. Before each tile, its share of the
+// `ahead` bytes is prefetched (the next rows' weights). A token's sums are the same in any tile.
 template <int kTile, class Tile>
 static inline void token_tiles(int64_t tokens, std::span<const uint8_t> ahead, Tile&& tile) {
-  const int64_t tiles = tokens / kTile, lines = int64_t(ahead.size()) / 64;
+  const int64_t tiles = (tokens + kTile - 1) / kTile, lines = int64_t(ahead.size()) / 64;
+  const int64_t least = tokens / tiles, larger = tokens % tiles;  // `larger` tiles of least + 1
   int64_t t0 = 0;
-  for (int64_t i = 0; i < tiles; ++i, t0 += kTile) {
+  for (int64_t i = 0; i < tiles; ++i) {
     for (int64_t l = lines * i / tiles; l < lines * (i + 1) / tiles; ++l)
       _mm_prefetch(reinterpret_cast<const char*>(ahead.data() + 64 * l), _MM_HINT_T0);
-    tile.template operator()<kTile>(t0);
+    const int64_t nt = least + (i < larger);
+    [&]<int... NT>(std::integer_sequence<int, NT...>) {
+      ((nt == NT + 1 ? tile.template operator()<NT + 1>(t0) : void()), ...);
+    }
+    (std::make_integer_sequence<int, kTile>{});
+    t0 += nt;
   }
-  [&]<int... NT>(std::integer_sequence<int, NT...>) {
-    ((tokens - t0 == NT + 1 ? tile.template operator()<NT + 1>(t0) : void()), ...);
-  }
-  (std::make_integer_sequence<int, kTile - 1>{});
 }
 
 // kGemmRows rows (`stride` bytes each) at a time: block(r0, n) for rows [r0, r0 + n), then
@@ -1310,33 +1314,37 @@ GEMMA3_QUANTDOT_LINKAGE void rows(quant::Type type, const std::byte* w, int64_t 
   });
 }
 
-GEMMA3_QUANTDOT_LINKAGE void quantize_row(const float* x, int64_t in, int8_t* q, float* d,
-                                          int32_t* s) {
+GEMMA3_QUANTDOT_LINKAGE void quantize_row(const float* x, int64_t in,
+                                          const quant::QuantizedRow& out) {
   constexpr uint32_t kInfinity = 0x7f800000u;
   const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
   for (int64_t blk = 0; blk < in / 32; ++blk) {
     const __m512 lo = _mm512_loadu_ps(x + 32 * blk), hi = _mm512_loadu_ps(x + 32 * blk + 16);
+    int8_t* q = out.q + 32 * blk;
     const uint32_t amax_bits = _mm512_reduce_max_epu32(
         _mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(lo), magnitude),
                          _mm512_and_si512(_mm512_castps_si512(hi), magnitude)));
+    float d = std::numeric_limits<float>::quiet_NaN();
+    int32_t s[2] = {0, 0};
     if (amax_bits >= kInfinity) {  // not finite: d = NaN, q = 0
-      d[blk] = std::numeric_limits<float>::quiet_NaN();
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * blk), _mm256_setzero_si256());
-      s[2 * blk] = s[2 * blk + 1] = 0;
-      continue;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_setzero_si256());
+    } else {
+      float amax;
+      std::memcpy(&amax, &amax_bits, 4);
+      d = amax / 127.0f;
+      const auto [scale, id] = quant::activation_scale(amax);
+      const __m512 vs = _mm512_set1_ps(scale), vi = _mm512_set1_ps(id);
+      const auto half = [&](__m512 v, int h) {
+        const __m512i i =
+            _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(_mm512_mul_ps(v, vs), vi),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * h), _mm512_cvtepi32_epi8(i));
+        s[h] = _mm512_reduce_add_epi32(i);
+      };
+      half(lo, 0), half(hi, 1);
     }
-    float amax;
-    std::memcpy(&amax, &amax_bits, 4);
-    d[blk] = amax / 127.0f;
-    const auto [scale, id] = quant::activation_scale(amax);
-    const __m512 vs = _mm512_set1_ps(scale), vi = _mm512_set1_ps(id);
-    const auto half = [&](__m512 v, int h) {
-      const __m512i i = _mm512_cvtps_epi32(_mm512_roundscale_ps(
-          _mm512_mul_ps(_mm512_mul_ps(v, vs), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * blk + 16 * h), _mm512_cvtepi32_epi8(i));
-      s[2 * blk + h] = _mm512_reduce_add_epi32(i);
-    };
-    half(lo, 0), half(hi, 1);
+    out.d[blk] = d, out.s[2 * blk] = s[0], out.s[2 * blk + 1] = s[1];
+    quant::block_offsets(d, s[0], s[1], out.e16 + 2 * blk, out.e32 + blk);
   }
 }
 
