@@ -627,9 +627,9 @@ inline ActivationScale activation_scale(float amax) {
 
 // Where a row's quantized blocks go, each array at the row's first block: q (32 bytes a block), d
 // (one a block), s (Σq of each 16: two a block), e16 = d·s (two a block) and e32 = d·Σq (one a
-// block). The offsets e16 and e32 are what a weight group's free minimum b multiplies; they are
-// written with the block, while d and s are still in registers: computed afterwards from the
-// stored d and s, they stalled on those stores' way to memory (a tenth of a 128-token GEMM).
+// block). The offsets e16 and e32 are what a weight group's free minimum b multiplies. They are
+// written with the block, from d and s still in registers: a loop after the quantizer, reading
+// back the d and s it had just stored, held ~10% of a 128-token GEMM's samples (on its loads).
 struct QuantizedRow {
   int8_t* q;
   float* d;
