@@ -860,28 +860,28 @@ TEST_CASE("quant: the AVX-512 activation quantizer gives the definition's q, d a
     b[128 + j] = (j % 2 ? -1 : 1) * 3.4e38f / float(j + 1);
   }
   b[160 + 3] = NAN, b[192 + 31] = INFINITY, b[224] = -INFINITY;
-  std::vector<int8_t> q_def(in), q_simd(in);
-  std::vector<float> d_def(in / 32), d_simd(in / 32), e32_def(in / 32), e32_simd(in / 32);
-  std::vector<float> e16_def(in / 16), e16_simd(in / 16);
-  std::vector<int32_t> s_def(in / 16), s_simd(in / 16);
-  quant::quantize_activation_row(
-      x.data(), in, {q_def.data(), d_def.data(), s_def.data(), e16_def.data(), e32_def.data()});
-  kernels::quantdot::quantize_row(
-      x.data(), in,
-      {q_simd.data(), d_simd.data(), s_simd.data(), e16_simd.data(), e32_simd.data()});
-  CHECK(q_simd == q_def);
-  CHECK(s_simd == s_def);
+  // Through quantize_activation_blocks, which hands each quantizer the row's arrays.
+  quant::Activations def, simd;
+  quant::resize_activations(def, 1, in);
+  quant::resize_activations(simd, 1, in);
+  quant::quantize_activation_blocks(x.data(), 0, 0, in / 32, def);
+  quant::quantize_activation_blocks(x.data(), 0, 0, in / 32, simd, kernels::quantdot::quantize_row);
+  const std::vector<int8_t>& q_def = def.q;
+  const std::vector<float>& d_def = def.d;
+  const std::vector<int32_t>& s_def = def.s;
+  CHECK(simd.q == q_def);
+  CHECK(simd.s == s_def);
   const auto bits = [](float v) { return std::bit_cast<uint32_t>(v); };
   for (int64_t blk = 0; blk < in / 32; ++blk) {
     INFO("block " << blk);
     const auto b = std::size_t(blk);
-    CHECK(bits(d_simd[b]) == bits(d_def[b]));
-    CHECK(bits(e32_simd[b]) == bits(e32_def[b]));
-    CHECK(bits(e16_simd[2 * b]) == bits(e16_def[2 * b]));
-    CHECK(bits(e16_simd[2 * b + 1]) == bits(e16_def[2 * b + 1]));
+    CHECK(bits(simd.d[b]) == bits(d_def[b]));
+    CHECK(bits(simd.e32[b]) == bits(def.e32[b]));
+    CHECK(bits(simd.e16[2 * b]) == bits(def.e16[2 * b]));
+    CHECK(bits(simd.e16[2 * b + 1]) == bits(def.e16[2 * b + 1]));
     // The offsets are d times the block's sums (a NaN block's: NaN).
-    CHECK(bits(e32_def[b]) == bits(d_def[b] * float(s_def[2 * b] + s_def[2 * b + 1])));
-    CHECK(bits(e16_def[2 * b + 1]) == bits(d_def[b] * float(s_def[2 * b + 1])));
+    CHECK(bits(def.e32[b]) == bits(d_def[b] * float(s_def[2 * b] + s_def[2 * b + 1])));
+    CHECK(bits(def.e16[2 * b + 1]) == bits(d_def[b] * float(s_def[2 * b + 1])));
   }
   CHECK(std::isnan(d_def[35]));
   CHECK(std::isnan(d_def[36]));

@@ -658,7 +658,6 @@ inline void quantize_activation_row(const float* x, int64_t in, const QuantizedR
   for (int64_t blk = 0; blk < in / 32; ++blk) {
     const float* xb = x + 32 * blk;
     int8_t* q = out.q + 32 * blk;
-    int32_t* s = out.s + 2 * blk;
     uint32_t amax_bits = 0;
     for (int j = 0; j < 32; ++j) {
       uint32_t bits;
@@ -666,9 +665,9 @@ inline void quantize_activation_row(const float* x, int64_t in, const QuantizedR
       amax_bits = std::max(amax_bits, bits & kMagnitude);
     }
     float d = std::numeric_limits<float>::quiet_NaN();
+    int32_t s[2] = {0, 0};
     if (amax_bits >= kInfinity) {  // not finite
       std::fill_n(q, 32, int8_t(0));
-      s[0] = s[1] = 0;
     } else {
       float amax;
       std::memcpy(&amax, &amax_bits, 4);
@@ -684,7 +683,7 @@ inline void quantize_activation_row(const float* x, int64_t in, const QuantizedR
         s[half] = sum;
       }
     }
-    out.d[blk] = d;
+    out.d[blk] = d, out.s[2 * blk] = s[0], out.s[2 * blk + 1] = s[1];
     block_offsets(d, s[0], s[1], out.e16 + 2 * blk, out.e32 + blk);
   }
 }

@@ -24,15 +24,13 @@ Mat<T> quantized_activations(const ConstMatRef<T>& x) {
                                              " columns, not whole blocks of 32 for a product "
                                              "with quantized weights");
   Mat<T> out(x.rows(), in);
-  std::vector<float> row(static_cast<std::size_t>(in)), back(row.size()), d(row.size() / 32);
-  std::vector<float> e16(row.size() / 16), e32(d.size());  // (the offsets: unused here)
-  std::vector<int8_t> q(row.size());
-  std::vector<int32_t> s(row.size() / 16);
+  std::vector<float> row(static_cast<std::size_t>(in)), back(row.size());
+  quant::Activations a;  // one row's, reused
+  quant::resize_activations(a, 1, in);
   for (int64_t t = 0; t < x.rows(); ++t) {
     for (int64_t i = 0; i < in; ++i) row[std::size_t(i)] = float(x(t, i));
-    quant::quantize_activation_row(row.data(), in,
-                                   {q.data(), d.data(), s.data(), e16.data(), e32.data()});
-    quant::dequantize_activation_row(q.data(), d.data(), in, back.data());
+    quant::quantize_activation_blocks(row.data(), 0, 0, in / 32, a);
+    quant::dequantize_activation_row(a.q.data(), a.d.data(), in, back.data());
     for (int64_t i = 0; i < in; ++i) out(t, i) = T(back[std::size_t(i)]);
   }
   return out;
