@@ -316,13 +316,14 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
 
   // q/k norm: one RMSNorm over each head's D values; viewing [n, heads*D] as [n*heads, D].
   MatMap<T>(q.data(), n * p.heads, D) =
-      plain::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
+      rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps, p.backend);
   MatMap<T>(k.data(), n * p.kv_heads, D) =
-      plain::rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps);
+      rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps, p.backend);
   tap(SiteKind::QNorm, MatRef<T>(q));
   tap(SiteKind::KNorm, MatRef<T>(k));
-  p.rope.apply(q, D, pos0);
-  p.rope.apply(k, D, pos0);
+  const auto& angles = p.rope.cached_angles(pos0, n);
+  p.rope.apply(q, D, angles);
+  p.rope.apply(k, D, angles);
   tap(SiteKind::QRope, MatRef<T>(q));
   tap(SiteKind::KRope, MatRef<T>(k));
 

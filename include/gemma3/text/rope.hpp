@@ -4,8 +4,10 @@
 
 #include "gemma3/build_mode.hpp"
 
+#include <array>
 #include <cmath>
-#include <vector>
+#include <cstddef>
+#include <cstdint>
 
 #include "gemma3/config.hpp"
 #include "gemma3/tensor.hpp"
@@ -27,19 +29,59 @@ struct Rope {
     }
   }
 
-  // Rotates every head of x in place: x is [n, heads*D], row r at absolute position pos0 + r.
-  void apply(MatRef<T> x, int64_t head_dim, int64_t pos0) const {
+  // cos and sin of every (row, frequency) angle (pos0 + r)·inv_freq_i of rows at positions
+  // [pos0, pos0 + rows): [rows, head_dim / 2] each.
+  struct Angles {
+    int64_t pos0 = 0;
+    Mat<T> cos, sin;
+  };
+  Angles angles(int64_t pos0, int64_t rows) const {
+    const int64_t half = inv_freq.size();
+    Angles a{pos0, Mat<T>(rows, half), Mat<T>(rows, half)};
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < half; ++i) {
+        const T angle = T(pos0 + r) * inv_freq[i];
+        a.cos(r, i) = std::cos(angle);
+        a.sin(r, i) = std::sin(angle);
+      }
+    return a;
+  }
+
+  // angles(pos0, rows), remembered on this thread for the last two tables asked for: every layer
+  // of a kind rotates the same positions of a chunk, so the 26 layers of a 1b compute two tables
+  // (local and global) instead of one per layer and per q and k. A sine and a cosine per angle
+  // were 4% of a 1b prefill of 128 tokens, on the main thread while the others waited. The
+  // reference is valid until this thread asks for a third table.
+  const Angles& cached_angles(int64_t pos0, int64_t rows) const {
+    struct Entry {
+      Vec<T> inv_freq;
+      Angles angles;
+    };
+    static thread_local std::array<Entry, 2> memo;
+    static thread_local std::size_t next = 0;
+    for (const Entry& e : memo)
+      if (e.angles.pos0 == pos0 && e.angles.cos.rows() == rows &&
+          e.inv_freq.size() == inv_freq.size() && e.inv_freq == inv_freq)
+        return e.angles;
+    Entry& e = memo[next];
+    next = (next + 1) % memo.size();
+    e = {inv_freq, angles(pos0, rows)};
+    return e.angles;
+  }
+
+  // Rotates every head of x in place: x is [n, heads*D], row r at position a.pos0 + r (a holds
+  // at least n rows).
+  void apply(MatRef<T> x, int64_t head_dim, const Angles& a) const {
     const int64_t half = head_dim / 2, heads = x.cols() / head_dim;
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
-      const T pos = T(pos0 + r);
-      for (int64_t i = 0; i < half; ++i) {
-        const T angle = pos * inv_freq[i];
-        const T c = std::cos(angle), s = std::sin(angle);
-        for (int64_t h = 0; h < heads; ++h) {
-          T* v = x.row(r).data() + h * head_dim;
-          const T a = v[i], b = v[i + half];
-          v[i] = a * c - b * s;
-          v[i + half] = b * c + a * s;
+      const T* c = a.cos.row(r).data();
+      const T* s = a.sin.row(r).data();
+      for (int64_t h = 0; h < heads; ++h) {
+        T* v = x.row(r).data() + h * head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const T x0 = v[i], x1 = v[i + half];
+          v[i] = x0 * c[i] - x1 * s[i];
+          v[i + half] = x1 * c[i] + x0 * s[i];
         }
       }
     }
