@@ -64,6 +64,48 @@ TEST_CASE("text fixtures: every intermediate and the logits within 1e-4, double"
   for (const auto& name : test::text_fixtures()) check_fixture<double>(name);
 }
 
+// Rope::cached_angles is a memo of Rope::angles: the same table whatever was asked before (two
+// kinds and a third key, which evicts one), and apply rotates each pair (i, i + D/2) of every head
+// by its row's angle.
+TEST_CASE("RoPE: cached angles equal fresh ones in any order; apply rotates each pair",
+          "[text][rope]") {
+  const Rope<float> local(RopeParams{1e4, 1.0}, 8), global(RopeParams{1e6, 8.0}, 8);
+  const auto same = [](const Rope<float>::Angles& a, const Rope<float>::Angles& b) {
+    return a.pos0 == b.pos0 && a.cos.rows() == b.cos.rows() && a.cos == b.cos && a.sin == b.sin;
+  };
+  for (int round = 0; round < 2; ++round) {
+    CHECK(same(local.cached_angles(5, 3), local.angles(5, 3)));
+    CHECK(same(global.cached_angles(5, 3), global.angles(5, 3)));
+    CHECK(same(local.cached_angles(9, 2), local.angles(9, 2)));  // a third key evicts one
+    CHECK(same(global.cached_angles(5, 3), global.angles(5, 3)));
+  }
+  CHECK_FALSE(same(local.angles(5, 3), global.angles(5, 3)));
+
+  Mat<float> x = Mat<float>::Random(3, 16);  // two heads of D = 8
+  const Mat<float> before = x;
+  local.apply(x, 8, local.angles(5, 3));
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t h = 0; h < 2; ++h)
+      for (int64_t i = 0; i < 4; ++i) {
+        const float angle = float(5 + r) * local.inv_freq[i];
+        const float a = before(r, 8 * h + i), b = before(r, 8 * h + i + 4);
+        CHECK(x(r, 8 * h + i) == a * std::cos(angle) - b * std::sin(angle));
+        CHECK(x(r, 8 * h + i + 4) == b * std::cos(angle) + a * std::sin(angle));
+      }
+}
+
+// The fast path's RMSNorm splits a prompt's rows over the threads: the same values as the plain
+// definition, bit for bit, above and below the size where it splits.
+TEST_CASE("RMSNorm on the fast path equals the plain definition exactly", "[text][plain]") {
+  for (const int64_t rows : {1, 7, 130}) {
+    const Mat<float> x = Mat<float>::Random(rows, 1152);
+    const Vec<float> w = Vec<float>::Random(1152);
+    const Mat<float> fast = rms_norm<float>(x, w, 1e-6, Backend::Fast);
+    CHECK(fast == plain::rms_norm<float>(x, w, 1e-6));
+    CHECK(fast.row(0).squaredNorm() > 0);
+  }
+}
+
 TEST_CASE("attention masks equal the fixtures' mask_global / mask_local", "[text][mask]") {
   for (const std::string name : {"text-tiny-a", "text-tiny-b", "mm-tiny-a"}) {
     const auto dir = test::fixture(name);
