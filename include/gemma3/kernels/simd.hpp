@@ -485,12 +485,18 @@ void AttendQuery::operator()(Arch, const float* q, int64_t nq, int64_t d, const 
   }
 }
 
+// gelu_tanh(u) = 0.5·u·(1 + tanh(z)) with z = sqrt(2/π)·(u + 0.044715·u³), computed as
+// u / (1 + e^(-2z)), the same function (1 + tanh(z) = 2 / (1 + e^(-2z))): one exp and one
+// division, where xsimd's tanh evaluates both its small-argument polynomial and its exp branch
+// and blends them. It also keeps the relative accuracy where 1 + tanh(z) cancels (u < -3). The
+// saturated ends come out exact: e^(-2z) = inf gives -0, e^(-2z) = 0 gives u.
 template <class Arch>
 static inline xsimd::batch<float, Arch> gelu_tanh_mul(xsimd::batch<float, Arch> u,
                                                       xsimd::batch<float, Arch> up) {
   using batch = xsimd::batch<float, Arch>;
-  const batch inner = batch(0.7978845608028654f) * xsimd::fma(batch(0.044715f) * u, u * u, u);
-  return batch(0.5f) * u * (batch(1.f) + xsimd::tanh(inner)) * up;
+  const batch minus_2z =
+      batch(-2.f * 0.7978845608028654f) * xsimd::fma(batch(0.044715f) * u, u * u, u);
+  return u / (batch(1.f) + xsimd::exp(minus_2z)) * up;
 }
 
 // The last n % B elements go through one vector too, copied in and out (no scalar libm tanh in a
