@@ -94,18 +94,6 @@ TEST_CASE("RoPE: cached angles equal fresh ones in any order; apply rotates each
       }
 }
 
-// The fast path's RMSNorm splits a prompt's rows over the threads: the same values as the plain
-// definition, bit for bit, above and below the size where it splits.
-TEST_CASE("RMSNorm on the fast path equals the plain definition exactly", "[text][plain]") {
-  for (const int64_t rows : {1, 7, 130}) {
-    const Mat<float> x = Mat<float>::Random(rows, 1152);
-    const Vec<float> w = Vec<float>::Random(1152);
-    const Mat<float> fast = rms_norm<float>(x, w, 1e-6, Backend::Fast);
-    CHECK(fast == plain::rms_norm<float>(x, w, 1e-6));
-    CHECK(fast.row(0).squaredNorm() > 0);
-  }
-}
-
 TEST_CASE("attention masks equal the fixtures' mask_global / mask_local", "[text][mask]") {
   for (const std::string name : {"text-tiny-a", "text-tiny-b", "mm-tiny-a"}) {
     const auto dir = test::fixture(name);

@@ -11,7 +11,6 @@
 #include "gemma3/error.hpp"
 #include "gemma3/kernels/fast.hpp"
 #include "gemma3/kernels/plain.hpp"
-#include "gemma3/text/functions.hpp"
 
 namespace gemma3::inline GEMMA3_MODE {
 
@@ -79,23 +78,6 @@ std::array<Mat<T>, N> linear(const ConstMatRef<T>& x, const std::array<const Ten
 template <typename T>
 Mat<T> linear(const ConstMatRef<T>& x, const TensorView& w, const Vec<T>& bias, Backend backend) {
   return std::move(linear<T, 1>(x, std::array{&w}, std::array{&bias}, backend)[0]);
-}
-
-// Gemma RMSNorm over each row (plain::rms_norm, the definition). On the fast path the rows of a
-// prompt are split over the threads, each row computed by the same code, so the same values: on
-// the calling thread alone the norms were 1.3% of a 1b Q8_0 prefill's samples (128 tokens), the
-// other threads waiting meanwhile. Fewer than kSplitElements values stay on the calling thread (a
-// decode step's row: a region would cost more than the norm).
-template <typename T>
-Mat<T> rms_norm(const ConstMatRef<T>& x, const Vec<T>& w, double eps, Backend backend) {
-  constexpr Eigen::Index kSplitElements = Eigen::Index(1) << 16;
-  if (backend == Backend::Plain || x.size() < kSplitElements) return plain::rms_norm<T>(x, w, eps);
-  Mat<T> y(x.rows(), x.cols());
-  fast::Team::parallel([&] {
-#pragma omp for schedule(static) nowait
-    for (Eigen::Index r = 0; r < x.rows(); ++r) plain::rms_norm_rows<T>(x, w, eps, y, r, r + 1);
-  });
-  return y;
 }
 
 }  // namespace gemma3::inline GEMMA3_MODE

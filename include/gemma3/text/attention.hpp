@@ -316,9 +316,9 @@ Mat<T> self_attention(const ConstMatRef<T>& h, const LayerWeights& w, const Atte
 
   // q/k norm: one RMSNorm over each head's D values; viewing [n, heads*D] as [n*heads, D].
   MatMap<T>(q.data(), n * p.heads, D) =
-      rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps, p.backend);
+      plain::rms_norm<T>(MatMap<T>(q.data(), n * p.heads, D), p.q_norm, p.eps);
   MatMap<T>(k.data(), n * p.kv_heads, D) =
-      rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps, p.backend);
+      plain::rms_norm<T>(MatMap<T>(k.data(), n * p.kv_heads, D), p.k_norm, p.eps);
   tap(SiteKind::QNorm, MatRef<T>(q));
   tap(SiteKind::KNorm, MatRef<T>(k));
   const auto& angles = p.rope.cached_angles(pos0, n);

@@ -53,18 +53,18 @@ class DecoderLayer {
   void forward(MatRef<T> x, LayerKVCache<T>& cache, int64_t pos0, std::span<const int32_t> groups,
                Observer<T>* obs = nullptr) const {
     const detail::LayerTap<T> tap{obs, int32_t(index_), pos0};
-    Mat<T> h = rms_norm<T>(x, input_layernorm_, eps_, attn_.backend);
+    Mat<T> h = plain::rms_norm<T>(x, input_layernorm_, eps_);
     tap(SiteKind::InputLayernorm, MatRef<T>(h));
     h = self_attention<T>(h, w_, attn_, cache, pos0, groups, tap);
-    h = rms_norm<T>(h, post_attention_layernorm_, eps_, attn_.backend);
+    h = plain::rms_norm<T>(h, post_attention_layernorm_, eps_);
     tap(SiteKind::PostAttentionLayernorm, MatRef<T>(h));
     x += h;
     tap(SiteKind::AttnResidual, x);
 
-    h = rms_norm<T>(x, pre_feedforward_layernorm_, eps_, attn_.backend);
+    h = plain::rms_norm<T>(x, pre_feedforward_layernorm_, eps_);
     tap(SiteKind::PreFeedforwardLayernorm, MatRef<T>(h));
     h = mlp<T>(h, w_, attn_.backend, tap);
-    h = rms_norm<T>(h, post_feedforward_layernorm_, eps_, attn_.backend);
+    h = plain::rms_norm<T>(h, post_feedforward_layernorm_, eps_);
     tap(SiteKind::PostFeedforwardLayernorm, MatRef<T>(h));
     x += h;
     tap(SiteKind::Residual, x);

@@ -18,21 +18,15 @@ namespace gemma3::inline GEMMA3_MODE::plain {
 // weight offset applied before any downcast (transformers 4.51.3 modeling_gemma3.py Gemma3RMSNorm).
 // `w` stores w, not 1
 // + w.
-// Rows [r0, r1) of it into y (the fast path splits a prompt's rows over threads with this).
 template <typename T>
-void rms_norm_rows(const ConstMatRef<T>& x, const Vec<T>& w, double eps, MatRef<T> y,
-                   Eigen::Index r0, Eigen::Index r1) {
+Mat<T> rms_norm(const ConstMatRef<T>& x, const Vec<T>& w, double eps) {
+  Mat<T> y(x.rows(), x.cols());
   const auto one_plus_w = (w.array() + T(1)).matrix().transpose();
-  for (Eigen::Index r = r0; r < r1; ++r) {
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
     const T mean_square = x.row(r).squaredNorm() / T(x.cols());
     const T inv_rms = T(1) / std::sqrt(mean_square + T(eps));
     y.row(r) = (x.row(r) * inv_rms).cwiseProduct(one_plus_w);
   }
-}
-template <typename T>
-Mat<T> rms_norm(const ConstMatRef<T>& x, const Vec<T>& w, double eps) {
-  Mat<T> y(x.rows(), x.cols());
-  rms_norm_rows<T>(x, w, eps, y, 0, x.rows());
   return y;
 }
 
