@@ -51,8 +51,8 @@ struct Rope {
   // of a kind rotates the same positions of a chunk, so the 26 layers of a 1b compute two tables
   // (local and global) instead of one per layer and per q and k. A sine and a cosine per angle
   // were 2% of a 1b Q8_0 prefill's samples (128 tokens), on the main thread while the others
-  // waited; now too few to show. The
-  // reference is valid until this thread asks for a third table.
+  // waited; now too few to show. The reference is valid until this thread asks for a third
+  // table.
   const Angles& cached_angles(int64_t pos0, int64_t rows) const {
     struct Entry {
       Vec<T> inv_freq;
