@@ -205,12 +205,15 @@ void bench(const BenchOptions& o) {
     return sampling::argmax({logits.data(), std::size_t(logits.cols())});
   };
   std::unique_ptr<KVCache<float>> cache;
+  const auto fresh_cache = [&] {
+    cache.reset();  // (its memory is reused by the next)
+    cache = std::make_unique<KVCache<float>>(cfg, o.prompt_tokens + o.gen_tokens);
+  };
   Mat<float> logits;
   int32_t next = 0;
   double prefill_s = 0, cold_prefill_s = 0, ttft_s = 0;
   for (int run = 0; run < o.prefill_runs; ++run) {
-    cache.reset();  // (its memory is reused by the next)
-    cache = std::make_unique<KVCache<float>>(cfg, o.prompt_tokens + o.gen_tokens);
+    fresh_cache();
     t0 = std::chrono::steady_clock::now();
     logits = model.forward(prompt, *cache, LogitRows::last());
     const double s = seconds_since(t0);
@@ -246,8 +249,7 @@ void bench(const BenchOptions& o) {
   double decode_s = 0, slowest_decode_s = 0;
   for (int run = 0; run < o.decode_runs; ++run) {
     if (run > 0) {
-      cache.reset();
-      cache = std::make_unique<KVCache<float>>(cfg, o.prompt_tokens + o.gen_tokens);
+      fresh_cache();
       model.forward(prompt, *cache, LogitRows::last());
       next = first_next;
     }
