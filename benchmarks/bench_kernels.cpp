@@ -128,11 +128,13 @@ void BM_FastLinearQuantInterleaved(benchmark::State& state) {
   run_fast_linear_quant(state, true);
 }
 // Decode: the 1b MLP's gate, down projection and LM head (blocks of 32; the LM head from memory:
-// weight_bytes/s against the read bandwidth), the 4b MLP's gate and 256 rows of
-// it (in cache) for the K-quants as well; prefill: 128 and 512 tokens through the 1b down
-// projection.
+// weight_bytes/s against the read bandwidth); about the LM head's bytes in Q4_0 rows as wide as
+// down's, from memory too (a panel of 62 KB, longer than L1, against the LM head's 10 KB); the 4b
+// MLP's gate and 256 rows of it (in cache) for the K-quants as well; prefill: 128 and 512 tokens
+// through the 1b down projection.
 BENCHMARK(BM_FastLinearQuantInterleaved)
     ->ArgsProduct({{0, 1, 3}, {6912, 262144}, {1152}, {1}})
+    ->Args({1, 43008, 6912, 1})
     ->ArgsProduct({{0, 1, 3, 5, 6, 7}, {10240, 256}, {2560}, {1}})
     ->ArgsProduct({{0, 1, 3, 5, 6, 7}, {1152}, {6912}, {1, 128, 512}})
     ->Unit(benchmark::kMillisecond)
