@@ -803,7 +803,7 @@ class Q5Column {
 // out in the lanes, with no reduction across a register. Where the type has a zero point Z, the
 // sums start at -Z·Σx (the block's activations' sum), as in panel_tile.
 //
-// For every type but Q8_0 each block asks for the bytes kDecodeAhead further on (here and in
+// For every type but Q8_0 each block asks for the bytes decode_ahead(in) further on (here and in
 // panel_fused_k): a thread's run is one stream from memory, but the hardware prefetchers start
 // each run slowly and keep too few lines in flight for one core to read at its share of the
 // bandwidth, most of all on the short runs of q/k/v and o, and where a panel (a 6912-wide down
@@ -813,13 +813,24 @@ class Q5Column {
 // roofline without it for Q6_K, 0.98-1.00 with. Q8_0's blocks are twice the bytes for the same
 // loads of x, and its kernel is bound by its loads: 9 prefetches a block more made its 1B decode
 // 4% slower (measured again after the K-quants' panels, at 1B and 4B: five pairs, each slower).
+//
+// Rows of kWideRows elements or more ask twice as far ahead. Their panels are longer than L1 (a
+// 1B down projection's Q4_0 panel is 62 KB); from memory, asking 4 KiB ahead, they streamed
+// 10-15% slower than the LM head's 10 KB panels, and 8 KiB ahead read 51-53 GB/s against 41-42
+// (`BM_FastLinearQuantInterleaved/1/43008/6912/1`, two threads). In a 1B decode, where only down's
+// rows are that wide, pairs of decode runs in one process: Q4_0 +1.8% (50 pairs, ± 0.4%), Q4_K_M
+// +1.6% (30 pairs, ± 0.8%).
 inline constexpr int64_t kDecodeAhead = 4096;
-// The lines kDecodeAhead past a panel's block column of kColumn bytes at c (past the run's end:
+inline constexpr int64_t kWideRows = 4096;
+static constexpr int64_t decode_ahead(int64_t in) {
+  return in >= kWideRows ? 2 * kDecodeAhead : kDecodeAhead;
+}
+// The lines `ahead` bytes past a panel's block column of kColumn bytes at c (past the run's end:
 // never a fault, only a hint).
 template <int64_t kColumn>
-static inline void prefetch_ahead(const uint8_t* c) {
+static inline void prefetch_ahead(const uint8_t* c, int64_t ahead) {
   for (int64_t l = 0; l < kColumn; l += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(c + kDecodeAhead + l), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + ahead + l), _MM_HINT_T0);
 }
 template <quant::Type T, int NT>
 static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x, float* y,
@@ -833,7 +844,7 @@ static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::Qua
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* c = panel + b * kColumn;
-    if constexpr (T != quant::Type::Q8_0) prefetch_ahead<kColumn>(c);
+    if constexpr (T != quant::Type::Q8_0) prefetch_ahead<kColumn>(c, decode_ahead(in));
     // Two chains of sums per token (the block's first and second halves, or alternate units).
     __m512i lo[NT], hi[NT];
     for (int t = 0; t < NT; ++t) {
@@ -1025,7 +1036,7 @@ static inline void panel_fused_k(const uint8_t* panel, int64_t in, const simd::Q
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* c = panel + b * kColumn;
-    prefetch_ahead<kColumn>(c);
+    prefetch_ahead<kColumn>(c, decode_ahead(in));
     const KColumn<T> column(c);
     const int64_t e0 = 256 * b;  // the block's first element
     if constexpr (T != quant::Type::Q6_K) {
