@@ -942,6 +942,36 @@ TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and th
     }
 }
 
+// Rows of kernels::quantdot::kWideRows or more are multiplied two panels at a time in decode
+// (quantdot.hpp, panel_fused): each panel's values must be those of the same panel alone, bit for
+// bit, whichever panel it is paired with, and a last unpaired panel must be done too.
+TEST_CASE("decode's wide rows two panels at a time: the values of one panel at a time",
+          "[kernels][quant]") {
+  if (!fast::vnni_available()) return;  // (no panel kernels to compare)
+  for (const quant::Type t : quant::kAllTypes) {
+    if (!quant::interleavable(t) || quant::layout(t).block_elements != 32) continue;
+    INFO(quant::name(t));
+    const int64_t rows = 48, in = 4096;  // a pair and one panel; kWideRows elements
+    const int64_t stride = quant::row_bytes(t, in);
+    const QuantWeight w(t, rows, in, 31 + uint64_t(t));
+    std::vector<std::byte> bytes = w.bytes;
+    for (int64_t p = 0; p < rows; p += quant::kPanelRows)
+      quant::interleave_panel(t, w.bytes.data() + p * stride, in, bytes.data() + p * stride);
+    const Mat<float> x = random_matrix(1, in, 37);
+    const quant::Activations xq = quant::quantize_activations(x.data(), 1, in, in);
+    const auto xt = kernels::simd::QuantX::of(xq, 0);
+    std::vector<float> together(std::size_t(rows), NAN), alone(std::size_t(rows), NAN);
+    kernels::quantdot::panels(t, bytes.data(), rows, in, xt, 1, together.data(), rows);
+    for (int64_t p = 0; p < rows; p += quant::kPanelRows)
+      kernels::quantdot::panels(t, bytes.data() + p * stride, quant::kPanelRows, in, xt, 1,
+                                alone.data() + p, rows);
+    CHECK(std::memcmp(together.data(), alone.data(), together.size() * sizeof(float)) == 0);
+    const Mat<float> expected = plain::linear<float>(x, w.view);
+    const Eigen::Map<const Mat<float>> y(together.data(), 1, rows);
+    CHECK(test::max_abs_diff(y, expected) <= 1e-5 * (expected.cwiseAbs().maxCoeff() + 1));
+  }
+}
+
 TEST_CASE("interleaved rows: the file's bytes reordered, decoded and multiplied as in file order",
           "[kernels][quant]") {
   for (const quant::Type t : quant::kAllTypes) {
