@@ -839,8 +839,10 @@ static inline void prefetch_ahead(const uint8_t* c, int64_t ahead) {
 // in the core's queue: read as if the row were 1152 wide (a probe), the same weights streamed
 // about a fifth faster on one thread. Two panels halve x's reads per weight byte; each row's sums
 // and FMAs are the same, in the same order, as one panel's, so the same values for any pairing.
-// Pairs of decode runs in one process: 1B Q4_0 +3.5% (30 pairs, ± 0.5%), 4B Q4_0 +5.8% (10
-// pairs, ± 1.5%).
+// Pairs of decode runs in one process: 1B Q4_0 +3.5% and +7% (25 and 20 pairs, ± 2%), Q8_0 +2%
+// (25, ± 1%), 4B Q4_0 +2.6% (12, ± 1.3%). Four panels were no faster than two. The K-quants'
+// panels stay one at a time (panel_fused_k): two panels' unpacked scales overflow the registers,
+// and a 1B Q4_K_M decode measured 4% slower with them paired.
 template <quant::Type T, int NT, int NP = 1>
 static inline void panel_fused(const uint8_t* panel, int64_t panel_bytes, int64_t in,
                                const simd::QuantX& x, float* y, int64_t ldy) {
