@@ -7,6 +7,8 @@
 //            peak of the instruction the products run on (f32 FMA, bf16 dot or int8 dot)
 //   vision:  (multimodal checkpoints) one image through SigLIP and the projector, FLOP/s vs the
 //            same peak
+// and each warm prefill run and each decode run against its own yardstick, measured just before
+// it: the median and range of the runs' fractions.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -209,16 +211,53 @@ void bench(const BenchOptions& o) {
     cache.reset();  // (its memory is reused by the next)
     cache = std::make_unique<KVCache<float>>(cfg, o.prompt_tokens + o.gen_tokens);
   };
+  // The machine's limits: compute peaks (GFLOP/s, GFLOP/s, GOP/s; 0 where the CPU lacks the
+  // instruction) and the memory's bandwidth.
+  struct Limits {
+    MachineBandwidth bw;
+    double fma = 0, bf16 = 0, int8 = 0;
+  };
+  const auto measure_peaks = [] {
+    Limits l;
+    l.fma = measure_fma_peak_gflops();
+    l.bf16 = measure_bf16_dot_peak_gflops();
+    l.int8 = measure_int8_dot_peak_gops();
+    return l;
+  };
+  // Prefill is judged against the peak of the instruction its GEMM runs on: vpdpbusd for
+  // quantized weights where the CPU has it, vdpbf16ps for --backend fast-bf16 where the CPU has
+  // it, the f32 FMA otherwise. The text model and the vision tower each by their own weights.
+  struct Peak {
+    double value;
+    const char* name;  // for the report
+    const char* key;   // for the JSON
+  };
+  const auto peak_for = [&](DType weights, const Limits& l) -> Peak {
+    if (is_quantized(weights) && model.backend() != Backend::Plain && l.int8 > 0)
+      return {l.int8, "int8 dot", "int8_dot"};
+    if (!is_quantized(weights) && model.backend() == Backend::FastBf16 && l.bf16 > 0)
+      return {l.bf16, "bf16 dot", "bf16_dot"};
+    return {l.fma, "f32 FMA", "f32_fma"};
+  };
+  const DType text_weights = model.weights().layers.at(0).gate_proj.dtype;
+
+  // Each warm prefill run and each decode run is judged against its own yardstick too, measured
+  // just before it (the peak; the read bandwidth): on a shared host the limits move between
+  // measurements by as much as the runs do (one 1b run's int8 peak measured 1038 GOP/s, the run
+  // before's 1928), so the median of the runs' own fractions is the steadier figure.
+  std::vector<double> prefill_run_s, prefill_run_peak, decode_run_s, decode_run_read_gb_s;
   Mat<float> logits;
   int32_t next = 0;
   double prefill_s = 0, cold_prefill_s = 0, ttft_s = 0;
   for (int run = 0; run < o.prefill_runs; ++run) {
+    if (run > 0) prefill_run_peak.push_back(peak_for(text_weights, measure_peaks()).value);
     fresh_cache();
     t0 = std::chrono::steady_clock::now();
     logits = model.forward(prompt, *cache, LogitRows::last());
     const double s = seconds_since(t0);
     next = greedy(logits);
     if (run == 0) cold_prefill_s = s, ttft_s = seconds_since(t0);
+    if (run > 0) prefill_run_s.push_back(s);
     prefill_s = run == 0 ? s : std::min(prefill_s, s);
   }
 
@@ -226,19 +265,18 @@ void bench(const BenchOptions& o) {
   // the best of each kept: on a shared host a neighbour can slow one measurement (the int8 peak
   // of one 1b run measured 1203 GOP/s, of the next 1683), and a low limit would make the run look
   // closer to it than it was. (Not before the prefill: its first run is the cold one.)
-  struct Limits {
-    MachineBandwidth bw;
-    double fma = 0, bf16 = 0, int8 = 0;  // GFLOP/s, GFLOP/s, GOP/s; 0 where the CPU lacks it
-  } limits;
-  const auto measure_limits = [&limits] {
+  Limits limits;
+  const auto measure_limits = [&] {
     const MachineBandwidth bw = measure_bandwidth();
+    const Limits peaks = measure_peaks();
     limits.bw.triad_gb_s = std::max(limits.bw.triad_gb_s, bw.triad_gb_s);
     limits.bw.read_gb_s = std::max(limits.bw.read_gb_s, bw.read_gb_s);
-    limits.fma = std::max(limits.fma, measure_fma_peak_gflops());
-    limits.bf16 = std::max(limits.bf16, measure_bf16_dot_peak_gflops());
-    limits.int8 = std::max(limits.int8, measure_int8_dot_peak_gops());
+    limits.fma = std::max(limits.fma, peaks.fma);
+    limits.bf16 = std::max(limits.bf16, peaks.bf16);
+    limits.int8 = std::max(limits.int8, peaks.int8);
+    return bw;
   };
-  measure_limits();
+  decode_run_read_gb_s.push_back(measure_limits().read_gb_s);  // the first decode run's
 
   // The decode is run decode_runs times, each from the prompt prefilled again (untimed) into a
   // fresh cache, so each decodes the same tokens at the same positions. The fastest run gives the
@@ -249,6 +287,8 @@ void bench(const BenchOptions& o) {
   double decode_s = 0, slowest_decode_s = 0;
   for (int run = 0; run < o.decode_runs; ++run) {
     if (run > 0) {
+      // (Smaller arrays than measure_limits' and two sweeps: a decode run's yardstick in ~0.1 s.)
+      decode_run_read_gb_s.push_back(measure_bandwidth(std::size_t(128) << 20, 2).read_gb_s);
       fresh_cache();
       model.forward(prompt, *cache, LogitRows::last());
       next = first_next;
@@ -260,6 +300,7 @@ void bench(const BenchOptions& o) {
       next = greedy(logits);
     }
     const double s = seconds_since(t0);
+    decode_run_s.push_back(s);
     decode_s = run == 0 ? s : std::min(decode_s, s);
     slowest_decode_s = std::max(slowest_decode_s, s);
   }
@@ -268,22 +309,7 @@ void bench(const BenchOptions& o) {
   const MachineBandwidth bw = limits.bw;
   const double peak_gflops = limits.fma, bf16_peak_gflops = limits.bf16,
                int8_peak_gops = limits.int8;
-  // Prefill is judged against the peak of the instruction its GEMM runs on: vpdpbusd for
-  // quantized weights where the CPU has it, vdpbf16ps for --backend fast-bf16 where the CPU has
-  // it, the f32 FMA otherwise. The text model and the vision tower each by their own weights.
-  struct Peak {
-    double value;
-    const char* name;  // for the report
-    const char* key;   // for the JSON
-  };
-  const auto peak_for = [&](DType weights) -> Peak {
-    if (is_quantized(weights) && model.backend() != Backend::Plain && int8_peak_gops > 0)
-      return {int8_peak_gops, "int8 dot", "int8_dot"};
-    if (!is_quantized(weights) && model.backend() == Backend::FastBf16 && bf16_peak_gflops > 0)
-      return {bf16_peak_gflops, "bf16 dot", "bf16_dot"};
-    return {peak_gflops, "f32 FMA", "f32_fma"};
-  };
-  const Peak prefill = peak_for(model.weights().layers.at(0).gate_proj.dtype);
+  const Peak prefill = peak_for(text_weights, limits);
   const double prefill_peak = prefill.value;
   const char* prefill_peak_name = prefill.name;
   rusage u{};
@@ -319,6 +345,35 @@ void bench(const BenchOptions& o) {
   const double prefill_flops = 2.0 * double(matmul_params) * double(o.prompt_tokens) +
                                attention_flops + 2.0 * double(model.weights().lm_head.numel());
   const double prefill_gflops = prefill_flops / prefill_s / 1e9;
+  // Each run's fraction of its own yardstick (above): the median and the range over the runs.
+  struct Spread {
+    double median = 0, low = 0, high = 0;
+    int runs = 0;
+  };
+  const auto spread = [](std::vector<double> f) {
+    Spread r;
+    if (f.empty()) return r;
+    std::ranges::sort(f);
+    const std::size_t n = f.size();
+    r.median = n % 2 ? f[n / 2] : 0.5 * (f[n / 2 - 1] + f[n / 2]);
+    r.low = f.front(), r.high = f.back(), r.runs = int(n);
+    return r;
+  };
+  std::vector<double> fractions;
+  for (std::size_t i = 0; i < prefill_run_s.size(); ++i)
+    fractions.push_back(prefill_flops / prefill_run_s[i] / 1e9 / prefill_run_peak[i]);
+  const Spread prefill_own = spread(fractions);
+  fractions.clear();
+  for (std::size_t i = 0; i < decode_run_s.size(); ++i)
+    fractions.push_back(double(o.gen_tokens) / decode_run_s[i] * read_per_token /
+                        (decode_run_read_gb_s[i] * 1e9));
+  const Spread decode_own = spread(fractions);
+  const auto spread_json = [](const Spread& r) {
+    return r.runs == 0
+               ? nlohmann::json()
+               : nlohmann::json{
+                     {"median", r.median}, {"low", r.low}, {"high", r.high}, {"runs", r.runs}};
+  };
 
   nlohmann::json j{{"model", model_dir},
                    {"backend", to_string(model.backend())},
@@ -343,6 +398,7 @@ void bench(const BenchOptions& o) {
                    {"read_bandwidth_gb_s", bw.read_gb_s},
                    {"decode_roofline_tok_s", roofline_tok_s},
                    {"decode_roofline_fraction", decode_tok_s / roofline_tok_s},
+                   {"decode_roofline_fraction_own", spread_json(decode_own)},
                    {"prefill_gflops", prefill_gflops},
                    {"fma_peak_gflops", peak_gflops},
                    {"bf16_dot_peak_gflops",
@@ -351,11 +407,12 @@ void bench(const BenchOptions& o) {
                     int8_peak_gops > 0 ? nlohmann::json(int8_peak_gops) : nlohmann::json()},
                    {"prefill_peak", prefill.key},
                    {"prefill_peak_fraction", prefill_gflops / prefill_peak},
+                   {"prefill_peak_fraction_own", spread_json(prefill_own)},
                    {"prefill_fma_peak_fraction", prefill_gflops / peak_gflops},
                    {"peak_rss_mb", double(u.ru_maxrss) / 1024.0}};
   const bool multimodal = ck.config().is_multimodal();
   const Peak vision_peak =
-      multimodal ? peak_for(ck.weights().vision->layers.at(0).fc1_weight.dtype) : prefill;
+      multimodal ? peak_for(ck.weights().vision->layers.at(0).fc1_weight.dtype, limits) : prefill;
   if (multimodal) {
     const double gflops = vision_flops(ck.config()) / vision_s / 1e9;
     j["vision_encoder_s"] = vision_s;
@@ -381,6 +438,11 @@ void bench(const BenchOptions& o) {
               prefill_peak);
   std::printf("                 (the fastest of %d runs; the first, cold: %.1f tok/s)\n",
               o.prefill_runs, cold_prefill_tok_s);
+  if (prefill_own.runs > 0)
+    std::printf(
+        "                 (each warm run against the peak measured just before it: median %.2f, "
+        "%.2f-%.2f over %d runs)\n",
+        prefill_own.median, prefill_own.low, prefill_own.high, prefill_own.runs);
   std::printf("compute          f32 FMA peak %.0f GFLOP/s, bf16 dot peak %s, int8 dot peak %s\n",
               peak_gflops,
               bf16_peak_gflops > 0 ? (std::to_string(long(bf16_peak_gflops)) + " GFLOP/s").c_str()
@@ -403,6 +465,10 @@ void bench(const BenchOptions& o) {
   if (o.decode_runs > 1)
     std::printf("                 (the fastest of %d runs; the slowest: %.2f tok/s)\n",
                 o.decode_runs, double(o.gen_tokens) / slowest_decode_s);
+  std::printf(
+      "                 (each run against the read bandwidth measured just before it: median "
+      "%.2f, %.2f-%.2f over %d runs)\n",
+      decode_own.median, decode_own.low, decode_own.high, decode_own.runs);
   std::printf("memory           triad %.1f GB/s, read %.1f GB/s; peak RSS %.0f MB\n", bw.triad_gb_s,
               bw.read_gb_s, double(u.ru_maxrss) / 1024.0);
 }
