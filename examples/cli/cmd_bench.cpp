@@ -217,29 +217,23 @@ void bench(const BenchOptions& o) {
     MachineBandwidth bw;
     double fma = 0, bf16 = 0, int8 = 0;
   };
-  const auto measure_peaks = [] {
-    Limits l;
-    l.fma = measure_fma_peak_gflops();
-    l.bf16 = measure_bf16_dot_peak_gflops();
-    l.int8 = measure_int8_dot_peak_gops();
-    return l;
-  };
   // Prefill is judged against the peak of the instruction its GEMM runs on: vpdpbusd for
   // quantized weights where the CPU has it, vdpbf16ps for --backend fast-bf16 where the CPU has
   // it, the f32 FMA otherwise. The text model and the vision tower each by their own weights.
   struct Peak {
-    double value;
-    const char* name;  // for the report
-    const char* key;   // for the JSON
+    const char* name;      // for the report
+    const char* key;       // for the JSON
+    double Limits::*best;  // its best measurement, in measure_limits' Limits
+    double (*measure)();   // one measurement of it alone
   };
-  const auto peak_for = [&](DType weights, const Limits& l) -> Peak {
-    if (is_quantized(weights) && model.backend() != Backend::Plain && l.int8 > 0)
-      return {l.int8, "int8 dot", "int8_dot"};
-    if (!is_quantized(weights) && model.backend() == Backend::FastBf16 && l.bf16 > 0)
-      return {l.bf16, "bf16 dot", "bf16_dot"};
-    return {l.fma, "f32 FMA", "f32_fma"};
+  const auto peak_for = [&](DType weights) -> Peak {
+    if (is_quantized(weights) && model.backend() != Backend::Plain && has_int8_dot())
+      return {"int8 dot", "int8_dot", &Limits::int8, [] { return measure_int8_dot_peak_gops(); }};
+    if (!is_quantized(weights) && model.backend() == Backend::FastBf16 && has_bf16_dot())
+      return {"bf16 dot", "bf16_dot", &Limits::bf16, [] { return measure_bf16_dot_peak_gflops(); }};
+    return {"f32 FMA", "f32_fma", &Limits::fma, [] { return measure_fma_peak_gflops(); }};
   };
-  const DType text_weights = model.weights().layers.at(0).gate_proj.dtype;
+  const Peak prefill = peak_for(model.weights().layers.at(0).gate_proj.dtype);
 
   // Each warm prefill run and each decode run is judged against its own yardstick too, measured
   // just before it (the peak; the read bandwidth): on a shared host the limits move between
@@ -250,7 +244,7 @@ void bench(const BenchOptions& o) {
   int32_t next = 0;
   double prefill_s = 0, cold_prefill_s = 0, ttft_s = 0;
   for (int run = 0; run < o.prefill_runs; ++run) {
-    if (run > 0) prefill_run_peak.push_back(peak_for(text_weights, measure_peaks()).value);
+    if (run > 0) prefill_run_peak.push_back(prefill.measure());
     fresh_cache();
     t0 = std::chrono::steady_clock::now();
     logits = model.forward(prompt, *cache, LogitRows::last());
@@ -268,12 +262,11 @@ void bench(const BenchOptions& o) {
   Limits limits;
   const auto measure_limits = [&] {
     const MachineBandwidth bw = measure_bandwidth();
-    const Limits peaks = measure_peaks();
     limits.bw.triad_gb_s = std::max(limits.bw.triad_gb_s, bw.triad_gb_s);
     limits.bw.read_gb_s = std::max(limits.bw.read_gb_s, bw.read_gb_s);
-    limits.fma = std::max(limits.fma, peaks.fma);
-    limits.bf16 = std::max(limits.bf16, peaks.bf16);
-    limits.int8 = std::max(limits.int8, peaks.int8);
+    limits.fma = std::max(limits.fma, measure_fma_peak_gflops());
+    limits.bf16 = std::max(limits.bf16, measure_bf16_dot_peak_gflops());
+    limits.int8 = std::max(limits.int8, measure_int8_dot_peak_gops());
     return bw;
   };
   decode_run_read_gb_s.push_back(measure_limits().read_gb_s);  // the first decode run's
@@ -309,8 +302,7 @@ void bench(const BenchOptions& o) {
   const MachineBandwidth bw = limits.bw;
   const double peak_gflops = limits.fma, bf16_peak_gflops = limits.bf16,
                int8_peak_gops = limits.int8;
-  const Peak prefill = peak_for(text_weights, limits);
-  const double prefill_peak = prefill.value;
+  const double prefill_peak = limits.*prefill.best;
   const char* prefill_peak_name = prefill.name;
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -412,13 +404,13 @@ void bench(const BenchOptions& o) {
                    {"peak_rss_mb", double(u.ru_maxrss) / 1024.0}};
   const bool multimodal = ck.config().is_multimodal();
   const Peak vision_peak =
-      multimodal ? peak_for(ck.weights().vision->layers.at(0).fc1_weight.dtype, limits) : prefill;
+      multimodal ? peak_for(ck.weights().vision->layers.at(0).fc1_weight.dtype) : prefill;
   if (multimodal) {
     const double gflops = vision_flops(ck.config()) / vision_s / 1e9;
     j["vision_encoder_s"] = vision_s;
     j["vision_gflops"] = gflops;
     j["vision_peak"] = vision_peak.key;  // the products' instruction, for its weights
-    j["vision_peak_fraction"] = gflops / vision_peak.value;
+    j["vision_peak_fraction"] = gflops / limits.*vision_peak.best;
     j["vision_fma_peak_fraction"] = gflops / peak_gflops;
     j["vision_patches"] = ck.config().vision->num_patches();
     j["vision_peak_rss_mb"] = vision_rss_mb;  // before the text prefill
