@@ -22,7 +22,6 @@
 #include <utility>
 #include <vector>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <omp.h>
@@ -106,10 +105,7 @@ class WorkPeakRss {
   }
   double mb() {
     note();
-    if (exact_ && hwm_kb_ > 0) return double(hwm_kb_) / 1024.0;
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return double(u.ru_maxrss) / 1024.0;
+    return double(exact_ && hwm_kb_ > 0 ? hwm_kb_ : peak_rss_kib()) / 1024.0;
   }
 
  private:
@@ -180,12 +176,11 @@ void bench(const BenchOptions& o) {
     t0 = std::chrono::steady_clock::now();
     const Mat<float> soft_tokens = full.encode(pixels);
     vision_s = seconds_since(t0);
-    rusage v{};
-    getrusage(RUSAGE_SELF, &v);
-    vision_rss_mb = double(v.ru_maxrss) / 1024.0;
+    const long peak_kib = peak_rss_kib();
+    vision_rss_mb = double(peak_kib) / 1024.0;
     // What encoding added at its peak: the activations, plus the vision weights' pages where the
     // weights are mapped (--huge-pages reads them all in before).
-    vision_growth_mb = std::max(0.0, double(v.ru_maxrss) * 1.024e-3 - before_mb);
+    vision_growth_mb = std::max(0.0, double(peak_kib) * 1.024e-3 - before_mb);
   }
 
   // Bytes of weights one decode step reads: every decoder matrix and norm, the final norm and the

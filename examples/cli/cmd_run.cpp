@@ -59,6 +59,12 @@ void add_mmproj_option(CLI::App* cmd, std::string& mmproj) {
       ->check(CLI::ExistingFile);
 }
 
+long peak_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
 Checkpoint open_model(const std::string& model, const std::string& mmproj, Residency residency,
                       const Progress& progress) {
   if (mmproj.empty()) return Checkpoint::open(model, residency, progress);
@@ -132,12 +138,6 @@ void add_common_options(CLI::App* cmd, RunOptions& o) {
       "--pan-and-scan", o.pan_and_scan,
       "also feed crops of images whose aspect ratio is far from square (HF's do_pan_and_scan)");
   add_mmproj_option(cmd, o.mmproj);
-}
-
-long peak_rss_kib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
 }
 
 Checkpoint open_checkpoint(const RunOptions& o) {

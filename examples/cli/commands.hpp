@@ -26,6 +26,8 @@ void add_mmproj_option(CLI::App* cmd, std::string& mmproj);
 // Opens --model (a checkpoint directory or a .gguf file), with `mmproj` when not empty.
 Checkpoint open_model(const std::string& model, const std::string& mmproj,
                       Residency residency = Residency::Mapped, const Progress& progress = {});
+// The process's peak resident memory so far, in KiB (getrusage's ru_maxrss; cmd_run.cpp).
+long peak_rss_kib();
 // Sets the OpenMP threads: `threads` (a --threads option; 0 if not given), else
 // $GEMMA3_NUM_THREADS, else $OMP_NUM_THREADS, else all cores. Each must be a whole number from 1 to
 // four times the cores; anything else is an InvalidArgument naming where it came from

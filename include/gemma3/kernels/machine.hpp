@@ -101,12 +101,19 @@ inline double measure_fma_peak_gflops(double seconds = 0.3) {
   });
 }
 
-// The bf16 dot-product (vdpbf16ps) peak in GFLOP/s over all OpenMP threads, or 0 where the CPU
-// lacks AVX512-BF16 (or this build lacks the kernel).
-inline bool has_bf16_dot() {  // the CPU and this build
+// Whether the CPU has the instruction, and this build its kernel: AVX512-BF16 (vdpbf16ps) and
+// AVX512-VNNI (vpdpbusd), whose peaks the two functions below measure.
+inline bool has_bf16_dot() {
   if constexpr (kernels::bf16dot::kBuilt) return fast::bf16_dot_available();
   return false;
 }
+inline bool has_int8_dot() {
+  if constexpr (kernels::quantdot::kBuilt) return fast::vnni_available();
+  return false;
+}
+
+// The bf16 dot-product (vdpbf16ps) peak in GFLOP/s over all OpenMP threads, or 0 where the CPU
+// lacks AVX512-BF16 (or this build lacks the kernel).
 inline double measure_bf16_dot_peak_gflops(double seconds = 0.3) {
   if constexpr (kernels::bf16dot::kBuilt) {
     if (!has_bf16_dot()) return 0;
@@ -120,10 +127,6 @@ inline double measure_bf16_dot_peak_gflops(double seconds = 0.3) {
 // The int8 dot-product (vpdpbusd) peak in giga-operations/s (a multiply and an add per byte pair)
 // over all OpenMP threads, or 0 where the CPU lacks AVX512-VNNI (or this build lacks the kernel):
 // the instruction the products with quantized weights run on.
-inline bool has_int8_dot() {  // the CPU and this build
-  if constexpr (kernels::quantdot::kBuilt) return fast::vnni_available();
-  return false;
-}
 inline double measure_int8_dot_peak_gops(double seconds = 0.3) {
   if constexpr (kernels::quantdot::kBuilt) {
     if (!has_int8_dot()) return 0;
