@@ -942,16 +942,17 @@ TEST_CASE("quantized products equal dequantize-then-multiply on every ISA and th
     }
 }
 
-// Rows of kernels::quantdot::kWideRows or more are multiplied two panels at a time in decode
-// (quantdot.hpp, panel_fused): each panel's values must be those of the same panel alone, bit for
-// bit, whichever panel it is paired with, and a last unpaired panel must be done too.
-TEST_CASE("decode's wide rows two panels at a time: the values of one panel at a time",
+// Rows of kernels::quantdot::kWideRows or more ask twice as far ahead in decode (quantdot.hpp,
+// decode_ahead). A thread's run may begin at any panel (fast::detail::RowShares), so each panel's
+// values must be the same, bit for bit, in one call over all the rows as in a call of its own, and
+// they must be the product's.
+TEST_CASE("decode's wide rows: the values of one panel at a time, and the product's",
           "[kernels][quant]") {
   if (!fast::vnni_available()) return;  // (no panel kernels to compare)
   for (const quant::Type t : quant::kAllTypes) {
     if (!quant::interleavable(t) || quant::layout(t).block_elements != 32) continue;
     INFO(quant::name(t));
-    const int64_t rows = 48, in = 4096;  // a pair and one panel; kWideRows elements
+    const int64_t rows = 48, in = 4096;  // three panels; kWideRows elements
     const int64_t stride = quant::row_bytes(t, in);
     const QuantWeight w(t, rows, in, 31 + uint64_t(t));
     std::vector<std::byte> bytes = w.bytes;

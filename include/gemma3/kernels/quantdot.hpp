@@ -832,100 +832,70 @@ static inline void prefetch_ahead(const uint8_t* c, int64_t ahead) {
   for (int64_t l = 0; l < kColumn; l += 64)
     _mm_prefetch(reinterpret_cast<const char*>(c + ahead + l), _MM_HINT_T0);
 }
-// NP panels side by side (panel_bytes apart), each broadcast of x serving all of them: rows of
-// kWideRows elements or more go two at a time (panels, below). A wide row's x (a 1B down
-// projection's: 6.9 KB of q, 1.7 KB of sums, 0.9 KB of scales) is pushed out of L1 by each 62 KB
-// panel and read again from L2 for the next, its misses likely taking places the weights' own need
-// in the core's queue: read as if the row were 1152 wide (a probe), the same weights streamed
-// about a fifth faster on one thread. Two panels halve x's reads per weight byte; each row's sums
-// and FMAs are the same, in the same order, as one panel's, so the same values for any pairing.
-// Pairs of decode runs in one process: 1B Q4_0 +3.5% and +7% (25 and 20 pairs, ± 2%), Q8_0 +2%
-// (25, ± 1%), 4B Q4_0 +2.6% (12, ± 1.3%). Four panels were no faster than two. The K-quants'
-// panels stay one at a time (panel_fused_k): two panels' unpacked scales overflow the registers,
-// and a 1B Q4_K_M decode measured 4% slower with them paired.
-template <quant::Type T, int NT, int NP = 1>
-static inline void panel_fused(const uint8_t* panel, int64_t panel_bytes, int64_t in,
-                               const simd::QuantX& x, float* y, int64_t ldy) {
+// One panel at a time, for wide rows too. A wide row's x (a 1B down projection's: 6.9 KB of q,
+// 1.7 KB of sums, 0.9 KB of scales) is pushed out of L1 by each 62 KB panel and read again from L2
+// for the next. Two panels side by side, each broadcast of x serving both, halve those reads; they
+// were measured faster on a host reading 48-63 GB/s (1B Q4_0 +2-4 tok/s of ~70, pairs of runs).
+// Timed on their own inside decode steps on a host reading 81-85 GB/s, where the roofline is
+// hardest to reach, the pairs were the slower: a 1B Q4_0 down projection 67-74 µs paired against
+// 61-65 alone (each of 12 pairs of runs), Q8_0 109-121 against 109-112 (7 of 8), 4B Q4_0 214-234
+// against 203-228 (6 of 6); a whole 1B Q4_0 decode +1.9 ± 0.8% alone (9 of 12 pairs faster), and
+// the same where the host read 50 GB/s (two pairs). A pair is two streams from memory per thread
+// where a panel is one.
+template <quant::Type T, int NT>
+static inline void panel_fused(const uint8_t* panel, int64_t in, const simd::QuantX& x, float* y,
+                               int64_t ldy) {
   constexpr int64_t kColumn = kPanelRows * quant::layout(T).block_bytes;  // a block of 16 rows
   constexpr int Z = quant::zero_point(T);
   const int64_t blocks = in / 32, ahead = decode_ahead(in);
   const auto x4 = [&](int t, int64_t k) { return broadcast4(x.q + t * in + k); };
   const __m512i low = _mm512_set1_epi8(0x0F);
-  __m512 acc[NP][NT];
-  for (int p = 0; p < NP; ++p)
-    for (int t = 0; t < NT; ++t) acc[p][t] = _mm512_setzero_ps();
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
-    const uint8_t* c[NP];
-    for (int p = 0; p < NP; ++p) {
-      c[p] = panel + p * panel_bytes + b * kColumn;
-      if constexpr (T != quant::Type::Q8_0) prefetch_ahead<kColumn>(c[p], ahead);
-    }
+    const uint8_t* c = panel + b * kColumn;
+    if constexpr (T != quant::Type::Q8_0) prefetch_ahead<kColumn>(c, ahead);
     // Two chains of sums per token (the block's first and second halves, or alternate units).
-    __m512i lo[NP][NT], hi[NP][NT];
+    __m512i lo[NT], hi[NT];
     for (int t = 0; t < NT; ++t) {
       const int32_t* s16 = x.s + t * (in / 16) + 2 * b;  // Σx per 16
-      for (int p = 0; p < NP; ++p)
-        lo[p][t] = _mm512_set1_epi32(-Z * (s16[0] + s16[1])), hi[p][t] = _mm512_setzero_si512();
+      lo[t] = _mm512_set1_epi32(-Z * (s16[0] + s16[1])), hi[t] = _mm512_setzero_si512();
     }
-    // The panels' q at unit step k (lo: elements k to k + 3; hi: 16 further, or the next unit)
+    // The panel's q at unit step k (lo: elements k to k + 3; hi: 16 further, or the next unit)
     // times each token's.
-    const auto step = [&](const __m512i(&ql)[NP], const __m512i(&qh)[NP], int64_t kl, int64_t kh) {
+    const auto step = [&](__m512i ql, __m512i qh, int64_t kl, int64_t kh) {
       for (int t = 0; t < NT; ++t) {
-        const __m512i xl = x4(t, 32 * b + kl), xh = x4(t, 32 * b + kh);
-        for (int p = 0; p < NP; ++p) {
-          lo[p][t] = _mm512_dpbusd_epi32(lo[p][t], ql[p], xl);
-          hi[p][t] = _mm512_dpbusd_epi32(hi[p][t], qh[p], xh);
-        }
+        lo[t] = _mm512_dpbusd_epi32(lo[t], ql, x4(t, 32 * b + kl));
+        hi[t] = _mm512_dpbusd_epi32(hi[t], qh, x4(t, 32 * b + kh));
       }
     };
     if constexpr (T == quant::Type::Q8_0) {  // q + 128 as unsigned bytes: Z = 128
       const __m512i flip = _mm512_set1_epi8(int8_t(0x80));
-      for (int j = 0; j < 8; j += 2) {
-        __m512i q0[NP], q1[NP];
-        for (int p = 0; p < NP; ++p) {
-          q0[p] = _mm512_xor_si512(_mm512_loadu_si512(c[p] + 32 + 64 * j), flip);
-          q1[p] = _mm512_xor_si512(_mm512_loadu_si512(c[p] + 32 + 64 * (j + 1)), flip);
-        }
-        step(q0, q1, 4 * j, 4 * (j + 1));
-      }
+      for (int j = 0; j < 8; j += 2)
+        step(_mm512_xor_si512(_mm512_loadu_si512(c + 32 + 64 * j), flip),
+             _mm512_xor_si512(_mm512_loadu_si512(c + 32 + 64 * (j + 1)), flip), 4 * j, 4 * (j + 1));
     } else if constexpr (T == quant::Type::Q4_0) {
       // The high nibbles stay in place: their sums are 16 times too large, exactly.
       const __m512i high = _mm512_set1_epi8(int8_t(0xF0));
       for (int j = 0; j < 4; ++j) {
-        __m512i ql[NP], qh[NP];
-        for (int p = 0; p < NP; ++p) {
-          const __m512i v = _mm512_loadu_si512(c[p] + 32 + 64 * j);
-          ql[p] = _mm512_and_si512(v, low), qh[p] = _mm512_and_si512(v, high);
-        }
-        step(ql, qh, 4 * j, 16 + 4 * j);
+        const __m512i v = _mm512_loadu_si512(c + 32 + 64 * j);
+        step(_mm512_and_si512(v, low), _mm512_and_si512(v, high), 4 * j, 16 + 4 * j);
       }
-      for (int p = 0; p < NP; ++p)
-        for (int t = 0; t < NT; ++t) hi[p][t] = _mm512_srai_epi32(hi[p][t], 4);
+      for (int t = 0; t < NT; ++t) hi[t] = _mm512_srai_epi32(hi[t], 4);
     } else {
       static_assert(T == quant::Type::Q5_0);
-      const auto columns = [&]<int... p>(std::integer_sequence<int, p...>) {
-        return std::array<Q5Column, NP>{Q5Column(c[p])...};
-      }
-      (std::make_integer_sequence<int, NP>{});
+      const Q5Column column(c);
       for (int j = 0; j < 4; ++j) {
-        __m512i ql[NP], qh[NP];
-        for (int p = 0; p < NP; ++p) {
-          const auto [l, h] = columns[std::size_t(p)].quarter(j);
-          ql[p] = l, qh[p] = h;
-        }
-        step(ql, qh, 4 * j, 16 + 4 * j);
+        const auto [l, h] = column.quarter(j);
+        step(l, h, 4 * j, 16 + 4 * j);
       }
     }
-    for (int p = 0; p < NP; ++p) {
-      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[p])));
-      for (int t = 0; t < NT; ++t)
-        acc[p][t] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[p][t], hi[p][t])),
-                            _mm512_mul_ps(d, _mm512_set1_ps(x.d[t * blocks + b])), acc[p][t]);
-    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
+    for (int t = 0; t < NT; ++t)
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[t], hi[t])),
+                               _mm512_mul_ps(d, _mm512_set1_ps(x.d[t * blocks + b])), acc[t]);
   }
-  for (int p = 0; p < NP; ++p)
-    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + p * kPanelRows + t * ldy, acc[p][t]);
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
 // A K-quant block of an interleaved panel (quant::interleave_panel: the 16 rows' f16 words side by
@@ -1140,17 +1110,11 @@ static inline void panels(const std::byte* w, int64_t rows, int64_t in, const si
                           float* y, int64_t ldy) {
   const int64_t stride = quant::row_bytes(T, in);
   const auto* u = reinterpret_cast<const uint8_t*>(w);
-  const int64_t panel_bytes = kPanelRows * stride;
-  int64_t r = 0;
-  if constexpr (quant::layout(T).block_elements != 256 && NT == 1)
-    if (in >= kWideRows)  // two panels at a time (panel_fused)
-      for (; r + 2 * kPanelRows <= rows; r += 2 * kPanelRows)
-        panel_fused<T, NT, 2>(u + r * stride, panel_bytes, in, x, y + r, ldy);
-  for (; r < rows; r += kPanelRows)
+  for (int64_t r = 0; r < rows; r += kPanelRows)
     if constexpr (quant::layout(T).block_elements == 256)
       panel_fused_k<T, NT>(u + r * stride, in, x, y + r, ldy);
     else
-      panel_fused<T, NT>(u + r * stride, panel_bytes, in, x, y + r, ldy);
+      panel_fused<T, NT>(u + r * stride, in, x, y + r, ldy);
 }
 
 // An interleaved panel (quant::interleave_panel) into P, A and B as pack_panel makes them from
