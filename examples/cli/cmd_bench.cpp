@@ -262,9 +262,10 @@ void bench(const BenchOptions& o) {
     double (*measure)();   // one measurement of it alone
   };
   const auto peak_for = [&](DType weights) -> Peak {
-    if (is_quantized(weights) && model.backend() != Backend::Plain && has_int8_dot())
+    if (is_quantized(weights) && model.backend() != Backend::Plain && fast::vnni_available())
       return {"int8 dot", "int8_dot", &Limits::int8, [] { return measure_int8_dot_peak_gops(); }};
-    if (!is_quantized(weights) && model.backend() == Backend::FastBf16 && has_bf16_dot())
+    if (!is_quantized(weights) && model.backend() == Backend::FastBf16 &&
+        fast::bf16_dot_available())
       return {"bf16 dot", "bf16_dot", &Limits::bf16, [] { return measure_bf16_dot_peak_gflops(); }};
     return {"f32 FMA", "f32_fma", &Limits::fma, [] { return measure_fma_peak_gflops(); }};
   };

@@ -101,22 +101,11 @@ inline double measure_fma_peak_gflops(double seconds = 0.3) {
   });
 }
 
-// Whether the CPU has the instruction, and this build its kernel: AVX512-BF16 (vdpbf16ps) and
-// AVX512-VNNI (vpdpbusd), whose peaks the two functions below measure.
-inline bool has_bf16_dot() {
-  if constexpr (kernels::bf16dot::kBuilt) return fast::bf16_dot_available();
-  return false;
-}
-inline bool has_int8_dot() {
-  if constexpr (kernels::quantdot::kBuilt) return fast::vnni_available();
-  return false;
-}
-
 // The bf16 dot-product (vdpbf16ps) peak in GFLOP/s over all OpenMP threads, or 0 where the CPU
 // lacks AVX512-BF16 (or this build lacks the kernel).
 inline double measure_bf16_dot_peak_gflops(double seconds = 0.3) {
   if constexpr (kernels::bf16dot::kBuilt) {
-    if (!has_bf16_dot()) return 0;
+    if (!fast::bf16_dot_available()) return 0;
     return detail::measure_peak_gflops(seconds, [](int64_t iterations, float* sink) {
       return kernels::bf16dot::peak(iterations, sink);
     });
@@ -129,7 +118,7 @@ inline double measure_bf16_dot_peak_gflops(double seconds = 0.3) {
 // the instruction the products with quantized weights run on.
 inline double measure_int8_dot_peak_gops(double seconds = 0.3) {
   if constexpr (kernels::quantdot::kBuilt) {
-    if (!has_int8_dot()) return 0;
+    if (!fast::vnni_available()) return 0;
     return detail::measure_peak_gflops(seconds, [](int64_t iterations, float* sink) {
       return kernels::quantdot::peak(iterations, sink);
     });

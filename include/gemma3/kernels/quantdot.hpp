@@ -839,7 +839,7 @@ static inline void prefetch_ahead(const uint8_t* c, int64_t ahead) {
 // Timed on their own inside decode steps on a host reading 81-85 GB/s, where the roofline is
 // hardest to reach, the pairs were the slower: a 1B Q4_0 down projection 67-74 µs paired against
 // 61-65 alone (each of 12 pairs of runs), Q8_0 109-121 against 109-112 (7 of 8), 4B Q4_0 214-234
-// against 203-228 (6 of 6); a whole 1B Q4_0 decode +1.9 ± 0.8% alone (9 of 12 pairs faster), and
+// against 203-228 (6 of 6); a whole 1B Q4_0 decode +1.9 ± 0.7% alone (9 of 12 pairs faster), and
 // the same where the host read 50 GB/s (two pairs). A pair is two streams from memory per thread
 // where a panel is one.
 template <quant::Type T, int NT>
