@@ -3,6 +3,10 @@
 // `gemma3 bench` measures it), FLOP/s (prefill GEMM: compare with the FMA peak), keys/s
 // (attention).
 #include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <chrono>
+#include <cstring>
 
 #include <gemma3/kernels/fast.hpp>
 #include <gemma3/kernels/machine.hpp>
@@ -137,6 +141,94 @@ BENCHMARK(BM_FastLinearQuantInterleaved)
     ->Args({1, 43008, 6912, 1})
     ->ArgsProduct({{0, 1, 3, 5, 6, 7}, {10240, 256}, {2560}, {1}})
     ->ArgsProduct({{0, 1, 3, 5, 6, 7}, {1152}, {6912}, {1, 128, 512}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// A chain of decode products as a decode step runs them: one after another on one held team
+// (fast::Team::hold), each on its own Q4_0 matrix [out, in], its rows interleaved as --huge-pages
+// loads them, from a pool of 128 MiB (four times the 32 MiB last-level cache of
+// docs/performance.md), so that every product starts cold and streams from memory. A decode step is
+// such a chain, with attention and norms between its products. Each iteration also reads the same
+// bytes with no arithmetic, in the read bandwidth's own kernel (SumF32), twice: matrix by matrix,
+// each one Team::parallel body split into one contiguous sum per thread (what the memory system and
+// the team's hand-offs give a product of that size), and the whole pool as one stream per thread.
+// The three alternate, so that they see the same host (whose bandwidth moves by half from minute to
+// minute). Counters: weight_bytes/s, chunk_reads/s and stream_reads/s, and the ratios
+// of_chunk_reads (the products against reading their bytes matrix by matrix) and chunks_of_stream
+// (that against one stream). Unlike a decode step's, x is the same in every product, in both cores'
+// caches.
+struct ProductChain {
+  static constexpr std::size_t kPoolBytes = std::size_t(128) << 20;
+  std::size_t matrix_bytes;
+  HugePageMemory memory;
+  std::vector<TensorView> matrices;
+
+  ProductChain(int64_t out, int64_t in) {
+    const auto type = quant::Type::Q4_0;
+    const int64_t stride = quant::row_bytes(type, in);
+    matrix_bytes = std::size_t(out * stride);
+    const Mat<float> values = Mat<float>::Random(out, in);
+    std::vector<std::byte> file_order(matrix_bytes);
+    quant::quantize(type, values.data(), values.size(), file_order.data());
+    const bool interleave = kernels::quantdot::kBuilt && fast::vnni_available();
+    const std::size_t count = (kPoolBytes + matrix_bytes - 1) / matrix_bytes;
+    memory = HugePageMemory(count * matrix_bytes);
+    for (std::size_t m = 0; m < count; ++m) {
+      std::byte* rows = memory.data() + m * matrix_bytes;
+      std::memcpy(rows, file_order.data(), matrix_bytes);
+      if (interleave)
+        for (int64_t r = 0; r < quant::interleaved_rows(out); r += quant::kPanelRows)
+          quant::interleave_panel(type, file_order.data() + r * stride, in, rows + r * stride);
+      TensorView w{.name = "w", .dtype = dtype_of(type), .shape = {out, in}, .data = rows};
+      w.interleaved = interleave;
+      matrices.push_back(w);
+    }
+  }
+  // The sum of `bytes` at p, split over the threads of the current Team::parallel body.
+  static void read_share(const std::byte* p, std::size_t bytes) {
+    const int64_t n = int64_t(bytes / sizeof(float));
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t begin = n * t / threads, end = n * (t + 1) / threads;
+    benchmark::DoNotOptimize(kernels::call(kernels::simd::SumF32{},
+                                           reinterpret_cast<const float*>(p) + begin, end - begin));
+  }
+};
+// Args: out, in (1b: o projection, gate (one of gate/up), down projection; 4b: down).
+void BM_DecodeProductChain(benchmark::State& state) {
+  const ProductChain chain(state.range(0), state.range(1));
+  const Mat<float> x = Mat<float>::Random(1, state.range(1));
+  const auto timed = [](auto&& pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fast::Team::hold(pass);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  double products = 0, chunks = 0, stream = 0;  // seconds
+  for (auto _ : state) {
+    products += timed([&] {
+      for (const TensorView& w : chain.matrices) benchmark::DoNotOptimize(fast::linear(x, w));
+    });
+    chunks += timed([&] {
+      for (const TensorView& w : chain.matrices)
+        fast::Team::parallel([&] { ProductChain::read_share(w.data, chain.matrix_bytes); });
+    });
+    stream += timed([&] {
+      fast::Team::parallel([&] {
+        ProductChain::read_share(chain.memory.data(), chain.matrix_bytes * chain.matrices.size());
+      });
+    });
+  }
+  const double bytes = double(chain.matrix_bytes * chain.matrices.size() * state.iterations());
+  state.counters["weight_bytes/s"] = bytes / products;
+  state.counters["chunk_reads/s"] = bytes / chunks;
+  state.counters["stream_reads/s"] = bytes / stream;
+  state.counters["of_chunk_reads"] = chunks / products;
+  state.counters["chunks_of_stream"] = stream / chunks;
+}
+BENCHMARK(BM_DecodeProductChain)
+    ->Args({1152, 1024})
+    ->Args({6912, 1152})
+    ->Args({1152, 6912})
+    ->Args({2560, 10240})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
