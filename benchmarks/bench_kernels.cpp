@@ -1,7 +1,8 @@
 // The kernels at the real shapes of Gemma 3 270m / 1b / 4b, fast path and its plain twin.
 // Counters: weight bytes read per second (decode GEMV: compare with the machine's read bandwidth,
 // `gemma3 bench` measures it), FLOP/s (prefill GEMM: compare with the FMA peak), keys/s
-// (attention).
+// (attention); a chain of decode products against reading the same bytes (BM_DecodeProductChain's
+// own ratios, measured in the same iterations).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
