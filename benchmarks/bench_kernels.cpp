@@ -88,13 +88,10 @@ BENCHMARK(BM_PlainLinear) GEMMA3_LINEAR_SHAPES->UseRealTime();
 // `gemma3 bench`'s int8_dot_peak_gops). Args: type (quant::Type's index), out, in, tokens. With
 // `interleaved`, the rows in panels of 16 as a GGUF read with --huge-pages has them on an
 // AVX512-VNNI CPU (quant::interleave_panel; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K).
-void run_fast_linear_quant(benchmark::State& state, bool interleaved) {
-  const auto type = quant::kAllTypes[state.range(0)];
-  const int64_t out = state.range(1), in = state.range(2), tokens = state.range(3);
-  if (in % quant::layout(type).block_elements != 0) {
-    state.SkipWithError("rows are not whole blocks of this type");
-    return;
-  }
+// A random [out, in] matrix quantized to `type`: its rows in file order, or, with `interleaved`,
+// in panels of 16 as --huge-pages loads them (the rows past the last whole panel in file order).
+std::vector<std::byte> random_quantized(quant::Type type, int64_t out, int64_t in,
+                                        bool interleaved) {
   const Mat<float> values = Mat<float>::Random(out, in);
   const int64_t stride = quant::row_bytes(type, in);
   std::vector<std::byte> bytes(static_cast<std::size_t>(out * stride));
@@ -104,6 +101,16 @@ void run_fast_linear_quant(benchmark::State& state, bool interleaved) {
     for (int64_t r = 0; r < quant::interleaved_rows(out); r += quant::kPanelRows)
       quant::interleave_panel(type, file_order.data() + r * stride, in, bytes.data() + r * stride);
   }
+  return bytes;
+}
+void run_fast_linear_quant(benchmark::State& state, bool interleaved) {
+  const auto type = quant::kAllTypes[state.range(0)];
+  const int64_t out = state.range(1), in = state.range(2), tokens = state.range(3);
+  if (in % quant::layout(type).block_elements != 0) {
+    state.SkipWithError("rows are not whole blocks of this type");
+    return;
+  }
+  std::vector<std::byte> bytes = random_quantized(type, out, in, interleaved);
   TensorView w{.name = "w", .dtype = dtype_of(type), .shape = {out, in}, .data = bytes.data()};
   w.interleaved = interleaved;
   const Mat<float> x = Mat<float>::Random(tokens, in);
@@ -166,20 +173,14 @@ struct ProductChain {
 
   ProductChain(int64_t out, int64_t in) {
     const auto type = quant::Type::Q4_0;
-    const int64_t stride = quant::row_bytes(type, in);
-    matrix_bytes = std::size_t(out * stride);
-    const Mat<float> values = Mat<float>::Random(out, in);
-    std::vector<std::byte> file_order(matrix_bytes);
-    quant::quantize(type, values.data(), values.size(), file_order.data());
     const bool interleave = kernels::quantdot::kBuilt && fast::vnni_available();
+    const std::vector<std::byte> matrix = random_quantized(type, out, in, interleave);
+    matrix_bytes = matrix.size();
     const std::size_t count = (kPoolBytes + matrix_bytes - 1) / matrix_bytes;
     memory = HugePageMemory(count * matrix_bytes);
     for (std::size_t m = 0; m < count; ++m) {
       std::byte* rows = memory.data() + m * matrix_bytes;
-      std::memcpy(rows, file_order.data(), matrix_bytes);
-      if (interleave)
-        for (int64_t r = 0; r < quant::interleaved_rows(out); r += quant::kPanelRows)
-          quant::interleave_panel(type, file_order.data() + r * stride, in, rows + r * stride);
+      std::memcpy(rows, matrix.data(), matrix_bytes);
       TensorView w{.name = "w", .dtype = dtype_of(type), .shape = {out, in}, .data = rows};
       w.interleaved = interleave;
       matrices.push_back(w);
