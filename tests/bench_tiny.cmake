@@ -10,7 +10,7 @@ foreach(args "--preset;tiny;--backend;fast;--decode-runs;2" "--preset;tiny;--bac
     message(FATAL_ERROR "gemma3 bench ${args} failed (${rc})")
   endif()
   foreach(key decode_tok_s decode_slowest_tok_s decode_runs prefill_tok_s prefill_cold_tok_s prefill_runs kv_bytes_per_token bandwidth_gb_s decode_roofline_fraction prefill_peak_fraction
-              prefill_fma_peak_fraction fma_peak_gflops peak_rss_mb)
+              prefill_fma_peak_fraction fma_peak_gflops peak_rss_mib)
     string(JSON value ERROR_VARIABLE err GET "${out}" ${key})
     if(err OR NOT value GREATER 0)
       message(FATAL_ERROR "bench ${args}: JSON lacks a positive ${key}: ${out}")
@@ -51,7 +51,7 @@ foreach(args "--preset;tiny;--backend;fast;--decode-runs;2" "--preset;tiny;--bac
   endif()
   if(args MATCHES "tiny-mm")
     foreach(key vision_encoder_s vision_gflops vision_peak_fraction vision_fma_peak_fraction
-                vision_patches vision_peak_rss_mb)
+                vision_patches vision_peak_rss_mib)
       string(JSON value ERROR_VARIABLE err GET "${out}" ${key})
       if(err OR NOT value GREATER 0)
         message(FATAL_ERROR "bench ${args}: JSON lacks a positive ${key}: ${out}")

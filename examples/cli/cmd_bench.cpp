@@ -76,17 +76,17 @@ double vision_flops(const ModelConfig& cfg) {
          2.0 * double(cfg.mm_tokens_per_image) * vh * double(cfg.text.hidden_size);
 }
 
-// Resident memory now, in MB (/proc/self/statm; 0 where there is none).
-double resident_mb() {
+// Resident memory now, in MiB (/proc/self/statm; 0 where there is none).
+double resident_mib() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");
   if (!f) return 0;
   long size = 0, resident = 0;
   const int got = std::fscanf(f, "%ld %ld", &size, &resident);
   std::fclose(f);
-  return got == 2 ? double(resident) * double(sysconf(_SC_PAGESIZE)) / 1e6 : 0;
+  return got == 2 ? double(resident) * double(sysconf(_SC_PAGESIZE)) / double(1 << 20) : 0;
 }
 
-// The peak resident memory of the bench's own work, in MB (as getrusage's ru_maxrss / 1024),
+// The peak resident memory of the bench's own work, in MiB (as getrusage's ru_maxrss / 1024),
 // without the bandwidth measurements' arrays: 768 MiB at a time, more than a whole 1b Q4_0
 // model, which a process-wide peak would count. Linux's VmHWM is read before each measurement
 // (noted) and reset to the resident memory after it (5 written to /proc/self/clear_refs, which
@@ -103,7 +103,7 @@ class WorkPeakRss {
     if (f) exact_ = std::fclose(f) == 0 && exact_;
     return result;
   }
-  double mb() {
+  double mib() {
     note();
     return double(exact_ && hwm_kb_ > 0 ? hwm_kb_ : peak_rss_kib()) / 1024.0;
   }
@@ -167,20 +167,20 @@ void bench(const BenchOptions& o) {
                                          "): no vision tower");
 
   // One image through the vision tower and the projector (multimodal checkpoints).
-  double vision_s = 0, vision_rss_mb = 0, vision_growth_mb = 0;
+  double vision_s = 0, vision_rss_mib = 0, vision_growth_mib = 0;
   if (ck.config().is_multimodal()) {
     // (the image itself, without pan & scan crops: the processor's first output)
     const Mat<float> pixels = full.pixel_values(
         o.image.empty() ? pattern_image(ck.config().vision->image_size) : load_image(o.image))[0];
-    const double before_mb = resident_mb();
+    const double before_mib = resident_mib();
     t0 = std::chrono::steady_clock::now();
     const Mat<float> soft_tokens = full.encode(pixels);
     vision_s = seconds_since(t0);
     const long peak_kib = peak_rss_kib();
-    vision_rss_mb = double(peak_kib) / 1024.0;
+    vision_rss_mib = double(peak_kib) / 1024.0;
     // What encoding added at its peak: the activations, plus the vision weights' pages where the
     // weights are mapped (--huge-pages reads them all in before).
-    vision_growth_mb = std::max(0.0, double(peak_kib) * 1.024e-3 - before_mb);
+    vision_growth_mib = std::max(0.0, double(peak_kib) / 1024.0 - before_mib);
   }
 
   // Bytes of weights one decode step reads: every decoder matrix and norm, the final norm and the
@@ -342,7 +342,7 @@ void bench(const BenchOptions& o) {
                int8_peak_gops = limits.int8;
   const double prefill_peak = limits.*prefill.best;
   const char* prefill_peak_name = prefill.name;
-  const double peak_rss_mb = work_rss.mb();
+  const double peak_rss_mib = work_rss.mib();
 
   const double decode_tok_s = double(o.gen_tokens) / decode_s;
   const double prefill_tok_s = double(o.prompt_tokens) / prefill_s;
@@ -438,7 +438,7 @@ void bench(const BenchOptions& o) {
                    {"prefill_peak_fraction", prefill_gflops / prefill_peak},
                    {"prefill_peak_fraction_own", spread_json(prefill_own)},
                    {"prefill_fma_peak_fraction", prefill_gflops / peak_gflops},
-                   {"peak_rss_mb", peak_rss_mb}};
+                   {"peak_rss_mib", peak_rss_mib}};
   const bool multimodal = ck.config().is_multimodal();
   const Peak vision_peak =
       multimodal ? peak_for(ck.weights().vision->layers.at(0).fc1_weight.dtype) : prefill;
@@ -450,8 +450,8 @@ void bench(const BenchOptions& o) {
     j["vision_peak_fraction"] = gflops / limits.*vision_peak.best;
     j["vision_fma_peak_fraction"] = gflops / peak_gflops;
     j["vision_patches"] = ck.config().vision->num_patches();
-    j["vision_peak_rss_mb"] = vision_rss_mb;  // before the text prefill
-    j["vision_rss_growth_mb"] = vision_growth_mb;
+    j["vision_peak_rss_mib"] = vision_rss_mib;  // before the text prefill
+    j["vision_rss_growth_mib"] = vision_growth_mib;
   }
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
@@ -481,10 +481,10 @@ void bench(const BenchOptions& o) {
   if (multimodal)
     std::printf(
         "vision           %8.2f s/image %6.1f GFLOP/s = %.2f of the %s peak (%ld patches, %s; "
-        "RSS +%.0f MB while encoding)\n",
+        "RSS +%.0f MiB while encoding)\n",
         vision_s, j["vision_gflops"].get<double>(), j["vision_peak_fraction"].get<double>(),
         vision_peak.name, long(ck.config().vision->num_patches()),
-        o.image.empty() ? "a seeded pattern" : o.image.c_str(), vision_growth_mb);
+        o.image.empty() ? "a seeded pattern" : o.image.c_str(), vision_growth_mib);
   std::printf("first token      %.3f s after %ld prompt tokens\n", ttft_s, long(o.prompt_tokens));
   std::printf(
       "decode           %8.2f tok/s  = %.2f of the roofline (%.2f tok/s: %.1f MB/token, %.1f of "
@@ -499,9 +499,9 @@ void bench(const BenchOptions& o) {
       "%.2f, %.2f-%.2f over %d runs)\n",
       decode_own.median, decode_own.low, decode_own.high, decode_own.runs);
   std::printf(
-      "memory           triad %.1f GB/s, read %.1f GB/s; peak RSS %.0f MB (the bandwidth "
+      "memory           triad %.1f GB/s, read %.1f GB/s; peak RSS %.0f MiB (the bandwidth "
       "measurements' arrays not counted)\n",
-      bw.triad_gb_s, bw.read_gb_s, peak_rss_mb);
+      bw.triad_gb_s, bw.read_gb_s, peak_rss_mib);
 }
 
 }  // namespace
