@@ -176,11 +176,10 @@ void bench(const BenchOptions& o) {
     t0 = std::chrono::steady_clock::now();
     const Mat<float> soft_tokens = full.encode(pixels);
     vision_s = seconds_since(t0);
-    const long peak_kib = peak_rss_kib();
-    vision_rss_mib = double(peak_kib) / 1024.0;
+    vision_rss_mib = double(peak_rss_kib()) / 1024.0;
     // What encoding added at its peak: the activations, plus the vision weights' pages where the
     // weights are mapped (--huge-pages reads them all in before).
-    vision_growth_mib = std::max(0.0, double(peak_kib) / 1024.0 - before_mib);
+    vision_growth_mib = std::max(0.0, vision_rss_mib - before_mib);
   }
 
   // Bytes of weights one decode step reads: every decoder matrix and norm, the final norm and the
